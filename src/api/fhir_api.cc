@@ -1,0 +1,218 @@
+// The FHIR REST dispatcher: https://hl7.org/fhir/R4/http.html. Classify(request) -> FhirRequest,
+// then format negotiation (https://hl7.org/fhir/R4/http.html#mime-type), Prefer
+// (https://hl7.org/fhir/R4/http.html#ops), and the interaction.
+#include "api/fhir_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include "api/error_response.h"
+#include "api/internal/request.h"
+#include "common/strings.h"
+#include "fhir/model.h"
+
+namespace fhirstone::api {
+namespace {
+
+bool IsGet(std::string_view method) { return method == "GET" || method == "HEAD"; }
+
+Error NotAllowed(std::string_view method, std::string_view what) {
+  return Error::MethodNotAllowed(std::string(method) + " is not allowed on " + std::string(what));
+}
+
+// Fills interaction, type, id and version from the path segments after /fhir.
+Status Classify(const std::vector<std::string>& segments, std::string_view method,
+                FhirRequest& req) {
+  size_t n = segments.size() - 1;  // segments[0] is "fhir"
+  auto seg = [&](size_t i) -> const std::string& { return segments[i + 1]; };
+  if (n == 0) {
+    if (method == "POST")
+      return Error::NotSupported("Batch and transaction Bundles are not supported yet");
+    if (IsGet(method)) return Error::NotSupported("Search across all types is not supported yet");
+    return NotAllowed(method, "the FHIR base");
+  }
+  if (seg(0) == "metadata") {
+    if (n != 1) return Error::NotFound("Unknown path");
+    if (!IsGet(method)) return NotAllowed(method, "metadata");
+    req.interaction = Interaction::kCapabilities;
+    return Ok();
+  }
+  if (seg(0) == "_history") {
+    if (n != 1) return Error::NotFound("Unknown path");
+    if (!IsGet(method)) return NotAllowed(method, "_history");
+    req.interaction = Interaction::kHistorySystem;
+    return Ok();
+  }
+  if (seg(0).starts_with("$"))
+    return Error::NotSupported("Operation " + seg(0) + " is not supported");
+  if (!fhir::IsResourceType(seg(0)))
+    return Error::NotFound("Unknown resource type '" + seg(0) + "'");
+  req.type = seg(0);
+  if (n == 1) {
+    if (method == "POST") {
+      req.interaction = Interaction::kCreate;
+      return Ok();
+    }
+    if (IsGet(method)) return Error::NotSupported("Search is not supported yet");
+    return NotAllowed(method, req.type);
+  }
+  if (seg(1) == "_history") {
+    if (n != 2) return Error::NotFound("Unknown path");
+    if (!IsGet(method)) return NotAllowed(method, req.type + "/_history");
+    req.interaction = Interaction::kHistoryType;
+    return Ok();
+  }
+  if (seg(1) == "_search") return Error::NotSupported("Search is not supported yet");
+  if (seg(1).starts_with("$"))
+    return Error::NotSupported("Operation " + seg(1) + " is not supported");
+  if (!fhir::IsValidId(seg(1)))
+    return Error::Invalid("'" + seg(1) + "' is not a valid resource id ([A-Za-z0-9-.]{1,64})");
+  req.id = seg(1);
+  if (n == 2) {
+    if (IsGet(method)) {
+      req.interaction = Interaction::kRead;
+    } else if (method == "PUT") {
+      req.interaction = Interaction::kUpdate;
+    } else if (method == "DELETE") {
+      req.interaction = Interaction::kDelete;
+    } else if (method == "PATCH") {
+      return Error::NotSupported("PATCH is not supported yet");
+    } else {
+      return NotAllowed(method, req.type + "/" + req.id);
+    }
+    return Ok();
+  }
+  if (seg(2).starts_with("$"))
+    return Error::NotSupported("Operation " + seg(2) + " is not supported");
+  if (seg(2) != "_history" || n > 4) return Error::NotFound("Unknown path");
+  if (!IsGet(method)) return NotAllowed(method, "a resource's history");
+  if (n == 3) {
+    req.interaction = Interaction::kHistoryInstance;
+    return Ok();
+  }
+  auto version = ParseInt64(seg(3));
+  if (!version || *version < 1)
+    return Error::NotFound("'" + seg(3) + "' is not a version of " + req.type + "/" + req.id);
+  req.version = *version;
+  req.interaction = Interaction::kVRead;
+  return Ok();
+}
+
+bool IsJsonMedia(std::string_view media) {
+  return media == "application/fhir+json" || media == "application/json" || media == "json" ||
+         media == "*/*" || media == "application/*" || media == "text/json";
+}
+
+bool IsXmlMedia(std::string_view media) {
+  return media == "xml" || media == "application/fhir+xml" || media == "application/xml" ||
+         media == "text/xml";
+}
+
+// Decides the response format from _format (which wins) or Accept; only JSON is produced.
+Status Negotiate(const http::Request& http, const FhirRequest& req) {
+  if (auto format = req.Param("_format")) {
+    std::string media = AsciiLower(Trim(format->substr(0, format->find(';'))));
+    if (IsJsonMedia(media)) return Ok();
+    if (IsXmlMedia(media)) return Error::NotAcceptable("XML is not supported: use _format=json");
+    return Error::NotAcceptable("Unknown _format '" + std::string(*format) + "': use json");
+  }
+  std::string_view accept = http.Header("Accept");
+  if (Trim(accept).empty()) return Ok();
+  for (auto range : Split(accept, ',')) {
+    auto parts = Split(range, ';');
+    std::string media = AsciiLower(Trim(parts[0]));
+    bool refused = false;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      std::string param = AsciiLower(Trim(parts[i]));
+      if (param == "q=0" || param == "q=0.0" || param == "q=0.00" || param == "q=0.000")
+        refused = true;
+    }
+    if (!refused && (IsJsonMedia(media) || media == "text/html" || media == "text/*")) return Ok();
+  }
+  return Error::NotAcceptable("None of the media types in Accept ('" + std::string(accept) +
+                              "') can be produced: this server answers application/fhir+json");
+}
+
+Result<bool> ParsePretty(const FhirRequest& req) {
+  auto pretty = req.Param("_pretty");
+  if (!pretty) return false;
+  if (*pretty == "true") return true;
+  if (*pretty == "false") return false;
+  return Error::Invalid("_pretty must be true or false, not '" + std::string(*pretty) + "'");
+}
+
+PreferReturn ParsePrefer(std::string_view prefer) {
+  for (auto part : Split(prefer, ',')) {
+    for (auto token : Split(part, ';')) {
+      token = Trim(token);
+      if (token == "return=minimal") return PreferReturn::kMinimal;
+      if (token == "return=OperationOutcome") return PreferReturn::kOperationOutcome;
+      if (token == "return=representation") return PreferReturn::kRepresentation;
+    }
+  }
+  return PreferReturn::kRepresentation;
+}
+
+}  // namespace
+
+struct FhirApi::Impl {
+  ApiContext ctx;
+  json::Value capability_statement;
+  std::string capability_body;
+
+  Result<http::Response> Dispatch(http::Request& http, bool& pretty) {
+    auto target = ParseTarget(http.target);
+    if (!target) return std::move(target).error();
+    FhirRequest req;
+    req.http = &http;
+    req.params = std::move(target->params);
+    auto is_pretty = ParsePretty(req);
+    if (!is_pretty) return std::move(is_pretty).error();
+    pretty = req.pretty = *is_pretty;
+    FHIRSTONE_RETURN_IF_ERROR(Classify(target->segments, http.method, req));
+    FHIRSTONE_RETURN_IF_ERROR(Negotiate(http, req));
+    req.prefer = ParsePrefer(http.Header("Prefer"));
+    switch (req.interaction) {
+      case Interaction::kCapabilities:
+        return req.pretty ? JsonResponse(200, capability_statement, true)
+                          : JsonResponse(200, capability_body);
+      case Interaction::kRead: return HandleRead(ctx, req);
+      case Interaction::kVRead: return HandleVRead(ctx, req);
+      case Interaction::kCreate: return HandleCreate(ctx, req);
+      case Interaction::kUpdate: return HandleUpdate(ctx, req);
+      case Interaction::kDelete: return HandleDelete(ctx, req);
+      case Interaction::kHistoryInstance:
+      case Interaction::kHistoryType:
+      case Interaction::kHistorySystem: return HandleHistory(ctx, req);
+    }
+    return Error::Internal("Unhandled interaction");
+  }
+};
+
+FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids, ApiOptions options)
+    : impl_(new Impl{ApiContext{store, clock, ids, options, options.base_url + "/fhir"}, {}, {}}) {
+  impl_->capability_statement = BuildCapabilityStatement(impl_->ctx);
+  impl_->capability_body = json::Write(impl_->capability_statement);
+}
+
+FhirApi::~FhirApi() = default;
+
+const std::string& FhirApi::fhir_base() const { return impl_->ctx.base; }
+
+http::Response FhirApi::Handle(http::Request& request) {
+  bool pretty = false;
+  try {
+    auto response = impl_->Dispatch(request, pretty);
+    if (response) return std::move(response).value();
+    const Error& error = response.error();
+    if (error.code() == ErrorCode::kInternal)
+      spdlog::error("{} {}: internal error: {}", request.method, request.Path(), error.message());
+    http::Response out = ErrorResponse(error, pretty);
+    if (error.code() == ErrorCode::kMethodNotAllowed) out.SetHeader("Allow", "GET, HEAD, POST, PUT, DELETE");
+    return out;
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: unexpected exception: {}", request.method, request.Path(), e.what());
+    return ErrorResponse(Error::Internal("The server failed to process the request"), pretty);
+  }
+}
+
+}  // namespace fhirstone::api

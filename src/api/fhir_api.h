@@ -1,0 +1,42 @@
+// FhirApi: the FHIR R4 RESTful API (https://hl7.org/fhir/R4/http.html) mounted under /fhir.
+// Handle() classifies a request (interaction, type, id, version), negotiates the format, runs the
+// interaction against the ResourceStore and renders the answer; every refusal is an
+// OperationOutcome through the one Error -> HTTP mapping (error_response.h).
+// Thread-safe: Handle() is called concurrently from the server's I/O threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "http/message.h"
+#include "store/resource_store.h"
+
+namespace fhirstone::api {
+
+struct ApiOptions {
+  std::string base_url = "http://localhost:8080";  // public origin; the FHIR base is base_url/fhir
+  std::string software_version = "0.0.0";
+  int default_page_size = 50;
+  int max_page_size = 1000;
+};
+
+class FhirApi {
+ public:
+  // The store, clock and id generator outlive the FhirApi.
+  FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids, ApiOptions options);
+  ~FhirApi();
+  FhirApi(const FhirApi&) = delete;
+  FhirApi& operator=(const FhirApi&) = delete;
+
+  // REQUIRES: request.Path() starts with "/fhir".
+  http::Response Handle(http::Request& request);
+
+  const std::string& fhir_base() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fhirstone::api

@@ -1,0 +1,65 @@
+// capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement states
+// exactly what this server implements, no more: the instance-level and type-level interactions
+// below for every R4 resource type, versioned updates, and system history. Search, batches,
+// conditional operations and patch are not implemented yet, so they are not claimed.
+#include "api/internal/request.h"
+#include "common/time.h"
+#include "fhir/model.h"
+
+namespace fhirstone::api {
+namespace {
+
+json::Value Code(std::string_view code) {
+  json::Value v = json::Value::EmptyObject();
+  v.Set("code", code);
+  return v;
+}
+
+}  // namespace
+
+json::Value BuildCapabilityStatement(const ApiContext& ctx) {
+  json::Value cs = json::Value::EmptyObject();
+  cs.Set("resourceType", "CapabilityStatement");
+  cs.Set("status", "active");
+  cs.Set("date", FormatInstant(ctx.clock.NowMicros()).substr(0, 10));
+  cs.Set("publisher", "Fhirstone");
+  cs.Set("kind", "instance");
+  json::Value software = json::Value::EmptyObject();
+  software.Set("name", "Fhirstone");
+  software.Set("version", ctx.options.software_version);
+  cs.Set("software", std::move(software));
+  json::Value implementation = json::Value::EmptyObject();
+  implementation.Set("description", "Fhirstone FHIR R4 server");
+  implementation.Set("url", ctx.base);
+  cs.Set("implementation", std::move(implementation));
+  cs.Set("fhirVersion", "4.0.1");
+  cs.Set("format", json::Array{json::Value("application/fhir+json"), json::Value("json"),
+                               json::Value("application/json")});
+
+  json::Array resources;
+  for (std::string_view type : fhir::ResourceTypes()) {
+    json::Value r = json::Value::EmptyObject();
+    r.Set("type", type);
+    json::Array interactions;
+    for (const char* code :
+         {"read", "vread", "update", "delete", "history-instance", "history-type", "create"})
+      interactions.push_back(Code(code));
+    r.Set("interaction", std::move(interactions));
+    r.Set("versioning", "versioned-update");
+    r.Set("readHistory", true);
+    r.Set("updateCreate", true);
+    r.Set("conditionalCreate", false);
+    r.Set("conditionalRead", "not-supported");
+    r.Set("conditionalUpdate", false);
+    r.Set("conditionalDelete", "not-supported");
+    resources.push_back(std::move(r));
+  }
+  json::Value rest = json::Value::EmptyObject();
+  rest.Set("mode", "server");
+  rest.Set("resource", std::move(resources));
+  rest.Set("interaction", json::Array{Code("history-system")});
+  cs.Set("rest", json::Array{std::move(rest)});
+  return cs;
+}
+
+}  // namespace fhirstone::api

@@ -1,0 +1,34 @@
+// update: https://hl7.org/fhir/R4/http.html#update, with update-as-create (201) and version-aware
+// updates (If-Match: 412 when the current version differs, https://hl7.org/fhir/R4/http.html#concurrency).
+#include "api/internal/request.h"
+
+namespace fhirstone::api {
+
+Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& req) {
+  std::optional<int64_t> if_match;
+  std::string_view if_match_header = req.http->Header("If-Match");
+  if (!if_match_header.empty()) {
+    if_match = ParseETagVersion(if_match_header);
+    if (!if_match)
+      return Error::Invalid("If-Match must be a version ETag such as W/\"3\", not '" +
+                            std::string(if_match_header) + "'");
+  }
+  auto resource = ParseResourceBody(req, req.type);
+  if (!resource) return std::move(resource).error();
+  const json::Value* id = resource->Find("id");
+  if (!id || !id->is_string())
+    return Error::Invalid("An update needs the resource id in the body", req.type + ".id");
+  if (id->as_string() != req.id) {
+    return Error::Invalid("The body's id '" + id->as_string() + "' does not match the URL's id '" +
+                              req.id + "'",
+                          req.type + ".id");
+  }
+  auto updated = ctx.store.Update(std::move(resource).value(), if_match);
+  if (!updated) return std::move(updated).error();
+  const store::ResourceVersion& v = updated->resource;
+  return WriteResponse(updated->created ? 201 : 200, v, req, ctx,
+                       (updated->created ? "Created " : "Updated ") + v.type + "/" + v.id +
+                           " version " + std::to_string(v.version));
+}
+
+}  // namespace fhirstone::api

@@ -1,0 +1,98 @@
+// Internal to api/: the classified FHIR request and the helpers every interaction shares
+// (format negotiation, Prefer, version headers, rendering). Not for other libraries.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/fhir_api.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/result.h"
+#include "http/message.h"
+#include "store/resource_store.h"
+
+namespace fhirstone::api {
+
+enum class Interaction {
+  kCapabilities,
+  kRead,
+  kVRead,
+  kUpdate,
+  kDelete,
+  kCreate,
+  kHistoryInstance,
+  kHistoryType,
+  kHistorySystem,
+};
+
+enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+struct FhirRequest {
+  Interaction interaction;
+  std::string type;
+  std::string id;
+  int64_t version = 0;
+  Params params;  // decoded query parameters, in order
+  bool pretty = false;
+  PreferReturn prefer = PreferReturn::kRepresentation;
+  http::Request* http = nullptr;
+
+  // The first value of parameter `name`, if present.
+  std::optional<std::string_view> Param(std::string_view name) const;
+};
+
+// What interactions share: the store, the options and the FHIR base URL.
+struct ApiContext {
+  store::ResourceStore& store;
+  Clock& clock;
+  IdGenerator& ids;
+  ApiOptions options;
+  std::string base;  // e.g. http://localhost:8080/fhir
+};
+
+// Splits a request target into decoded path segments and query parameters (Boost.URL).
+struct Target {
+  std::vector<std::string> segments;
+  Params params;
+};
+Result<Target> ParseTarget(std::string_view target);
+// Percent-encodes a query parameter value.
+std::string EncodeQueryValue(std::string_view value);
+
+// Parses `W/"3"`, `"3"` or `3` into 3.
+std::optional<int64_t> ParseETagVersion(std::string_view etag);
+std::string ETag(int64_t version);
+
+// A response carrying a FHIR JSON body.
+http::Response JsonResponse(int status, std::string body);
+http::Response JsonResponse(int status, const json::Value& value, bool pretty);
+// Adds ETag, Last-Modified (and Location when `location`) for one version.
+void AddVersionHeaders(http::Response& response, const store::ResourceVersion& v,
+                       const ApiContext& ctx, bool location);
+// The body that a write answers with, per Prefer (https://hl7.org/fhir/R4/http.html#ops).
+Result<http::Response> WriteResponse(int status, const store::ResourceVersion& v,
+                                     const FhirRequest& req, const ApiContext& ctx,
+                                     std::string_view outcome_message);
+// Parses and validates a request body as a resource of `type` (the body's resourceType must
+// match; structural validation applies).
+Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view type);
+// The stored body re-rendered when _pretty/_summary/_elements ask for it, else as stored.
+Result<std::string> RenderResource(const std::string& stored, const FhirRequest& req);
+
+// The CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html): exactly what is
+// implemented. Built once at start-up.
+json::Value BuildCapabilityStatement(const ApiContext& ctx);
+Result<http::Response> HandleRead(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleVRead(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleDelete(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleHistory(const ApiContext& ctx, const FhirRequest& req);
+
+}  // namespace fhirstone::api

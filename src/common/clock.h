@@ -1,0 +1,37 @@
+// Clock and IdGenerator: time and identifiers are injected so that tests control them.
+// SystemClock and RandomIdGenerator are the production implementations; both are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace fhirstone {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Microseconds since the Unix epoch, UTC.
+  virtual int64_t NowMicros() = 0;
+};
+
+class SystemClock : public Clock {
+ public:
+  int64_t NowMicros() override;
+};
+
+class IdGenerator {
+ public:
+  virtual ~IdGenerator() = default;
+  // A new FHIR logical id ([A-Za-z0-9\-\.]{1,64}), unique with overwhelming probability.
+  virtual std::string NewId() = 0;
+};
+
+// Random 128-bit ids rendered as UUID-shaped lowercase hex, from a per-thread generator seeded
+// from the operating system.
+class RandomIdGenerator : public IdGenerator {
+ public:
+  std::string NewId() override;
+};
+
+}  // namespace fhirstone

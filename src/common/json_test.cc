@@ -1,0 +1,74 @@
+#include "common/json.h"
+
+#include <gtest/gtest.h>
+
+namespace fhirstone::json {
+namespace {
+
+TEST(JsonTest, NumbersKeepTheirText) {
+  auto v = Parse(R"({"a":1.0,"b":1.000000000000000000E-245,"c":-0,"d":12345678901234567890123})");
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(Write(*v), R"({"a":1.0,"b":1.000000000000000000E-245,"c":-0,"d":12345678901234567890123})");
+}
+
+TEST(JsonTest, KeepsMemberOrderAndEscapes) {
+  auto v = Parse("{\"z\":\"a\\\"b\\\\c\\n\\u0001\\u00e9\",\"a\":[true,false,null,{}]}");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->as_object()[0].first, "z");
+  EXPECT_EQ(v->GetString("z"), "a\"b\\c\n\x01\xc3\xa9");
+  EXPECT_EQ(Write(*v), "{\"z\":\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\",\"a\":[true,false,null,{}]}");
+}
+
+TEST(JsonTest, PrettyPrints) {
+  auto v = Parse(R"({"a":[1,2],"b":{}})");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(Write(*v, {.pretty = true}), "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
+}
+
+TEST(JsonTest, RejectsMalformedInput) {
+  for (const char* bad : {"", "{", "{\"a\":}", "{\"a\":1,}", "[1 2]", "{\"a\":01}", "{\"a\":1.}",
+                          "{\"a\":-}", "{\"a\":tru}", "{} {}", "{\"a\":1}x", "{'a':1}",
+                          "{\"a\":\"\xff\"}", "{\"a\":1,\"a\":2}", "nul", "[1e]"}) {
+    auto v = Parse(bad);
+    EXPECT_FALSE(v) << "accepted: " << bad;
+    if (!v) EXPECT_EQ(v.error().code(), ErrorCode::kInvalid);
+  }
+}
+
+TEST(JsonTest, LimitsDepth) {
+  std::string deep(50, '[');
+  deep += std::string(50, ']');
+  EXPECT_TRUE(Parse(deep));
+  std::string too_deep(5000, '[');
+  too_deep += std::string(5000, ']');
+  auto v = Parse(too_deep);
+  ASSERT_FALSE(v);
+  EXPECT_NE(v.error().message().find("Invalid JSON"), std::string::npos);
+}
+
+TEST(JsonTest, EqualityIgnoresMemberOrderButNotNumberText) {
+  EXPECT_EQ(*Parse(R"({"a":1,"b":[1,2]})"), *Parse(R"({"b":[1,2],"a":1})"));
+  EXPECT_FALSE(*Parse(R"({"a":1.0})") == *Parse(R"({"a":1.00})"));
+  EXPECT_FALSE(*Parse(R"({"a":[1,2]})") == *Parse(R"({"a":[2,1]})"));
+}
+
+TEST(JsonTest, SetFindErase) {
+  Value o = Value::EmptyObject();
+  o.Set("a", Value::Number(1));
+  o.Set("b", "x");
+  o.Set("a", true);
+  EXPECT_EQ(Write(o), R"({"a":true,"b":"x"})");
+  EXPECT_TRUE(o.Erase("a"));
+  EXPECT_FALSE(o.Erase("a"));
+  EXPECT_EQ(o.Find("a"), nullptr);
+  EXPECT_EQ(Write(o), R"({"b":"x"})");
+}
+
+TEST(JsonTest, ScalarDocuments) {
+  EXPECT_EQ(Write(*Parse(" 42 ")), "42");
+  EXPECT_EQ(Write(*Parse("\"s\"")), "\"s\"");
+  EXPECT_EQ(Write(*Parse("null")), "null");
+}
+
+}  // namespace
+}  // namespace fhirstone::json

@@ -1,0 +1,121 @@
+#include "db/database.h"
+
+#include <mutex>
+
+#include "common/strings.h"
+#include "db/sqlite/sqlite_database.h"
+
+namespace fhirstone::db {
+
+struct Database::Pool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<Connection>> idle;
+};
+
+std::shared_ptr<Database::Pool> Database::MakePool() { return std::make_shared<Pool>(); }
+
+Result<int64_t> Statement::Run() {
+  while (true) {
+    auto row = Step();
+    if (!row) {
+      Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+  }
+  int64_t changes = Changes();
+  Reset();
+  return changes;
+}
+
+Lease::~Lease() {
+  if (conn_) db_->Release(std::move(conn_));
+}
+
+Result<Transaction> Transaction::Begin(Connection& conn, bool write) {
+  FHIRSTONE_RETURN_IF_ERROR(conn.Begin(write));
+  return Transaction(&conn);
+}
+
+Transaction::~Transaction() {
+  if (conn_) (void)conn_->Rollback();
+}
+
+Status Transaction::Commit() {
+  Connection* conn = conn_;
+  conn_ = nullptr;
+  auto status = conn->Commit();
+  if (!status) (void)conn->Rollback();
+  return status;
+}
+
+Result<std::unique_ptr<Database>> Database::Open(std::string_view url) {
+  if (url.starts_with("sqlite:")) return sqlite::OpenSqliteDatabase(url.substr(7));
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    return Error::NotSupported("PostgreSQL is not available in this build yet; use sqlite:PATH");
+  return Error::Invalid("Unknown database URL '" + std::string(url) +
+                        "': expected sqlite:PATH");
+}
+
+Result<Lease> Database::Acquire() {
+  {
+    std::lock_guard lock(pool_->mu);
+    if (!pool_->idle.empty()) {
+      auto conn = std::move(pool_->idle.back());
+      pool_->idle.pop_back();
+      return Lease(this, std::move(conn));
+    }
+  }
+  auto conn = OpenConnection();
+  if (!conn) return std::move(conn).error();
+  return Lease(this, std::move(conn).value());
+}
+
+void Database::Release(std::unique_ptr<Connection> conn) {
+  std::lock_guard lock(pool_->mu);
+  pool_->idle.push_back(std::move(conn));
+}
+
+Status Database::Migrate(const std::vector<Migration>& migrations) {
+  auto lease = Acquire();
+  if (!lease) return std::move(lease).error();
+  Connection& conn = **lease;
+  FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
+      "NULL, applied_at TEXT NOT NULL)"));
+  for (const auto& m : migrations) {
+    auto tx = Transaction::Begin(conn, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    auto check = conn.Prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
+    if (!check) return std::move(check).error();
+    (*check)->BindInt(1, m.version);
+    auto row = (*check)->Step();
+    (*check)->Reset();
+    if (!row) return std::move(row).error();
+    if (*row) continue;
+    FHIRSTONE_RETURN_IF_ERROR(conn.Execute(m.sql));
+    auto record = conn.Prepare(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, "
+        "CURRENT_TIMESTAMP)");
+    if (!record) return std::move(record).error();
+    (*record)->BindInt(1, m.version);
+    (*record)->BindText(2, m.name);
+    auto done = (*record)->Run();
+    if (!done) return std::move(done).error();
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+  }
+  return Ok();
+}
+
+Status Database::Ping() {
+  auto lease = Acquire();
+  if (!lease) return std::move(lease).error();
+  auto stmt = (*lease)->Prepare("SELECT 1");
+  if (!stmt) return std::move(stmt).error();
+  auto row = (*stmt)->Step();
+  (*stmt)->Reset();
+  if (!row) return std::move(row).error();
+  return Ok();
+}
+
+}  // namespace fhirstone::db

@@ -1,0 +1,135 @@
+// The thin SQL driver: Database (a pool of connections opened from a URL), Connection, Statement
+// and Transaction. SQL is written once with `?` placeholders; each Dialect renders what differs
+// (placeholders, upserts, types). SQLite is implemented in sqlite/; `postgres://` URLs are
+// refused until that store exists. A Connection and its Statements are used by one thread at a
+// time (a lease from the pool); Database itself is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace fhirstone::db {
+
+enum class Dialect { kSqlite, kPostgres };
+
+class Statement {
+ public:
+  virtual ~Statement() = default;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Parameters are numbered from 1. Text and blobs are copied.
+  virtual void BindInt(int index, int64_t value) = 0;
+  virtual void BindText(int index, std::string_view value) = 0;
+  virtual void BindBlob(int index, std::string_view value) = 0;
+  virtual void BindNull(int index) = 0;
+  // Advances to the next row: true when a row is available, false when done.
+  virtual Result<bool> Step() = 0;
+  // Columns are numbered from 0; views stay valid until the next Step() or Reset().
+  virtual int64_t ColumnInt(int column) = 0;
+  virtual std::string_view ColumnText(int column) = 0;
+  virtual bool ColumnIsNull(int column) = 0;
+  // Makes the statement ready to run again (keeps nothing bound).
+  virtual void Reset() = 0;
+  // Runs to completion, for statements without rows; returns the rows changed.
+  Result<int64_t> Run();
+
+ protected:
+  Statement() = default;
+  virtual int64_t Changes() = 0;
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  virtual Dialect dialect() const = 0;
+  // Runs one or more statements without parameters.
+  virtual Status Execute(std::string_view sql) = 0;
+  // A prepared statement, cached by its SQL text; owned by the connection. Reset before return.
+  virtual Result<Statement*> Prepare(std::string_view sql) = 0;
+  // Transactions: a write transaction takes the write lock at once (no lost updates).
+  virtual Status Begin(bool write) = 0;
+  virtual Status Commit() = 0;
+  virtual Status Rollback() = 0;
+
+ protected:
+  Connection() = default;
+};
+
+class Database;
+
+// A connection borrowed from the pool; returned when destroyed.
+class Lease {
+ public:
+  Lease(Database* db, std::unique_ptr<Connection> conn) : db_(db), conn_(std::move(conn)) {}
+  Lease(Lease&&) = default;
+  Lease& operator=(Lease&&) = delete;
+  ~Lease();
+  Connection* operator->() { return conn_.get(); }
+  Connection& operator*() { return *conn_; }
+
+ private:
+  Database* db_;
+  std::unique_ptr<Connection> conn_;
+};
+
+// Commits or rolls back one transaction on a leased connection (rollback unless Commit()).
+class Transaction {
+ public:
+  static Result<Transaction> Begin(Connection& conn, bool write);
+  Transaction(Transaction&& other) noexcept : conn_(other.conn_) { other.conn_ = nullptr; }
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+  Status Commit();
+
+ private:
+  explicit Transaction(Connection* conn) : conn_(conn) {}
+  Connection* conn_;
+};
+
+// One migration step of a store's schema: applied once, in order, recorded in schema_migrations.
+struct Migration {
+  int version;
+  std::string name;
+  std::string sql;
+};
+
+class Database {
+ public:
+  virtual ~Database() = default;
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Opens `url`: "sqlite:PATH" (created if absent, WAL mode) or "sqlite::memory:" for tests.
+  static Result<std::unique_ptr<Database>> Open(std::string_view url);
+
+  virtual Dialect dialect() const = 0;
+  // A connection for the calling thread; opens a new one when the pool is empty.
+  Result<Lease> Acquire();
+  // Applies the migrations that are not yet applied, each in its own transaction.
+  Status Migrate(const std::vector<Migration>& migrations);
+  // Whether the database answers (for readiness checks).
+  Status Ping();
+
+ protected:
+  Database() = default;
+  virtual Result<std::unique_ptr<Connection>> OpenConnection() = 0;
+
+ private:
+  friend class Lease;
+  void Release(std::unique_ptr<Connection> conn);
+
+  struct Pool;
+  std::shared_ptr<Pool> pool_ = MakePool();
+  static std::shared_ptr<Pool> MakePool();
+};
+
+}  // namespace fhirstone::db

@@ -1,0 +1,52 @@
+// http::Server: an HTTP/1.1 server (Boost.Beast, C++20 coroutines) that runs a Handler for each
+// request on a pool of I/O threads. It owns its io_context and threads. Keep-alive, pipelining-safe
+// sequential processing per connection, limits (body size, header size, idle and read timeouts),
+// and a graceful Stop(): stop accepting, let in-flight requests finish, then join the threads.
+// Start/Stop are called from one controlling thread; the handler runs concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "http/message.h"
+
+namespace fhirstone::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (see Server::port())
+  int threads = 2;
+  size_t max_body_bytes = 16 * 1024 * 1024;
+  size_t max_header_bytes = 64 * 1024;
+  std::chrono::milliseconds read_timeout{30000};   // to receive a whole request once started
+  std::chrono::milliseconds idle_timeout{60000};   // keep-alive wait for the next request
+  std::chrono::milliseconds shutdown_grace{10000};  // how long Stop() waits for in-flight work
+  std::string server_header = "Fhirstone";
+};
+
+class Server {
+ public:
+  virtual ~Server() = default;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds, listens and starts the I/O threads; returns once the port is open.
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, Handler handler,
+                                               TransportErrorRenderer render_error);
+
+  // The bound port (useful when options.port was 0).
+  virtual uint16_t port() const = 0;
+  // Stops accepting, waits (up to shutdown_grace) for in-flight requests, closes idle
+  // connections and joins the threads. Idempotent.
+  virtual void Stop() = 0;
+  // Blocks until SIGINT or SIGTERM arrives (handled on the server's own io_context).
+  virtual void WaitForSignal() = 0;
+
+ protected:
+  Server() = default;
+};
+
+}  // namespace fhirstone::http

@@ -1,0 +1,149 @@
+#include "server/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+
+#include "api/error_response.h"
+#include "api/fhir_api.h"
+#include "common/strings.h"
+#include "db/database.h"
+#include "http/server.h"
+#include "store/sql_resource_store.h"
+
+#ifndef FHIRSTONE_VERSION
+#define FHIRSTONE_VERSION "0.0.0"
+#endif
+
+namespace fhirstone::server {
+
+struct App::Impl {
+  std::unique_ptr<Clock> owned_clock;
+  std::unique_ptr<IdGenerator> owned_ids;
+  Clock* clock = nullptr;
+  IdGenerator* ids = nullptr;
+  std::unique_ptr<db::Database> db;
+  std::unique_ptr<store::ResourceStore> store;
+  std::atomic<api::FhirApi*> api{nullptr};
+  std::unique_ptr<api::FhirApi> api_owner;
+  std::unique_ptr<http::Server> server;
+  std::string base_url;
+  bool stopped = false;
+
+  http::Response Route(http::Request& request) {
+    std::string_view path = request.Path();
+    if (path == "/fhir" || path.starts_with("/fhir/")) {
+      api::FhirApi* fhir = api.load(std::memory_order_acquire);
+      if (!fhir) return api::ErrorResponse(Error::Unavailable("The server is starting"));
+      return fhir->Handle(request);
+    }
+    if (path == "/" && (request.method == "GET" || request.method == "HEAD")) {
+      http::Response response;
+      response.status = 302;
+      response.SetHeader("Location", "/fhir/metadata");
+      return response;
+    }
+    return api::ErrorResponse(Error::NotFound("Nothing here: the FHIR API is under /fhir"));
+  }
+};
+
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return Error::Invalid("--listen must be HOST:PORT, not '" + listen + "'");
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = ParseInt64(std::string_view(listen).substr(colon + 1));
+  if (!port || *port < 0 || *port > 65535)
+    return Error::Invalid("--listen has an invalid port: '" + listen + "'");
+  return std::make_pair(host, static_cast<uint16_t>(*port));
+}
+
+App::App() : impl_(std::make_unique<Impl>()) {}
+
+App::~App() { Stop(); }
+
+Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
+                                        IdGenerator* ids) {
+  std::unique_ptr<App> app(new App());
+  Impl& impl = *app->impl_;
+  if (clock) {
+    impl.clock = clock;
+  } else {
+    impl.owned_clock = std::make_unique<SystemClock>();
+    impl.clock = impl.owned_clock.get();
+  }
+  if (ids) {
+    impl.ids = ids;
+  } else {
+    impl.owned_ids = std::make_unique<RandomIdGenerator>();
+    impl.ids = impl.owned_ids.get();
+  }
+  auto listen = ParseListen(config.listen);
+  if (!listen) return std::move(listen).error();
+
+  auto db = db::Database::Open(config.db);
+  if (!db) return std::move(db).error();
+  impl.db = std::move(db).value();
+  auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids);
+  if (!store) return std::move(store).error();
+  impl.store = std::move(store).value();
+
+  http::ServerOptions options;
+  options.host = listen->first;
+  options.port = listen->second;
+  options.threads = config.threads > 0
+                        ? config.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.max_body_bytes = config.max_body_bytes;
+  options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  options.server_header = std::string("Fhirstone/") + FHIRSTONE_VERSION;
+  Impl* raw = &impl;
+  auto server = http::Server::Start(
+      options, [raw](http::Request& request) { return raw->Route(request); },
+      [](int status, std::string_view message) {
+        ErrorCode code = status == 413 ? ErrorCode::kTooLarge : ErrorCode::kInvalid;
+        http::Response response = api::ErrorResponse(Error(code, std::string(message)));
+        response.status = status;
+        return response;
+      });
+  if (!server) return std::move(server).error();
+  impl.server = std::move(server).value();
+
+  if (config.base_url.empty()) {
+    std::string host = listen->first;
+    if (host == "0.0.0.0" || host == "::") host = "localhost";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    impl.base_url = "http://" + host + ":" + std::to_string(impl.server->port());
+  } else {
+    impl.base_url = config.base_url;
+    while (!impl.base_url.empty() && impl.base_url.back() == '/') impl.base_url.pop_back();
+  }
+  api::ApiOptions api_options;
+  api_options.base_url = impl.base_url;
+  api_options.software_version = FHIRSTONE_VERSION;
+  impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids, api_options);
+  impl.api.store(impl.api_owner.get(), std::memory_order_release);
+  return app;
+}
+
+uint16_t App::port() const { return impl_->server->port(); }
+
+const std::string& App::base_url() const { return impl_->base_url; }
+
+void App::WaitForSignal() { impl_->server->WaitForSignal(); }
+
+void App::Stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  if (impl_->server) impl_->server->Stop();
+  impl_->api.store(nullptr);
+  impl_->api_owner.reset();
+  impl_->store.reset();
+  impl_->db.reset();  // closes every connection: the WAL is checkpointed
+}
+
+}  // namespace fhirstone::server

@@ -1,0 +1,53 @@
+// App: the composition root. Builds every object of a running server from a ServeConfig (the
+// database from its URL, the store, the FHIR API, the HTTP server) and owns them; nothing else
+// constructs them. Used by main and by tests that start a server in-process on port 0.
+// Start/Stop/WaitForSignal are called from one controlling thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace fhirstone::server {
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
+  std::string base_url;                   // public origin; default http://HOST:PORT
+  std::string db = "sqlite:var/fhirstone.db";
+  int threads = 0;                        // 0: one per core
+  size_t max_body_bytes = 16 * 1024 * 1024;
+  int read_timeout_ms = 30000;
+  int idle_timeout_ms = 60000;
+};
+
+class App {
+ public:
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // Opens the database (migrating it), starts listening and returns once requests are served.
+  // `clock` and `ids` default to the system clock and random ids; when given they outlive the App.
+  static Result<std::unique_ptr<App>> Start(const ServeConfig& config, Clock* clock = nullptr,
+                                            IdGenerator* ids = nullptr);
+
+  uint16_t port() const;
+  const std::string& base_url() const;
+  // Blocks until SIGINT or SIGTERM.
+  void WaitForSignal();
+  // Finishes in-flight requests, stops the server and closes the database. Idempotent.
+  void Stop();
+
+ private:
+  App();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "HOST:PORT" or "[V6]:PORT" split; nullopt-like Error when malformed.
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
+
+}  // namespace fhirstone::server

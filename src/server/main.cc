@@ -1,0 +1,79 @@
+// fhirstone: the command line. `fhirstone serve` runs the server; `fhirstone --version`.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "server/app.h"
+
+#ifndef FHIRSTONE_VERSION
+#define FHIRSTONE_VERSION "0.0.0"
+#endif
+
+namespace {
+
+// Creates the folder of a sqlite:PATH database so that `make run` works from a fresh clone.
+void EnsureDatabaseFolder(const std::string& url) {
+  if (!url.starts_with("sqlite:") || url == "sqlite::memory:") return;
+  std::filesystem::path path(url.substr(7));
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"Fhirstone: a SMART on FHIR server (FHIR R4)"};
+  cli.set_version_flag("--version", std::string("fhirstone ") + FHIRSTONE_VERSION);
+  cli.set_config("--config", "", "Read options from a TOML or INI file ([serve] section)");
+  cli.require_subcommand(1);
+
+  fhirstone::server::ServeConfig config;
+  std::string log_level = "info";
+  CLI::App* serve = cli.add_subcommand("serve", "Run the FHIR server");
+  serve->add_option("--listen", config.listen,
+                    "Address to listen on, HOST:PORT (port 0 picks a free port)")
+      ->capture_default_str();
+  serve->add_option("--base-url", config.base_url,
+                    "Public URL of this server as clients see it (default http://HOST:PORT); "
+                    "the FHIR base is BASE-URL/fhir");
+  serve->add_option("--db", config.db,
+                    "Database URL: sqlite:PATH (an embedded SQLite file, created if absent)")
+      ->capture_default_str();
+  serve->add_option("--threads", config.threads, "I/O threads (0: one per core)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  serve->add_option("--max-body-bytes", config.max_body_bytes,
+                    "Largest request body accepted; larger ones get 413")
+      ->capture_default_str();
+  serve->add_option("--read-timeout-ms", config.read_timeout_ms,
+                    "Time allowed to receive a whole request; slower ones get 408")
+      ->capture_default_str();
+  serve->add_option("--idle-timeout-ms", config.idle_timeout_ms,
+                    "How long an idle keep-alive connection stays open")
+      ->capture_default_str();
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+
+  CLI11_PARSE(cli, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (serve->parsed()) {
+    EnsureDatabaseFolder(config.db);
+    auto app = fhirstone::server::App::Start(config);
+    if (!app) {
+      spdlog::error("cannot start: {}", app.error().message());
+      return 1;
+    }
+    spdlog::info("Fhirstone {} listening; FHIR base {}/fhir", FHIRSTONE_VERSION,
+                 (*app)->base_url());
+    (*app)->WaitForSignal();
+    spdlog::info("shutting down: finishing in-flight requests");
+    (*app)->Stop();
+    spdlog::info("stopped");
+  }
+  return 0;
+}

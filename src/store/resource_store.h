@@ -1,0 +1,85 @@
+// ResourceStore: versioned FHIR resources (https://hl7.org/fhir/R4/http.html): create, read,
+// vread, update (also as create), logical delete and history, each write one transaction that
+// assigns meta.versionId and meta.lastUpdated. Bodies are stored as compact JSON with meta
+// filled in, so that a read returns stored bytes without re-serializing.
+// Implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/result.h"
+#include "common/time.h"
+
+namespace fhirstone::store {
+
+enum class Method { kCreate, kUpdate, kDelete };
+
+// One version of one resource.
+struct ResourceVersion {
+  std::string type;
+  std::string id;
+  int64_t version = 0;
+  int64_t last_updated = 0;  // microseconds since the epoch
+  Method method = Method::kCreate;
+  bool deleted = false;
+  std::string body;  // compact JSON with meta; empty when deleted
+};
+
+struct UpdateResult {
+  ResourceVersion resource;
+  bool created = false;  // no live version existed before (201 rather than 200)
+};
+
+struct DeleteResult {
+  // The delete version, or nullopt when there was nothing live to delete.
+  std::optional<ResourceVersion> deleted;
+};
+
+// History of the system (type and id empty), of a type (id empty) or of one resource.
+struct HistoryQuery {
+  std::string type;
+  std::string id;
+  std::optional<int64_t> since;     // only versions with last_updated >= since
+  std::optional<TimeRange> at;      // only versions current at some time during `at`
+  int count = 50;                   // page size
+  std::optional<int64_t> cursor;    // continue after this position (from HistoryPage::next)
+};
+
+struct HistoryPage {
+  std::vector<ResourceVersion> entries;  // newest first
+  std::optional<int64_t> next;           // cursor of the next page, if any
+  std::optional<int64_t> total;          // number of matching versions, for instance history
+};
+
+class ResourceStore {
+ public:
+  virtual ~ResourceStore() = default;
+  ResourceStore(const ResourceStore&) = delete;
+  ResourceStore& operator=(const ResourceStore&) = delete;
+
+  // The current version; NotFound if never created, Gone if deleted.
+  virtual Result<ResourceVersion> Read(std::string_view type, std::string_view id) = 0;
+  // One version; NotFound if absent, Gone if that version is a deletion.
+  virtual Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
+                                        int64_t version) = 0;
+  // Stores `resource` (REQUIRES: valid, with resourceType) under a new server-assigned id.
+  virtual Result<ResourceVersion> Create(json::Value resource) = 0;
+  // Stores a new version of resource.id (creating it if absent or deleted). With if_match,
+  // fails with PreconditionFailed unless the current live version is exactly that.
+  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) = 0;
+  // Logical delete; with if_match as for Update.
+  virtual Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                                      std::optional<int64_t> if_match) = 0;
+  virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+
+ protected:
+  ResourceStore() = default;
+};
+
+}  // namespace fhirstone::store

@@ -1,0 +1,388 @@
+#include "store/sql_resource_store.h"
+
+#include <string>
+
+#include "common/time.h"
+
+namespace fhirstone::store {
+namespace {
+
+const std::vector<db::Migration>& Migrations() {
+  static const std::vector<db::Migration> kMigrations = {
+      {1, "resources",
+       "CREATE TABLE resource ("
+       "  type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+       "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, body BLOB,"
+       "  PRIMARY KEY (type, id));"
+       "CREATE TABLE resource_history ("
+       "  txid INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL,"
+       "  version INTEGER NOT NULL, last_updated INTEGER NOT NULL, method TEXT NOT NULL,"
+       "  body BLOB, ended INTEGER);"
+       "CREATE UNIQUE INDEX resource_history_version ON resource_history (type, id, version);"
+       "CREATE INDEX resource_history_type ON resource_history (type, txid);"},
+  };
+  return kMigrations;
+}
+
+char MethodCode(Method m) {
+  switch (m) {
+    case Method::kCreate: return 'C';
+    case Method::kUpdate: return 'U';
+    case Method::kDelete: return 'D';
+  }
+  return 'U';
+}
+
+Method MethodFromCode(std::string_view code) {
+  if (code == "C") return Method::kCreate;
+  if (code == "D") return Method::kDelete;
+  return Method::kUpdate;
+}
+
+// Sets id and meta.versionId/lastUpdated, keeping resourceType, id and meta first.
+void StampResource(json::Value& resource, const std::string& id, int64_t version,
+                   int64_t last_updated) {
+  json::Object& members = resource.as_object();
+  auto position = [&](std::string_view key) {
+    for (size_t i = 0; i < members.size(); ++i)
+      if (members[i].first == key) return static_cast<int>(i);
+    return -1;
+  };
+  int id_pos = position("id");
+  if (id_pos < 0) {
+    int rt = position("resourceType");
+    members.insert(members.begin() + (rt + 1), {"id", json::Value(id)});
+    id_pos = rt + 1;
+  } else {
+    members[id_pos].second = json::Value(id);
+  }
+  int meta_pos = position("meta");
+  if (meta_pos < 0 || !members[meta_pos].second.is_object()) {
+    if (meta_pos >= 0) members.erase(members.begin() + meta_pos);
+    id_pos = position("id");
+    members.insert(members.begin() + (id_pos + 1), {"meta", json::Value::EmptyObject()});
+    meta_pos = id_pos + 1;
+  }
+  json::Value& meta = members[meta_pos].second;
+  json::Object& meta_members = meta.as_object();
+  // versionId and lastUpdated lead meta, in that order.
+  std::erase_if(meta_members, [](const json::Member& m) {
+    return m.first == "versionId" || m.first == "lastUpdated";
+  });
+  meta_members.insert(meta_members.begin(),
+                      {{"versionId", json::Value(std::to_string(version))},
+                       {"lastUpdated", json::Value(FormatInstant(last_updated))}});
+}
+
+class SqlResourceStore : public ResourceStore {
+ public:
+  SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids)
+      : db_(db), clock_(clock), ids_(ids) {}
+
+  Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto stmt = (*lease)->Prepare(
+        "SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    s.BindText(1, type);
+    s.BindText(2, id);
+    auto row = s.Step();
+    if (!row) return Finish(s, std::move(row).error());
+    if (!*row) return Finish(s, NotFound(type, id));
+    ResourceVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = s.ColumnInt(0);
+    v.last_updated = s.ColumnInt(1);
+    v.deleted = s.ColumnInt(2) != 0;
+    if (v.deleted) return Finish(s, Gone(type, id, v.version));
+    v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
+    v.body = s.ColumnText(3);
+    s.Reset();
+    return v;
+  }
+
+  Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
+                                int64_t version) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto stmt = (*lease)->Prepare(
+        "SELECT last_updated, method, body FROM resource_history "
+        "WHERE type = ? AND id = ? AND version = ?");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    s.BindText(1, type);
+    s.BindText(2, id);
+    s.BindInt(3, version);
+    auto row = s.Step();
+    if (!row) return Finish(s, std::move(row).error());
+    if (!*row)
+      return Finish(s, Error::NotFound("Version " + std::to_string(version) + " of " +
+                                       std::string(type) + "/" + std::string(id) +
+                                       " is not known"));
+    ResourceVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = version;
+    v.last_updated = s.ColumnInt(0);
+    v.method = MethodFromCode(s.ColumnText(1));
+    v.deleted = v.method == Method::kDelete;
+    if (v.deleted) return Finish(s, Gone(type, id, version));
+    v.body = s.ColumnText(2);
+    s.Reset();
+    return v;
+  }
+
+  Result<ResourceVersion> Create(json::Value resource) override {
+    std::string type(resource.GetString("resourceType"));
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    ResourceVersion v;
+    v.type = std::move(type);
+    v.id = ids_.NewId();
+    v.version = 1;
+    v.last_updated = clock_.NowMicros();
+    v.method = Method::kCreate;
+    StampResource(resource, v.id, v.version, v.last_updated);
+    v.body = json::Write(resource);
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, /*previous=*/0));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    return v;
+  }
+
+  Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
+    std::string type(resource.GetString("resourceType"));
+    std::string id(resource.GetString("id"));
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    auto current = Current(**lease, type, id);
+    if (!current) return std::move(current).error();
+    bool live = current->version > 0 && !current->deleted;
+    if (if_match && (!live || current->version != *if_match))
+      return MismatchError(type, id, *if_match, live ? current->version : 0);
+    UpdateResult result;
+    result.created = !live;
+    ResourceVersion& v = result.resource;
+    v.type = std::move(type);
+    v.id = std::move(id);
+    v.version = current->version + 1;
+    v.last_updated = clock_.NowMicros();
+    v.method = Method::kUpdate;
+    StampResource(resource, v.id, v.version, v.last_updated);
+    v.body = json::Write(resource);
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    return result;
+  }
+
+  Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                              std::optional<int64_t> if_match) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    auto current = Current(**lease, type, id);
+    if (!current) return std::move(current).error();
+    bool live = current->version > 0 && !current->deleted;
+    if (if_match && (!live || current->version != *if_match))
+      return MismatchError(type, id, *if_match, live ? current->version : 0);
+    DeleteResult result;
+    if (!live) return result;  // nothing to delete: no new version
+    ResourceVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = current->version + 1;
+    v.last_updated = clock_.NowMicros();
+    v.method = Method::kDelete;
+    v.deleted = true;
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    result.deleted = std::move(v);
+    return result;
+  }
+
+  Result<HistoryPage> History(const HistoryQuery& q) override {
+    std::string where = " WHERE 1=1";
+    if (!q.type.empty()) where += " AND type = ?";
+    if (!q.id.empty()) where += " AND id = ?";
+    if (q.since) where += " AND last_updated >= ?";
+    if (q.at) where += " AND last_updated < ? AND (ended IS NULL OR ended > ?)";
+    auto bind_filters = [&](db::Statement& s) {
+      int i = 1;
+      if (!q.type.empty()) s.BindText(i++, q.type);
+      if (!q.id.empty()) s.BindText(i++, q.id);
+      if (q.since) s.BindInt(i++, *q.since);
+      if (q.at) {
+        s.BindInt(i++, q.at->high);
+        s.BindInt(i++, q.at->low);
+      }
+      return i;
+    };
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    // One read transaction: the page and its total see the same snapshot.
+    auto tx = db::Transaction::Begin(**lease, /*write=*/false);
+    if (!tx) return std::move(tx).error();
+    HistoryPage page;
+    std::string sql =
+        "SELECT txid, type, id, version, last_updated, method, body FROM resource_history" +
+        where + (q.cursor ? " AND txid < ?" : "") + " ORDER BY txid DESC LIMIT ?";
+    auto stmt = (*lease)->Prepare(sql);
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    int next_param = bind_filters(s);
+    if (q.cursor) s.BindInt(next_param++, *q.cursor);
+    s.BindInt(next_param, q.count + 1);
+    int64_t last_txid = 0;
+    while (true) {
+      auto row = s.Step();
+      if (!row) return Finish(s, std::move(row).error());
+      if (!*row) break;
+      if (static_cast<int>(page.entries.size()) == q.count) {
+        page.next = last_txid;
+        break;
+      }
+      last_txid = s.ColumnInt(0);
+      ResourceVersion v;
+      v.type = s.ColumnText(1);
+      v.id = s.ColumnText(2);
+      v.version = s.ColumnInt(3);
+      v.last_updated = s.ColumnInt(4);
+      v.method = MethodFromCode(s.ColumnText(5));
+      v.deleted = v.method == Method::kDelete;
+      if (!v.deleted) v.body = s.ColumnText(6);
+      page.entries.push_back(std::move(v));
+    }
+    s.Reset();
+    if (!q.id.empty()) {
+      auto count = (*lease)->Prepare("SELECT count(*) FROM resource_history" + where);
+      if (!count) return std::move(count).error();
+      bind_filters(**count);
+      auto row = (*count)->Step();
+      if (!row) return Finish(**count, std::move(row).error());
+      page.total = (*count)->ColumnInt(0);
+      (*count)->Reset();
+    }
+    return page;
+  }
+
+ private:
+  struct CurrentState {
+    int64_t version = 0;  // 0: never existed
+    bool deleted = false;
+  };
+
+  template <typename E>
+  static E Finish(db::Statement& s, E e) {
+    s.Reset();
+    return e;
+  }
+
+  static Error NotFound(std::string_view type, std::string_view id) {
+    return Error::NotFound("Resource " + std::string(type) + "/" + std::string(id) +
+                           " is not known");
+  }
+  static Error Gone(std::string_view type, std::string_view id, int64_t version) {
+    return Error::Gone("Resource " + std::string(type) + "/" + std::string(id) +
+                       " was deleted (version " + std::to_string(version) + ")");
+  }
+  static Error MismatchError(std::string_view type, std::string_view id, int64_t expected,
+                             int64_t actual) {
+    std::string where = std::string(type) + "/" + std::string(id);
+    if (actual == 0)
+      return Error::PreconditionFailed("If-Match: " + where + " has no current version");
+    return Error::PreconditionFailed("If-Match: version " + std::to_string(expected) +
+                                     " was expected but " + where + " is at version " +
+                                     std::to_string(actual));
+  }
+
+  Result<CurrentState> Current(db::Connection& conn, std::string_view type, std::string_view id) {
+    auto stmt = conn.Prepare("SELECT version, deleted FROM resource WHERE type = ? AND id = ?");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    s.BindText(1, type);
+    s.BindText(2, id);
+    auto row = s.Step();
+    if (!row) return Finish(s, std::move(row).error());
+    CurrentState state;
+    if (*row) {
+      state.version = s.ColumnInt(0);
+      state.deleted = s.ColumnInt(1) != 0;
+    }
+    s.Reset();
+    return state;
+  }
+
+  // Appends `v` to the history (closing version `previous`, if any) and makes it current.
+  Status WriteVersion(db::Connection& conn, const ResourceVersion& v, int64_t previous) {
+    if (previous > 0) {
+      auto close = conn.Prepare(
+          "UPDATE resource_history SET ended = ? WHERE type = ? AND id = ? AND version = ?");
+      if (!close) return std::move(close).error();
+      (*close)->BindInt(1, v.last_updated);
+      (*close)->BindText(2, v.type);
+      (*close)->BindText(3, v.id);
+      (*close)->BindInt(4, previous);
+      auto done = (*close)->Run();
+      if (!done) return std::move(done).error();
+    }
+    auto insert = conn.Prepare(
+        "INSERT INTO resource_history (type, id, version, last_updated, method, body) "
+        "VALUES (?, ?, ?, ?, ?, ?)");
+    if (!insert) return std::move(insert).error();
+    db::Statement& h = **insert;
+    h.BindText(1, v.type);
+    h.BindText(2, v.id);
+    h.BindInt(3, v.version);
+    h.BindInt(4, v.last_updated);
+    const char method[1] = {MethodCode(v.method)};
+    h.BindText(5, std::string_view(method, 1));
+    if (v.deleted) {
+      h.BindNull(6);
+    } else {
+      h.BindBlob(6, v.body);
+    }
+    auto done = h.Run();
+    if (!done) return std::move(done).error();
+    auto upsert = conn.Prepare(
+        "INSERT INTO resource (type, id, version, last_updated, deleted, body) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
+        "version = excluded.version, last_updated = excluded.last_updated, "
+        "deleted = excluded.deleted, body = excluded.body");
+    if (!upsert) return std::move(upsert).error();
+    db::Statement& u = **upsert;
+    u.BindText(1, v.type);
+    u.BindText(2, v.id);
+    u.BindInt(3, v.version);
+    u.BindInt(4, v.last_updated);
+    u.BindInt(5, v.deleted ? 1 : 0);
+    if (v.deleted) {
+      u.BindNull(6);
+    } else {
+      u.BindBlob(6, v.body);
+    }
+    auto upserted = u.Run();
+    if (!upserted) return std::move(upserted).error();
+    return Ok();
+  }
+
+  db::Database& db_;
+  Clock& clock_;
+  IdGenerator& ids_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
+                                                            IdGenerator& ids) {
+  FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
+  return std::unique_ptr<ResourceStore>(new SqlResourceStore(db, clock, ids));
+}
+
+}  // namespace fhirstone::store

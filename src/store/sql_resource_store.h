@@ -1,0 +1,20 @@
+// SqlResourceStore: the ResourceStore over db::Database (one implementation for every dialect).
+// Schema: `resource` holds the current version of each resource (read by primary key);
+// `resource_history` every version in write order (`txid`), with the time it was superseded.
+// Owns nothing but its prepared SQL; the Database, Clock and IdGenerator outlive it.
+// Thread-safe: each call leases its own connection.
+#pragma once
+
+#include <memory>
+
+#include "common/clock.h"
+#include "db/database.h"
+#include "store/resource_store.h"
+
+namespace fhirstone::store {
+
+// Creates the schema if needed (migrations) and returns the store.
+Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
+                                                            IdGenerator& ids);
+
+}  // namespace fhirstone::store
