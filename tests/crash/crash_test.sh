@@ -28,11 +28,12 @@ writer() {
     code=$(curl -s -o "$work/out.$n" -w '%{http_code}' -X PUT -H 'Content-Type: application/fhir+json' \
       --data "{\"resourceType\":\"Patient\",\"id\":\"w$n-$i\",\"active\":true}" "$base/Patient/w$n-$i" || true)
     if [ "$code" = 201 ]; then echo "w$n-$i" >> "$work/acked.$n"; fi
+    [ "$code" = 000 ] && break  # the server is gone
   done
 }
 writer 1 & w1=$!
 writer 2 & w2=$!
-sleep 1.5
+sleep 2
 kill -9 "$pid"
 wait "$w1" "$w2" || true
 pid=""
