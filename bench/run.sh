@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# make bench: read-by-id (64 connections and 1) on a store of COUNT Patients, creates, and this
+# machine's ceilings measured in the same run (a trivial Beast server returning the same bytes,
+# and raw SQLite point lookups). Writes bench/results/DATE-crud.md.
+# Environment: COUNT (default 1000000), SECONDS (default 10), THREADS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BENCH_DIR=$PWD/bench
+COUNT=${COUNT:-1000000}
+SECONDS_PER_RUN=${SECONDS:-10}
+THREADS=${THREADS:-2}
+BUILD=${BUILD:-build/release}
+WORK=bench/work
+PORT=18181
+CEIL_PORT=18182
+mkdir -p "$WORK" bench/results
+cmake --build "$BUILD" --target benchmarks >/dev/null
+
+DB="$WORK/read-$COUNT.db"
+if [ ! -f "$WORK/read-$COUNT.done" ]; then
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  echo "seeding $COUNT Patients into $DB (once)..."
+  start=$(date +%s)
+  "$BUILD/bench_seed" "sqlite:$DB" "$COUNT"
+  echo "seeded in $(( $(date +%s) - start )) s"
+  touch "$WORK/read-$COUNT.done"
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
+
+run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
+  wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    print v["rps"], v["p50"], v["p99"], v["errors"] }'
+}
+
+# Start-up time and idle memory on the seeded database.
+t0=$(date +%s%N)
+"$BUILD/fhirstone" serve --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" \
+  --log-level warn >"$WORK/server.log" 2>&1 &
+pids+=($!)
+server_pid=$!
+wait_port "$PORT"
+t1=$(date +%s%N)
+startup_ms=$(( (t1 - t0) / 1000000 ))
+idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+
+curl -s "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$WORK/patient.json"
+read -r read64_rps read64_p50 read64_p99 read64_err < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
+read -r read1_rps read1_p50 read1_p99 read1_err < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
+loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+"$BUILD/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" &
+pids+=($!)
+ceil_pid=$!
+wait_port "$CEIL_PORT"
+read -r ceil64_rps ceil64_p50 ceil64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+read -r ceil1_rps ceil1_p50 ceil1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
+
+sqlite_1=$("$BUILD/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_PER_RUN")
+
+# Creates on a fresh database.
+CDB="$WORK/create.db"
+rm -f "$CDB" "$CDB-wal" "$CDB-shm"
+"$BUILD/fhirstone" serve --listen "127.0.0.1:$PORT" --db "sqlite:$CDB" --threads "$THREADS" \
+  --log-level warn >"$WORK/server.log" 2>&1 &
+pids+=($!)
+server_pid=$!
+wait_port "$PORT"
+read -r create_rps create_p50 create_p99 create_err < <(run_wrk 64 2 "http://127.0.0.1:$PORT/fhir/Patient" bench/wrk/create.lua)
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+out="bench/results/$(date +%F)-crud.md"
+{
+  echo "# CRUD benchmark, $(date +%F)"
+  echo
+  echo "Command: \`COUNT=$COUNT SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench\` (bench/run.sh)."
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk and the server share the cores."
+  echo "Store: $COUNT Patients in SQLite (WAL); server with $THREADS I/O threads."
+  echo
+  echo "| workload | requests/s | p50 µs | p99 µs | errors | ceiling requests/s | ratio to ceiling |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| read by id, 64 connections | $read64_rps | $read64_p50 | $read64_p99 | $read64_err | $ceil64_rps | $(ratio "$read64_rps" "$ceil64_rps") |"
+  echo "| read by id, 1 connection | $read1_rps | $read1_p50 | $read1_p99 | $read1_err | $ceil1_rps | $(ratio "$read1_rps" "$ceil1_rps") |"
+  echo "| create, 64 connections | $create_rps | $create_p50 | $create_p99 | $create_err | | |"
+  echo
+  echo "Ceilings: the same Beast server returning the same bytes (no routing, no database):"
+  echo "64 connections $ceil64_rps/s (p50 $ceil64_p50 µs), 1 connection $ceil1_rps/s (p50 $ceil1_p50 µs)."
+  echo "Raw SQLite point lookups through the driver, one thread: $sqlite_1/s."
+  echo
+  echo "Start-up on the $COUNT-resource database (process start to first answer): $startup_ms ms."
+  echo "Memory: idle ${idle_kb} kB RSS, after the read runs ${loaded_kb} kB RSS."
+} > "$out"
+cat "$out"
