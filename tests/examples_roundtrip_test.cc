@@ -31,6 +31,10 @@ std::string ReadFile(const fs::path& path) {
   return buffer.str();
 }
 
+// Questionnaire-qs1.json leaves out Questionnaire.item.linkId (1..1 in R4) in 32 nested items: it
+// is invalid R4, and the server must refuse it with those issues rather than store it.
+constexpr std::string_view kKnownInvalid = "Questionnaire-qs1.json";
+
 TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
   fs::path examples(FHIR_EXAMPLES_DIR);
   ASSERT_TRUE(fs::is_directory(examples)) << examples;
@@ -50,6 +54,7 @@ TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
     if (entry.path().extension() == ".json") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   int passed = 0;
+  int refused = 0;
   for (const fs::path& file : files) {
     SCOPED_TRACE(file.filename().string());
     std::string text = ReadFile(file);
@@ -62,6 +67,12 @@ TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
     put.headers.emplace_back("Content-Type", "application/fhir+json");
     auto written = client.Send(put);
     ASSERT_TRUE(written) << written.error().message();
+    if (file.filename() == kKnownInvalid) {
+      EXPECT_EQ(written->status, 400);
+      EXPECT_NE(written->body.find("Questionnaire.item[0].item[0].linkId"), std::string::npos);
+      ++refused;
+      continue;
+    }
     if (written->status != 200 && written->status != 201) {
       ADD_FAILURE() << "status " << written->status << ": " << written->body;
       continue;
@@ -86,8 +97,10 @@ TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
                     << "\n read: " << json::Write(actual).substr(0, 2000);
     }
   }
-  std::printf("examples round-tripped: %d of %zu\n", passed, files.size());
-  EXPECT_EQ(passed, static_cast<int>(files.size()));
+  std::printf("examples round-tripped: %d of %zu (%d known invalid, refused)\n", passed,
+              files.size(), refused);
+  EXPECT_EQ(refused, 1);
+  EXPECT_EQ(passed + refused, static_cast<int>(files.size()));
   EXPECT_GE(files.size(), 708u);
   (*app)->Stop();
   fs::remove_all(dir);

@@ -31,8 +31,19 @@ TEST(JsonTest, RejectsMalformedInput) {
                           "{\"a\":\"\xff\"}", "{\"a\":1,\"a\":2}", "nul", "[1e]"}) {
     auto v = Parse(bad);
     EXPECT_FALSE(v) << "accepted: " << bad;
-    if (!v) EXPECT_EQ(v.error().code(), ErrorCode::kInvalid);
+    if (!v) {
+      EXPECT_EQ(v.error().code(), ErrorCode::kInvalid);
+    }
   }
+}
+
+TEST(JsonTest, RejectsDuplicateKeysIncludingEmptyOnes) {
+  EXPECT_FALSE(Parse(R"({"":1,"":2})"));
+  std::string many = "{";
+  for (int i = 0; i < 20; ++i) many += "\"k" + std::to_string(i) + "\":1,";
+  many += "\"\":1,\"\":2,\"k3\":2}";
+  EXPECT_FALSE(Parse(many));
+  EXPECT_TRUE(Parse(R"({"":1,"a":2})"));
 }
 
 TEST(JsonTest, LimitsDepth) {

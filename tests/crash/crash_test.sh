@@ -8,8 +8,16 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+# Options come from a config file (the [serve] section), as users deploy it.
+cat > "$work/fhirstone.toml" <<CONF
+[serve]
+listen = "127.0.0.1:0"
+db = "sqlite:$work/db/fhirstone.db"
+threads = 2
+CONF
+
 start() {
-  "$bin" serve --listen 127.0.0.1:0 --db "sqlite:$work/db/fhirstone.db" --threads 2 >"$work/log" 2>&1 &
+  "$bin" --config "$work/fhirstone.toml" serve >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     base=$(grep -o 'FHIR base http://[^ ]*' "$work/log" | awk '{print $3}' || true)
