@@ -41,7 +41,7 @@ test: deps-test build fuzz-build
 FUZZ_SECONDS ?= 300
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_BUILD)/corpus/resource
-	$(FUZZ_BUILD)/fhir_resource_fuzzer -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus/resource tests/fuzz/corpus/resource
+	$(FUZZ_BUILD)/fhir_resource_fuzzer -max_total_time=$(FUZZ_SECONDS) -dict=src/fhir/resource_fuzzer.dict $(FUZZ_BUILD)/corpus/resource tests/fuzz/corpus/resource
 
 bench: deps-bench build
 	bench/run.sh
