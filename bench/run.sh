@@ -2,12 +2,12 @@
 # make bench: read-by-id (64 connections and 1) on a store of COUNT Patients, creates, and this
 # machine's ceilings measured in the same run (a trivial Beast server returning the same bytes,
 # and raw SQLite point lookups). Writes bench/results/DATE-crud.md.
-# Environment: COUNT (default 1000000), SECONDS (default 10), THREADS (default 2).
+# Environment: COUNT (default 1000000), BENCH_SECONDS (default 10), THREADS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR=$PWD/bench
 COUNT=${COUNT:-1000000}
-SECONDS_PER_RUN=${SECONDS:-10}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 THREADS=${THREADS:-2}
 BUILD=${BUILD:-build/release}
 WORK=bench/work
@@ -21,7 +21,7 @@ if [ ! -f "$WORK/read-$COUNT.done" ]; then
   rm -f "$DB" "$DB-wal" "$DB-shm"
   echo "seeding $COUNT Patients into $DB (once)..."
   start=$(date +%s)
-  "$BUILD/bench_seed" "sqlite:$DB" "$COUNT"
+  "$BUILD/bench/bench_seed" "sqlite:$DB" "$COUNT"
   echo "seeded in $(( $(date +%s) - start )) s"
   touch "$WORK/read-$COUNT.done"
 fi
@@ -50,20 +50,23 @@ startup_ms=$(( (t1 - t0) / 1000000 ))
 idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 
 curl -s "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$WORK/patient.json"
+# Warm-up (unmeasured): the page cache and SQLite's cache fill as they would in service.
+COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua >/dev/null
 read -r read64_rps read64_p50 read64_p99 read64_err < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
 read -r read1_rps read1_p50 read1_p99 read1_err < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
 loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
-"$BUILD/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" &
+"$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" &
 pids+=($!)
 ceil_pid=$!
 wait_port "$CEIL_PORT"
+run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua >/dev/null
 read -r ceil64_rps ceil64_p50 ceil64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
 read -r ceil1_rps ceil1_p50 ceil1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
 kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
 
-sqlite_1=$("$BUILD/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_PER_RUN")
+sqlite_1=$("$BUILD/bench/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_PER_RUN")
 
 # Creates on a fresh database.
 CDB="$WORK/create.db"
@@ -81,7 +84,7 @@ out="bench/results/$(date +%F)-crud.md"
 {
   echo "# CRUD benchmark, $(date +%F)"
   echo
-  echo "Command: \`COUNT=$COUNT SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench\` (bench/run.sh)."
+  echo "Command: \`COUNT=$COUNT BENCH_SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench\` (bench/run.sh)."
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk and the server share the cores."
   echo "Store: $COUNT Patients in SQLite (WAL); server with $THREADS I/O threads."
   echo

@@ -15,7 +15,7 @@ const std::vector<db::Migration>& Migrations() {
        "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, body BLOB,"
        "  PRIMARY KEY (type, id));"
        "CREATE TABLE resource_history ("
-       "  txid INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL,"
+       "  txid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
        "  version INTEGER NOT NULL, last_updated INTEGER NOT NULL, method TEXT NOT NULL,"
        "  body BLOB, ended INTEGER);"
        "CREATE UNIQUE INDEX resource_history_version ON resource_history (type, id, version);"

@@ -3,6 +3,11 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <functional>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 
@@ -62,8 +67,11 @@ class SqliteStatement : public Statement {
 
 class SqliteConnection : public Connection {
  public:
-  explicit SqliteConnection(sqlite3* db) : db_(db) {}
+  // `write_mutex` is shared by every connection of one database: writers queue on it in-process
+  // instead of spinning in SQLite's busy handler.
+  SqliteConnection(sqlite3* db, std::mutex* write_mutex) : db_(db), write_mutex_(write_mutex) {}
   ~SqliteConnection() override {
+    if (holds_write_lock_) (void)Rollback();
     cache_.clear();
     sqlite3_close_v2(db_);
   }
@@ -83,7 +91,7 @@ class SqliteConnection : public Connection {
   }
 
   Result<Statement*> Prepare(std::string_view sql) override {
-    auto it = cache_.find(std::string(sql));
+    auto it = cache_.find(sql);
     if (it != cache_.end()) return it->second.get();
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
@@ -95,17 +103,41 @@ class SqliteConnection : public Connection {
   }
 
   Status Begin(bool write) override {
-    return Execute(write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+    if (!write) return Execute("BEGIN DEFERRED");
+    write_mutex_->lock();
+    holds_write_lock_ = true;
+    auto status = Execute("BEGIN IMMEDIATE");
+    if (!status) ReleaseWriteLock();
+    return status;
   }
-  Status Commit() override { return Execute("COMMIT"); }
+  Status Commit() override {
+    auto status = Execute("COMMIT");
+    if (status) ReleaseWriteLock();  // on failure the caller rolls back, which releases
+    return status;
+  }
   Status Rollback() override {
-    if (sqlite3_get_autocommit(db_)) return Ok();
-    return Execute("ROLLBACK");
+    Status status = Ok();
+    if (!sqlite3_get_autocommit(db_)) status = Execute("ROLLBACK");
+    ReleaseWriteLock();
+    return status;
   }
 
  private:
+  void ReleaseWriteLock() {
+    if (holds_write_lock_) {
+      holds_write_lock_ = false;
+      write_mutex_->unlock();
+    }
+  }
+
   sqlite3* db_;
-  std::unordered_map<std::string, std::unique_ptr<SqliteStatement>> cache_;
+  std::mutex* write_mutex_;
+  bool holds_write_lock_ = false;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<SqliteStatement>, Hash, std::equal_to<>> cache_;
 };
 
 class SqliteDatabase : public Database {
@@ -120,7 +152,16 @@ class SqliteDatabase : public Database {
       uri_ = path_;
     }
   }
-  ~SqliteDatabase() override = default;
+  ~SqliteDatabase() override {
+    if (checkpointer_.joinable()) {
+      {
+        std::lock_guard lock(checkpoint_mu_);
+        stopping_ = true;
+      }
+      checkpoint_cv_.notify_all();
+      checkpointer_.join();
+    }
+  }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -133,17 +174,24 @@ class SqliteDatabase : public Database {
       sqlite3_close_v2(db);
       return Error::Unavailable("Cannot open SQLite database '" + path_ + "': " + m);
     }
-    auto conn = std::make_unique<SqliteConnection>(db);
+    auto conn = std::make_unique<SqliteConnection>(db, &write_mutex_);
     sqlite3_busy_timeout(db, 10000);
     std::string pragmas =
         "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; "
         "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;";
-    if (!memory_) pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
+    if (!memory_) {
+      // Checkpoints run on a background thread (Checkpoint()), never inside a request's commit.
+      pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
+    }
     FHIRSTONE_RETURN_IF_ERROR(conn->Execute(pragmas));
+    // Replaces SQLite's auto-checkpoint hook: commits only signal the checkpointer thread.
+    if (!memory_) sqlite3_wal_hook(db, &SqliteDatabase::OnWalCommit, this);
     return std::unique_ptr<Connection>(std::move(conn));
   }
 
   // Keeps one connection open for the lifetime of a memory database (it vanishes with the last).
+  // A memory database keeps one connection open; a file database (once created by its first
+  // connection) gets its checkpointer thread.
   Status Init() {
     if (!memory_) return Ok();
     auto conn = OpenConnection();
@@ -152,22 +200,73 @@ class SqliteDatabase : public Database {
     return Ok();
   }
 
+  void StartCheckpointer() {
+    if (!memory_ && !checkpointer_.joinable())
+      checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  }
+
  private:
+  static constexpr int kCheckpointPages = 1000;  // as SQLite's default auto-checkpoint
+
+  // Called by SQLite after each commit with the WAL's size in pages.
+  static int OnWalCommit(void* self, sqlite3*, const char*, int pages) {
+    if (pages >= kCheckpointPages) static_cast<SqliteDatabase*>(self)->checkpoint_cv_.notify_one();
+    return SQLITE_OK;
+  }
+
+  // Copies the WAL back into the database file when it grew (or once a second), with a PASSIVE
+  // checkpoint that never blocks readers or the writer.
+  void CheckpointLoop() {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(uri_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      sqlite3_close_v2(db);
+      return;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    // A connection learns the journal mode when it first reads the database.
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    std::unique_lock lock(checkpoint_mu_);
+    while (!stopping_) {
+      checkpoint_cv_.wait_for(lock, std::chrono::seconds(1));
+      if (stopping_) break;
+      lock.unlock();
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      lock.lock();
+    }
+    sqlite3_close_v2(db);
+  }
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
+  std::thread checkpointer_;
   std::string path_;
   std::string uri_;
   bool memory_ = false;
   std::unique_ptr<Connection> keep_alive_;
+  std::mutex write_mutex_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Database>> OpenSqliteDatabase(std::string_view path) {
+  // Once per process, before SQLite initializes: no global memory statistics (their mutex is
+  // taken on every allocation and serializes all connections).
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
   if (path.empty()) return Error::Invalid("sqlite: URL needs a path, e.g. sqlite:var/fhirstone.db");
   auto db = std::make_unique<SqliteDatabase>(std::string(path));
   FHIRSTONE_RETURN_IF_ERROR(db->Init());
   // Open one connection now so that a bad path fails at start-up, not at the first request.
-  auto lease = db->Acquire();
-  if (!lease) return std::move(lease).error();
+  {
+    auto lease = db->Acquire();
+    if (!lease) return std::move(lease).error();
+  }
+  db->StartCheckpointer();
   return std::unique_ptr<Database>(std::move(db));
 }
 
