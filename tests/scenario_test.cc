@@ -219,6 +219,10 @@ TEST_P(ScenarioTest, Runs) {
         } else if (rest.starts_with("= ")) {
           ASSERT_NE(v, nullptr) << response->body;
           EXPECT_EQ(ScalarText(*v), Unquote(rest.substr(2))) << response->body;
+        } else if (rest.starts_with("!~ ")) {
+          ASSERT_NE(v, nullptr) << response->body;
+          EXPECT_EQ(ScalarText(*v).find(Unquote(rest.substr(3))), std::string::npos)
+              << ScalarText(*v);
         } else if (rest.starts_with("~ ")) {
           ASSERT_NE(v, nullptr) << response->body;
           EXPECT_NE(ScalarText(*v).find(Unquote(rest.substr(2))), std::string::npos)
@@ -264,7 +268,9 @@ std::vector<std::string> ScenarioFiles() {
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, ScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name = fs::path(info.param).stem().string();
+                           fs::path root = fs::path(FHIRSTONE_SOURCE_DIR) / "tests" / "scenarios";
+                           std::string name =
+                               fs::relative(info.param, root).replace_extension().string();
                            for (char& c : name)
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return name;

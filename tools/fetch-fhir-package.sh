@@ -13,3 +13,7 @@ mkdir -p "$out/definitions" "$out/examples"
 cp "$tmp/package/Bundle-resources.json" "$out/definitions/profiles-resources.json"
 cp "$tmp/package/Bundle-types.json" "$out/definitions/profiles-types.json"
 cp "$tmp/package/Bundle-searchParams.json" "$out/definitions/search-parameters.json"
+for f in "$tmp"/package/CompartmentDefinition-*.json; do
+  name=$(basename "$f" .json)
+  cp "$f" "$out/definitions/compartmentdefinition-${name#CompartmentDefinition-}.json"
+done

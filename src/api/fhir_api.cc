@@ -27,8 +27,17 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
   if (n == 0) {
     if (method == "POST")
       return Error::NotSupported("Batch and transaction Bundles are not supported yet");
-    if (IsGet(method)) return Error::NotSupported("Search across all types is not supported yet");
+    if (IsGet(method)) {
+      req.interaction = Interaction::kSearchSystem;
+      return Ok();
+    }
     return NotAllowed(method, "the FHIR base");
+  }
+  if (seg(0) == "_search") {
+    if (n != 1) return Error::NotFound("Unknown path");
+    if (method != "POST") return NotAllowed(method, "_search");
+    req.interaction = Interaction::kSearchSystem;
+    return Ok();
   }
   if (seg(0) == "metadata") {
     if (n != 1) return Error::NotFound("Unknown path");
@@ -52,7 +61,10 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
       req.interaction = Interaction::kCreate;
       return Ok();
     }
-    if (IsGet(method)) return Error::NotSupported("Search is not supported yet");
+    if (IsGet(method)) {
+      req.interaction = Interaction::kSearchType;
+      return Ok();
+    }
     return NotAllowed(method, req.type);
   }
   if (seg(1) == "_history") {
@@ -61,7 +73,12 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
     req.interaction = Interaction::kHistoryType;
     return Ok();
   }
-  if (seg(1) == "_search") return Error::NotSupported("Search is not supported yet");
+  if (seg(1) == "_search") {
+    if (n != 2) return Error::NotFound("Unknown path");
+    if (method != "POST") return NotAllowed(method, req.type + "/_search");
+    req.interaction = Interaction::kSearchType;
+    return Ok();
+  }
   if (seg(1).starts_with("$"))
     return Error::NotSupported("Operation " + seg(1) + " is not supported");
   if (!fhir::IsValidId(seg(1)))
@@ -83,6 +100,15 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
   }
   if (seg(2).starts_with("$"))
     return Error::NotSupported("Operation " + seg(2) + " is not supported");
+  if (n == 3 && fhir::IsResourceType(seg(2))) {  // compartment search
+    if (!IsGet(method)) return NotAllowed(method, "a compartment");
+    req.compartment_type = req.type;
+    req.compartment_id = req.id;
+    req.type = seg(2);
+    req.id.clear();
+    req.interaction = Interaction::kSearchType;
+    return Ok();
+  }
   if (seg(2) != "_history" || n > 4) return Error::NotFound("Unknown path");
   if (!IsGet(method)) return NotAllowed(method, "a resource's history");
   if (n == 3) {
@@ -183,13 +209,17 @@ struct FhirApi::Impl {
       case Interaction::kHistoryInstance:
       case Interaction::kHistoryType:
       case Interaction::kHistorySystem: return HandleHistory(ctx, req);
+      case Interaction::kSearchType:
+      case Interaction::kSearchSystem: return HandleSearch(ctx, req);
     }
     return Error::Internal("Unhandled interaction");
   }
 };
 
-FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids, ApiOptions options)
-    : impl_(new Impl{ApiContext{store, clock, ids, options, options.base_url + "/fhir"}, {}, {}}) {
+FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
+                 const search::Registry& registry, ApiOptions options)
+    : impl_(new Impl{ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir"},
+                     {}, {}}) {
   impl_->capability_statement = BuildCapabilityStatement(impl_->ctx);
   impl_->capability_body = json::Write(impl_->capability_statement);
 }

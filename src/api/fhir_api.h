@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "http/message.h"
+#include "search/registry.h"
 #include "store/resource_store.h"
 
 namespace fhirstone::api {
@@ -23,8 +24,9 @@ struct ApiOptions {
 
 class FhirApi {
  public:
-  // The store, clock and id generator outlive the FhirApi.
-  FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids, ApiOptions options);
+  // The store, clock, id generator and registry outlive the FhirApi.
+  FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
+          const search::Registry& registry, ApiOptions options);
   ~FhirApi();
   FhirApi(const FhirApi&) = delete;
   FhirApi& operator=(const FhirApi&) = delete;

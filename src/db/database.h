@@ -25,6 +25,7 @@ class Statement {
 
   // Parameters are numbered from 1. Text and blobs are copied.
   virtual void BindInt(int index, int64_t value) = 0;
+  virtual void BindDouble(int index, double value) = 0;
   virtual void BindText(int index, std::string_view value) = 0;
   virtual void BindBlob(int index, std::string_view value) = 0;
   virtual void BindNull(int index) = 0;

@@ -10,6 +10,7 @@
 #include "common/strings.h"
 #include "db/database.h"
 #include "http/server.h"
+#include "search/registry.h"
 #include "store/sql_resource_store.h"
 
 #ifndef FHIRSTONE_VERSION
@@ -23,6 +24,7 @@ struct App::Impl {
   std::unique_ptr<IdGenerator> owned_ids;
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
+  std::unique_ptr<search::Registry> registry;
   std::unique_ptr<db::Database> db;
   std::unique_ptr<store::ResourceStore> store;
   std::atomic<api::FhirApi*> api{nullptr};
@@ -87,7 +89,10 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   auto db = db::Database::Open(config.db);
   if (!db) return std::move(db).error();
   impl.db = std::move(db).value();
-  auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids);
+  auto registry = search::Registry::Builtin();
+  if (!registry) return std::move(registry).error();
+  impl.registry = std::move(registry).value();
+  auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids, impl.registry.get());
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
 
@@ -125,7 +130,8 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   api::ApiOptions api_options;
   api_options.base_url = impl.base_url;
   api_options.software_version = FHIRSTONE_VERSION;
-  impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids, api_options);
+  impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
+                                                  *impl.registry, api_options);
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
   return app;
 }

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/result.h"
 #include "common/time.h"
+#include "search/query.h"
 
 namespace fhirstone::store {
 
@@ -57,6 +58,16 @@ struct HistoryPage {
   std::optional<int64_t> total;          // number of matching versions, for instance history
 };
 
+// One page of search results (https://hl7.org/fhir/R4/search.html).
+struct SearchResult {
+  std::vector<ResourceVersion> matches;
+  std::vector<ResourceVersion> included;  // _include / _revinclude
+  std::optional<int64_t> total;
+  std::optional<std::string> next_page;      // opaque _page values for the links
+  std::optional<std::string> previous_page;
+  std::string plan;  // the SQL chosen, for diagnosing slow queries
+};
+
 class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
@@ -77,6 +88,9 @@ class ResourceStore {
   virtual Result<DeleteResult> Delete(std::string_view type, std::string_view id,
                                       std::optional<int64_t> if_match) = 0;
   virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+  // Runs a parsed search. Pages are stable while writes happen: a match never repeats and is
+  // never skipped between pages (see docs/decisions/0004-search.md).
+  virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
 
  protected:
   ResourceStore() = default;

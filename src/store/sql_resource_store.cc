@@ -3,6 +3,8 @@
 #include <string>
 
 #include "common/time.h"
+#include "search/extract.h"
+#include "store/internal/search_sql.h"
 
 namespace fhirstone::store {
 namespace {
@@ -20,6 +22,7 @@ const std::vector<db::Migration>& Migrations() {
        "  body BLOB, ended INTEGER);"
        "CREATE UNIQUE INDEX resource_history_version ON resource_history (type, id, version);"
        "CREATE INDEX resource_history_type ON resource_history (type, txid);"},
+      {2, "search index", internal::IndexSchema()},
   };
   return kMigrations;
 }
@@ -76,8 +79,9 @@ void StampResource(json::Value& resource, const std::string& id, int64_t version
 
 class SqlResourceStore : public ResourceStore {
  public:
-  SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids)
-      : db_(db), clock_(clock), ids_(ids) {}
+  SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids,
+                   const search::Registry* registry)
+      : db_(db), clock_(clock), ids_(ids), registry_(registry) {}
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
     auto lease = db_.Acquire();
@@ -137,6 +141,8 @@ class SqlResourceStore : public ResourceStore {
 
   Result<ResourceVersion> Create(json::Value resource) override {
     std::string type(resource.GetString("resourceType"));
+    search::IndexEntries entries;
+    if (registry_) entries = search::ExtractIndex(*registry_, resource);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
@@ -149,7 +155,7 @@ class SqlResourceStore : public ResourceStore {
     v.method = Method::kCreate;
     StampResource(resource, v.id, v.version, v.last_updated);
     v.body = json::Write(resource);
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, /*previous=*/0));
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, /*previous=*/0, &entries));
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
     return v;
   }
@@ -157,6 +163,8 @@ class SqlResourceStore : public ResourceStore {
   Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
     std::string type(resource.GetString("resourceType"));
     std::string id(resource.GetString("id"));
+    search::IndexEntries entries;
+    if (registry_) entries = search::ExtractIndex(*registry_, resource);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
@@ -176,7 +184,7 @@ class SqlResourceStore : public ResourceStore {
     v.method = Method::kUpdate;
     StampResource(resource, v.id, v.version, v.last_updated);
     v.body = json::Write(resource);
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version));
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version, &entries));
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
     return result;
   }
@@ -201,7 +209,7 @@ class SqlResourceStore : public ResourceStore {
     v.last_updated = clock_.NowMicros();
     v.method = Method::kDelete;
     v.deleted = true;
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version));
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version, nullptr));
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
     result.deleted = std::move(v);
     return result;
@@ -272,6 +280,12 @@ class SqlResourceStore : public ResourceStore {
     return page;
   }
 
+  Result<SearchResult> Search(const search::SearchQuery& query) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    return internal::RunSearch(**lease, query);
+  }
+
  private:
   struct CurrentState {
     int64_t version = 0;  // 0: never existed
@@ -319,8 +333,10 @@ class SqlResourceStore : public ResourceStore {
     return state;
   }
 
-  // Appends `v` to the history (closing version `previous`, if any) and makes it current.
-  Status WriteVersion(db::Connection& conn, const ResourceVersion& v, int64_t previous) {
+  // Appends `v` to the history (closing version `previous`, if any), makes it current and
+  // replaces its search index with `entries` (nullptr: a deletion, no index).
+  Status WriteVersion(db::Connection& conn, const ResourceVersion& v, int64_t previous,
+                      const search::IndexEntries* entries) {
     if (previous > 0) {
       auto close = conn.Prepare(
           "UPDATE resource_history SET ended = ? WHERE type = ? AND id = ? AND version = ?");
@@ -354,7 +370,7 @@ class SqlResourceStore : public ResourceStore {
         "INSERT INTO resource (type, id, version, last_updated, deleted, body) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
         "version = excluded.version, last_updated = excluded.last_updated, "
-        "deleted = excluded.deleted, body = excluded.body");
+        "deleted = excluded.deleted, body = excluded.body RETURNING rowid");
     if (!upsert) return std::move(upsert).error();
     db::Statement& u = **upsert;
     u.BindText(1, v.type);
@@ -367,22 +383,30 @@ class SqlResourceStore : public ResourceStore {
     } else {
       u.BindBlob(6, v.body);
     }
-    auto upserted = u.Run();
-    if (!upserted) return std::move(upserted).error();
-    return Ok();
+    auto row = u.Step();
+    if (!row || !*row) {
+      u.Reset();
+      return row ? Error::Internal("The upsert returned no row") : std::move(row).error();
+    }
+    int64_t rid = u.ColumnInt(0);
+    u.Reset();
+    if (!registry_) return Ok();
+    return internal::WriteIndex(conn, rid, entries);
   }
 
   db::Database& db_;
   Clock& clock_;
   IdGenerator& ids_;
+  const search::Registry* registry_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
-                                                            IdGenerator& ids) {
+                                                            IdGenerator& ids,
+                                                            const search::Registry* registry) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
-  return std::unique_ptr<ResourceStore>(new SqlResourceStore(db, clock, ids));
+  return std::unique_ptr<ResourceStore>(new SqlResourceStore(db, clock, ids, registry));
 }
 
 }  // namespace fhirstone::store

@@ -9,12 +9,16 @@
 
 #include "common/clock.h"
 #include "db/database.h"
+#include "search/registry.h"
 #include "store/resource_store.h"
 
 namespace fhirstone::store {
 
-// Creates the schema if needed (migrations) and returns the store.
+// Creates the schema if needed (migrations) and returns the store. With a registry, every write
+// also writes the search index of the resource in the same transaction; the registry outlives
+// the store.
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
-                                                            IdGenerator& ids);
+                                                            IdGenerator& ids,
+                                                            const search::Registry* registry);
 
 }  // namespace fhirstone::store

@@ -1,9 +1,12 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement states
 // exactly what this server implements, no more: the instance-level and type-level interactions
-// below for every R4 resource type, versioned updates, and system history. Search, batches,
-// conditional operations and patch are not implemented yet, so they are not claimed.
+// below for every R4 resource type, versioned updates, system history, and search with every
+// R4 search parameter except composite and special ones. Batches, conditional operations and
+// patch are not implemented yet, so they are not claimed.
 #include "api/internal/request.h"
 #include "common/time.h"
+#include <algorithm>
+
 #include "fhir/model.h"
 
 namespace fhirstone::api {
@@ -41,8 +44,8 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     json::Value r = json::Value::EmptyObject();
     r.Set("type", type);
     json::Array interactions;
-    for (const char* code :
-         {"read", "vread", "update", "delete", "history-instance", "history-type", "create"})
+    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
+                             "history-type", "create", "search-type"})
       interactions.push_back(Code(code));
     r.Set("interaction", std::move(interactions));
     r.Set("versioning", "versioned-update");
@@ -52,12 +55,28 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     r.Set("conditionalRead", "not-supported");
     r.Set("conditionalUpdate", false);
     r.Set("conditionalDelete", "not-supported");
+    r.Set("searchInclude", json::Array{json::Value("*")});
+    r.Set("searchRevInclude", json::Array{json::Value("*")});
+    std::vector<const search::SearchParam*> params = ctx.registry.ForType(type);
+    std::sort(params.begin(), params.end(),
+              [](const auto* a, const auto* b) { return a->code < b->code; });
+    json::Array search_params;
+    for (const search::SearchParam* p : params) {
+      if (p->type == search::ParamType::kComposite || p->type == search::ParamType::kSpecial) continue;
+      if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated") continue;
+      json::Value sp = json::Value::EmptyObject();
+      sp.Set("name", p->code);
+      sp.Set("definition", p->url);
+      sp.Set("type", search::ParamTypeName(p->type));
+      search_params.push_back(std::move(sp));
+    }
+    r.Set("searchParam", std::move(search_params));
     resources.push_back(std::move(r));
   }
   json::Value rest = json::Value::EmptyObject();
   rest.Set("mode", "server");
   rest.Set("resource", std::move(resources));
-  rest.Set("interaction", json::Array{Code("history-system")});
+  rest.Set("interaction", json::Array{Code("history-system"), Code("search-system")});
   cs.Set("rest", json::Array{std::move(rest)});
   return cs;
 }

@@ -13,6 +13,7 @@
 #include "common/json.h"
 #include "common/result.h"
 #include "http/message.h"
+#include "search/registry.h"
 #include "store/resource_store.h"
 
 namespace fhirstone::api {
@@ -27,6 +28,8 @@ enum class Interaction {
   kHistoryInstance,
   kHistoryType,
   kHistorySystem,
+  kSearchType,
+  kSearchSystem,
 };
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
@@ -38,6 +41,9 @@ struct FhirRequest {
   std::string type;
   std::string id;
   int64_t version = 0;
+  // Compartment search (/Patient/123/Observation): the compartment; `type` is Observation.
+  std::string compartment_type;
+  std::string compartment_id;
   Params params;  // decoded query parameters, in order
   bool pretty = false;
   PreferReturn prefer = PreferReturn::kRepresentation;
@@ -52,6 +58,7 @@ struct ApiContext {
   store::ResourceStore& store;
   Clock& clock;
   IdGenerator& ids;
+  const search::Registry& registry;
   ApiOptions options;
   std::string base;  // e.g. http://localhost:8080/fhir
 };
@@ -94,5 +101,6 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
 Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleDelete(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleHistory(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& req);
 
 }  // namespace fhirstone::api

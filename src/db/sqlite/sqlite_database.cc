@@ -29,6 +29,7 @@ class SqliteStatement : public Statement {
   ~SqliteStatement() override { sqlite3_finalize(stmt_); }
 
   void BindInt(int index, int64_t value) override { sqlite3_bind_int64(stmt_, index, value); }
+  void BindDouble(int index, double value) override { sqlite3_bind_double(stmt_, index, value); }
   void BindText(int index, std::string_view value) override {
     sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
   }

@@ -1,0 +1,185 @@
+// search: https://hl7.org/fhir/R4/http.html#search and https://hl7.org/fhir/R4/search.html.
+// Type-level (GET /Type?..., POST /Type/_search with a form body), system-level (GET /?_type=...,
+// POST /_search) and compartment search (GET /Patient/123/Observation). The answer is a Bundle of
+// type searchset whose entries carry search.mode match or include, with self/next/previous links.
+// Unknown parameters are ignored and left out of the self link, or refused under
+// Prefer: handling=strict.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "api/internal/request.h"
+#include "common/strings.h"
+#include "common/time.h"
+#include "fhir/model.h"
+#include "fhir/summary.h"
+#include "search/query.h"
+
+namespace fhirstone::api {
+namespace {
+
+bool StrictHandling(const http::Request& http) {
+  for (auto part : Split(http.Header("Prefer"), ','))
+    for (auto token : Split(part, ';'))
+      if (Trim(token) == "handling=strict") return true;
+  return false;
+}
+
+std::string SearchUrl(const ApiContext& ctx, const FhirRequest& req, const search::QueryParams& params) {
+  std::string url = ctx.base;
+  if (!req.compartment_type.empty()) url += "/" + req.compartment_type + "/" + req.compartment_id;
+  if (!req.type.empty()) url += "/" + req.type;
+  char sep = '?';
+  for (const auto& [key, value] : params) {
+    url += sep;
+    url += EncodeQueryValue(key);
+    url += '=';
+    url += EncodeQueryValue(value);
+    sep = '&';
+  }
+  return url;
+}
+
+void AppendLink(std::string& out, const char* relation, const std::string& url) {
+  out += "{\"relation\":\"";
+  out += relation;
+  out += "\",\"url\":";
+  json::WriteString(url, out);
+  out += "}";
+}
+
+Result<std::string> EntryResource(const store::ResourceVersion& v, const search::SearchQuery& q) {
+  if ((q.summary == search::SummaryMode::kNone || q.summary == search::SummaryMode::kFalse) &&
+      q.elements.empty())
+    return v.body;
+  auto parsed = json::Parse(v.body);
+  if (!parsed) return Error::Internal("A stored resource could not be parsed");
+  json::Value resource = std::move(parsed).value();
+  switch (q.summary) {
+    case search::SummaryMode::kTrue: resource = fhir::Summarize(resource, fhir::SummaryMode::kTrue); break;
+    case search::SummaryMode::kText: resource = fhir::Summarize(resource, fhir::SummaryMode::kText); break;
+    case search::SummaryMode::kData: resource = fhir::Summarize(resource, fhir::SummaryMode::kData); break;
+    default: break;
+  }
+  if (!q.elements.empty()) resource = fhir::SelectElements(resource, q.elements);
+  return json::Write(resource);
+}
+
+void AppendEntry(std::string& out, const ApiContext& ctx, const store::ResourceVersion& v,
+                 const std::string& resource, const char* mode) {
+  out += "{\"fullUrl\":";
+  json::WriteString(ctx.base + "/" + v.type + "/" + v.id, out);
+  out += ",\"resource\":";
+  out += resource;
+  out += ",\"search\":{\"mode\":\"";
+  out += mode;
+  out += "\"}}";
+}
+
+}  // namespace
+
+Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& req) {
+  search::QueryParams params = req.params;
+  if (req.http->method == "POST") {
+    std::string_view content_type = req.http->Header("Content-Type");
+    std::string media = AsciiLower(Trim(content_type.substr(0, content_type.find(';'))));
+    if (!req.http->body.empty() && media != "application/x-www-form-urlencoded")
+      return Error::UnsupportedMediaType("POST _search takes an application/x-www-form-urlencoded body");
+    auto form = ParseTarget("/?" + req.http->body);
+    if (!form) return Error::Invalid("The form body of _search is malformed");
+    params.insert(params.end(), form->params.begin(), form->params.end());
+  }
+  std::vector<std::string> types;
+  if (!req.type.empty()) {
+    types.push_back(req.type);
+  } else {
+    for (const auto& [key, value] : params) {
+      if (key != "_type") continue;
+      for (auto t : Split(value, ',')) {
+        t = Trim(t);
+        if (!fhir::IsResourceType(t)) return Error::Invalid("_type: unknown resource type '" + std::string(t) + "'");
+        types.emplace_back(t);
+      }
+    }
+  }
+  search::ParseOptions options;
+  options.strict = StrictHandling(*req.http);
+  options.default_count = ctx.options.default_page_size;
+  options.max_count = ctx.options.max_page_size;
+  auto query = search::ParseQuery(ctx.registry, types, params, options);
+  if (!query) return std::move(query).error();
+  if (!req.compartment_type.empty()) {
+    search::Compartment c;
+    c.type = req.compartment_type;
+    c.id = req.compartment_id;
+    c.params = ctx.registry.CompartmentParams(req.compartment_type, req.type);
+    if (c.params.empty() && req.type != req.compartment_type)
+      return Error::Invalid(req.type + " resources are not in the " + req.compartment_type + " compartment");
+    query->compartment = std::move(c);
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  auto result = ctx.store.Search(*query);
+  if (!result) return std::move(result).error();
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (elapsed.count() >= 200) {
+    spdlog::info("slow search ({} ms) on {}: plan {}", elapsed.count(), req.type, result->plan);
+  } else {
+    spdlog::debug("search on {}: plan {}", req.type, result->plan);
+  }
+
+  std::string out;
+  out.reserve(512 + (result->matches.size() + result->included.size()) * 1024);
+  out += "{\"resourceType\":\"Bundle\",\"id\":";
+  json::WriteString(ctx.ids.NewId(), out);
+  out += ",\"meta\":{\"lastUpdated\":\"";
+  out += FormatInstant(ctx.clock.NowMicros());
+  out += "\"},\"type\":\"searchset\"";
+  if (result->total) {
+    out += ",\"total\":";
+    out += std::to_string(*result->total);
+  }
+  search::QueryParams link_params = query->understood;
+  out += ",\"link\":[";
+  search::QueryParams self = link_params;
+  if (query->page) self.emplace_back("_page", *query->page);
+  AppendLink(out, "self", SearchUrl(ctx, req, self));
+  if (result->next_page) {
+    search::QueryParams next = link_params;
+    next.emplace_back("_page", *result->next_page);
+    out += ",";
+    AppendLink(out, "next", SearchUrl(ctx, req, next));
+  }
+  if (result->previous_page) {
+    search::QueryParams previous = link_params;
+    previous.emplace_back("_page", *result->previous_page);
+    out += ",";
+    AppendLink(out, "previous", SearchUrl(ctx, req, previous));
+  }
+  out += "]";
+  if (!result->matches.empty() || !result->included.empty()) {
+    out += ",\"entry\":[";
+    bool first = true;
+    for (const auto& [list, mode] :
+         {std::pair{&result->matches, "match"}, std::pair{&result->included, "include"}}) {
+      for (const auto& v : *list) {
+        auto resource = EntryResource(v, *query);
+        if (!resource) return std::move(resource).error();
+        if (!first) out += ',';
+        first = false;
+        AppendEntry(out, ctx, v, *resource, mode);
+      }
+    }
+    out += "]";
+  }
+  out += "}";
+  if (req.pretty) {
+    auto parsed = json::Parse(out);
+    if (!parsed) return Error::Internal("A search bundle could not be rendered");
+    return JsonResponse(200, *parsed, /*pretty=*/true);
+  }
+  return JsonResponse(200, std::move(out));
+}
+
+}  // namespace fhirstone::api

@@ -1,0 +1,273 @@
+#include "search/extract.h"
+
+#include <cstdlib>
+#include <unordered_map>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "fhir/model.h"
+#include "search/normalize.h"
+
+namespace fhirstone::search {
+namespace {
+
+// Placeholder resources that answer resolve() during extraction: only resourceType is known.
+const json::Value* Placeholder(std::string_view reference) {
+  static const auto* placeholders = [] {
+    auto* map = new std::unordered_map<std::string, json::Value>();
+    for (std::string_view type : fhir::ResourceTypes()) {
+      json::Value v = json::Value::EmptyObject();
+      v.Set("resourceType", type);
+      map->emplace(std::string(type), std::move(v));
+    }
+    return map;
+  }();
+  std::string type, id, version;
+  if (!ParseReference(reference, &type, &id, &version)) return nullptr;
+  auto it = placeholders->find(type);
+  return it == placeholders->end() ? nullptr : &it->second;
+}
+
+std::string_view Str(const json::Value* v) {
+  return v && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
+}
+
+// The JSON value of an item: its node, or its computed value.
+const json::Value* ValueOf(const fhirpath::Item& item) {
+  if (item.node) return item.node;
+  if (item.value) return &*item.value;
+  return nullptr;
+}
+
+void AddString(IndexEntries& out, const SearchParam* p, std::string_view s) {
+  if (s.empty()) return;
+  out.strings.push_back({p, NormalizeString(s), std::string(s)});
+}
+
+void ExtractString(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (!v) return;
+  if (v->is_string()) {
+    AddString(out, p, v->as_string());
+    return;
+  }
+  if (!v->is_object()) return;
+  static const char* const kParts[] = {"family", "given", "prefix", "suffix", "text", "line",
+                                       "city", "district", "state", "postalCode", "country"};
+  for (const char* part : kParts) {
+    const json::Value* child = v->Find(part);
+    if (!child) continue;
+    if (child->is_string()) {
+      AddString(out, p, child->as_string());
+    } else if (child->is_array()) {
+      for (const auto& e : child->as_array())
+        if (e.is_string()) AddString(out, p, e.as_string());
+    }
+  }
+}
+
+void AddToken(IndexEntries& out, const SearchParam* p, std::string_view system,
+              std::string_view code, std::string_view text) {
+  if (code.empty() && text.empty()) return;
+  out.tokens.push_back({p, std::string(system), std::string(code), NormalizeString(text)});
+}
+
+void ExtractToken(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (!v) return;
+  if (v->is_bool()) {
+    AddToken(out, p, "", v->as_bool() ? "true" : "false", "");
+    return;
+  }
+  if (v->is_string()) {
+    AddToken(out, p, "", v->as_string(), "");
+    return;
+  }
+  if (!v->is_object()) return;
+  const std::string& t = item.type;
+  if (t == "CodeableConcept") {
+    const json::Value* codings = v->Find("coding");
+    std::string_view text = Str(v->Find("text"));
+    bool any = false;
+    if (codings && codings->is_array()) {
+      for (const auto& c : codings->as_array()) {
+        std::string_view display = Str(c.Find("display"));
+        AddToken(out, p, Str(c.Find("system")), Str(c.Find("code")), display.empty() ? text : display);
+        any = true;
+      }
+    }
+    if (!text.empty()) AddToken(out, p, "", "", text);
+    (void)any;
+    return;
+  }
+  if (t == "Identifier") {
+    const json::Value* type = v->Find("type");
+    AddToken(out, p, Str(v->Find("system")), Str(v->Find("value")),
+             type ? Str(type->Find("text")) : std::string_view());
+    return;
+  }
+  if (t == "ContactPoint") {
+    AddToken(out, p, Str(v->Find("system")), Str(v->Find("value")), "");
+    return;
+  }
+  // Coding and anything else shaped like one.
+  AddToken(out, p, Str(v->Find("system")), Str(v->Find("code")), Str(v->Find("display")));
+}
+
+void ExtractReference(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (!v) return;
+  ReferenceEntry e{p, "", "", "", "", "", ""};
+  if (v->is_string()) {  // canonical or uri
+    e.url = v->as_string();
+    ParseReference(e.url, &e.target_type, &e.target_id, &e.version);
+    out.references.push_back(std::move(e));
+    return;
+  }
+  if (!v->is_object()) return;
+  std::string_view reference = Str(v->Find("reference"));
+  if (!reference.empty()) {
+    e.url = std::string(reference);
+    ParseReference(reference, &e.target_type, &e.target_id, &e.version);
+  }
+  if (const json::Value* identifier = v->Find("identifier")) {
+    e.identifier_system = std::string(Str(identifier->Find("system")));
+    e.identifier_value = std::string(Str(identifier->Find("value")));
+  }
+  if (e.url.empty() && e.identifier_value.empty()) return;
+  out.references.push_back(std::move(e));
+}
+
+void AddDate(IndexEntries& out, const SearchParam* p, std::string_view low, std::string_view high) {
+  int64_t lo = kMinTime, hi = kMaxTime;
+  if (!low.empty()) {
+    auto r = ParseFhirDateTime(low);
+    if (!r) return;
+    lo = r->low;
+  }
+  if (!high.empty()) {
+    auto r = ParseFhirDateTime(high);
+    if (!r) return;
+    hi = r->high;
+  }
+  if (low.empty() && high.empty()) return;
+  out.dates.push_back({p, lo, hi});
+}
+
+void ExtractDate(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (!v) return;
+  if (v->is_string()) {
+    AddDate(out, p, v->as_string(), v->as_string());
+    return;
+  }
+  if (!v->is_object()) return;
+  if (item.type == "Timing") {
+    if (const json::Value* events = v->Find("event"); events && events->is_array()) {
+      for (const auto& e : events->as_array())
+        if (e.is_string()) AddDate(out, p, e.as_string(), e.as_string());
+    }
+    if (const json::Value* repeat = v->Find("repeat")) {
+      if (const json::Value* bounds = repeat->Find("boundsPeriod"))
+        AddDate(out, p, Str(bounds->Find("start")), Str(bounds->Find("end")));
+    }
+    return;
+  }
+  // Period
+  AddDate(out, p, Str(v->Find("start")), Str(v->Find("end")));
+}
+
+bool ToDouble(const json::Value* v, double* out) {
+  if (!v || !v->is_number()) return false;
+  char* end = nullptr;
+  *out = std::strtod(v->as_string().c_str(), &end);
+  return end && *end == '\0';
+}
+
+void ExtractNumber(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  double d;
+  if (ToDouble(ValueOf(item), &d)) out.numbers.push_back({p, d});
+}
+
+void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (!v || !v->is_object()) return;
+  double value;
+  if (item.type == "Range") {
+    double lo = -1e308, hi = 1e308;
+    const json::Value* low = v->Find("low");
+    const json::Value* high = v->Find("high");
+    bool has_low = low && ToDouble(low->Find("value"), &lo);
+    bool has_high = high && ToDouble(high->Find("value"), &hi);
+    if (!has_low && !has_high) return;
+    const json::Value* q = has_low ? low : high;
+    out.quantities.push_back({p, lo, hi, std::string(Str(q->Find("system"))),
+                              std::string(Str(q->Find("code"))), std::string(Str(q->Find("unit")))});
+    return;
+  }
+  if (!ToDouble(v->Find("value"), &value)) return;
+  if (item.type == "Money") {
+    out.quantities.push_back({p, value, value, "urn:iso:std:iso:4217",
+                              std::string(Str(v->Find("currency"))), ""});
+    return;
+  }
+  out.quantities.push_back({p, value, value, std::string(Str(v->Find("system"))),
+                            std::string(Str(v->Find("code"))), std::string(Str(v->Find("unit")))});
+}
+
+void ExtractUri(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+  const json::Value* v = ValueOf(item);
+  if (v && v->is_string() && !v->as_string().empty()) out.uris.push_back({p, v->as_string()});
+}
+
+}  // namespace
+
+bool ParseReference(std::string_view reference, std::string* type, std::string* id,
+                    std::string* version) {
+  if (reference.empty() || reference.front() == '#' || reference.starts_with("urn:")) return false;
+  size_t q = reference.find('?');
+  if (q != std::string_view::npos) return false;  // a conditional reference
+  std::vector<std::string_view> parts = Split(reference, '/');
+  // ... Type / id [/ _history / v]
+  size_t n = parts.size();
+  std::string_view v;
+  if (n >= 4 && parts[n - 2] == "_history") {
+    v = parts[n - 1];
+    n -= 2;
+  }
+  if (n < 2) return false;
+  std::string_view t = parts[n - 2], i = parts[n - 1];
+  if (!fhir::IsResourceType(t) || !fhir::IsValidId(i)) return false;
+  *type = std::string(t);
+  *id = std::string(i);
+  *version = std::string(v);
+  return true;
+}
+
+IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource) {
+  IndexEntries out;
+  std::string_view type = resource.GetString("resourceType");
+  fhirpath::EvalOptions options;
+  options.resolver = Placeholder;
+  for (const SearchParam* p : registry.ForType(type)) {
+    if (!p->compiled || p->code == "_id" || p->code == "_lastUpdated") continue;
+    if (p->type == ParamType::kComposite || p->type == ParamType::kSpecial) continue;
+    auto items = p->compiled->Evaluate(resource, options);
+    if (!items) continue;  // an expression that does not apply to this resource's shape
+    for (const fhirpath::Item& item : *items) {
+      switch (p->type) {
+        case ParamType::kString: ExtractString(out, p, item); break;
+        case ParamType::kToken: ExtractToken(out, p, item); break;
+        case ParamType::kReference: ExtractReference(out, p, item); break;
+        case ParamType::kDate: ExtractDate(out, p, item); break;
+        case ParamType::kNumber: ExtractNumber(out, p, item); break;
+        case ParamType::kQuantity: ExtractQuantity(out, p, item); break;
+        case ParamType::kUri: ExtractUri(out, p, item); break;
+        default: break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace fhirstone::search

@@ -1,0 +1,87 @@
+// Index extraction: for one resource, the values of every search parameter of its type, found
+// with the parameter's FHIRPath expression and turned into index entries by parameter type
+// (https://hl7.org/fhir/R4/search.html#ptypes). The store writes them in the same transaction
+// as the resource. Pure function of the registry and the resource: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
+#include "search/registry.h"
+
+namespace fhirstone::search {
+
+constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+
+struct StringEntry {
+  const SearchParam* param;
+  std::string normalized;  // NormalizeString(exact)
+  std::string exact;
+};
+
+struct TokenEntry {
+  const SearchParam* param;
+  std::string system;
+  std::string code;
+  std::string text;  // normalized display / text, for :text
+};
+
+struct ReferenceEntry {
+  const SearchParam* param;
+  std::string target_type;  // "" when not a relative or absolute Type/id reference
+  std::string target_id;
+  std::string version;
+  std::string url;  // the reference as written (canonical and absolute URLs included)
+  std::string identifier_system;  // Reference.identifier, for :identifier
+  std::string identifier_value;
+};
+
+struct DateEntry {
+  const SearchParam* param;
+  int64_t low;   // microseconds, inclusive (kMinTime: open)
+  int64_t high;  // microseconds, exclusive (kMaxTime: open)
+};
+
+struct NumberEntry {
+  const SearchParam* param;
+  double value;
+};
+
+struct QuantityEntry {
+  const SearchParam* param;
+  double low;   // equal to high for a Quantity; a Range's bounds otherwise
+  double high;
+  std::string system;
+  std::string code;
+  std::string unit;
+};
+
+struct UriEntry {
+  const SearchParam* param;
+  std::string uri;
+};
+
+struct IndexEntries {
+  std::vector<StringEntry> strings;
+  std::vector<TokenEntry> tokens;
+  std::vector<ReferenceEntry> references;
+  std::vector<DateEntry> dates;
+  std::vector<NumberEntry> numbers;
+  std::vector<QuantityEntry> quantities;
+  std::vector<UriEntry> uris;
+};
+
+// The index entries of `resource` (whose resourceType names its type). Parameters answered from
+// the resource table itself (_id, _lastUpdated) and special ones (_text, _content...) are skipped.
+IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource);
+
+// Splits a reference string into type, id and version when it has the form [base/]Type/id
+// [/_history/v] with a known resource type. False otherwise.
+bool ParseReference(std::string_view reference, std::string* type, std::string* id,
+                    std::string* version);
+
+}  // namespace fhirstone::search

@@ -1,0 +1,244 @@
+#include "search/query.h"
+
+#include "common/strings.h"
+#include "fhir/model.h"
+
+namespace fhirstone::search {
+namespace {
+
+Status CheckModifier(const SearchParam& p, const std::string& modifier) {
+  if (modifier.empty() || modifier == "missing") return Ok();
+  auto refuse = [&](std::string_view why) {
+    return Error::Invalid("Modifier :" + modifier + " " + std::string(why) + " for the " +
+                          std::string(ParamTypeName(p.type)) + " parameter '" + p.code + "'");
+  };
+  switch (p.type) {
+    case ParamType::kString:
+      if (modifier == "exact" || modifier == "contains") return Ok();
+      break;
+    case ParamType::kToken:
+      if (modifier == "text" || modifier == "not") return Ok();
+      if (modifier == "above" || modifier == "below" || modifier == "in" ||
+          modifier == "not-in" || modifier == "of-type")
+        return refuse("is not supported");
+      break;
+    case ParamType::kReference:
+      if (modifier == "identifier") return Ok();
+      if (fhir::IsResourceType(modifier)) {
+        if (!p.targets.empty() &&
+            std::find(p.targets.begin(), p.targets.end(), modifier) == p.targets.end())
+          return refuse("names a type the parameter cannot refer to");
+        return Ok();
+      }
+      break;
+    case ParamType::kUri:
+      if (modifier == "above" || modifier == "below") return Ok();
+      break;
+    default:
+      break;
+  }
+  return refuse("is not valid");
+}
+
+// Resolves "code" or "code:modifier" of `type`.
+Result<std::pair<const SearchParam*, std::string>> FindParam(const Registry& registry,
+                                                             std::string_view type,
+                                                             std::string_view part) {
+  size_t colon = part.find(':');
+  std::string code(part.substr(0, colon));
+  std::string modifier = colon == std::string_view::npos ? "" : std::string(part.substr(colon + 1));
+  const SearchParam* p = registry.Find(type, code);
+  if (!p) return Error::NotFound("Unknown search parameter '" + code + "' for " + std::string(type));
+  return std::make_pair(p, modifier);
+}
+
+std::vector<std::string> ChainTargets(const Registry& registry, const SearchParam& p,
+                                      const std::string& explicit_type, std::string_view next) {
+  if (!explicit_type.empty()) return {explicit_type};
+  std::vector<std::string> out;
+  std::string next_code(next.substr(0, next.find_first_of(":.")));
+  for (const auto& t : p.targets)
+    if (registry.Find(t, next_code) || next_code.starts_with("_")) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> SplitValues(std::string_view value) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (c == '\\' && i + 1 < value.size() &&
+        (value[i + 1] == ',' || value[i + 1] == '$' || value[i + 1] == '|' || value[i + 1] == '\\')) {
+      // \| stays escaped: token and composite values split on unescaped '|' later.
+      if (value[i + 1] == '|') out.back().push_back('\\');
+      out.back().push_back(value[++i]);
+    } else if (c == ',') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string> types,
+                               const QueryParams& params, const ParseOptions& options) {
+  SearchQuery q;
+  q.types = std::move(types);
+  q.count = options.default_count;
+  // The type criteria are checked against: the one type, or (system search) Resource.
+  std::string base = q.types.size() == 1 ? q.types[0] : "Resource";
+  for (const auto& [key, value] : params) {
+    if (key == "_count") {
+      auto n = ParseInt64(value);
+      if (!n || *n < 0) return Error::Invalid("_count must be a non-negative integer, not '" + value + "'");
+      q.count = static_cast<int>(std::min<int64_t>(*n, options.max_count));
+    } else if (key == "_total") {
+      if (value == "none") q.total = TotalMode::kNone;
+      else if (value == "estimate") q.total = TotalMode::kEstimate;
+      else if (value == "accurate") q.total = TotalMode::kAccurate;
+      else return Error::Invalid("_total must be none, estimate or accurate, not '" + value + "'");
+    } else if (key == "_summary") {
+      if (value == "true") q.summary = SummaryMode::kTrue;
+      else if (value == "text") q.summary = SummaryMode::kText;
+      else if (value == "data") q.summary = SummaryMode::kData;
+      else if (value == "count") q.summary = SummaryMode::kCount;
+      else if (value == "false") q.summary = SummaryMode::kFalse;
+      else return Error::Invalid("_summary must be true, text, data, count or false, not '" + value + "'");
+    } else if (key == "_elements") {
+      for (auto e : Split(value, ','))
+        if (!Trim(e).empty()) q.elements.emplace_back(Trim(e));
+    } else if (key == "_page") {
+      q.page = value;
+      continue;  // not repeated in the self link as such
+    } else if (key == "_sort") {
+      for (auto part : Split(value, ',')) {
+        part = Trim(part);
+        if (part.empty()) continue;
+        SortKey k;
+        if (part.front() == '-') {
+          k.descending = true;
+          part.remove_prefix(1);
+        }
+        k.param = registry.Find(base, part);
+        if (!k.param) return Error::Invalid("Cannot sort by unknown parameter '" + std::string(part) + "'");
+        if (k.param->type == ParamType::kComposite || k.param->type == ParamType::kSpecial)
+          return Error::Invalid("Cannot sort by the " + std::string(ParamTypeName(k.param->type)) +
+                                " parameter '" + std::string(part) + "'");
+        q.sort.push_back(k);
+      }
+    } else if (key.starts_with("_include") || key.starts_with("_revinclude")) {
+      Include inc;
+      inc.reverse = key.starts_with("_revinclude");
+      std::string_view mod = std::string_view(key).substr(inc.reverse ? 11 : 8);
+      if (mod == ":iterate" || mod == ":recurse") {
+        inc.iterate = true;
+      } else if (!mod.empty()) {
+        return Error::Invalid("Unknown modifier on " + key);
+      }
+      auto parts = Split(value, ':');
+      if (value == "*" && !inc.reverse) {
+        inc.source_type = base;
+      } else {
+        if (parts.size() < 2 || parts.size() > 3 || !fhir::IsResourceType(parts[0]))
+          return Error::Invalid(key + " must be SourceType:parameter[:TargetType], not '" + value + "'");
+        inc.source_type = std::string(parts[0]);
+        if (parts[1] != "*") {
+          inc.param = registry.Find(inc.source_type, parts[1]);
+          if (!inc.param || inc.param->type != ParamType::kReference)
+            return Error::Invalid(key + ": '" + std::string(parts[1]) +
+                                  "' is not a reference parameter of " + inc.source_type);
+        }
+        if (parts.size() == 3) {
+          if (!fhir::IsResourceType(parts[2]))
+            return Error::Invalid(key + ": unknown target type '" + std::string(parts[2]) + "'");
+          inc.target_type = std::string(parts[2]);
+        }
+      }
+      q.includes.push_back(std::move(inc));
+    } else if (key == "_format" || key == "_pretty" || key == "_type") {
+      // request-level; kept in links
+    } else {
+      // A criterion: [_has:T:ref:]*param[:modifier][.chain...]
+      Criterion c;
+      std::string_view rest = key;
+      std::string type = base;
+      while (rest.starts_with("_has:")) {
+        auto parts = Split(rest.substr(5), ':');
+        if (parts.size() < 3 || !fhir::IsResourceType(parts[0]))
+          return Error::Invalid("_has must be _has:Type:reference:parameter, not '" + key + "'");
+        const SearchParam* ref = registry.Find(parts[0], parts[1]);
+        if (!ref || ref->type != ParamType::kReference)
+          return Error::Invalid("_has: '" + std::string(parts[1]) + "' is not a reference parameter of " +
+                                std::string(parts[0]));
+        c.has.push_back({std::string(parts[0]), ref});
+        type = std::string(parts[0]);
+        rest = rest.substr(5 + parts[0].size() + 1 + parts[1].size() + 1);
+      }
+      auto links = Split(rest, '.');
+      if (static_cast<int>(links.size()) > options.max_chain_depth + 1)
+        return Error::Invalid("Chains are limited to " + std::to_string(options.max_chain_depth) + " links");
+      bool unknown = false;
+      for (size_t i = 0; i + 1 < links.size(); ++i) {
+        auto found = FindParam(registry, type, links[i]);
+        if (!found) {
+          unknown = true;
+          break;
+        }
+        auto [p, modifier] = *found;
+        if (p->type != ParamType::kReference)
+          return Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
+                                std::string(ParamTypeName(p->type)) + " parameter, not a reference");
+        if (!modifier.empty() && !fhir::IsResourceType(modifier))
+          return Error::Invalid("A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
+        auto targets = ChainTargets(registry, *p, modifier, links[i + 1]);
+        if (targets.empty())
+          return Error::Invalid("'" + std::string(links[i + 1]) + "' is not a parameter of any type '" +
+                                p->code + "' refers to");
+        if (targets.size() > 1)
+          return Error::Invalid("The chain through '" + p->code + "' is ambiguous (" +
+                                std::to_string(targets.size()) + " target types): name one, e.g. " +
+                                p->code + ":" + targets[0] + "." + std::string(links[i + 1]));
+        c.chain.push_back({p, targets[0]});
+        type = targets[0];
+      }
+      if (unknown) {
+        if (options.strict) return Error::Invalid("Unknown search parameter '" + key + "'");
+        continue;
+      }
+      auto found = FindParam(registry, type, links.back());
+      if (!found) {
+        if (options.strict) return Error::Invalid(found.error().message());
+        continue;  // ignored, left out of the self link
+      }
+      c.param = found->first;
+      c.modifier = found->second;
+      c.type = type;
+      FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*c.param, c.modifier));
+      if (c.param->type == ParamType::kComposite || c.param->type == ParamType::kSpecial)
+        return Error::NotSupported("Searching on the " + std::string(ParamTypeName(c.param->type)) +
+                                   " parameter '" + c.param->code + "' is not supported yet");
+      c.values = SplitValues(value);
+      if (static_cast<int>(c.values.size()) > options.max_values)
+        return Error::Invalid("Too many values in '" + key + "' (at most " +
+                              std::to_string(options.max_values) + ")");
+      for (const auto& v : c.values)
+        if (v.empty()) return Error::Invalid("Empty value in '" + key + "'");
+      if (c.modifier == "missing" && c.values.size() == 1 && c.values[0] != "true" && c.values[0] != "false")
+        return Error::Invalid(":missing takes true or false, not '" + c.values[0] + "'");
+      q.criteria.push_back(std::move(c));
+      if (static_cast<int>(q.criteria.size()) > options.max_values)
+        return Error::Invalid("Too many search criteria");
+    }
+    q.understood.emplace_back(key, value);
+  }
+  if (!q.sort.empty() && q.types.size() != 1) {
+    for (const auto& k : q.sort)
+      if (k.param->code != "_id" && k.param->code != "_lastUpdated")
+        return Error::Invalid("Across several types, only _id and _lastUpdated can sort");
+  }
+  return q;
+}
+
+}  // namespace fhirstone::search

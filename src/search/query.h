@@ -1,0 +1,100 @@
+// SearchQuery: a FHIR search request (https://hl7.org/fhir/R4/search.html) parsed against the
+// registry: criteria (each an AND term whose values are OR'ed) with modifiers, chains and reverse
+// chains, and the result parameters (_sort, _count, _include, _revinclude, _total, _summary,
+// _elements). Values stay as text; the store interprets them by parameter type (values.h).
+// Value type; thread-compatible.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "search/registry.h"
+
+namespace fhirstone::search {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+struct Criterion {
+  // Chained parameters (subject:Patient.name=x): each link is a reference parameter followed to
+  // `target_type`; `param` then applies to the last target type.
+  struct Link {
+    const SearchParam* param;
+    std::string target_type;
+  };
+  // Reverse chains (_has:Observation:patient:code=x): resources of `type` whose `reference`
+  // points at the resource; applied outermost first.
+  struct Has {
+    std::string type;
+    const SearchParam* reference;
+  };
+  std::vector<Has> has;
+  std::vector<Link> chain;
+  // The tested parameter. For the _id and _lastUpdated parameters it is the registry's entry.
+  const SearchParam* param = nullptr;
+  std::string type;      // the resource type `param` is evaluated on
+  std::string modifier;  // "", "exact", "contains", "missing", "not", "text", "above", "below",
+                         // "identifier", "of-type", or a resource type for a reference
+  std::vector<std::string> values;  // OR'ed, with FHIR escapes (\, \$ \|) resolved
+};
+
+struct SortKey {
+  const SearchParam* param;  // its code may be _id or _lastUpdated
+  bool descending = false;
+};
+
+struct Include {
+  bool reverse = false;  // _revinclude
+  bool iterate = false;
+  std::string source_type;           // the type whose reference parameter is followed
+  const SearchParam* param = nullptr;  // nullptr for the wildcard `*`
+  std::string target_type;           // optional restriction
+};
+
+enum class TotalMode { kNone, kEstimate, kAccurate };
+enum class SummaryMode { kNone, kTrue, kText, kData, kCount, kFalse };
+
+// Compartment search (https://hl7.org/fhir/R4/compartmentdefinition.html): resources whose
+// `params` refer to compartment type/id.
+struct Compartment {
+  std::string type;
+  std::string id;
+  std::vector<const SearchParam*> params;
+};
+
+struct SearchQuery {
+  std::vector<std::string> types;  // one type for type-level search; several or none for system
+  std::optional<Compartment> compartment;
+  std::vector<Criterion> criteria;
+  std::vector<SortKey> sort;
+  std::vector<Include> includes;
+  int count = 50;
+  TotalMode total = TotalMode::kAccurate;
+  SummaryMode summary = SummaryMode::kNone;
+  std::vector<std::string> elements;
+  // The parameters understood, in order, as the self link repeats them (unknown ones left out).
+  QueryParams understood;
+  // Paging state from a next/previous link (opaque to clients).
+  std::optional<std::string> page;
+};
+
+struct ParseOptions {
+  bool strict = false;  // Prefer: handling=strict: unknown parameters are an error
+  int default_count = 50;
+  int max_count = 1000;
+  int max_chain_depth = 4;
+  int max_values = 100;  // OR values in one parameter, and criteria in a query
+};
+
+// Parses the query `params` of a search on `types` (one type, or the _type list / none for a
+// system search). Unknown parameters are ignored (or refused when strict); malformed ones get a
+// precise Error::Invalid.
+Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string> types,
+                               const QueryParams& params, const ParseOptions& options);
+
+// Splits a parameter value on unescaped commas and resolves the \, \$ \| \\ escapes.
+std::vector<std::string> SplitValues(std::string_view value);
+
+}  // namespace fhirstone::search

@@ -1,0 +1,126 @@
+#include "search/registry.h"
+
+#include "common/strings.h"
+#include "fhir/model.h"
+#include "search/internal/builtin_params.h"
+
+namespace fhirstone::search {
+namespace {
+
+ParamType ParseType(std::string_view t) {
+  if (t == "number") return ParamType::kNumber;
+  if (t == "date") return ParamType::kDate;
+  if (t == "string") return ParamType::kString;
+  if (t == "token") return ParamType::kToken;
+  if (t == "reference") return ParamType::kReference;
+  if (t == "composite") return ParamType::kComposite;
+  if (t == "quantity") return ParamType::kQuantity;
+  if (t == "uri") return ParamType::kUri;
+  return ParamType::kSpecial;
+}
+
+const std::vector<const SearchParam*> kNone;
+
+}  // namespace
+
+std::string_view ParamTypeName(ParamType type) {
+  switch (type) {
+    case ParamType::kNumber: return "number";
+    case ParamType::kDate: return "date";
+    case ParamType::kString: return "string";
+    case ParamType::kToken: return "token";
+    case ParamType::kReference: return "reference";
+    case ParamType::kComposite: return "composite";
+    case ParamType::kQuantity: return "quantity";
+    case ParamType::kUri: return "uri";
+    case ParamType::kSpecial: return "special";
+  }
+  return "special";
+}
+
+Result<std::unique_ptr<Registry>> Registry::Builtin() {
+  std::unique_ptr<Registry> registry(new Registry());
+  std::unordered_map<std::string, ParamType> type_by_url;
+  for (size_t i = 0; i < internal::kBuiltinParamCount; ++i)
+    type_by_url[internal::kBuiltinParams[i].url] = ParseType(internal::kBuiltinParams[i].type);
+  for (size_t i = 0; i < internal::kBuiltinParamCount; ++i) {
+    const internal::BuiltinParam& b = internal::kBuiltinParams[i];
+    auto p = std::make_unique<SearchParam>();
+    p->base = b.base;
+    p->code = b.code;
+    p->type = ParseType(b.type);
+    p->expression = b.expression;
+    p->url = b.url;
+    for (auto t : Split(b.targets, ','))
+      if (!t.empty()) p->targets.emplace_back(t);
+    if (!p->expression.empty()) {
+      auto compiled = fhirpath::Compile(p->expression);
+      if (!compiled)
+        return Error::Internal("SearchParameter " + p->base + "." + p->code +
+                               ": expression does not compile: " + compiled.error().message());
+      p->compiled = std::move(compiled).value();
+    }
+    for (auto part : Split(b.components, ';')) {
+      if (part.empty()) continue;
+      size_t eq = part.find('=');
+      SearchParam::Component c;
+      c.definition = std::string(part.substr(0, eq));
+      c.expression = std::string(part.substr(eq + 1));
+      auto compiled = fhirpath::Compile(c.expression);
+      if (!compiled)
+        return Error::Internal("SearchParameter " + p->base + "." + p->code +
+                               ": component does not compile: " + compiled.error().message());
+      c.compiled = std::move(compiled).value();
+      auto known = type_by_url.find(c.definition);
+      c.type = known == type_by_url.end() ? ParamType::kToken : known->second;
+      p->components.push_back(std::move(c));
+    }
+    registry->by_type_[p->base][p->code] = p.get();
+    registry->params_.push_back(std::move(p));
+  }
+  for (std::string_view type : fhir::ResourceTypes()) {
+    std::vector<const SearchParam*>& list = registry->for_type_[std::string(type)];
+    for (const char* base : {"Resource", "DomainResource"}) {
+      auto it = registry->by_type_.find(base);
+      if (it == registry->by_type_.end()) continue;
+      if (std::string_view(base) == "DomainResource" && (type == "Bundle" || type == "Binary" || type == "Parameters"))
+        continue;
+      for (const auto& [code, param] : it->second) list.push_back(param);
+    }
+    auto own = registry->by_type_.find(std::string(type));
+    if (own != registry->by_type_.end())
+      for (const auto& [code, param] : own->second) list.push_back(param);
+  }
+  for (size_t i = 0; i < internal::kCompartmentParamCount; ++i) {
+    const internal::CompartmentParams& c = internal::kCompartmentParams[i];
+    auto& list = registry->compartment_[std::string(c.compartment) + "/" + c.type];
+    for (auto code : Split(c.params, ',')) {
+      const SearchParam* p = registry->Find(c.type, code);
+      if (p && p->type == ParamType::kReference) list.push_back(p);
+    }
+  }
+  return registry;
+}
+
+const std::vector<const SearchParam*>& Registry::CompartmentParams(std::string_view compartment,
+                                                                   std::string_view type) const {
+  auto it = compartment_.find(std::string(compartment) + "/" + std::string(type));
+  return it == compartment_.end() ? kNone : it->second;
+}
+
+const SearchParam* Registry::Find(std::string_view type, std::string_view code) const {
+  for (std::string_view base : {type, std::string_view("Resource"), std::string_view("DomainResource")}) {
+    auto it = by_type_.find(std::string(base));
+    if (it == by_type_.end()) continue;
+    auto p = it->second.find(std::string(code));
+    if (p != it->second.end()) return p->second;
+  }
+  return nullptr;
+}
+
+const std::vector<const SearchParam*>& Registry::ForType(std::string_view type) const {
+  auto it = for_type_.find(std::string(type));
+  return it == for_type_.end() ? kNone : it->second;
+}
+
+}  // namespace fhirstone::search

@@ -1,0 +1,63 @@
+// SearchParameter registry: every R4 search parameter (generated from search-parameters.json at
+// build time) with its FHIRPath expression compiled once, looked up by resource type and code.
+// Parameters defined on Resource / DomainResource (_id, _lastUpdated, _tag, _profile, _security,
+// _source, _text...) apply to every type. Immutable after construction: thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "fhirpath/fhirpath.h"
+
+namespace fhirstone::search {
+
+enum class ParamType { kNumber, kDate, kString, kToken, kReference, kComposite, kQuantity, kUri, kSpecial };
+
+std::string_view ParamTypeName(ParamType type);
+
+struct SearchParam {
+  std::string base;  // the resource type it is defined on (or Resource / DomainResource)
+  std::string code;
+  ParamType type = ParamType::kString;
+  std::string expression;
+  std::vector<std::string> targets;  // reference targets
+  std::string url;
+  std::unique_ptr<const fhirpath::Expression> compiled;  // null when there is no expression
+
+  struct Component {
+    std::string definition;  // URL of the component's SearchParameter
+    std::string expression;  // relative to each value of the composite's expression
+    std::unique_ptr<const fhirpath::Expression> compiled;
+    ParamType type = ParamType::kToken;
+  };
+  std::vector<Component> components;  // composite parameters only
+};
+
+class Registry {
+ public:
+  // The built-in R4 parameters, expressions compiled. Fails if an expression does not compile.
+  static Result<std::unique_ptr<Registry>> Builtin();
+
+  // The parameter `code` of `type` (or of Resource / DomainResource); nullptr when unknown.
+  const SearchParam* Find(std::string_view type, std::string_view code) const;
+  // Every parameter that applies to `type`, including the Resource-level ones.
+  const std::vector<const SearchParam*>& ForType(std::string_view type) const;
+  size_t size() const { return params_.size(); }
+  // The parameters of `type` that place a resource in `compartment`'s compartment (e.g.
+  // Patient, Observation -> subject, performer); empty when `type` is not in that compartment.
+  const std::vector<const SearchParam*>& CompartmentParams(std::string_view compartment,
+                                                           std::string_view type) const;
+
+ private:
+  Registry() = default;
+  std::vector<std::unique_ptr<SearchParam>> params_;
+  std::unordered_map<std::string, std::unordered_map<std::string, const SearchParam*>> by_type_;
+  std::unordered_map<std::string, std::vector<const SearchParam*>> for_type_;
+  std::unordered_map<std::string, std::vector<const SearchParam*>> compartment_;  // "Patient/Observation"
+};
+
+}  // namespace fhirstone::search

@@ -1,0 +1,154 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/json.h"
+#include "search/extract.h"
+#include "search/normalize.h"
+#include "search/query.h"
+#include "search/registry.h"
+
+namespace fhirstone::search {
+namespace {
+
+const Registry& TheRegistry() {
+  static const Registry* registry = [] {
+    auto r = Registry::Builtin();
+    EXPECT_TRUE(r) << r.error().message();
+    return r.value().release();
+  }();
+  return *registry;
+}
+
+json::Value Example(const std::string& name) {
+  std::ifstream in(std::string(FHIR_EXAMPLES_DIR) + "/" + name);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return json::Parse(buffer.str()).value();
+}
+
+TEST(RegistryTest, HasEveryR4Parameter) {
+  const Registry& r = TheRegistry();
+  EXPECT_GT(r.size(), 1500u);
+  ASSERT_NE(r.Find("Patient", "name"), nullptr);
+  EXPECT_EQ(r.Find("Patient", "name")->type, ParamType::kString);
+  ASSERT_NE(r.Find("Observation", "_lastUpdated"), nullptr);
+  EXPECT_EQ(r.Find("Observation", "patient")->expression,
+            "Observation.subject.where(resolve() is Patient)");
+  EXPECT_EQ(r.Find("Patient", "nonsense"), nullptr);
+  auto& compartment = r.CompartmentParams("Patient", "Observation");
+  EXPECT_FALSE(compartment.empty());
+}
+
+TEST(NormalizeTest, FoldsCaseAndAccents) {
+  EXPECT_EQ(NormalizeString("  Ærøskøbing  Éric "), "aeroskobing eric");
+  EXPECT_EQ(NormalizeString("日本"), "日本");
+  EXPECT_EQ(NormalizeString("MÜLLER"), "muller");
+  EXPECT_EQ(NormalizeString("Straße"), "strasse");
+}
+
+TEST(ExtractTest, PatientExample) {
+  IndexEntries e = ExtractIndex(TheRegistry(), Example("Patient-example.json"));
+  auto has_string = [&](std::string_view code, std::string_view value) {
+    for (const auto& s : e.strings)
+      if (s.param->code == code && s.normalized == value) return true;
+    return false;
+  };
+  EXPECT_TRUE(has_string("family", "chalmers"));
+  EXPECT_TRUE(has_string("given", "peter"));
+  EXPECT_TRUE(has_string("name", "jim"));
+  EXPECT_TRUE(has_string("address-city", "pleasantville"));
+  bool gender = false, identifier = false;
+  for (const auto& t : e.tokens) {
+    if (t.param->code == "gender" && t.code == "male") gender = true;
+    if (t.param->code == "identifier" && t.system == "urn:oid:1.2.36.146.595.217.0.1" &&
+        t.code == "12345")
+      identifier = true;
+  }
+  EXPECT_TRUE(gender);
+  EXPECT_TRUE(identifier);
+  bool birthdate = false;
+  for (const auto& d : e.dates)
+    if (d.param->code == "birthdate" && d.high - d.low == 86400LL * 1000000) birthdate = true;
+  EXPECT_TRUE(birthdate);
+  bool organization = false;
+  for (const auto& r : e.references)
+    if (r.param->code == "organization" && r.target_type == "Organization" && r.target_id == "1")
+      organization = true;
+  EXPECT_TRUE(organization);
+}
+
+TEST(ExtractTest, ObservationQuantityAndPatientReference) {
+  json::Value obs = json::Parse(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body Weight"}]},
+    "subject":{"reference":"Patient/p1"},"effectiveDateTime":"2016-03-28",
+    "valueQuantity":{"value":67.5,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}})")
+                        .value();
+  IndexEntries e = ExtractIndex(TheRegistry(), obs);
+  bool patient = false, subject = false;
+  for (const auto& r : e.references) {
+    if (r.param->code == "patient" && r.target_id == "p1") patient = true;
+    if (r.param->code == "subject" && r.target_type == "Patient") subject = true;
+  }
+  EXPECT_TRUE(patient);
+  EXPECT_TRUE(subject);
+  bool quantity = false;
+  for (const auto& q : e.quantities)
+    if (q.param->code == "value-quantity" && q.low == 67.5 && q.code == "kg") quantity = true;
+  EXPECT_TRUE(quantity);
+  bool code = false;
+  for (const auto& t : e.tokens)
+    if (t.param->code == "code" && t.code == "29463-7" && t.text == "body weight") code = true;
+  EXPECT_TRUE(code);
+}
+
+TEST(QueryTest, ParsesCriteriaModifiersChainsAndResultParameters) {
+  QueryParams params{{"name:exact", "Peter"},  {"birthdate", "ge1970,lt1980"},
+                     {"general-practitioner:Practitioner.name", "smith"},
+                     {"_has:Observation:patient:code", "1234"},
+                     {"_sort", "-birthdate,name"}, {"_count", "5"},
+                     {"_include", "Patient:organization"}, {"unknown", "x"}};
+  auto q = ParseQuery(TheRegistry(), {"Patient"}, params, {});
+  ASSERT_TRUE(q) << q.error().message();
+  ASSERT_EQ(q->criteria.size(), 4u);
+  EXPECT_EQ(q->criteria[0].modifier, "exact");
+  EXPECT_EQ(q->criteria[1].values.size(), 2u);
+  ASSERT_EQ(q->criteria[2].chain.size(), 1u);
+  EXPECT_EQ(q->criteria[2].chain[0].target_type, "Practitioner");
+  EXPECT_EQ(q->criteria[2].type, "Practitioner");
+  ASSERT_EQ(q->criteria[3].has.size(), 1u);
+  EXPECT_EQ(q->criteria[3].type, "Observation");
+  EXPECT_EQ(q->sort.size(), 2u);
+  EXPECT_TRUE(q->sort[0].descending);
+  EXPECT_EQ(q->count, 5);
+  EXPECT_EQ(q->includes.size(), 1u);
+  EXPECT_EQ(q->understood.size(), 7u);  // "unknown" left out
+}
+
+TEST(QueryTest, RefusesMalformedParameters) {
+  auto refuse = [](QueryParams params, bool strict = false) {
+    ParseOptions options;
+    options.strict = strict;
+    auto q = ParseQuery(TheRegistry(), {"Patient"}, params, options);
+    EXPECT_FALSE(q) << params[0].first << "=" << params[0].second;
+  };
+  refuse({{"unknown", "x"}}, true);
+  refuse({{"gender:exact", "male"}});
+  refuse({{"name.family", "x"}});  // chain on a string parameter
+  refuse({{"_count", "-1"}});
+  refuse({{"_sort", "nonsense"}});
+  refuse({{"_include", "Patient:name"}});
+  refuse({{"name:missing", "maybe"}});
+  refuse({{"name", ","}});
+  refuse({{"_total", "some"}});
+  refuse({{"general-practitioner.name", "x"}});  // ambiguous: Practitioner, Organization, PractitionerRole
+}
+
+TEST(QueryTest, SplitsValuesWithEscapes) {
+  EXPECT_EQ(SplitValues("a,b\\,c"), (std::vector<std::string>{"a", "b,c"}));
+  EXPECT_EQ(SplitValues("sys\\|x|code"), (std::vector<std::string>{"sys\\|x|code"}));
+}
+
+}  // namespace
+}  // namespace fhirstone::search

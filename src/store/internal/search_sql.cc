@@ -1,0 +1,628 @@
+// Search -> SQL: https://hl7.org/fhir/R4/search.html. Each criterion becomes a condition
+// `alias.rowid IN (SELECT rid FROM idx_<type> WHERE param = ? AND ...)`, chains and _has nest
+// such subqueries, and values are interpreted by parameter type with FHIR's prefix and
+// precision rules.
+#include "store/internal/search_sql.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "fhir/model.h"
+#include "search/normalize.h"
+
+namespace fhirstone::store::internal {
+namespace {
+
+using search::Criterion;
+using search::ParamType;
+using search::SearchParam;
+
+enum class Prefix { kEq, kNe, kGt, kLt, kGe, kLe, kSa, kEb, kAp };
+
+Prefix SplitPrefix(std::string_view& v) {
+  static const std::pair<const char*, Prefix> kPrefixes[] = {
+      {"eq", Prefix::kEq}, {"ne", Prefix::kNe}, {"gt", Prefix::kGt}, {"lt", Prefix::kLt},
+      {"ge", Prefix::kGe}, {"le", Prefix::kLe}, {"sa", Prefix::kSa}, {"eb", Prefix::kEb},
+      {"ap", Prefix::kAp}};
+  if (v.size() > 2) {
+    for (const auto& [text, prefix] : kPrefixes) {
+      if (v.starts_with(text) && (std::isdigit(static_cast<unsigned char>(v[2])) || v[2] == '-' ||
+                                  v[2] == '.')) {
+        v.remove_prefix(2);
+        return prefix;
+      }
+    }
+  }
+  return Prefix::kEq;
+}
+
+const char* TableFor(ParamType t) {
+  switch (t) {
+    case ParamType::kString: return "idx_string";
+    case ParamType::kToken: return "idx_token";
+    case ParamType::kReference: return "idx_reference";
+    case ParamType::kDate: return "idx_date";
+    case ParamType::kNumber: return "idx_number";
+    case ParamType::kQuantity: return "idx_quantity";
+    case ParamType::kUri: return "idx_uri";
+    default: return "";
+  }
+}
+
+std::string UpperBound(std::string s) {
+  s.push_back('\xff');
+  return s;
+}
+
+std::string EscapeLike(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+// Splits token text on the first unescaped '|' and unescapes "\|".
+bool SplitBar(std::string_view v, std::string* left, std::string* right) {
+  std::string cur;
+  bool found = false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size() && v[i + 1] == '|') {
+      cur.push_back('|');
+      ++i;
+    } else if (v[i] == '|' && !found) {
+      *left = cur;
+      cur.clear();
+      found = true;
+    } else {
+      cur.push_back(v[i]);
+    }
+  }
+  if (found) {
+    *right = cur;
+  } else {
+    *left = cur;
+  }
+  return found;
+}
+
+// A number's value and the interval its precision implies ("100" -> [99.5, 100.5)).
+Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_view text) {
+  std::string s(text);
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || !end || *end != '\0' || !std::isfinite(v))
+    return Error::Invalid("'" + s + "' is not a number");
+  // Precision: the place of the last significant digit of the mantissa.
+  std::string mantissa = s.substr(0, s.find_first_of("eE"));
+  int exponent = 0;
+  if (mantissa.size() < s.size()) exponent = std::atoi(s.c_str() + mantissa.size() + 1);
+  size_t dot = mantissa.find('.');
+  int decimals = dot == std::string::npos ? 0 : static_cast<int>(mantissa.size() - dot - 1);
+  double half = 0.5 * std::pow(10.0, exponent - decimals);
+  return std::make_pair(v, std::make_pair(v - half, v + half));
+}
+
+struct Builder {
+  Sql out;
+  void Add(std::string_view text) { out.text += text; }
+  void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
+};
+
+// Ordered comparisons for number/quantity on columns lo_col/hi_col (equal for plain values).
+Status OrderedCondition(Builder& b, Prefix prefix, double value, double lo, double hi,
+                        const std::string& lo_col, const std::string& hi_col) {
+  switch (prefix) {
+    case Prefix::kEq:
+      b.Add("(" + lo_col + " >= ? AND " + hi_col + " < ?)");
+      b.Bind(lo);
+      b.Bind(hi);
+      break;
+    case Prefix::kNe:
+      b.Add("NOT (" + lo_col + " >= ? AND " + hi_col + " < ?)");
+      b.Bind(lo);
+      b.Bind(hi);
+      break;
+    case Prefix::kGt:
+    case Prefix::kSa:
+      b.Add(hi_col + " > ?");
+      b.Bind(value);
+      break;
+    case Prefix::kLt:
+    case Prefix::kEb:
+      b.Add(lo_col + " < ?");
+      b.Bind(value);
+      break;
+    case Prefix::kGe:
+      b.Add(hi_col + " >= ?");
+      b.Bind(value);
+      break;
+    case Prefix::kLe:
+      b.Add(lo_col + " <= ?");
+      b.Bind(value);
+      break;
+    case Prefix::kAp: {
+      double d = std::fabs(value) * 0.1;
+      b.Add("(" + hi_col + " >= ? AND " + lo_col + " <= ?)");
+      b.Bind(value - d);
+      b.Bind(value + d);
+      break;
+    }
+  }
+  return Ok();
+}
+
+// Date comparisons between the search range [sl, sh) and the stored range [low, high).
+void DateCondition(Builder& b, Prefix prefix, int64_t sl, int64_t sh, const std::string& low,
+                   const std::string& high) {
+  switch (prefix) {
+    case Prefix::kEq:
+      b.Add("(" + low + " >= ? AND " + high + " <= ?)");
+      b.Bind(sl);
+      b.Bind(sh);
+      break;
+    case Prefix::kNe:
+      b.Add("NOT (" + low + " >= ? AND " + high + " <= ?)");
+      b.Bind(sl);
+      b.Bind(sh);
+      break;
+    case Prefix::kGt:
+      b.Add(high + " > ?");
+      b.Bind(sh);
+      break;
+    case Prefix::kLt:
+      b.Add(low + " < ?");
+      b.Bind(sl);
+      break;
+    case Prefix::kGe:
+      b.Add("(" + high + " > ? OR (" + low + " >= ? AND " + high + " <= ?))");
+      b.Bind(sh);
+      b.Bind(sl);
+      b.Bind(sh);
+      break;
+    case Prefix::kLe:
+      b.Add("(" + low + " < ? OR (" + low + " >= ? AND " + high + " <= ?))");
+      b.Bind(sl);
+      b.Bind(sl);
+      b.Bind(sh);
+      break;
+    case Prefix::kSa:
+      b.Add(low + " >= ?");
+      b.Bind(sh);
+      break;
+    case Prefix::kEb:
+      b.Add(high + " <= ?");
+      b.Bind(sl);
+      break;
+    case Prefix::kAp: {
+      int64_t d = (sh - sl) / 10 + 86400LL * 1000000;  // 10% of the range, at least a day
+      b.Add("(" + high + " > ? AND " + low + " < ?)");
+      b.Bind(sl - d);
+      b.Bind(sh + d);
+      break;
+    }
+  }
+}
+
+Result<TimeRange> ParseDate(std::string_view v) {
+  auto r = ParseFhirDateTime(v);
+  if (!r) return Error::Invalid("'" + std::string(v) + "' is not a date, dateTime or instant");
+  return *r;
+}
+
+// The condition on one index row (columns unqualified) for one value.
+Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modifier,
+                      const std::string& value) {
+  std::string_view v = value;
+  switch (p.type) {
+    case ParamType::kString: {
+      if (modifier == "exact") {
+        b.Add("exact = ?");
+        b.Bind(value);
+      } else if (modifier == "contains") {
+        b.Add("norm LIKE ? ESCAPE '\\'");
+        b.Bind("%" + EscapeLike(search::NormalizeString(value)) + "%");
+      } else {
+        std::string n = search::NormalizeString(value);
+        b.Add("(norm >= ? AND norm < ?)");
+        b.Bind(n);
+        b.Bind(UpperBound(n));
+      }
+      return Ok();
+    }
+    case ParamType::kToken: {
+      if (modifier == "text") {
+        std::string n = search::NormalizeString(value);
+        b.Add("(text >= ? AND text < ?)");
+        b.Bind(n);
+        b.Bind(UpperBound(n));
+        return Ok();
+      }
+      std::string system, code;
+      if (SplitBar(v, &system, &code)) {
+        if (code.empty()) {
+          b.Add("system = ?");
+          b.Bind(system);
+        } else {
+          b.Add("(code = ? AND system = ?)");
+          b.Bind(code);
+          b.Bind(system);
+        }
+      } else {
+        b.Add("code = ?");
+        b.Bind(system);
+      }
+      return Ok();
+    }
+    case ParamType::kReference: {
+      if (modifier == "identifier") {
+        std::string system, code;
+        if (SplitBar(v, &system, &code)) {
+          b.Add("(id_value = ? AND id_system = ?)");
+          b.Bind(code);
+          b.Bind(system);
+        } else {
+          b.Add("id_value = ?");
+          b.Bind(system);
+        }
+        return Ok();
+      }
+      std::string type, id, version;
+      if (fhir::IsResourceType(modifier)) {
+        if (!fhir::IsValidId(v)) {
+          if (!search::ParseReference(v, &type, &id, &version) || type != modifier)
+            return Error::Invalid("'" + value + "' is not an id of a " + modifier);
+        } else {
+          type = modifier;
+          id = value;
+        }
+      } else if (fhir::IsValidId(v)) {
+        b.Add("target_id = ?");
+        b.Bind(value);
+        return Ok();
+      } else if (!search::ParseReference(v, &type, &id, &version)) {
+        // A canonical URL (optionally |version), or any other URL as written.
+        std::string url(v.substr(0, v.find('|')));
+        b.Add("url = ?");
+        b.Bind(url);
+        return Ok();
+      }
+      b.Add("(target_id = ? AND target_type = ?");
+      b.Bind(id);
+      b.Bind(type);
+      if (!version.empty()) {
+        b.Add(" AND version = ?");
+        b.Bind(version);
+      }
+      b.Add(")");
+      return Ok();
+    }
+    case ParamType::kDate: {
+      Prefix prefix = SplitPrefix(v);
+      auto r = ParseDate(v);
+      if (!r) return std::move(r).error();
+      DateCondition(b, prefix, r->low, r->high, "low", "high");
+      return Ok();
+    }
+    case ParamType::kNumber: {
+      Prefix prefix = SplitPrefix(v);
+      auto n = ParseNumber(v);
+      if (!n) return std::move(n).error();
+      return OrderedCondition(b, prefix, n->first, n->second.first, n->second.second, "value",
+                              "value");
+    }
+    case ParamType::kQuantity: {
+      Prefix prefix = SplitPrefix(v);
+      auto parts = Split(v, '|');
+      if (parts.size() != 1 && parts.size() != 3)
+        return Error::Invalid("A quantity is [prefix]number[|system|code], not '" + value + "'");
+      auto n = ParseNumber(parts[0]);
+      if (!n) return std::move(n).error();
+      b.Add("(");
+      FHIRSTONE_RETURN_IF_ERROR(OrderedCondition(b, prefix, n->first, n->second.first,
+                                                 n->second.second, "low", "high"));
+      if (parts.size() == 3) {
+        if (!parts[1].empty()) {
+          b.Add(" AND system = ?");
+          b.Bind(std::string(parts[1]));
+        }
+        if (!parts[2].empty()) {
+          b.Add(" AND (code = ? OR unit = ?)");
+          b.Bind(std::string(parts[2]));
+          b.Bind(std::string(parts[2]));
+        }
+      }
+      b.Add(")");
+      return Ok();
+    }
+    case ParamType::kUri: {
+      if (modifier == "below") {
+        b.Add("uri LIKE ? ESCAPE '\\'");
+        b.Bind(EscapeLike(value) + "%");
+      } else if (modifier == "above") {
+        b.Add("? LIKE (replace(replace(replace(uri, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') ESCAPE '\\'");
+        b.Bind(value);
+      } else {
+        b.Add("uri = ?");
+        b.Bind(value);
+      }
+      return Ok();
+    }
+    default:
+      return Error::NotSupported("Parameter '" + p.code + "' cannot be searched");
+  }
+}
+
+// The condition that row `alias` of `c.type` satisfies the tested parameter of `c`.
+Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
+  const SearchParam& p = *c.param;
+  if (p.code == "_id") {
+    if (c.modifier == "missing") {
+      b.Add(c.values[0] == "true" ? "0" : "1");
+      return Ok();
+    }
+    b.Add(std::string(c.modifier == "not" ? "NOT " : "") + alias + ".id IN (");
+    for (size_t i = 0; i < c.values.size(); ++i) {
+      b.Add(i ? ", ?" : "?");
+      b.Bind(c.values[i]);
+    }
+    b.Add(")");
+    return Ok();
+  }
+  if (p.code == "_lastUpdated") {
+    b.Add("(");
+    for (size_t i = 0; i < c.values.size(); ++i) {
+      if (i) b.Add(" OR ");
+      std::string_view v = c.values[i];
+      Prefix prefix = SplitPrefix(v);
+      auto r = ParseDate(v);
+      if (!r) return std::move(r).error();
+      // lastUpdated is an instant stored to the microsecond, shown to the millisecond.
+      std::string lu = alias + ".last_updated";
+      DateCondition(b, prefix, r->low, r->high, lu, "(" + lu + " + 1)");
+    }
+    b.Add(")");
+    return Ok();
+  }
+  std::string table = TableFor(p.type);
+  if (c.modifier == "missing") {
+    b.Add(alias + ".rowid " + (c.values[0] == "true" ? "NOT IN" : "IN") + " (SELECT rid FROM " +
+          table + " WHERE param = ?)");
+    b.Bind(ParamKey(p));
+    return Ok();
+  }
+  bool negate = c.modifier == "not";
+  b.Add(alias + ".rowid " + (negate ? "NOT IN" : "IN") + " (SELECT rid FROM " + table +
+        " WHERE param = ? AND (");
+  b.Bind(ParamKey(p));
+  for (size_t i = 0; i < c.values.size(); ++i) {
+    if (i) b.Add(" OR ");
+    FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, c.values[i]));
+  }
+  b.Add("))");
+  return Ok();
+}
+
+// Chain links from `index` on, over row `alias`.
+Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
+                int& counter) {
+  if (index == c.chain.size()) return TestSql(b, c, alias);
+  const Criterion::Link& link = c.chain[index];
+  std::string next = "c" + std::to_string(++counter);
+  b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND target_type = ? "
+                "AND target_id IN (SELECT " + next + ".id FROM resource " + next + " WHERE " +
+        next + ".type = ? AND " + next + ".deleted = 0 AND ");
+  b.Bind(ParamKey(*link.param));
+  b.Bind(link.target_type);
+  b.Bind(link.target_type);
+  FHIRSTONE_RETURN_IF_ERROR(ChainSql(b, c, index + 1, next, counter));
+  b.Add("))");
+  return Ok();
+}
+
+// Reverse chains from `index` on: resources of has[index].type that refer to row `alias`.
+Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
+              const std::string& alias_type_sql, int& counter) {
+  if (index == c.has.size()) return ChainSql(b, c, 0, alias, counter);
+  const Criterion::Has& has = c.has[index];
+  std::string next = "h" + std::to_string(++counter);
+  b.Add(alias + ".id IN (SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
+        alias_type_sql + " AND rid IN (SELECT " + next + ".rowid FROM resource " + next +
+        " WHERE " + next + ".type = ? AND " + next + ".deleted = 0 AND ");
+  b.Bind(ParamKey(*has.reference));
+  b.Bind(has.type);
+  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, next + ".type", counter));
+  b.Add("))");
+  return Ok();
+}
+
+}  // namespace
+
+std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
+
+Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter) {
+  Builder b;
+  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias + ".type", alias_counter));
+  return std::move(b.out);
+}
+
+Sql SortSql(const search::SortKey& key, const std::string& alias) {
+  const SearchParam& p = *key.param;
+  Sql sql;
+  if (p.code == "_id") {
+    sql.text = alias + ".id";
+  } else if (p.code == "_lastUpdated") {
+    sql.text = alias + ".last_updated";
+  } else {
+    const char* agg = key.descending ? "MAX" : "MIN";
+    std::string column;
+    switch (p.type) {
+      case ParamType::kString: column = "norm"; break;
+      case ParamType::kToken: column = "code"; break;
+      case ParamType::kReference: column = "coalesce(target_id, url)"; break;
+      case ParamType::kDate: column = key.descending ? "high" : "low"; break;
+      case ParamType::kNumber: column = "value"; break;
+      case ParamType::kQuantity: column = key.descending ? "high" : "low"; break;
+      case ParamType::kUri: column = "uri"; break;
+      default: column = "NULL"; break;
+    }
+    sql.text = "(SELECT " + std::string(agg) + "(" + column + ") FROM " + TableFor(p.type) +
+               " WHERE rid = " + alias + ".rowid AND param = ?)";
+    sql.bindings.push_back(ParamKey(p));
+  }
+  return sql;
+}
+
+void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings) {
+  for (const Binding& b : bindings) {
+    if (const auto* i = std::get_if<int64_t>(&b)) {
+      s.BindInt(index++, *i);
+    } else if (const auto* d = std::get_if<double>(&b)) {
+      s.BindDouble(index++, *d);
+    } else {
+      s.BindText(index++, std::get<std::string>(b));
+    }
+  }
+}
+
+const char* IndexSchema() {
+  return "CREATE TABLE idx_string (rid INTEGER NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL,"
+         "  exact TEXT NOT NULL);"
+         "CREATE INDEX idx_string_value ON idx_string (param, norm);"
+         "CREATE INDEX idx_string_rid ON idx_string (rid);"
+         "CREATE TABLE idx_token (rid INTEGER NOT NULL, param TEXT NOT NULL, system TEXT NOT NULL,"
+         "  code TEXT NOT NULL, text TEXT NOT NULL);"
+         "CREATE INDEX idx_token_value ON idx_token (param, code, system);"
+         "CREATE INDEX idx_token_rid ON idx_token (rid);"
+         "CREATE TABLE idx_reference (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+         "  target_type TEXT NOT NULL, target_id TEXT NOT NULL, version TEXT NOT NULL,"
+         "  url TEXT NOT NULL, id_system TEXT NOT NULL, id_value TEXT NOT NULL);"
+         "CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type);"
+         "CREATE INDEX idx_reference_url ON idx_reference (param, url);"
+         "CREATE INDEX idx_reference_rid ON idx_reference (rid);"
+         "CREATE TABLE idx_date (rid INTEGER NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL,"
+         "  high INTEGER NOT NULL);"
+         "CREATE INDEX idx_date_low ON idx_date (param, low);"
+         "CREATE INDEX idx_date_rid ON idx_date (rid);"
+         "CREATE TABLE idx_number (rid INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL);"
+         "CREATE INDEX idx_number_value ON idx_number (param, value);"
+         "CREATE INDEX idx_number_rid ON idx_number (rid);"
+         "CREATE TABLE idx_quantity (rid INTEGER NOT NULL, param TEXT NOT NULL, low REAL NOT NULL,"
+         "  high REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL);"
+         "CREATE INDEX idx_quantity_value ON idx_quantity (param, low);"
+         "CREATE INDEX idx_quantity_rid ON idx_quantity (rid);"
+         "CREATE TABLE idx_uri (rid INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);"
+         "CREATE INDEX idx_uri_value ON idx_uri (param, uri);"
+         "CREATE INDEX idx_uri_rid ON idx_uri (rid);";
+}
+
+Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries) {
+  for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
+                            "idx_quantity", "idx_uri"}) {
+    auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
+    if (!del) return std::move(del).error();
+    (*del)->BindInt(1, rid);
+    auto done = (*del)->Run();
+    if (!done) return std::move(done).error();
+  }
+  if (!entries) return Ok();
+  auto run = [](Result<db::Statement*>& stmt) -> Status {
+    auto done = (*stmt)->Run();
+    if (!done) return std::move(done).error();
+    return Ok();
+  };
+  if (!entries->strings.empty()) {
+    auto s = conn.Prepare("INSERT INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->strings) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindText(3, e.normalized);
+      (*s)->BindText(4, e.exact);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->tokens.empty()) {
+    auto s = conn.Prepare(
+        "INSERT INTO idx_token (rid, param, system, code, text) VALUES (?, ?, ?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->tokens) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindText(3, e.system);
+      (*s)->BindText(4, e.code);
+      (*s)->BindText(5, e.text);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->references.empty()) {
+    auto s = conn.Prepare(
+        "INSERT INTO idx_reference (rid, param, target_type, target_id, version, url, id_system, "
+        "id_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->references) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindText(3, e.target_type);
+      (*s)->BindText(4, e.target_id);
+      (*s)->BindText(5, e.version);
+      (*s)->BindText(6, e.url);
+      (*s)->BindText(7, e.identifier_system);
+      (*s)->BindText(8, e.identifier_value);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->dates.empty()) {
+    auto s = conn.Prepare("INSERT INTO idx_date (rid, param, low, high) VALUES (?, ?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->dates) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindInt(3, e.low);
+      (*s)->BindInt(4, e.high);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->numbers.empty()) {
+    auto s = conn.Prepare("INSERT INTO idx_number (rid, param, value) VALUES (?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->numbers) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindDouble(3, e.value);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->quantities.empty()) {
+    auto s = conn.Prepare(
+        "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit) VALUES (?, ?, ?, ?, "
+        "?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->quantities) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindDouble(3, e.low);
+      (*s)->BindDouble(4, e.high);
+      (*s)->BindText(5, e.system);
+      (*s)->BindText(6, e.code);
+      (*s)->BindText(7, e.unit);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->uris.empty()) {
+    auto s = conn.Prepare("INSERT INTO idx_uri (rid, param, uri) VALUES (?, ?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->uris) {
+      (*s)->BindInt(1, rid);
+      (*s)->BindText(2, ParamKey(*e.param));
+      (*s)->BindText(3, e.uri);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  return Ok();
+}
+
+}  // namespace fhirstone::store::internal

@@ -1,0 +1,53 @@
+// Internal to store/: translation of a SearchQuery into SQL over the index tables, and the
+// writing of index entries. Not for other libraries.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+#include "db/database.h"
+#include "search/extract.h"
+#include "search/query.h"
+
+namespace fhirstone::store::internal {
+
+using Binding = std::variant<int64_t, double, std::string>;
+
+// A WHERE condition on the resource row aliased `alias` and its bindings, in order.
+struct Sql {
+  std::string text;
+  std::vector<Binding> bindings;
+};
+
+// The index key of a parameter: "Base.code" (e.g. Observation.code, Resource._tag).
+std::string ParamKey(const search::SearchParam& p);
+
+// The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
+Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter);
+// An ORDER BY expression for one sort key over row `alias`.
+Sql SortSql(const search::SortKey& key, const std::string& alias);
+
+void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
+
+// Replaces the index rows of resource `rid` with `entries` (none: removes them).
+Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries);
+
+// The schema of the index tables (a migration).
+const char* IndexSchema();
+
+}  // namespace fhirstone::store::internal
+
+namespace fhirstone::store {
+struct SearchResult;
+}
+
+namespace fhirstone::store::internal {
+
+// Runs `query` on `conn` inside one read transaction (one snapshot for the page, its total and
+// its includes).
+Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query);
+
+}  // namespace fhirstone::store::internal

@@ -1,0 +1,307 @@
+// Search execution: https://hl7.org/fhir/R4/search.html. Matches are read in pages that stay
+// stable while writes happen: every page of one search is bounded by the resource rowid seen
+// when the search began (later creations are left out), the default order is by rowid (an
+// update keeps a resource's rowid) and pages continue after/before a rowid rather than at an
+// offset, so deletions cannot shift them; sorted searches page by offset under the same bound.
+// Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
+#include <algorithm>
+#include <set>
+
+#include "common/strings.h"
+
+#include "store/internal/search_sql.h"
+#include "store/resource_store.h"
+
+namespace fhirstone::store::internal {
+namespace {
+
+constexpr size_t kMaxIncluded = 1000;
+constexpr int kMaxIterations = 4;
+
+struct PageToken {
+  char kind = 0;  // 'a' after rowid, 'b' before rowid, 'o' offset; 0: first page
+  int64_t position = 0;
+  int64_t snapshot = 0;
+};
+
+Result<PageToken> ParsePage(const std::optional<std::string>& page) {
+  PageToken t;
+  if (!page) return t;
+  const std::string& s = *page;
+  size_t dot = s.find('.');
+  auto bad = [&] { return Error::Invalid("Invalid paging position '" + s + "'"); };
+  if (s.size() < 4 || dot == std::string::npos || (s[0] != 'a' && s[0] != 'b' && s[0] != 'o') ||
+      s[dot + 1] != 's')
+    return bad();
+  auto position = ParseInt64(std::string_view(s).substr(1, dot - 1));
+  auto snapshot = ParseInt64(std::string_view(s).substr(dot + 2));
+  if (!position || !snapshot || *position < 0 || *snapshot < 0) return bad();
+  t.kind = s[0];
+  t.position = *position;
+  t.snapshot = *snapshot;
+  return t;
+}
+
+std::string MakePage(char kind, int64_t position, int64_t snapshot) {
+  return std::string(1, kind) + std::to_string(position) + ".s" + std::to_string(snapshot);
+}
+
+ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
+  ResourceVersion v;
+  *rid = s.ColumnInt(0);
+  v.type = s.ColumnText(1);
+  v.id = s.ColumnText(2);
+  v.version = s.ColumnInt(3);
+  v.last_updated = s.ColumnInt(4);
+  v.body = s.ColumnText(5);
+  v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
+  return v;
+}
+
+// Reads resources by a condition on `r` (with bindings), skipping those already in `seen`.
+Status ReadInto(db::Connection& conn, const std::string& condition,
+                const std::vector<Binding>& bindings, std::set<std::pair<std::string, std::string>>& seen,
+                std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
+  auto stmt = conn.Prepare(
+      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE "
+      "r.deleted = 0 AND " + condition);
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  int index = 1;
+  Bind(s, index, bindings);
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row || out.size() >= kMaxIncluded) break;
+    int64_t rid;
+    ResourceVersion v = ReadRow(s, &rid);
+    if (!seen.insert({v.type, v.id}).second) continue;
+    out.push_back(std::move(v));
+    if (rids) rids->push_back(rid);
+  }
+  s.Reset();
+  return Ok();
+}
+
+std::string InList(size_t n) {
+  std::string s = "(";
+  for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
+  return s + ")";
+}
+
+// One round of _include / _revinclude over `sources` (resources and their rowids).
+Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
+                    const std::vector<ResourceVersion>& sources, const std::vector<int64_t>& source_rids,
+                    std::set<std::pair<std::string, std::string>>& seen,
+                    std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids) {
+  for (const search::Include& inc : q.includes) {
+    if (iterate_only && !inc.iterate) continue;
+    if (!inc.reverse) {
+      std::vector<Binding> bindings;
+      std::vector<int64_t> rids;
+      for (size_t i = 0; i < sources.size(); ++i)
+        if (sources[i].type == inc.source_type) rids.push_back(source_rids[i]);
+      if (rids.empty()) continue;
+      std::string param_condition;
+      if (inc.param) {
+        param_condition = "param = ?";
+        bindings.push_back(ParamKey(*inc.param));
+      } else {
+        param_condition = "param LIKE ?";
+        bindings.push_back(inc.source_type + ".%");
+      }
+      std::string cond = "(r.type, r.id) IN (SELECT target_type, target_id FROM idx_reference WHERE " +
+                         param_condition + " AND target_type != ''";
+      if (!inc.target_type.empty()) {
+        cond += " AND target_type = ?";
+        bindings.push_back(inc.target_type);
+      }
+      cond += " AND rid IN " + InList(rids.size()) + ")";
+      for (int64_t rid : rids) bindings.push_back(rid);
+      FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
+    } else {
+      if (!inc.param) continue;
+      std::vector<Binding> bindings{ParamKey(*inc.param)};
+      std::string targets;
+      for (const auto& v : sources) {
+        if (!inc.target_type.empty() && v.type != inc.target_type) continue;
+        targets += targets.empty() ? "(?, ?)" : ", (?, ?)";
+        bindings.push_back(v.type);
+        bindings.push_back(v.id);
+      }
+      if (targets.empty()) continue;
+      bindings.push_back(inc.source_type);
+      std::string cond = "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
+                         "(target_type, target_id) IN (VALUES " + targets + ")) AND r.type = ?";
+      FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
+    }
+    if (included.size() >= kMaxIncluded) break;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q) {
+  auto page = ParsePage(q.page);
+  if (!page) return std::move(page).error();
+  auto tx = db::Transaction::Begin(conn, /*write=*/false);
+  if (!tx) return std::move(tx).error();
+
+  SearchResult result;
+  int64_t snapshot = page->snapshot;
+  if (page->kind == 0) {
+    auto max = conn.Prepare("SELECT coalesce(max(rowid), 0) FROM resource");
+    if (!max) return std::move(max).error();
+    auto row = (*max)->Step();
+    if (!row) return std::move(row).error();
+    snapshot = (*max)->ColumnInt(0);
+    (*max)->Reset();
+  }
+
+  // WHERE: live resources of the types asked, within the snapshot, matching every criterion.
+  std::string where = "r.deleted = 0 AND r.rowid <= ?";
+  std::vector<Binding> bindings{snapshot};
+  if (!q.types.empty()) {
+    where += " AND r.type IN " + InList(q.types.size());
+    for (const auto& t : q.types) bindings.push_back(t);
+  }
+  if (q.compartment) {
+    const search::Compartment& c = *q.compartment;
+    if (c.params.empty()) {
+      where += " AND 0";
+    } else {
+      where += " AND r.rowid IN (SELECT rid FROM idx_reference WHERE param IN " +
+               InList(c.params.size()) + " AND target_type = ? AND target_id = ?)";
+      for (const auto* p : c.params) bindings.push_back(ParamKey(*p));
+      bindings.push_back(c.type);
+      bindings.push_back(c.id);
+    }
+  }
+  int counter = 0;
+  for (const search::Criterion& c : q.criteria) {
+    auto sql = CriterionSql(c, "r", counter);
+    if (!sql) return std::move(sql).error();
+    where += " AND " + sql->text;
+    bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());
+  }
+
+  if (q.total != search::TotalMode::kNone || q.summary == search::SummaryMode::kCount) {
+    auto count = conn.Prepare("SELECT count(*) FROM resource r WHERE " + where);
+    if (!count) return std::move(count).error();
+    int index = 1;
+    Bind(**count, index, bindings);
+    auto row = (*count)->Step();
+    if (!row) {
+      (*count)->Reset();
+      return std::move(row).error();
+    }
+    result.total = (*count)->ColumnInt(0);
+    (*count)->Reset();
+  }
+  if (q.summary == search::SummaryMode::kCount) {
+    result.plan = "SELECT count(*) FROM resource r WHERE " + where;
+    return result;
+  }
+
+  std::string sql =
+      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " +
+      where;
+  std::vector<Binding> page_bindings = bindings;
+  bool backwards = false;
+  int64_t offset = 0;
+  if (q.sort.empty()) {
+    if (page->kind == 'a') {
+      sql += " AND r.rowid > ?";
+      page_bindings.push_back(page->position);
+    } else if (page->kind == 'b') {
+      sql += " AND r.rowid < ?";
+      page_bindings.push_back(page->position);
+      backwards = true;
+    } else if (page->kind == 'o') {
+      return Error::Invalid("Invalid paging position for an unsorted search");
+    }
+    sql += backwards ? " ORDER BY r.rowid DESC" : " ORDER BY r.rowid";
+  } else {
+    if (page->kind == 'a' || page->kind == 'b')
+      return Error::Invalid("Invalid paging position for a sorted search");
+    offset = page->kind == 'o' ? page->position : 0;
+    std::string order;
+    for (const auto& key : q.sort) {
+      Sql s = SortSql(key, "r");
+      // Resources without a value sort last either way.
+      order += (order.empty() ? "" : ", ") + s.text + " IS NULL, " + s.text +
+               (key.descending ? " DESC" : "");
+      page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
+      page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
+    }
+    sql += " ORDER BY " + order + ", r.rowid";
+  }
+  sql += " LIMIT ? OFFSET ?";
+  page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
+  page_bindings.push_back(offset);
+  result.plan = sql;
+
+  auto stmt = conn.Prepare(sql);
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  int index = 1;
+  Bind(s, index, page_bindings);
+  std::vector<int64_t> rids;
+  bool more = false;
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    if (static_cast<int>(result.matches.size()) == q.count) {
+      more = true;
+      break;
+    }
+    int64_t rid;
+    result.matches.push_back(ReadRow(s, &rid));
+    rids.push_back(rid);
+  }
+  s.Reset();
+  if (backwards) {
+    std::reverse(result.matches.begin(), result.matches.end());
+    std::reverse(rids.begin(), rids.end());
+  }
+
+  // Links: keyset pages continue after the last / before the first rowid; sorted ones by offset.
+  if (q.sort.empty()) {
+    bool has_next = backwards ? true : more;
+    bool has_previous = backwards ? more : page->kind != 0;
+    if (has_next && !rids.empty()) result.next_page = MakePage('a', rids.back(), snapshot);
+    if (has_previous && !rids.empty()) result.previous_page = MakePage('b', rids.front(), snapshot);
+  } else {
+    if (more) result.next_page = MakePage('o', offset + q.count, snapshot);
+    if (offset > 0) result.previous_page = MakePage('o', std::max<int64_t>(0, offset - q.count), snapshot);
+  }
+
+  if (!q.includes.empty() && !result.matches.empty()) {
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& m : result.matches) seen.insert({m.type, m.id});
+    std::vector<int64_t> included_rids;
+    FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, false, result.matches, rids, seen,
+                                           result.included, included_rids));
+    size_t done = 0;
+    for (int round = 0; round < kMaxIterations && done < result.included.size() &&
+                        result.included.size() < kMaxIncluded;
+         ++round) {
+      std::vector<ResourceVersion> sources(result.included.begin() + done, result.included.end());
+      std::vector<int64_t> source_rids(included_rids.begin() + done, included_rids.end());
+      done = result.included.size();
+      FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, true, sources, source_rids, seen,
+                                             result.included, included_rids));
+    }
+  }
+  return result;
+}
+
+}  // namespace fhirstone::store::internal
