@@ -19,8 +19,9 @@ using std::chrono::milliseconds;
 class AbuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fhirstone-abuse-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("fhirstone-abuse-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     server::ServeConfig config;
@@ -55,7 +56,8 @@ class AbuseTest : public ::testing::Test {
   }
 
   void ExpectStillServing() {
-    auto response = test::Fetch("127.0.0.1", app_->port(), test::MakeRequest("GET", "/fhir/metadata"));
+    auto response =
+        test::Fetch("127.0.0.1", app_->port(), test::MakeRequest("GET", "/fhir/metadata"));
     ASSERT_TRUE(response);
     EXPECT_EQ(response->status, 200);
   }
@@ -65,14 +67,16 @@ class AbuseTest : public ::testing::Test {
 };
 
 TEST_F(AbuseTest, InvalidUtf8IsRefused) {
-  auto response = Post("/fhir/Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\xc3\x28\"}]}");
+  auto response =
+      Post("/fhir/Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\xc3\x28\"}]}");
   EXPECT_EQ(response.status, 400);
   ExpectOutcome(response, "UTF-8");
 }
 
 TEST_F(AbuseTest, BodyOverTheLimitIs413WithAnOutcome) {
-  std::string big = "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div>" +
-                    std::string(100 * 1024, 'x') + "</div>\"}}";
+  std::string big =
+      "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div>" +
+      std::string(100 * 1024, 'x') + "</div>\"}}";
   auto response = Post("/fhir/Patient", big);
   EXPECT_EQ(response.status, 413);
   ExpectOutcome(response, "");
@@ -81,9 +85,9 @@ TEST_F(AbuseTest, BodyOverTheLimitIs413WithAnOutcome) {
 
 TEST_F(AbuseTest, SlowClientTimesOutWith408) {
   auto start = std::chrono::steady_clock::now();
-  std::string raw = test::SendRaw("127.0.0.1", app_->port(),
-                                  "POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
-                                  milliseconds(3000));
+  std::string raw = test::SendRaw(
+      "127.0.0.1", app_->port(),
+      "POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", milliseconds(3000));
   auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_NE(raw.find(" 408 "), std::string::npos) << raw;
   EXPECT_LT(elapsed, milliseconds(2500));
@@ -93,8 +97,10 @@ TEST_F(AbuseTest, SlowClientTimesOutWith408) {
 TEST_F(AbuseTest, HalfClosedAndGarbageConnectionsDoNotHurt) {
   std::string raw = test::SendRaw("127.0.0.1", app_->port(), "GET /fhir/metadata HTTP/1.1\r\nHo",
                                   milliseconds(2000), /*half_close_after_send=*/true);
-  std::string garbage = test::SendRaw("127.0.0.1", app_->port(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "\r\n\r\n",
-                                      milliseconds(2000));
+  std::string garbage =
+      test::SendRaw("127.0.0.1", app_->port(),
+                    std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "\r\n\r\n",
+                    milliseconds(2000));
   EXPECT_NE(garbage.find(" 400 "), std::string::npos) << garbage;
   ExpectStillServing();
 }
@@ -107,10 +113,11 @@ TEST_F(AbuseTest, ManyBadRequestsLeaveDataIntact) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) {
-        http::Request request = test::MakeRequest(
-            "PUT", "/fhir/Patient/" + std::string(id),
-            i % 2 ? "{\"resourceType\":\"Patient\",\"id\":\"" + std::string(id) + "\",\"active\":\"no\"}"
-                  : "{\"resourceType\":\"Patient\",\"id\":");
+        http::Request request =
+            test::MakeRequest("PUT", "/fhir/Patient/" + std::string(id),
+                              i % 2 ? "{\"resourceType\":\"Patient\",\"id\":\"" + std::string(id) +
+                                          "\",\"active\":\"no\"}"
+                                    : "{\"resourceType\":\"Patient\",\"id\":");
         request.headers.emplace_back("Content-Type", "application/fhir+json");
         auto response = test::Fetch("127.0.0.1", app_->port(), request);
         EXPECT_TRUE(response && response->status == 400) << t;
@@ -118,7 +125,8 @@ TEST_F(AbuseTest, ManyBadRequestsLeaveDataIntact) {
     });
   }
   for (auto& thread : threads) thread.join();
-  auto read = test::Fetch("127.0.0.1", app_->port(), test::MakeRequest("GET", "/fhir/Patient/" + std::string(id)));
+  auto read = test::Fetch("127.0.0.1", app_->port(),
+                          test::MakeRequest("GET", "/fhir/Patient/" + std::string(id)));
   ASSERT_TRUE(read);
   EXPECT_EQ(read->status, 200);
   EXPECT_EQ(read->Header("ETag"), "W/\"1\"");

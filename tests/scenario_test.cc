@@ -118,10 +118,14 @@ const json::Value* JsonPath(const json::Value& root, std::string_view path) {
 std::string ScalarText(const json::Value& v) {
   switch (v.type()) {
     case json::Type::kString:
-    case json::Type::kNumber: return v.as_string();
-    case json::Type::kBool: return v.as_bool() ? "true" : "false";
-    case json::Type::kNull: return "null";
-    default: return json::Write(v);
+    case json::Type::kNumber:
+      return v.as_string();
+    case json::Type::kBool:
+      return v.as_bool() ? "true" : "false";
+    case json::Type::kNull:
+      return "null";
+    default:
+      return json::Write(v);
   }
 }
 
@@ -167,8 +171,8 @@ TEST_P(ScenarioTest, Runs) {
       size_t path = target.find('/', 7);
       target = path == std::string::npos ? "/" : target.substr(path);
     }
-    http::Request request = test::MakeRequest(request_line.substr(0, space), target,
-                                              Substitute(ex.body, vars));
+    http::Request request =
+        test::MakeRequest(request_line.substr(0, space), target, Substitute(ex.body, vars));
     for (const std::string& h : ex.request_headers) {
       std::string header = Substitute(h, vars);
       size_t colon = header.find(':');
@@ -206,7 +210,8 @@ TEST_P(ScenarioTest, Runs) {
         ASSERT_TRUE(body) << "no JSON body: " << response->body;
         size_t space_pos = e.find(' ');
         std::string path = e.substr(0, space_pos);
-        std::string rest = space_pos == std::string::npos ? "" : std::string(Trim(e.substr(space_pos)));
+        std::string rest =
+            space_pos == std::string::npos ? "" : std::string(Trim(e.substr(space_pos)));
         const json::Value* v = JsonPath(*body, path);
         if (rest == "exists") {
           EXPECT_NE(v, nullptr) << response->body;

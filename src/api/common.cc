@@ -79,7 +79,8 @@ Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view t
                                          "' is not supported: send application/fhir+json");
     }
   }
-  if (Trim(req.http->body).empty()) return Error::Invalid("The request has no body: a resource is expected");
+  if (Trim(req.http->body).empty())
+    return Error::Invalid("The request has no body: a resource is expected");
   auto parsed = json::Parse(req.http->body);
   if (!parsed) return std::move(parsed).error();
   json::Value& resource = *parsed;

@@ -201,16 +201,23 @@ struct FhirApi::Impl {
       case Interaction::kCapabilities:
         return req.pretty ? JsonResponse(200, capability_statement, true)
                           : JsonResponse(200, capability_body);
-      case Interaction::kRead: return HandleRead(ctx, req);
-      case Interaction::kVRead: return HandleVRead(ctx, req);
-      case Interaction::kCreate: return HandleCreate(ctx, req);
-      case Interaction::kUpdate: return HandleUpdate(ctx, req);
-      case Interaction::kDelete: return HandleDelete(ctx, req);
+      case Interaction::kRead:
+        return HandleRead(ctx, req);
+      case Interaction::kVRead:
+        return HandleVRead(ctx, req);
+      case Interaction::kCreate:
+        return HandleCreate(ctx, req);
+      case Interaction::kUpdate:
+        return HandleUpdate(ctx, req);
+      case Interaction::kDelete:
+        return HandleDelete(ctx, req);
       case Interaction::kHistoryInstance:
       case Interaction::kHistoryType:
-      case Interaction::kHistorySystem: return HandleHistory(ctx, req);
+      case Interaction::kHistorySystem:
+        return HandleHistory(ctx, req);
       case Interaction::kSearchType:
-      case Interaction::kSearchSystem: return HandleSearch(ctx, req);
+      case Interaction::kSearchSystem:
+        return HandleSearch(ctx, req);
     }
     return Error::Internal("Unhandled interaction");
   }
@@ -218,8 +225,8 @@ struct FhirApi::Impl {
 
 FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
                  const search::Registry& registry, ApiOptions options)
-    : impl_(new Impl{ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir"},
-                     {}, {}}) {
+    : impl_(new Impl{
+          ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir"}, {}, {}}) {
   impl_->capability_statement = BuildCapabilityStatement(impl_->ctx);
   impl_->capability_body = json::Write(impl_->capability_statement);
 }
@@ -237,7 +244,8 @@ http::Response FhirApi::Handle(http::Request& request) {
     if (error.code() == ErrorCode::kInternal)
       spdlog::error("{} {}: internal error: {}", request.method, request.Path(), error.message());
     http::Response out = ErrorResponse(error, pretty);
-    if (error.code() == ErrorCode::kMethodNotAllowed) out.SetHeader("Allow", "GET, HEAD, POST, PUT, DELETE");
+    if (error.code() == ErrorCode::kMethodNotAllowed)
+      out.SetHeader("Allow", "GET, HEAD, POST, PUT, DELETE");
     return out;
   } catch (const std::exception& e) {
     spdlog::error("{} {}: unexpected exception: {}", request.method, request.Path(), e.what());

@@ -3,7 +3,6 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <boost/url/url_view.hpp>
-
 #include <cctype>
 
 #include "api/internal/request.h"
@@ -21,7 +20,8 @@ std::string EncodeLoosely(std::string_view target) {
   out.reserve(target.size() + 16);
   for (size_t i = 0; i < target.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(target[i]);
-    bool allowed = std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@/?").find(c) != std::string_view::npos ||
+    bool allowed = std::isalnum(c) ||
+                   std::string_view("-._~!$&'()*+,;=:@/?").find(c) != std::string_view::npos ||
                    (c == '%' && i + 2 < target.size() && hex(target[i + 1]) && hex(target[i + 2]));
     if (allowed) {
       out.push_back(static_cast<char>(c));

@@ -10,22 +10,22 @@
 namespace fhirstone {
 
 enum class ErrorCode {
-  kInvalid,             // 400: the request is malformed
-  kUnauthorized,        // 401
-  kForbidden,           // 403
-  kNotFound,            // 404
-  kMethodNotAllowed,    // 405
-  kNotAcceptable,       // 406: no representation the client accepts
-  kConflict,            // 409
-  kGone,                // 410: deleted
-  kPreconditionFailed,  // 412
-  kTooLarge,            // 413
+  kInvalid,               // 400: the request is malformed
+  kUnauthorized,          // 401
+  kForbidden,             // 403
+  kNotFound,              // 404
+  kMethodNotAllowed,      // 405
+  kNotAcceptable,         // 406: no representation the client accepts
+  kConflict,              // 409
+  kGone,                  // 410: deleted
+  kPreconditionFailed,    // 412
+  kTooLarge,              // 413
   kUnsupportedMediaType,  // 415
-  kUnprocessable,       // 422: well-formed but fails validation
-  kTooManyRequests,     // 429
-  kNotSupported,        // 501: the server does not implement this
-  kUnavailable,         // 503
-  kInternal,            // 500
+  kUnprocessable,         // 422: well-formed but fails validation
+  kTooManyRequests,       // 429
+  kNotSupported,          // 501: the server does not implement this
+  kUnavailable,           // 503
+  kInternal,              // 500
 };
 
 // One problem: what went wrong and where (a FHIRPath expression, may be empty).

@@ -11,7 +11,8 @@ namespace {
 namespace od = simdjson::ondemand;
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
 }
@@ -61,8 +62,9 @@ class Builder {
       }
       case od::json_type::number: {
         std::string_view raw = TrimRight(v.raw_json_token());
-        if (!IsJsonNumber(raw)) return Error::Invalid("Invalid JSON: malformed number '" +
-                                                      std::string(raw.substr(0, 40)) + "'");
+        if (!IsJsonNumber(raw))
+          return Error::Invalid("Invalid JSON: malformed number '" +
+                                std::string(raw.substr(0, 40)) + "'");
         return Value::NumberText(std::string(raw));
       }
       case od::json_type::string: {
@@ -147,8 +149,7 @@ class Builder {
   const ParseOptions& options_;
 };
 
-Result<Value> ParseDocument(od::document& doc, std::string_view text,
-                            const ParseOptions& options) {
+Result<Value> ParseDocument(od::document& doc, std::string_view text, const ParseOptions& options) {
   Builder builder(options);
   od::json_type type;
   if (auto err = doc.type().get(type)) return Builder::Fail(err);
@@ -366,13 +367,27 @@ void WriteString(std::string_view s, std::string& out) {
     out.append(s.data() + start, i - start);
     start = i + 1;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
       default:
         out.append("\\u00");
         out.push_back(kHex[c >> 4]);

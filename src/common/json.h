@@ -25,13 +25,13 @@ using Object = std::vector<Member>;
 
 class Value {
  public:
-  Value() = default;  // null
-  Value(bool b) : type_(Type::kBool), data_(b) {}  // NOLINT: implicit
+  Value() = default;                                                   // null
+  Value(bool b) : type_(Type::kBool), data_(b) {}                      // NOLINT: implicit
   Value(std::string s) : type_(Type::kString), data_(std::move(s)) {}  // NOLINT: implicit
-  Value(std::string_view s) : Value(std::string(s)) {}  // NOLINT: implicit
-  Value(const char* s) : Value(std::string(s)) {}  // NOLINT: implicit
-  Value(Array a) : type_(Type::kArray), data_(std::move(a)) {}  // NOLINT: implicit
-  Value(Object o) : type_(Type::kObject), data_(std::move(o)) {}  // NOLINT: implicit
+  Value(std::string_view s) : Value(std::string(s)) {}                 // NOLINT: implicit
+  Value(const char* s) : Value(std::string(s)) {}                      // NOLINT: implicit
+  Value(Array a) : type_(Type::kArray), data_(std::move(a)) {}         // NOLINT: implicit
+  Value(Object o) : type_(Type::kObject), data_(std::move(o)) {}       // NOLINT: implicit
 
   // A number from its JSON text. REQUIRES: `text` is a valid JSON number.
   static Value NumberText(std::string text);

@@ -8,7 +8,8 @@ namespace {
 TEST(JsonTest, NumbersKeepTheirText) {
   auto v = Parse(R"({"a":1.0,"b":1.000000000000000000E-245,"c":-0,"d":12345678901234567890123})");
   ASSERT_TRUE(v) << v.error().message();
-  EXPECT_EQ(Write(*v), R"({"a":1.0,"b":1.000000000000000000E-245,"c":-0,"d":12345678901234567890123})");
+  EXPECT_EQ(Write(*v),
+            R"({"a":1.0,"b":1.000000000000000000E-245,"c":-0,"d":12345678901234567890123})");
 }
 
 TEST(JsonTest, KeepsMemberOrderAndEscapes) {

@@ -14,7 +14,7 @@ namespace fhirstone {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : data_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : data_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool has_value() const { return data_.index() == 0; }
@@ -59,8 +59,8 @@ inline Status Ok() { return {}; }
 }  // namespace fhirstone
 
 // Evaluates `expr` (a Result); on error returns the error from the enclosing function.
-#define FHIRSTONE_RETURN_IF_ERROR(expr)                \
-  do {                                                 \
-    auto fhirstone_status_ = (expr);                   \
+#define FHIRSTONE_RETURN_IF_ERROR(expr)                                  \
+  do {                                                                   \
+    auto fhirstone_status_ = (expr);                                     \
     if (!fhirstone_status_) return std::move(fhirstone_status_).error(); \
   } while (0)

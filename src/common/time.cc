@@ -23,7 +23,8 @@ struct Civil {
 };
 
 Civil ToCivil(int64_t micros) {
-  int64_t day_index = micros >= 0 ? micros / kMicrosPerDay : (micros - kMicrosPerDay + 1) / kMicrosPerDay;
+  int64_t day_index =
+      micros >= 0 ? micros / kMicrosPerDay : (micros - kMicrosPerDay + 1) / kMicrosPerDay;
   int64_t in_day = micros - day_index * kMicrosPerDay;
   sys_days sd{days{day_index}};
   year_month_day ymd{sd};

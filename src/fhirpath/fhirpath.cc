@@ -41,61 +41,18 @@ Item ToItem(Val&& v) {
     case SysType::kDecimal:
     case SysType::kQuantity: {
       std::string_view text = v.Text();
-      item.value = fhir::IsValidDecimal(text) ? json::Value::NumberText(std::string(text))
-                                              : json::Value::NumberText(internal::FormatDecimal(v.d));
+      item.value = fhir::IsValidDecimal(text)
+                       ? json::Value::NumberText(std::string(text))
+                       : json::Value::NumberText(internal::FormatDecimal(v.d));
       item.unit = std::move(v.unit);
       break;
     }
     default:
-      item.value = v.text_ref != nullptr ? json::Value(*v.text_ref) : json::Value(std::move(v.text));
+      item.value =
+          v.text_ref != nullptr ? json::Value(*v.text_ref) : json::Value(std::move(v.text));
       break;
   }
   return item;
-}
-
-Result<Val> FromItem(const Item& item) {
-  if (item.node != nullptr || item.extension_node != nullptr) {
-    const fhir::StructureInfo* type = item.type.empty() ? nullptr : fhir::FindStructure(item.type);
-    if (type == nullptr && !item.type.empty()) {
-      return Error::Invalid("FHIRPath: unknown type '" + item.type + "' of an input item");
-    }
-    if (type == nullptr && item.node != nullptr) type = internal::ResourceTypeOf(*item.node);
-    return Val::Node(item.node, item.extension_node, type);
-  }
-  if (!item.value) return Error::Invalid("FHIRPath: an input item has neither node nor value");
-  const json::Value& v = *item.value;
-  std::string_view t = item.type;
-  if (t.substr(0, 7) == "System.") t = t.substr(7);
-  std::optional<SysType> sys = internal::SysTypeFromName(t);
-  if (!sys) return Error::Invalid("FHIRPath: unknown type '" + item.type + "' of an input item");
-  switch (*sys) {
-    case SysType::kBoolean:
-      if (v.is_bool()) return Val::Boolean(v.as_bool());
-      break;
-    case SysType::kInteger:
-      if (v.is_number()) {
-        if (auto i = internal::ParseInteger(v.as_string())) return Val::Integer(*i);
-      }
-      break;
-    case SysType::kDecimal:
-    case SysType::kQuantity:
-      if (v.is_number()) {
-        if (auto d = internal::ParseDecimal(v.as_string())) {
-          return *sys == SysType::kDecimal ? Val::Decimal(*d, v.as_string())
-                                           : Val::Quantity(*d, v.as_string(), item.unit);
-        }
-      }
-      break;
-    case SysType::kString:
-      if (v.is_string()) return Val::String(v.as_string());
-      break;
-    default:
-      if (v.is_string() && internal::ParseTemporal(*sys, v.as_string())) {
-        return Val::Temporal(*sys, v.as_string());
-      }
-      break;
-  }
-  return Error::Invalid("FHIRPath: an input item's value does not match its type " + item.type);
 }
 
 class ExpressionImpl : public Expression {
@@ -116,7 +73,7 @@ class ExpressionImpl : public Expression {
     Coll context;
     context.reserve(input.size());
     for (const Item& item : input) {
-      Result<Val> v = FromItem(item);
+      Result<Val> v = internal::ItemToVal(item);
       if (!v) return std::move(v).error();
       context.push_back(std::move(*v));
     }

@@ -16,7 +16,8 @@ namespace {
 constexpr std::string_view kPatient = R"({
   "resourceType": "Patient", "id": "p1", "active": true, "gender": "female",
   "birthDate": "1974-12-25",
-  "_birthDate": {"extension": [{"url": "http://example.org/t", "valueDateTime": "1974-12-25T14:35:45-05:00"}]},
+  "_birthDate": {"extension": [{"url": "http://example.org/t",
+                                "valueDateTime": "1974-12-25T14:35:45-05:00"}]},
   "name": [{"use": "official", "family": "Chalmers", "given": ["Peter", "James"],
             "_given": [null, {"id": "g2"}]},
            {"use": "usual", "given": ["Jim"]}],
@@ -27,7 +28,8 @@ constexpr std::string_view kPatient = R"({
   "generalPractitioner": [{"reference": "#pr1"}],
   "contained": [{"resourceType": "Practitioner", "id": "pr1", "name": [{"family": "Careful"}]}],
   "extension": [{"url": "http://example.org/q",
-                 "valueQuantity": {"value": 1.5, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]
+                 "valueQuantity": {"value": 1.5, "unit": "mg",
+                                   "system": "http://unitsofmeasure.org", "code": "mg"}}]
 })";
 
 class FixedClock : public fhirstone::Clock {

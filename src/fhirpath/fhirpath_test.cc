@@ -102,7 +102,7 @@ class FixedClock : public Clock {
 };
 
 std::string Ev(std::string_view expression, const json::Value& resource = Patient(),
-                EvalOptions options = {}) {
+               EvalOptions options = {}) {
   FixedClock clock;
   if (options.clock == nullptr) options.clock = &clock;
   auto e = Compile(expression);
@@ -182,8 +182,7 @@ TEST(FhirpathTest, PrimitiveExtensions) {
   EXPECT_EQ(Ev("Patient.name.given.extension.value"), "[j]");
   EXPECT_EQ(Ev("Patient.name.family.id"), "[f1]");
   EXPECT_EQ(Ev("Patient.name.family.where(id = 'f1')"), "[Windsor]");
-  EXPECT_EQ(Ev("Patient.extension('http://example.org/race').extension('text').value"),
-            "[White]");
+  EXPECT_EQ(Ev("Patient.extension('http://example.org/race').extension('text').value"), "[White]");
   EXPECT_EQ(Ev("Patient.extension.where(url = 'http://example.org/race').extension.value.code"),
             "[2106-3]");
   // A primitive with only an extension: the element exists, without a value.
@@ -252,30 +251,28 @@ TEST(FhirpathTest, FilteringAndSubsetting) {
   // repeat() follows a recursive structure and stops on repeated values.
   json::Value q = ParseJson(R"({"resourceType": "Questionnaire", "status": "draft",
       "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "string"},
-                {"linkId": "1.2", "type": "group", "item": [{"linkId": "1.2.1", "type": "string"}]}]}]})");
+                {"linkId": "1.2", "type": "group",
+                 "item": [{"linkId": "1.2.1", "type": "string"}]}]}]})");
   EXPECT_EQ(Ev("Questionnaire.repeat(item).linkId", q), "[1, 1.1, 1.2, 1.2.1]");
   EXPECT_EQ(Ev("Questionnaire.item.item.item.linkId", q), "[1.2.1]");
   EXPECT_EQ(Ev("(1).repeat(1)", q), "[1]");
   EXPECT_EQ(Ev("(1 | 2 | 3).aggregate($this + $total, 0)"), "[6]");
   EXPECT_EQ(Ev("(1 | 2 | 3).aggregate(iif($total.empty(), $this, iif($this > $total, $this, "
-                "$total)))"),
+               "$total)))"),
             "[3]");
 }
 
 TEST(FhirpathTest, BooleanLogicIsThreeValued) {
   // Rows: true, false, empty; the spec's truth tables.
   const char* values[] = {"true", "false", "{}"};
-  const char* and_table[3][3] = {{"[true]", "[false]", "[]"},
-                                 {"[false]", "[false]", "[false]"},
-                                 {"[]", "[false]", "[]"}};
-  const char* or_table[3][3] = {{"[true]", "[true]", "[true]"},
-                                {"[true]", "[false]", "[]"},
-                                {"[true]", "[]", "[]"}};
+  const char* and_table[3][3] = {
+      {"[true]", "[false]", "[]"}, {"[false]", "[false]", "[false]"}, {"[]", "[false]", "[]"}};
+  const char* or_table[3][3] = {
+      {"[true]", "[true]", "[true]"}, {"[true]", "[false]", "[]"}, {"[true]", "[]", "[]"}};
   const char* xor_table[3][3] = {
       {"[false]", "[true]", "[]"}, {"[true]", "[false]", "[]"}, {"[]", "[]", "[]"}};
-  const char* implies_table[3][3] = {{"[true]", "[false]", "[]"},
-                                     {"[true]", "[true]", "[true]"},
-                                     {"[true]", "[]", "[]"}};
+  const char* implies_table[3][3] = {
+      {"[true]", "[false]", "[]"}, {"[true]", "[true]", "[true]"}, {"[true]", "[]", "[]"}};
   for (int a = 0; a < 3; ++a) {
     for (int b = 0; b < 3; ++b) {
       std::string l = values[a], r = values[b];
@@ -431,7 +428,7 @@ TEST(FhirpathTest, Strings) {
   EXPECT_EQ(Ev("'a-b-c'.replace('-', '+')"), "[a+b+c]");
   EXPECT_EQ(Ev("'abc'.replace('', 'x')"), "[xaxbxcx]");
   EXPECT_EQ(Ev("'2023-01'.matches('^[0-9]{4}-[0-9]{2}$')"), "[true]");
-  EXPECT_EQ(Ev("'abc'.matches('b')"), "[true]");  // anywhere in the string
+  EXPECT_EQ(Ev("'abc'.matches('b')"), "[true]");      // anywhere in the string
   EXPECT_EQ(Ev("'a\\nb'.matches('a.b')"), "[true]");  // single-line mode
   EXPECT_EQ(Ev("'abc'.matches('^b')"), "[false]");
   EXPECT_EQ(Ev("'abc'.matches('x' + 'y')"), "[false]");  // a computed pattern
@@ -572,11 +569,11 @@ TEST(FhirpathTest, ResolveAndReferences) {
     return ref == "Organization/1" ? &org : nullptr;
   };
   EXPECT_EQ(Ev("Patient.managingOrganization.resolve().name", Patient(), options), "[Acme]");
-  EXPECT_EQ(Ev("(Patient.managingOrganization | Patient.generalPractitioner).resolve()",
-                Patient(), options),
+  EXPECT_EQ(Ev("(Patient.managingOrganization | Patient.generalPractitioner).resolve()", Patient(),
+               options),
             "[<Organization>, <Practitioner>]");
-  EXPECT_EQ(asked, (std::vector<std::string>{"Organization/1", "Organization/1",
-                                             "Practitioner/x"}));
+  EXPECT_EQ(asked,
+            (std::vector<std::string>{"Organization/1", "Organization/1", "Practitioner/x"}));
   EXPECT_EQ(Ev("'Organization/1'.resolve().name", Patient(), options), "[Acme]");
   EXPECT_EQ(Ev("Patient.managingOrganization.resolve()"), "[]");  // no resolver
 }
@@ -603,7 +600,8 @@ TEST(FhirpathTest, Variables) {
   EXPECT_EQ(Ev("%ucum"), "[http://unitsofmeasure.org]");
   EXPECT_EQ(Ev("%sct"), "[http://snomed.info/sct]");
   EXPECT_EQ(Ev("%loinc"), "[http://loinc.org]");
-  EXPECT_EQ(Ev("%'vs-administrative-gender'"), "[http://hl7.org/fhir/ValueSet/administrative-gender]");
+  EXPECT_EQ(Ev("%'vs-administrative-gender'"),
+            "[http://hl7.org/fhir/ValueSet/administrative-gender]");
   EXPECT_EQ(Ev("%`ext-patient-birthTime`"),
             "[http://hl7.org/fhir/StructureDefinition/patient-birthTime]");
   EXPECT_EQ(Ev("%\"vs-x\""), "[http://hl7.org/fhir/ValueSet/x]");
@@ -615,6 +613,16 @@ TEST(FhirpathTest, Variables) {
   limit.value = json::Value::Number(2);
   options.variables.push_back({"limit", {limit}});
   EXPECT_EQ(Ev("Patient.name.given.take(%limit)", Patient(), options), "[Peter, James]");
+  Item name{&Patient().Find("name")->as_array()[0], nullptr, "HumanName", {}, {}};
+  options.variables.push_back({"official", {name}});
+  EXPECT_EQ(Ev("%official.given.first() & %official.family", Patient(), options),
+            "[PeterChalmers]");
+  Item wrong;
+  wrong.type = "System.Integer";
+  wrong.value = json::Value("two");
+  options.variables.push_back({"wrong", {wrong}});
+  EXPECT_NE(Ev("%wrong + 1", Patient(), options).find("does not match its type"),
+            std::string::npos);
   EXPECT_EQ(Ev("$this.id"), "[p1]");
   EXPECT_EQ(Ev("$index"), "[]");
 }

@@ -203,8 +203,7 @@ Coverage Measure(const std::vector<SearchParameter>& params) {
         for (const Item& item : *r) {
           if (item.node == nullptr && item.extension_node == nullptr &&
               item.type != "System.Boolean") {
-            c.failures.push_back(p.id + " over " + e.file + ": computed item of type " +
-                                 item.type);
+            c.failures.push_back(p.id + " over " + e.file + ": computed item of type " + item.type);
           }
         }
       }
@@ -294,10 +293,10 @@ TEST(SearchParametersTest, KnownValuesOfOfficialExamples) {
   EXPECT_EQ(Eval("Patient.contact.name", patient)[0].type, "HumanName");
   EXPECT_EQ(Eval("Patient.contact", patient)[0].type, "Patient.contact");
   // _birthDate carries an extension.
-  Collection birth_ext =
-      Eval("Patient.birthDate.extension('http://hl7.org/fhir/StructureDefinition/"
-           "patient-birthTime').value",
-           patient);
+  Collection birth_ext = Eval(
+      "Patient.birthDate.extension('http://hl7.org/fhir/StructureDefinition/"
+      "patient-birthTime').value",
+      patient);
   ASSERT_EQ(birth_ext.size(), 1u);
   EXPECT_EQ(birth_ext[0].type, "dateTime");
   // Patient.managingOrganization resolves through the resolver to a placeholder.

@@ -52,8 +52,9 @@ void ExtractString(IndexEntries& out, const SearchParam* p, const fhirpath::Item
     return;
   }
   if (!v->is_object()) return;
-  static const char* const kParts[] = {"family", "given", "prefix", "suffix", "text", "line",
-                                       "city", "district", "state", "postalCode", "country"};
+  static const char* const kParts[] = {"family", "given",      "prefix", "suffix",
+                                       "text",   "line",       "city",   "district",
+                                       "state",  "postalCode", "country"};
   for (const char* part : kParts) {
     const json::Value* child = v->Find(part);
     if (!child) continue;
@@ -92,7 +93,8 @@ void ExtractToken(IndexEntries& out, const SearchParam* p, const fhirpath::Item&
     if (codings && codings->is_array()) {
       for (const auto& c : codings->as_array()) {
         std::string_view display = Str(c.Find("display"));
-        AddToken(out, p, Str(c.Find("system")), Str(c.Find("code")), display.empty() ? text : display);
+        AddToken(out, p, Str(c.Find("system")), Str(c.Find("code")),
+                 display.empty() ? text : display);
         any = true;
       }
     }
@@ -202,13 +204,14 @@ void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::It
     if (!has_low && !has_high) return;
     const json::Value* q = has_low ? low : high;
     out.quantities.push_back({p, lo, hi, std::string(Str(q->Find("system"))),
-                              std::string(Str(q->Find("code"))), std::string(Str(q->Find("unit")))});
+                              std::string(Str(q->Find("code"))),
+                              std::string(Str(q->Find("unit")))});
     return;
   }
   if (!ToDouble(v->Find("value"), &value)) return;
   if (item.type == "Money") {
-    out.quantities.push_back({p, value, value, "urn:iso:std:iso:4217",
-                              std::string(Str(v->Find("currency"))), ""});
+    out.quantities.push_back(
+        {p, value, value, "urn:iso:std:iso:4217", std::string(Str(v->Find("currency"))), ""});
     return;
   }
   out.quantities.push_back({p, value, value, std::string(Str(v->Find("system"))),
@@ -218,6 +221,121 @@ void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::It
 void ExtractUri(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
   const json::Value* v = ValueOf(item);
   if (v && v->is_string() && !v->as_string().empty()) out.uris.push_back({p, v->as_string()});
+}
+
+void ExtractValue(IndexEntries& out, const SearchParam* p, ParamType type,
+                  const fhirpath::Item& item) {
+  switch (type) {
+    case ParamType::kString:
+      ExtractString(out, p, item);
+      break;
+    case ParamType::kToken:
+      ExtractToken(out, p, item);
+      break;
+    case ParamType::kReference:
+      ExtractReference(out, p, item);
+      break;
+    case ParamType::kDate:
+      ExtractDate(out, p, item);
+      break;
+    case ParamType::kNumber:
+      ExtractNumber(out, p, item);
+      break;
+    case ParamType::kQuantity:
+      ExtractQuantity(out, p, item);
+      break;
+    case ParamType::kUri:
+      ExtractUri(out, p, item);
+      break;
+    default:
+      break;
+  }
+}
+
+// The values of one component as partial composite entries (only its own fields set).
+std::vector<CompositeEntry> ComponentValues(const SearchParam* p, const SearchParam::Component& c,
+                                            size_t position, const fhirpath::Collection& items) {
+  IndexEntries values;
+  for (const auto& item : items) ExtractValue(values, p, c.type, item);
+  std::vector<CompositeEntry> out;
+  auto add = [&](auto fill) {
+    CompositeEntry e{p};
+    fill(e);
+    out.push_back(std::move(e));
+  };
+  if (position == 0) {
+    for (const auto& t : values.tokens)
+      add([&](CompositeEntry& e) {
+        e.a_system = t.system;
+        e.a_code = t.code;
+      });
+    for (const auto& r : values.references)
+      add([&](CompositeEntry& e) {
+        e.a_code = r.target_type.empty() ? r.url : r.target_type + "/" + r.target_id;
+      });
+  } else if (position == 1) {
+    for (const auto& t : values.tokens)
+      add([&](CompositeEntry& e) {
+        e.b_system = t.system;
+        e.b_code = t.code;
+      });
+    for (const auto& s : values.strings) add([&](CompositeEntry& e) { e.b_text = s.normalized; });
+    for (const auto& q : values.quantities)
+      add([&](CompositeEntry& e) {
+        e.b_low = q.low;
+        e.b_high = q.high;
+        e.b_system = q.system;
+        e.b_code = q.code;
+      });
+    for (const auto& n : values.numbers)
+      add([&](CompositeEntry& e) { e.b_low = e.b_high = n.value; });
+    for (const auto& d : values.dates)
+      add([&](CompositeEntry& e) {
+        e.b_date_low = d.low;
+        e.b_date_high = d.high;
+      });
+  } else {
+    for (const auto& n : values.numbers)
+      add([&](CompositeEntry& e) { e.c_low = e.c_high = n.value; });
+  }
+  return out;
+}
+
+void ExtractComposite(IndexEntries& out, const SearchParam* p, const fhirpath::Item& root,
+                      const fhirpath::EvalOptions& options) {
+  if (p->components.size() < 2 || p->components.size() > 3) return;
+  std::vector<CompositeEntry> combined{CompositeEntry{p}};
+  for (size_t i = 0; i < p->components.size(); ++i) {
+    auto items = p->components[i].compiled->EvaluateItems({root}, options);
+    if (!items) return;
+    auto values = ComponentValues(p, p->components[i], i, *items);
+    if (values.empty()) return;  // a composite needs every component
+    std::vector<CompositeEntry> next;
+    for (const auto& partial : combined) {
+      for (const auto& v : values) {
+        CompositeEntry e = partial;
+        if (i == 0) {
+          e.a_system = v.a_system;
+          e.a_code = v.a_code;
+        } else if (i == 1) {
+          e.b_system = v.b_system;
+          e.b_code = v.b_code;
+          e.b_text = v.b_text;
+          e.b_low = v.b_low;
+          e.b_high = v.b_high;
+          e.b_date_low = v.b_date_low;
+          e.b_date_high = v.b_date_high;
+        } else {
+          e.c_low = v.c_low;
+          e.c_high = v.c_high;
+        }
+        next.push_back(std::move(e));
+      }
+    }
+    combined = std::move(next);
+    if (combined.size() > 1000) return;  // bound a pathological resource
+  }
+  out.composites.insert(out.composites.end(), combined.begin(), combined.end());
 }
 
 }  // namespace
@@ -249,21 +367,17 @@ IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource)
   std::string_view type = resource.GetString("resourceType");
   fhirpath::EvalOptions options;
   options.resolver = Placeholder;
+  options.root_resource = &resource;
   for (const SearchParam* p : registry.ForType(type)) {
     if (!p->compiled || p->code == "_id" || p->code == "_lastUpdated") continue;
-    if (p->type == ParamType::kComposite || p->type == ParamType::kSpecial) continue;
+    if (p->type == ParamType::kSpecial) continue;
     auto items = p->compiled->Evaluate(resource, options);
     if (!items) continue;  // an expression that does not apply to this resource's shape
     for (const fhirpath::Item& item : *items) {
-      switch (p->type) {
-        case ParamType::kString: ExtractString(out, p, item); break;
-        case ParamType::kToken: ExtractToken(out, p, item); break;
-        case ParamType::kReference: ExtractReference(out, p, item); break;
-        case ParamType::kDate: ExtractDate(out, p, item); break;
-        case ParamType::kNumber: ExtractNumber(out, p, item); break;
-        case ParamType::kQuantity: ExtractQuantity(out, p, item); break;
-        case ParamType::kUri: ExtractUri(out, p, item); break;
-        default: break;
+      if (p->type == ParamType::kComposite) {
+        ExtractComposite(out, p, item, options);
+      } else {
+        ExtractValue(out, p, p->type, item);
       }
     }
   }

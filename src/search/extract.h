@@ -35,7 +35,7 @@ struct ReferenceEntry {
   std::string target_type;  // "" when not a relative or absolute Type/id reference
   std::string target_id;
   std::string version;
-  std::string url;  // the reference as written (canonical and absolute URLs included)
+  std::string url;                // the reference as written (canonical and absolute URLs included)
   std::string identifier_system;  // Reference.identifier, for :identifier
   std::string identifier_value;
 };
@@ -53,7 +53,7 @@ struct NumberEntry {
 
 struct QuantityEntry {
   const SearchParam* param;
-  double low;   // equal to high for a Quantity; a Range's bounds otherwise
+  double low;  // equal to high for a Quantity; a Range's bounds otherwise
   double high;
   std::string system;
   std::string code;
@@ -65,6 +65,19 @@ struct UriEntry {
   std::string uri;
 };
 
+// One combination of a composite parameter's component values
+// (https://hl7.org/fhir/R4/search.html#composite): the first component is a token (or a
+// reference, kept as "Type/id" in a_code); the second a token, string, quantity, number or date;
+// the optional third a number.
+struct CompositeEntry {
+  const SearchParam* param;
+  std::string a_system, a_code;
+  std::string b_system, b_code, b_text;
+  double b_low = 0, b_high = 0;
+  int64_t b_date_low = 0, b_date_high = 0;
+  double c_low = 0, c_high = 0;
+};
+
 struct IndexEntries {
   std::vector<StringEntry> strings;
   std::vector<TokenEntry> tokens;
@@ -73,6 +86,7 @@ struct IndexEntries {
   std::vector<NumberEntry> numbers;
   std::vector<QuantityEntry> quantities;
   std::vector<UriEntry> uris;
+  std::vector<CompositeEntry> composites;
 };
 
 // The index entries of `resource` (whose resourceType names its type). Parameters answered from

@@ -18,8 +18,8 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
       break;
     case ParamType::kToken:
       if (modifier == "text" || modifier == "not") return Ok();
-      if (modifier == "above" || modifier == "below" || modifier == "in" ||
-          modifier == "not-in" || modifier == "of-type")
+      if (modifier == "above" || modifier == "below" || modifier == "in" || modifier == "not-in" ||
+          modifier == "of-type")
         return refuse("is not supported");
       break;
     case ParamType::kReference:
@@ -48,7 +48,8 @@ Result<std::pair<const SearchParam*, std::string>> FindParam(const Registry& reg
   std::string code(part.substr(0, colon));
   std::string modifier = colon == std::string_view::npos ? "" : std::string(part.substr(colon + 1));
   const SearchParam* p = registry.Find(type, code);
-  if (!p) return Error::NotFound("Unknown search parameter '" + code + "' for " + std::string(type));
+  if (!p)
+    return Error::NotFound("Unknown search parameter '" + code + "' for " + std::string(type));
   return std::make_pair(p, modifier);
 }
 
@@ -69,9 +70,10 @@ std::vector<std::string> SplitValues(std::string_view value) {
   for (size_t i = 0; i < value.size(); ++i) {
     char c = value[i];
     if (c == '\\' && i + 1 < value.size() &&
-        (value[i + 1] == ',' || value[i + 1] == '$' || value[i + 1] == '|' || value[i + 1] == '\\')) {
-      // \| stays escaped: token and composite values split on unescaped '|' later.
-      if (value[i + 1] == '|') out.back().push_back('\\');
+        (value[i + 1] == ',' || value[i + 1] == '$' || value[i + 1] == '|' ||
+         value[i + 1] == '\\')) {
+      // \| and \$ stay escaped: token and composite values split on them later.
+      if (value[i + 1] == '|' || value[i + 1] == '$') out.back().push_back('\\');
       out.back().push_back(value[++i]);
     } else if (c == ',') {
       out.emplace_back();
@@ -92,20 +94,32 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
   for (const auto& [key, value] : params) {
     if (key == "_count") {
       auto n = ParseInt64(value);
-      if (!n || *n < 0) return Error::Invalid("_count must be a non-negative integer, not '" + value + "'");
+      if (!n || *n < 0)
+        return Error::Invalid("_count must be a non-negative integer, not '" + value + "'");
       q.count = static_cast<int>(std::min<int64_t>(*n, options.max_count));
     } else if (key == "_total") {
-      if (value == "none") q.total = TotalMode::kNone;
-      else if (value == "estimate") q.total = TotalMode::kEstimate;
-      else if (value == "accurate") q.total = TotalMode::kAccurate;
-      else return Error::Invalid("_total must be none, estimate or accurate, not '" + value + "'");
+      if (value == "none")
+        q.total = TotalMode::kNone;
+      else if (value == "estimate")
+        q.total = TotalMode::kEstimate;
+      else if (value == "accurate")
+        q.total = TotalMode::kAccurate;
+      else
+        return Error::Invalid("_total must be none, estimate or accurate, not '" + value + "'");
     } else if (key == "_summary") {
-      if (value == "true") q.summary = SummaryMode::kTrue;
-      else if (value == "text") q.summary = SummaryMode::kText;
-      else if (value == "data") q.summary = SummaryMode::kData;
-      else if (value == "count") q.summary = SummaryMode::kCount;
-      else if (value == "false") q.summary = SummaryMode::kFalse;
-      else return Error::Invalid("_summary must be true, text, data, count or false, not '" + value + "'");
+      if (value == "true")
+        q.summary = SummaryMode::kTrue;
+      else if (value == "text")
+        q.summary = SummaryMode::kText;
+      else if (value == "data")
+        q.summary = SummaryMode::kData;
+      else if (value == "count")
+        q.summary = SummaryMode::kCount;
+      else if (value == "false")
+        q.summary = SummaryMode::kFalse;
+      else
+        return Error::Invalid("_summary must be true, text, data, count or false, not '" + value +
+                              "'");
     } else if (key == "_elements") {
       for (auto e : Split(value, ','))
         if (!Trim(e).empty()) q.elements.emplace_back(Trim(e));
@@ -122,7 +136,8 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           part.remove_prefix(1);
         }
         k.param = registry.Find(base, part);
-        if (!k.param) return Error::Invalid("Cannot sort by unknown parameter '" + std::string(part) + "'");
+        if (!k.param)
+          return Error::Invalid("Cannot sort by unknown parameter '" + std::string(part) + "'");
         if (k.param->type == ParamType::kComposite || k.param->type == ParamType::kSpecial)
           return Error::Invalid("Cannot sort by the " + std::string(ParamTypeName(k.param->type)) +
                                 " parameter '" + std::string(part) + "'");
@@ -142,7 +157,8 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         inc.source_type = base;
       } else {
         if (parts.size() < 2 || parts.size() > 3 || !fhir::IsResourceType(parts[0]))
-          return Error::Invalid(key + " must be SourceType:parameter[:TargetType], not '" + value + "'");
+          return Error::Invalid(key + " must be SourceType:parameter[:TargetType], not '" + value +
+                                "'");
         inc.source_type = std::string(parts[0]);
         if (parts[1] != "*") {
           inc.param = registry.Find(inc.source_type, parts[1]);
@@ -170,15 +186,16 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           return Error::Invalid("_has must be _has:Type:reference:parameter, not '" + key + "'");
         const SearchParam* ref = registry.Find(parts[0], parts[1]);
         if (!ref || ref->type != ParamType::kReference)
-          return Error::Invalid("_has: '" + std::string(parts[1]) + "' is not a reference parameter of " +
-                                std::string(parts[0]));
+          return Error::Invalid("_has: '" + std::string(parts[1]) +
+                                "' is not a reference parameter of " + std::string(parts[0]));
         c.has.push_back({std::string(parts[0]), ref});
         type = std::string(parts[0]);
         rest = rest.substr(5 + parts[0].size() + 1 + parts[1].size() + 1);
       }
       auto links = Split(rest, '.');
       if (static_cast<int>(links.size()) > options.max_chain_depth + 1)
-        return Error::Invalid("Chains are limited to " + std::to_string(options.max_chain_depth) + " links");
+        return Error::Invalid("Chains are limited to " + std::to_string(options.max_chain_depth) +
+                              " links");
       bool unknown = false;
       for (size_t i = 0; i + 1 < links.size(); ++i) {
         auto found = FindParam(registry, type, links[i]);
@@ -189,13 +206,15 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         auto [p, modifier] = *found;
         if (p->type != ParamType::kReference)
           return Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
-                                std::string(ParamTypeName(p->type)) + " parameter, not a reference");
+                                std::string(ParamTypeName(p->type)) +
+                                " parameter, not a reference");
         if (!modifier.empty() && !fhir::IsResourceType(modifier))
-          return Error::Invalid("A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
+          return Error::Invalid(
+              "A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
         auto targets = ChainTargets(registry, *p, modifier, links[i + 1]);
         if (targets.empty())
-          return Error::Invalid("'" + std::string(links[i + 1]) + "' is not a parameter of any type '" +
-                                p->code + "' refers to");
+          return Error::Invalid("'" + std::string(links[i + 1]) +
+                                "' is not a parameter of any type '" + p->code + "' refers to");
         if (targets.size() > 1)
           return Error::Invalid("The chain through '" + p->code + "' is ambiguous (" +
                                 std::to_string(targets.size()) + " target types): name one, e.g. " +
@@ -216,7 +235,7 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
       c.modifier = found->second;
       c.type = type;
       FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*c.param, c.modifier));
-      if (c.param->type == ParamType::kComposite || c.param->type == ParamType::kSpecial)
+      if (c.param->type == ParamType::kSpecial)
         return Error::NotSupported("Searching on the " + std::string(ParamTypeName(c.param->type)) +
                                    " parameter '" + c.param->code + "' is not supported yet");
       c.values = SplitValues(value);
@@ -225,7 +244,8 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
                               std::to_string(options.max_values) + ")");
       for (const auto& v : c.values)
         if (v.empty()) return Error::Invalid("Empty value in '" + key + "'");
-      if (c.modifier == "missing" && c.values.size() == 1 && c.values[0] != "true" && c.values[0] != "false")
+      if (c.modifier == "missing" && c.values.size() == 1 && c.values[0] != "true" &&
+          c.values[0] != "false")
         return Error::Invalid(":missing takes true or false, not '" + c.values[0] + "'");
       q.criteria.push_back(std::move(c));
       if (static_cast<int>(q.criteria.size()) > options.max_values)

@@ -48,9 +48,9 @@ struct SortKey {
 struct Include {
   bool reverse = false;  // _revinclude
   bool iterate = false;
-  std::string source_type;           // the type whose reference parameter is followed
+  std::string source_type;             // the type whose reference parameter is followed
   const SearchParam* param = nullptr;  // nullptr for the wildcard `*`
-  std::string target_type;           // optional restriction
+  std::string target_type;             // optional restriction
 };
 
 enum class TotalMode { kNone, kEstimate, kAccurate };

@@ -25,15 +25,24 @@ const std::vector<const SearchParam*> kNone;
 
 std::string_view ParamTypeName(ParamType type) {
   switch (type) {
-    case ParamType::kNumber: return "number";
-    case ParamType::kDate: return "date";
-    case ParamType::kString: return "string";
-    case ParamType::kToken: return "token";
-    case ParamType::kReference: return "reference";
-    case ParamType::kComposite: return "composite";
-    case ParamType::kQuantity: return "quantity";
-    case ParamType::kUri: return "uri";
-    case ParamType::kSpecial: return "special";
+    case ParamType::kNumber:
+      return "number";
+    case ParamType::kDate:
+      return "date";
+    case ParamType::kString:
+      return "string";
+    case ParamType::kToken:
+      return "token";
+    case ParamType::kReference:
+      return "reference";
+    case ParamType::kComposite:
+      return "composite";
+    case ParamType::kQuantity:
+      return "quantity";
+    case ParamType::kUri:
+      return "uri";
+    case ParamType::kSpecial:
+      return "special";
   }
   return "special";
 }
@@ -83,7 +92,8 @@ Result<std::unique_ptr<Registry>> Registry::Builtin() {
     for (const char* base : {"Resource", "DomainResource"}) {
       auto it = registry->by_type_.find(base);
       if (it == registry->by_type_.end()) continue;
-      if (std::string_view(base) == "DomainResource" && (type == "Bundle" || type == "Binary" || type == "Parameters"))
+      if (std::string_view(base) == "DomainResource" &&
+          (type == "Bundle" || type == "Binary" || type == "Parameters"))
         continue;
       for (const auto& [code, param] : it->second) list.push_back(param);
     }
@@ -109,7 +119,8 @@ const std::vector<const SearchParam*>& Registry::CompartmentParams(std::string_v
 }
 
 const SearchParam* Registry::Find(std::string_view type, std::string_view code) const {
-  for (std::string_view base : {type, std::string_view("Resource"), std::string_view("DomainResource")}) {
+  for (std::string_view base :
+       {type, std::string_view("Resource"), std::string_view("DomainResource")}) {
     auto it = by_type_.find(std::string(base));
     if (it == by_type_.end()) continue;
     auto p = it->second.find(std::string(code));

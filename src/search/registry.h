@@ -15,7 +15,17 @@
 
 namespace fhirstone::search {
 
-enum class ParamType { kNumber, kDate, kString, kToken, kReference, kComposite, kQuantity, kUri, kSpecial };
+enum class ParamType {
+  kNumber,
+  kDate,
+  kString,
+  kToken,
+  kReference,
+  kComposite,
+  kQuantity,
+  kUri,
+  kSpecial
+};
 
 std::string_view ParamTypeName(ParamType type);
 
@@ -57,7 +67,8 @@ class Registry {
   std::vector<std::unique_ptr<SearchParam>> params_;
   std::unordered_map<std::string, std::unordered_map<std::string, const SearchParam*>> by_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>> for_type_;
-  std::unordered_map<std::string, std::vector<const SearchParam*>> compartment_;  // "Patient/Observation"
+  std::unordered_map<std::string, std::vector<const SearchParam*>>
+      compartment_;  // "Patient/Observation"
 };
 
 }  // namespace fhirstone::search

@@ -104,11 +104,14 @@ TEST(ExtractTest, ObservationQuantityAndPatientReference) {
 }
 
 TEST(QueryTest, ParsesCriteriaModifiersChainsAndResultParameters) {
-  QueryParams params{{"name:exact", "Peter"},  {"birthdate", "ge1970,lt1980"},
+  QueryParams params{{"name:exact", "Peter"},
+                     {"birthdate", "ge1970,lt1980"},
                      {"general-practitioner:Practitioner.name", "smith"},
                      {"_has:Observation:patient:code", "1234"},
-                     {"_sort", "-birthdate,name"}, {"_count", "5"},
-                     {"_include", "Patient:organization"}, {"unknown", "x"}};
+                     {"_sort", "-birthdate,name"},
+                     {"_count", "5"},
+                     {"_include", "Patient:organization"},
+                     {"unknown", "x"}};
   auto q = ParseQuery(TheRegistry(), {"Patient"}, params, {});
   ASSERT_TRUE(q) << q.error().message();
   ASSERT_EQ(q->criteria.size(), 4u);
@@ -142,7 +145,8 @@ TEST(QueryTest, RefusesMalformedParameters) {
   refuse({{"name:missing", "maybe"}});
   refuse({{"name", ","}});
   refuse({{"_total", "some"}});
-  refuse({{"general-practitioner.name", "x"}});  // ambiguous: Practitioner, Organization, PractitionerRole
+  refuse({{"general-practitioner.name",
+           "x"}});  // ambiguous: Practitioner, Organization, PractitionerRole
 }
 
 TEST(QueryTest, SplitsValuesWithEscapes) {

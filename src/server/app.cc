@@ -67,8 +67,7 @@ App::App() : impl_(std::make_unique<Impl>()) {}
 
 App::~App() { Stop(); }
 
-Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
-                                        IdGenerator* ids) {
+Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock, IdGenerator* ids) {
   std::unique_ptr<App> app(new App());
   Impl& impl = *app->impl_;
   if (clock) {

@@ -34,26 +34,31 @@ int main(int argc, char** argv) {
   fhirstone::server::ServeConfig config;
   std::string log_level = "info";
   CLI::App* serve = cli.add_subcommand("serve", "Run the FHIR server");
-  serve->add_option("--listen", config.listen,
-                    "Address to listen on, HOST:PORT (port 0 picks a free port)")
+  serve
+      ->add_option("--listen", config.listen,
+                   "Address to listen on, HOST:PORT (port 0 picks a free port)")
       ->capture_default_str();
   serve->add_option("--base-url", config.base_url,
                     "Public URL of this server as clients see it (default http://HOST:PORT); "
                     "the FHIR base is BASE-URL/fhir");
-  serve->add_option("--db", config.db,
-                    "Database URL: sqlite:PATH (an embedded SQLite file, created if absent)")
+  serve
+      ->add_option("--db", config.db,
+                   "Database URL: sqlite:PATH (an embedded SQLite file, created if absent)")
       ->capture_default_str();
   serve->add_option("--threads", config.threads, "I/O threads (0: one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
-  serve->add_option("--max-body-bytes", config.max_body_bytes,
-                    "Largest request body accepted; larger ones get 413")
+  serve
+      ->add_option("--max-body-bytes", config.max_body_bytes,
+                   "Largest request body accepted; larger ones get 413")
       ->capture_default_str();
-  serve->add_option("--read-timeout-ms", config.read_timeout_ms,
-                    "Time allowed to receive a whole request; slower ones get 408")
+  serve
+      ->add_option("--read-timeout-ms", config.read_timeout_ms,
+                   "Time allowed to receive a whole request; slower ones get 408")
       ->capture_default_str();
-  serve->add_option("--idle-timeout-ms", config.idle_timeout_ms,
-                    "How long an idle keep-alive connection stays open")
+  serve
+      ->add_option("--idle-timeout-ms", config.idle_timeout_ms,
+                   "How long an idle keep-alive connection stays open")
       ->capture_default_str();
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();

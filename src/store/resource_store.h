@@ -46,10 +46,10 @@ struct DeleteResult {
 struct HistoryQuery {
   std::string type;
   std::string id;
-  std::optional<int64_t> since;     // only versions with last_updated >= since
-  std::optional<TimeRange> at;      // only versions current at some time during `at`
-  int count = 50;                   // page size
-  std::optional<int64_t> cursor;    // continue after this position (from HistoryPage::next)
+  std::optional<int64_t> since;   // only versions with last_updated >= since
+  std::optional<TimeRange> at;    // only versions current at some time during `at`
+  int count = 50;                 // page size
+  std::optional<int64_t> cursor;  // continue after this position (from HistoryPage::next)
 };
 
 struct HistoryPage {
@@ -63,7 +63,7 @@ struct SearchResult {
   std::vector<ResourceVersion> matches;
   std::vector<ResourceVersion> included;  // _include / _revinclude
   std::optional<int64_t> total;
-  std::optional<std::string> next_page;      // opaque _page values for the links
+  std::optional<std::string> next_page;  // opaque _page values for the links
   std::optional<std::string> previous_page;
   std::string plan;  // the SQL chosen, for diagnosing slow queries
 };

@@ -8,7 +8,6 @@
 #include <set>
 
 #include "common/strings.h"
-
 #include "store/internal/search_sql.h"
 #include "store/resource_store.h"
 
@@ -60,11 +59,13 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
 
 // Reads resources by a condition on `r` (with bindings), skipping those already in `seen`.
 Status ReadInto(db::Connection& conn, const std::string& condition,
-                const std::vector<Binding>& bindings, std::set<std::pair<std::string, std::string>>& seen,
+                const std::vector<Binding>& bindings,
+                std::set<std::pair<std::string, std::string>>& seen,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
   auto stmt = conn.Prepare(
       "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE "
-      "r.deleted = 0 AND " + condition);
+      "r.deleted = 0 AND " +
+      condition);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
   int index = 1;
@@ -94,7 +95,8 @@ std::string InList(size_t n) {
 
 // One round of _include / _revinclude over `sources` (resources and their rowids).
 Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
-                    const std::vector<ResourceVersion>& sources, const std::vector<int64_t>& source_rids,
+                    const std::vector<ResourceVersion>& sources,
+                    const std::vector<int64_t>& source_rids,
                     std::set<std::pair<std::string, std::string>>& seen,
                     std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids) {
   for (const search::Include& inc : q.includes) {
@@ -113,8 +115,9 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         param_condition = "param LIKE ?";
         bindings.push_back(inc.source_type + ".%");
       }
-      std::string cond = "(r.type, r.id) IN (SELECT target_type, target_id FROM idx_reference WHERE " +
-                         param_condition + " AND target_type != ''";
+      std::string cond =
+          "(r.type, r.id) IN (SELECT target_type, target_id FROM idx_reference WHERE " +
+          param_condition + " AND target_type != ''";
       if (!inc.target_type.empty()) {
         cond += " AND target_type = ?";
         bindings.push_back(inc.target_type);
@@ -134,8 +137,10 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       }
       if (targets.empty()) continue;
       bindings.push_back(inc.source_type);
-      std::string cond = "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
-                         "(target_type, target_id) IN (VALUES " + targets + ")) AND r.type = ?";
+      std::string cond =
+          "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
+          "(target_type, target_id) IN (VALUES " +
+          targets + ")) AND r.type = ?";
       FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
     }
     if (included.size() >= kMaxIncluded) break;
@@ -281,15 +286,16 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (has_previous && !rids.empty()) result.previous_page = MakePage('b', rids.front(), snapshot);
   } else {
     if (more) result.next_page = MakePage('o', offset + q.count, snapshot);
-    if (offset > 0) result.previous_page = MakePage('o', std::max<int64_t>(0, offset - q.count), snapshot);
+    if (offset > 0)
+      result.previous_page = MakePage('o', std::max<int64_t>(0, offset - q.count), snapshot);
   }
 
   if (!q.includes.empty() && !result.matches.empty()) {
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& m : result.matches) seen.insert({m.type, m.id});
     std::vector<int64_t> included_rids;
-    FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, false, result.matches, rids, seen,
-                                           result.included, included_rids));
+    FHIRSTONE_RETURN_IF_ERROR(
+        IncludeRound(conn, q, false, result.matches, rids, seen, result.included, included_rids));
     size_t done = 0;
     for (int round = 0; round < kMaxIterations && done < result.included.size() &&
                         result.included.size() < kMaxIncluded;
@@ -297,8 +303,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       std::vector<ResourceVersion> sources(result.included.begin() + done, result.included.end());
       std::vector<int64_t> source_rids(included_rids.begin() + done, included_rids.end());
       done = result.included.size();
-      FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, true, sources, source_rids, seen,
-                                             result.included, included_rids));
+      FHIRSTONE_RETURN_IF_ERROR(
+          IncludeRound(conn, q, true, sources, source_rids, seen, result.included, included_rids));
     }
   }
   return result;

@@ -29,9 +29,12 @@ const std::vector<db::Migration>& Migrations() {
 
 char MethodCode(Method m) {
   switch (m) {
-    case Method::kCreate: return 'C';
-    case Method::kUpdate: return 'U';
-    case Method::kDelete: return 'D';
+    case Method::kCreate:
+      return 'C';
+    case Method::kUpdate:
+      return 'U';
+    case Method::kDelete:
+      return 'D';
   }
   return 'U';
 }
@@ -123,9 +126,9 @@ class SqlResourceStore : public ResourceStore {
     auto row = s.Step();
     if (!row) return Finish(s, std::move(row).error());
     if (!*row)
-      return Finish(s, Error::NotFound("Version " + std::to_string(version) + " of " +
-                                       std::string(type) + "/" + std::string(id) +
-                                       " is not known"));
+      return Finish(
+          s, Error::NotFound("Version " + std::to_string(version) + " of " + std::string(type) +
+                             "/" + std::string(id) + " is not known"));
     ResourceVersion v;
     v.type = type;
     v.id = id;
@@ -239,8 +242,8 @@ class SqlResourceStore : public ResourceStore {
     if (!tx) return std::move(tx).error();
     HistoryPage page;
     std::string sql =
-        "SELECT txid, type, id, version, last_updated, method, body FROM resource_history" +
-        where + (q.cursor ? " AND txid < ?" : "") + " ORDER BY txid DESC LIMIT ?";
+        "SELECT txid, type, id, version, last_updated, method, body FROM resource_history" + where +
+        (q.cursor ? " AND txid < ?" : "") + " ORDER BY txid DESC LIMIT ?";
     auto stmt = (*lease)->Prepare(sql);
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;

@@ -1,7 +1,6 @@
 #include "store/sql_resource_store.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>

@@ -1,12 +1,12 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement states
 // exactly what this server implements, no more: the instance-level and type-level interactions
 // below for every R4 resource type, versioned updates, system history, and search with every
-// R4 search parameter except composite and special ones. Batches, conditional operations and
-// patch are not implemented yet, so they are not claimed.
-#include "api/internal/request.h"
-#include "common/time.h"
+// R4 search parameter except the special ones (_text, _content, _query, near...). Batches,
+// conditional operations and patch are not implemented yet, so they are not claimed.
 #include <algorithm>
 
+#include "api/internal/request.h"
+#include "common/time.h"
 #include "fhir/model.h"
 
 namespace fhirstone::api {
@@ -62,7 +62,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
               [](const auto* a, const auto* b) { return a->code < b->code; });
     json::Array search_params;
     for (const search::SearchParam* p : params) {
-      if (p->type == search::ParamType::kComposite || p->type == search::ParamType::kSpecial) continue;
+      if (p->type == search::ParamType::kSpecial) continue;
       if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated") continue;
       json::Value sp = json::Value::EmptyObject();
       sp.Set("name", p->code);

@@ -25,7 +25,8 @@ bool StrictHandling(const http::Request& http) {
   return false;
 }
 
-std::string SearchUrl(const ApiContext& ctx, const FhirRequest& req, const search::QueryParams& params) {
+std::string SearchUrl(const ApiContext& ctx, const FhirRequest& req,
+                      const search::QueryParams& params) {
   std::string url = ctx.base;
   if (!req.compartment_type.empty()) url += "/" + req.compartment_type + "/" + req.compartment_id;
   if (!req.type.empty()) url += "/" + req.type;
@@ -56,10 +57,17 @@ Result<std::string> EntryResource(const store::ResourceVersion& v, const search:
   if (!parsed) return Error::Internal("A stored resource could not be parsed");
   json::Value resource = std::move(parsed).value();
   switch (q.summary) {
-    case search::SummaryMode::kTrue: resource = fhir::Summarize(resource, fhir::SummaryMode::kTrue); break;
-    case search::SummaryMode::kText: resource = fhir::Summarize(resource, fhir::SummaryMode::kText); break;
-    case search::SummaryMode::kData: resource = fhir::Summarize(resource, fhir::SummaryMode::kData); break;
-    default: break;
+    case search::SummaryMode::kTrue:
+      resource = fhir::Summarize(resource, fhir::SummaryMode::kTrue);
+      break;
+    case search::SummaryMode::kText:
+      resource = fhir::Summarize(resource, fhir::SummaryMode::kText);
+      break;
+    case search::SummaryMode::kData:
+      resource = fhir::Summarize(resource, fhir::SummaryMode::kData);
+      break;
+    default:
+      break;
   }
   if (!q.elements.empty()) resource = fhir::SelectElements(resource, q.elements);
   return json::Write(resource);
@@ -84,7 +92,8 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
     std::string_view content_type = req.http->Header("Content-Type");
     std::string media = AsciiLower(Trim(content_type.substr(0, content_type.find(';'))));
     if (!req.http->body.empty() && media != "application/x-www-form-urlencoded")
-      return Error::UnsupportedMediaType("POST _search takes an application/x-www-form-urlencoded body");
+      return Error::UnsupportedMediaType(
+          "POST _search takes an application/x-www-form-urlencoded body");
     auto form = ParseTarget("/?" + req.http->body);
     if (!form) return Error::Invalid("The form body of _search is malformed");
     params.insert(params.end(), form->params.begin(), form->params.end());
@@ -97,7 +106,8 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
       if (key != "_type") continue;
       for (auto t : Split(value, ',')) {
         t = Trim(t);
-        if (!fhir::IsResourceType(t)) return Error::Invalid("_type: unknown resource type '" + std::string(t) + "'");
+        if (!fhir::IsResourceType(t))
+          return Error::Invalid("_type: unknown resource type '" + std::string(t) + "'");
         types.emplace_back(t);
       }
     }
@@ -114,7 +124,8 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
     c.id = req.compartment_id;
     c.params = ctx.registry.CompartmentParams(req.compartment_type, req.type);
     if (c.params.empty() && req.type != req.compartment_type)
-      return Error::Invalid(req.type + " resources are not in the " + req.compartment_type + " compartment");
+      return Error::Invalid(req.type + " resources are not in the " + req.compartment_type +
+                            " compartment");
     query->compartment = std::move(c);
   }
 

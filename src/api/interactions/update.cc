@@ -1,5 +1,6 @@
 // update: https://hl7.org/fhir/R4/http.html#update, with update-as-create (201) and version-aware
-// updates (If-Match: 412 when the current version differs, https://hl7.org/fhir/R4/http.html#concurrency).
+// updates (If-Match: 412 when the current version differs,
+// https://hl7.org/fhir/R4/http.html#concurrency).
 #include "api/internal/request.h"
 
 namespace fhirstone::api {
@@ -19,9 +20,9 @@ Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& re
   if (!id || !id->is_string())
     return Error::Invalid("An update needs the resource id in the body", req.type + ".id");
   if (id->as_string() != req.id) {
-    return Error::Invalid("The body's id '" + id->as_string() + "' does not match the URL's id '" +
-                              req.id + "'",
-                          req.type + ".id");
+    return Error::Invalid(
+        "The body's id '" + id->as_string() + "' does not match the URL's id '" + req.id + "'",
+        req.type + ".id");
   }
   auto updated = ctx.store.Update(std::move(resource).value(), if_match);
   if (!updated) return std::move(updated).error();

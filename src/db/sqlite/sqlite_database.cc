@@ -3,12 +3,12 @@
 #include <sqlite3.h>
 
 #include <atomic>
-#include <functional>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace fhirstone::db::sqlite {

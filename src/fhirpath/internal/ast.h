@@ -169,9 +169,9 @@ const FunctionInfo& GetFunctionInfo(Function f);
 
 // A type named in `is` / `as` / ofType(): a FHIR type, a System type, or (unqualified) either.
 struct TypeSpec {
-  std::string name;                          // as written ("FHIR.Patient", "Quantity")
+  std::string name;                           // as written ("FHIR.Patient", "Quantity")
   const fhir::StructureInfo* fhir = nullptr;  // matches elements of this type or a subtype
-  SysType system = SysType::kNode;           // kNode: no System type
+  SysType system = SysType::kNode;            // kNode: no System type
 };
 
 struct Node {

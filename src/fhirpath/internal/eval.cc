@@ -76,6 +76,51 @@ const fhir::StructureInfo* ResourceTypeOf(const json::Value& resource) {
   return fhir::FindResourceType(resource.GetString("resourceType"));
 }
 
+Result<Val> ItemToVal(const Item& item) {
+  if (item.node != nullptr || item.extension_node != nullptr) {
+    const fhir::StructureInfo* type = item.type.empty() ? nullptr : fhir::FindStructure(item.type);
+    if (type == nullptr && !item.type.empty()) {
+      return Error::Invalid("FHIRPath: unknown type '" + item.type + "' of an input item");
+    }
+    if (type == nullptr && item.node != nullptr) type = ResourceTypeOf(*item.node);
+    return Val::Node(item.node, item.extension_node, type);
+  }
+  if (!item.value) return Error::Invalid("FHIRPath: an input item has neither node nor value");
+  const json::Value& v = *item.value;
+  std::string_view t = item.type;
+  if (t.substr(0, 7) == "System.") t = t.substr(7);
+  std::optional<SysType> sys = SysTypeFromName(t);
+  if (!sys) return Error::Invalid("FHIRPath: unknown type '" + item.type + "' of an input item");
+  switch (*sys) {
+    case SysType::kBoolean:
+      if (v.is_bool()) return Val::Boolean(v.as_bool());
+      break;
+    case SysType::kInteger:
+      if (v.is_number()) {
+        if (auto i = ParseInteger(v.as_string())) return Val::Integer(*i);
+      }
+      break;
+    case SysType::kDecimal:
+    case SysType::kQuantity:
+      if (v.is_number()) {
+        if (auto d = ParseDecimal(v.as_string())) {
+          return *sys == SysType::kDecimal ? Val::Decimal(*d, v.as_string())
+                                           : Val::Quantity(*d, v.as_string(), item.unit);
+        }
+      }
+      break;
+    case SysType::kString:
+      if (v.is_string()) return Val::String(v.as_string());
+      break;
+    default:
+      if (v.is_string() && ParseTemporal(*sys, v.as_string())) {
+        return Val::Temporal(*sys, v.as_string());
+      }
+      break;
+  }
+  return Error::Invalid("FHIRPath: an input item's value does not match its type " + item.type);
+}
+
 Evaluator::Evaluator(const Program& program, const EvalOptions& options, Val resource)
     : p_(program),
       options_(options),
@@ -214,36 +259,9 @@ Result<Coll> Evaluator::EvalVariable(const Node& n) {
     if (var != name) continue;
     Coll out;
     for (const Item& item : items) {
-      if (item.node != nullptr || item.extension_node != nullptr) {
-        const fhir::StructureInfo* t = fhir::FindStructure(item.type);
-        out.push_back(Val::Node(item.node, item.extension_node,
-                                t != nullptr || item.node == nullptr ? t
-                                                                     : ResourceTypeOf(*item.node)));
-        continue;
-      }
-      if (!item.value) continue;
-      const json::Value& v = *item.value;
-      if (v.is_bool()) {
-        out.push_back(Val::Boolean(v.as_bool()));
-      } else if (v.is_string()) {
-        std::optional<SysType> t = SysTypeFromName(std::string_view(item.type).substr(
-            item.type.rfind('.') == std::string::npos ? 0 : item.type.rfind('.') + 1));
-        if (t == SysType::kDate || t == SysType::kDateTime || t == SysType::kTime) {
-          out.push_back(Val::Temporal(*t, v.as_string()));
-        } else {
-          out.push_back(Val::String(v.as_string()));
-        }
-      } else if (v.is_number()) {
-        auto d = ParseDecimal(v.as_string());
-        if (!d) continue;
-        if (item.type == "System.Quantity") {
-          out.push_back(Val::Quantity(*d, v.as_string(), item.unit));
-        } else if (auto i = ParseInteger(v.as_string()); i && item.type != "System.Decimal") {
-          out.push_back(Val::Integer(*i));
-        } else {
-          out.push_back(Val::Decimal(*d, v.as_string()));
-        }
-      }
+      Result<Val> v = ItemToVal(item);
+      if (!v) return Fail(n, "%" + name + ": " + v.error().message());
+      out.push_back(std::move(*v));
     }
     return out;
   }
@@ -328,8 +346,8 @@ void Evaluator::Children(const Val& v, std::string_view name, Coll& out) const {
       if (obj->Find(base) == nullptr) AddJson(nullptr, &m.second, match.type, out);
       continue;
     }
-    AddJson(&m.second, match.type->is_primitive() ? FindCompanion(*obj, key) : nullptr,
-            match.type, out);
+    AddJson(&m.second, match.type->is_primitive() ? FindCompanion(*obj, key) : nullptr, match.type,
+            out);
   }
 }
 
@@ -614,10 +632,9 @@ Result<Coll> Evaluator::EvalArithmetic(const Node& n, const Val& av, const Val& 
     out.push_back(Val::String(std::move(s)));
     return out;
   }
-  bool temporal = a.type == SysType::kDate || a.type == SysType::kDateTime ||
-                  a.type == SysType::kTime;
-  if (temporal && b.type == SysType::kQuantity &&
-      (op == BinaryOp::kAdd || op == BinaryOp::kSub)) {
+  bool temporal =
+      a.type == SysType::kDate || a.type == SysType::kDateTime || a.type == SysType::kTime;
+  if (temporal && b.type == SysType::kQuantity && (op == BinaryOp::kAdd || op == BinaryOp::kSub)) {
     std::optional<DateTime> dt = ParseTemporal(a.type, a.text);
     if (!dt) return out;
     std::optional<DateTime> r = AddDuration(*dt, op == BinaryOp::kAdd ? b.d : -b.d, b.unit);

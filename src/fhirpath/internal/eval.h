@@ -46,8 +46,7 @@ class Evaluator {
   Result<Coll> EvalArithmetic(const Node& n, const Val& a, const Val& b);
   Result<Coll> EvalVariable(const Node& n);
   Result<Coll> EvalFunction(const Node& n, const Env& env);
-  Result<Coll> EvalExistence(const Node& n, Function f, std::span<const Val> input,
-                             const Env& env);
+  Result<Coll> EvalExistence(const Node& n, Function f, std::span<const Val> input, const Env& env);
   Result<Coll> EvalSubsetting(const Node& n, Function f, std::span<const Val> input,
                               const Env& env);
   Result<Coll> EvalConversion(const Node& n, Function f, std::span<const Val> input);
@@ -91,6 +90,10 @@ class Evaluator {
   uint64_t steps_left_;
   std::optional<Val> now_;
 };
+
+// The Val of a public Item (an element by its type name, or a computed System value);
+// Error::Invalid for an unknown type name or a value that does not match its type.
+Result<Val> ItemToVal(const Item& item);
 
 // The FHIR type of a resource (by its resourceType), or nullptr.
 const fhir::StructureInfo* ResourceTypeOf(const json::Value& resource);

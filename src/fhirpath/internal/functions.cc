@@ -24,7 +24,8 @@ std::vector<size_t> CharOffsets(std::string_view s) {
 }
 
 size_t CharCount(std::string_view s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return !IsContinuation(c); }));
+  return static_cast<size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return !IsContinuation(c); }));
 }
 
 std::string AsciiCase(std::string_view s, bool upper) {
@@ -36,7 +37,9 @@ std::string AsciiCase(std::string_view s, bool upper) {
   return out;
 }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string_view TrimSpaces(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
@@ -171,8 +174,8 @@ std::optional<Val> ToQuantityVal(const Prim& p) {
         unit = unit.substr(1, unit.size() - 2);
       } else if (!unit.empty()) {
         static constexpr std::string_view kCalendar[] = {
-            "year",   "years",   "month",  "months",  "week",        "weeks",
-            "day",    "days",    "hour",   "hours",   "minute",      "minutes",
+            "year",   "years",   "month",       "months",      "week",   "weeks",
+            "day",    "days",    "hour",        "hours",       "minute", "minutes",
             "second", "seconds", "millisecond", "milliseconds"};
         if (std::find(std::begin(kCalendar), std::end(kCalendar), unit) == std::end(kCalendar)) {
           return std::nullopt;
@@ -211,8 +214,7 @@ Result<std::optional<int64_t>> Evaluator::IntegerArg(const Node& n, uint32_t k, 
   return std::optional<int64_t>(p.i);
 }
 
-Result<std::optional<std::string>> Evaluator::StringArg(const Node& n, uint32_t k,
-                                                        const Env& env) {
+Result<std::optional<std::string>> Evaluator::StringArg(const Node& n, uint32_t k, const Env& env) {
   Result<Coll> c = Arg(n, k, env);
   if (!c) return std::move(c).error();
   Result<const Val*> v = Single(n, *c);
@@ -669,9 +671,8 @@ Result<Coll> Evaluator::EvalString(const Node& n, Function f, std::span<const Va
   switch (f) {
     case Function::kIndexOf: {
       size_t at = s.find(*a0);
-      out.push_back(Val::Integer(at == std::string_view::npos
-                                     ? -1
-                                     : static_cast<int64_t>(CharCount(s.substr(0, at)))));
+      out.push_back(Val::Integer(
+          at == std::string_view::npos ? -1 : static_cast<int64_t>(CharCount(s.substr(0, at)))));
       return out;
     }
     case Function::kSubstring: {
@@ -687,7 +688,8 @@ Result<Coll> Evaluator::EvalString(const Node& n, Function f, std::span<const Va
       int64_t chars = static_cast<int64_t>(offsets.size()) - 1;
       if (!*start || **start < 0 || **start >= chars) return out;
       int64_t end = chars;
-      if (length) end = std::clamp<int64_t>(**start + std::max<int64_t>(*length, 0), **start, chars);
+      if (length)
+        end = std::clamp<int64_t>(**start + std::max<int64_t>(*length, 0), **start, chars);
       size_t from = offsets[static_cast<size_t>(**start)];
       size_t to = offsets[static_cast<size_t>(end)];
       out.push_back(Val::String(std::string(s.substr(from, to - from))));
@@ -781,9 +783,8 @@ Result<Coll> Evaluator::EvalString(const Node& n, Function f, std::span<const Va
       size_t pos = 0;
       while (true) {
         size_t at = s.find(sep, pos);
-        out.push_back(Val::String(std::string(s.substr(pos, at == std::string_view::npos
-                                                                 ? std::string_view::npos
-                                                                 : at - pos))));
+        out.push_back(Val::String(std::string(
+            s.substr(pos, at == std::string_view::npos ? std::string_view::npos : at - pos))));
         if (at == std::string_view::npos) break;
         pos = at + sep.size();
       }
@@ -816,8 +817,8 @@ Result<Coll> Evaluator::EvalMath(const Node& n, Function f, std::span<const Val>
   switch (f) {
     case Function::kAbs:
       if (p.type == SysType::kQuantity) {
-        out.push_back(Val::Quantity(std::fabs(p.d), FormatDecimal(std::fabs(p.d)),
-                                    std::string(p.unit)));
+        out.push_back(
+            Val::Quantity(std::fabs(p.d), FormatDecimal(std::fabs(p.d)), std::string(p.unit)));
       } else if (integer) {
         if (p.i != INT64_MIN) out.push_back(Val::Integer(p.i < 0 ? -p.i : p.i));
       } else {
@@ -993,9 +994,10 @@ Result<Coll> Evaluator::EvalFhir(const Node& n, Function f, std::span<const Val>
       }
       return out;
     case Function::kHasValue: {
-      bool has = input.size() == 1 && input[0].is_node() && input[0].node != nullptr &&
-                 (input[0].fhir == nullptr ? !input[0].node->is_object() && !input[0].node->is_array()
-                                           : input[0].fhir->is_primitive());
+      bool has =
+          input.size() == 1 && input[0].is_node() && input[0].node != nullptr &&
+          (input[0].fhir == nullptr ? !input[0].node->is_object() && !input[0].node->is_array()
+                                    : input[0].fhir->is_primitive());
       out.push_back(Val::Boolean(has));
       return out;
     }

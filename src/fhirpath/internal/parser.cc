@@ -142,8 +142,7 @@ bool IsIdentPart(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 Error SyntaxError(std::string_view text, size_t pos, std::string_view message) {
-  return Error::Invalid("FHIRPath: " + std::string(message) + " at position " +
-                            std::to_string(pos),
+  return Error::Invalid("FHIRPath: " + std::string(message) + " at position " + std::to_string(pos),
                         std::string(text));
 }
 
@@ -251,24 +250,60 @@ class Lexer {
       return false;
     };
     switch (c) {
-      case '(': t.kind = Tok::kLParen; break;
-      case ')': t.kind = Tok::kRParen; break;
-      case '[': t.kind = Tok::kLBracket; break;
-      case ']': t.kind = Tok::kRBracket; break;
-      case '{': t.kind = Tok::kLBrace; break;
-      case '}': t.kind = Tok::kRBrace; break;
-      case '.': t.kind = Tok::kDot; break;
-      case ',': t.kind = Tok::kComma; break;
-      case '+': t.kind = Tok::kPlus; break;
-      case '-': t.kind = Tok::kMinus; break;
-      case '*': t.kind = Tok::kStar; break;
-      case '/': t.kind = Tok::kSlash; break;
-      case '&': t.kind = Tok::kAmp; break;
-      case '|': t.kind = Tok::kPipe; break;
-      case '=': t.kind = Tok::kEq; break;
-      case '~': t.kind = Tok::kTilde; break;
-      case '<': t.kind = two('=') ? Tok::kLe : Tok::kLt; break;
-      case '>': t.kind = two('=') ? Tok::kGe : Tok::kGt; break;
+      case '(':
+        t.kind = Tok::kLParen;
+        break;
+      case ')':
+        t.kind = Tok::kRParen;
+        break;
+      case '[':
+        t.kind = Tok::kLBracket;
+        break;
+      case ']':
+        t.kind = Tok::kRBracket;
+        break;
+      case '{':
+        t.kind = Tok::kLBrace;
+        break;
+      case '}':
+        t.kind = Tok::kRBrace;
+        break;
+      case '.':
+        t.kind = Tok::kDot;
+        break;
+      case ',':
+        t.kind = Tok::kComma;
+        break;
+      case '+':
+        t.kind = Tok::kPlus;
+        break;
+      case '-':
+        t.kind = Tok::kMinus;
+        break;
+      case '*':
+        t.kind = Tok::kStar;
+        break;
+      case '/':
+        t.kind = Tok::kSlash;
+        break;
+      case '&':
+        t.kind = Tok::kAmp;
+        break;
+      case '|':
+        t.kind = Tok::kPipe;
+        break;
+      case '=':
+        t.kind = Tok::kEq;
+        break;
+      case '~':
+        t.kind = Tok::kTilde;
+        break;
+      case '<':
+        t.kind = two('=') ? Tok::kLe : Tok::kLt;
+        break;
+      case '>':
+        t.kind = two('=') ? Tok::kGe : Tok::kGt;
+        break;
       case '!':
         if (two('=')) {
           t.kind = Tok::kNe;
@@ -315,17 +350,31 @@ class Lexer {
       if (p_ >= text_.size()) break;
       char e = text_[p_++];
       switch (e) {
-        case '\'': case '"': case '`': case '\\': case '/': out += e; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '\'':
+        case '"':
+        case '`':
+        case '\\':
+        case '/':
+          out += e;
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           uint32_t cp = 0;
           for (int i = 0; i < 4; ++i) {
             if (p_ >= text_.size()) return SyntaxError(text_, p_, "bad \\u escape");
             char h = text_[p_++];
-            int v = IsDigit(h) ? h - '0'
+            int v = IsDigit(h)               ? h - '0'
                     : (h >= 'a' && h <= 'f') ? h - 'a' + 10
                     : (h >= 'A' && h <= 'F') ? h - 'A' + 10
                                              : -1;
@@ -375,8 +424,8 @@ class Lexer {
     } else {
       t.temporal_type = SysType::kDate;
       ok = digits(4);
-      for (int part = 0; ok && part < 2 && p_ + 1 < text_.size() && text_[p_] == '-' &&
-                         IsDigit(text_[p_ + 1]);
+      for (int part = 0;
+           ok && part < 2 && p_ + 1 < text_.size() && text_[p_] == '-' && IsDigit(text_[p_ + 1]);
            ++part) {
         ++p_;
         ok = digits(2);
@@ -415,14 +464,15 @@ struct OpInfo {
 
 bool IsCalendarKeyword(std::string_view s) {
   static constexpr std::string_view kUnits[] = {
-      "year",    "years",   "month",  "months",  "week",   "weeks",   "day",         "days",
-      "hour",    "hours",   "minute", "minutes", "second", "seconds", "millisecond", "milliseconds"};
+      "year", "years", "month",  "months",  "week",   "weeks",   "day",         "days",
+      "hour", "hours", "minute", "minutes", "second", "seconds", "millisecond", "milliseconds"};
   return std::find(std::begin(kUnits), std::end(kUnits), s) != std::end(kUnits);
 }
 
 class Parser {
  public:
-  Parser(std::string_view text, std::vector<Token> tokens) : text_(text), tokens_(std::move(tokens)) {
+  Parser(std::string_view text, std::vector<Token> tokens)
+      : text_(text), tokens_(std::move(tokens)) {
     program_.text = std::string(text);
   }
 
@@ -490,22 +540,38 @@ class Parser {
   std::optional<OpInfo> PeekBinary() const {
     const Token& t = Peek();
     switch (t.kind) {
-      case Tok::kStar: return OpInfo{BinaryOp::kMul, 10};
-      case Tok::kSlash: return OpInfo{BinaryOp::kDiv, 10};
-      case Tok::kPlus: return OpInfo{BinaryOp::kAdd, 9};
-      case Tok::kMinus: return OpInfo{BinaryOp::kSub, 9};
-      case Tok::kAmp: return OpInfo{BinaryOp::kConcat, 9};
-      case Tok::kPipe: return OpInfo{BinaryOp::kUnion, 7};
-      case Tok::kLt: return OpInfo{BinaryOp::kLt, 6};
-      case Tok::kGt: return OpInfo{BinaryOp::kGt, 6};
-      case Tok::kLe: return OpInfo{BinaryOp::kLe, 6};
-      case Tok::kGe: return OpInfo{BinaryOp::kGe, 6};
-      case Tok::kEq: return OpInfo{BinaryOp::kEq, 5};
-      case Tok::kNe: return OpInfo{BinaryOp::kNe, 5};
-      case Tok::kTilde: return OpInfo{BinaryOp::kEquiv, 5};
-      case Tok::kNotTilde: return OpInfo{BinaryOp::kNotEquiv, 5};
-      case Tok::kIdentifier: break;
-      default: return std::nullopt;
+      case Tok::kStar:
+        return OpInfo{BinaryOp::kMul, 10};
+      case Tok::kSlash:
+        return OpInfo{BinaryOp::kDiv, 10};
+      case Tok::kPlus:
+        return OpInfo{BinaryOp::kAdd, 9};
+      case Tok::kMinus:
+        return OpInfo{BinaryOp::kSub, 9};
+      case Tok::kAmp:
+        return OpInfo{BinaryOp::kConcat, 9};
+      case Tok::kPipe:
+        return OpInfo{BinaryOp::kUnion, 7};
+      case Tok::kLt:
+        return OpInfo{BinaryOp::kLt, 6};
+      case Tok::kGt:
+        return OpInfo{BinaryOp::kGt, 6};
+      case Tok::kLe:
+        return OpInfo{BinaryOp::kLe, 6};
+      case Tok::kGe:
+        return OpInfo{BinaryOp::kGe, 6};
+      case Tok::kEq:
+        return OpInfo{BinaryOp::kEq, 5};
+      case Tok::kNe:
+        return OpInfo{BinaryOp::kNe, 5};
+      case Tok::kTilde:
+        return OpInfo{BinaryOp::kEquiv, 5};
+      case Tok::kNotTilde:
+        return OpInfo{BinaryOp::kNotEquiv, 5};
+      case Tok::kIdentifier:
+        break;
+      default:
+        return std::nullopt;
     }
     const std::string& w = t.value;
     if (w == "div") return OpInfo{BinaryOp::kIntDiv, 10};
@@ -689,8 +755,8 @@ class Parser {
           Take();
           return AddLiteral(Val::Boolean(w == "true"), pos);
         }
-        static constexpr std::string_view kReserved[] = {"and", "or",  "xor",  "implies",
-                                                         "div", "mod"};
+        static constexpr std::string_view kReserved[] = {"and",     "or",  "xor",
+                                                         "implies", "div", "mod"};
         if (std::find(std::begin(kReserved), std::end(kReserved), w) != std::end(kReserved)) {
           return Fail(pos, "unexpected '" + w + "'");
         }
@@ -904,7 +970,7 @@ void Debug(const Program& p, int32_t i, std::string& out) {
       return;
     case NodeKind::kBinary: {
       static constexpr std::string_view kOps[] = {
-          "*", "/",  "div", "mod", "+",  "-",  "&",  "|",  "<",  ">",        "<=",
+          "*",  "/", "div", "mod", "+",  "-",  "&",        "|",   "<",  ">",   "<=",
           ">=", "=", "!=",  "~",   "!~", "in", "contains", "and", "or", "xor", "implies"};
       out += '(';
       out += kOps[n.op];

@@ -47,7 +47,8 @@ Result<std::string> Prepare(std::string_view p) {
       if (j < p.size() && p[j] == '^') ++j;
       if (j < p.size() && p[j] == ']') ++j;
       while (j < p.size() && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
-      if (j >= p.size()) return Error::Invalid("unterminated character class in regular expression");
+      if (j >= p.size())
+        return Error::Invalid("unterminated character class in regular expression");
       out.append(p.substr(i, j - i + 1));
       i = j;
       last = 1;

@@ -138,13 +138,20 @@ std::string_view CanonicalUnit(std::string_view unit, bool equivalence) {
 // Seconds in a definite duration unit (week and below; UCUM code or calendar keyword), else 0.
 double DefiniteSeconds(std::string_view unit) {
   switch (TimeUnit(unit)) {
-    case 'W': return 604800;
-    case 'D': return 86400;
-    case 'h': return 3600;
-    case 'm': return 60;
-    case 's': return 1;
-    case 'l': return 0.001;
-    default: return 0;
+    case 'W':
+      return 604800;
+    case 'D':
+      return 86400;
+    case 'h':
+      return 3600;
+    case 'm':
+      return 60;
+    case 's':
+      return 1;
+    case 'l':
+      return 0.001;
+    default:
+      return 0;
   }
 }
 
@@ -360,9 +367,9 @@ Prim GetPrim(const Val& v) {
       case PrimitiveType::kTime:
         if (n.is_string()) {
           PrimitiveType t = *v.fhir->primitive;
-          p.type = t == PrimitiveType::kDate       ? SysType::kDate
-                   : t == PrimitiveType::kTime     ? SysType::kTime
-                                                   : SysType::kDateTime;
+          p.type = t == PrimitiveType::kDate   ? SysType::kDate
+                   : t == PrimitiveType::kTime ? SysType::kTime
+                                               : SysType::kDateTime;
           p.text = n.as_string();
           return p;
         }
@@ -386,7 +393,8 @@ Prim GetPrim(const Val& v) {
       p.text = value->as_string();
       std::string_view code = n.GetString("code");
       std::string_view unit = n.GetString("unit");
-      p.unit = (n.GetString("system") == kUcumSystem && !code.empty()) || unit.empty() ? code : unit;
+      p.unit =
+          (n.GetString("system") == kUcumSystem && !code.empty()) || unit.empty() ? code : unit;
     }
     return p;
   }
@@ -496,8 +504,7 @@ std::string FormatTemporal(SysType type, const DateTime& dt) {
       out += 'Z';
     } else {
       int m = std::abs(dt.tz_minutes);
-      std::snprintf(buf, sizeof(buf), "%c%02d:%02d", dt.tz_minutes < 0 ? '-' : '+', m / 60,
-                    m % 60);
+      std::snprintf(buf, sizeof(buf), "%c%02d:%02d", dt.tz_minutes < 0 ? '-' : '+', m / 60, m % 60);
       out += buf;
     }
   }
@@ -537,8 +544,12 @@ std::optional<DateTime> AddDuration(const DateTime& dt_in, double amount, std::s
     dt.day = std::min(dt.day, DaysInMonth(dt.year, dt.month));
     return true;
   };
-  static constexpr double kMillis[] = {/*W*/ 7.0 * kMillisPerDay, /*D*/ kMillisPerDay,
-                                       /*h*/ 3600000, /*m*/ 60000, /*s*/ 1000, /*l*/ 1};
+  static constexpr double kMillis[] = {/*W*/ 7.0 * kMillisPerDay,
+                                       /*D*/ kMillisPerDay,
+                                       /*h*/ 3600000,
+                                       /*m*/ 60000,
+                                       /*s*/ 1000,
+                                       /*l*/ 1};
   if (dt.time_only) {
     if (u == 'Y' || u == 'M' || u == 'W' || u == 'D') return std::nullopt;
     double factor = kMillis[u == 'h' ? 2 : u == 'm' ? 3 : u == 's' ? 4 : 5];
@@ -562,12 +573,16 @@ std::optional<DateTime> AddDuration(const DateTime& dt_in, double amount, std::s
     if (!add_months(whole)) return std::nullopt;
     return dt;
   }
-  double factor = kMillis[u == 'W' ? 0 : u == 'D' ? 1 : u == 'h' ? 2 : u == 'm' ? 3 : u == 's' ? 4 : 5];
+  double factor = kMillis[u == 'W'   ? 0
+                          : u == 'D' ? 1
+                          : u == 'h' ? 2
+                          : u == 'm' ? 3
+                          : u == 's' ? 4
+                                     : 5];
   double ms = std::trunc(amount * factor);
   if (dt.precision >= Precision::kDay) {
-    int64_t delta = static_cast<int64_t>(dt.precision == Precision::kDay
-                                             ? std::trunc(ms / kMillisPerDay) * kMillisPerDay
-                                             : ms);
+    int64_t delta = static_cast<int64_t>(
+        dt.precision == Precision::kDay ? std::trunc(ms / kMillisPerDay) * kMillisPerDay : ms);
     SetFromEpochMillis(EpochMillis(dt) + delta, dt);
   } else if (dt.precision == Precision::kMonth) {
     if (!add_months(static_cast<int64_t>(std::trunc(ms / (30.0 * kMillisPerDay))))) {

@@ -40,9 +40,9 @@ struct Val {
   const fhir::StructureInfo* fhir = nullptr;
   const json::Value* node = nullptr;
   const json::Value* ext = nullptr;
-  bool b = false;     // kBoolean
-  int64_t i = 0;      // kInteger
-  double d = 0;       // kDecimal, kQuantity
+  bool b = false;  // kBoolean
+  int64_t i = 0;   // kInteger
+  double d = 0;    // kDecimal, kQuantity
   // kString: the string; kDecimal / kQuantity: the number's text; kDate / kDateTime / kTime: the
   // text without '@'. Either owned (`text`) or borrowed from the Program (`text_ref`).
   const std::string* text_ref = nullptr;
@@ -52,8 +52,7 @@ struct Val {
   std::string_view Text() const { return text_ref != nullptr ? *text_ref : text; }
   bool is_node() const { return type == SysType::kNode; }
 
-  static Val Node(const json::Value* node, const json::Value* ext,
-                  const fhir::StructureInfo* fhir);
+  static Val Node(const json::Value* node, const json::Value* ext, const fhir::StructureInfo* fhir);
   static Val Boolean(bool b);
   static Val Integer(int64_t i);
   // REQUIRES: `text` is a JSON number.

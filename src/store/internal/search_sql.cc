@@ -23,13 +23,13 @@ enum class Prefix { kEq, kNe, kGt, kLt, kGe, kLe, kSa, kEb, kAp };
 
 Prefix SplitPrefix(std::string_view& v) {
   static const std::pair<const char*, Prefix> kPrefixes[] = {
-      {"eq", Prefix::kEq}, {"ne", Prefix::kNe}, {"gt", Prefix::kGt}, {"lt", Prefix::kLt},
-      {"ge", Prefix::kGe}, {"le", Prefix::kLe}, {"sa", Prefix::kSa}, {"eb", Prefix::kEb},
-      {"ap", Prefix::kAp}};
+      {"eq", Prefix::kEq}, {"ne", Prefix::kNe}, {"gt", Prefix::kGt},
+      {"lt", Prefix::kLt}, {"ge", Prefix::kGe}, {"le", Prefix::kLe},
+      {"sa", Prefix::kSa}, {"eb", Prefix::kEb}, {"ap", Prefix::kAp}};
   if (v.size() > 2) {
     for (const auto& [text, prefix] : kPrefixes) {
-      if (v.starts_with(text) && (std::isdigit(static_cast<unsigned char>(v[2])) || v[2] == '-' ||
-                                  v[2] == '.')) {
+      if (v.starts_with(text) &&
+          (std::isdigit(static_cast<unsigned char>(v[2])) || v[2] == '-' || v[2] == '.')) {
         v.remove_prefix(2);
         return prefix;
       }
@@ -40,14 +40,24 @@ Prefix SplitPrefix(std::string_view& v) {
 
 const char* TableFor(ParamType t) {
   switch (t) {
-    case ParamType::kString: return "idx_string";
-    case ParamType::kToken: return "idx_token";
-    case ParamType::kReference: return "idx_reference";
-    case ParamType::kDate: return "idx_date";
-    case ParamType::kNumber: return "idx_number";
-    case ParamType::kQuantity: return "idx_quantity";
-    case ParamType::kUri: return "idx_uri";
-    default: return "";
+    case ParamType::kString:
+      return "idx_string";
+    case ParamType::kToken:
+      return "idx_token";
+    case ParamType::kReference:
+      return "idx_reference";
+    case ParamType::kDate:
+      return "idx_date";
+    case ParamType::kNumber:
+      return "idx_number";
+    case ParamType::kQuantity:
+      return "idx_quantity";
+    case ParamType::kUri:
+      return "idx_uri";
+    case ParamType::kComposite:
+      return "idx_composite";
+    default:
+      return "";
   }
 }
 
@@ -213,6 +223,62 @@ Result<TimeRange> ParseDate(std::string_view v) {
   return *r;
 }
 
+// The condition on one component of an idx_composite row (columns a_*, b_*, c_*).
+Status ComponentCondition(Builder& b, ParamType type, size_t position, std::string_view v) {
+  std::string col = position == 0 ? "a_" : position == 1 ? "b_" : "c_";
+  switch (type) {
+    case ParamType::kToken:
+    case ParamType::kReference: {
+      std::string system, code;
+      if (type == ParamType::kToken && SplitBar(v, &system, &code)) {
+        b.Add("(" + col + "system = ?" + (code.empty() ? "" : " AND " + col + "code = ?") + ")");
+        b.Bind(system);
+        if (!code.empty()) b.Bind(code);
+      } else {
+        b.Add(col + "code = ?");
+        b.Bind(std::string(v));
+      }
+      return Ok();
+    }
+    case ParamType::kString: {
+      std::string n = search::NormalizeString(v);
+      b.Add("(" + col + "text >= ? AND " + col + "text < ?)");
+      b.Bind(n);
+      b.Bind(UpperBound(n));
+      return Ok();
+    }
+    case ParamType::kQuantity:
+    case ParamType::kNumber: {
+      Prefix prefix = SplitPrefix(v);
+      auto parts = Split(v, '|');
+      auto n = ParseNumber(parts[0]);
+      if (!n) return std::move(n).error();
+      b.Add("(");
+      FHIRSTONE_RETURN_IF_ERROR(OrderedCondition(b, prefix, n->first, n->second.first,
+                                                 n->second.second, col + "low", col + "high"));
+      if (parts.size() == 3 && !parts[2].empty()) {
+        b.Add(" AND " + col + "code = ?");
+        b.Bind(std::string(parts[2]));
+      }
+      if (parts.size() == 3 && !parts[1].empty()) {
+        b.Add(" AND " + col + "system = ?");
+        b.Bind(std::string(parts[1]));
+      }
+      b.Add(")");
+      return Ok();
+    }
+    case ParamType::kDate: {
+      Prefix prefix = SplitPrefix(v);
+      auto r = ParseDate(v);
+      if (!r) return std::move(r).error();
+      DateCondition(b, prefix, r->low, r->high, col + "date_low", col + "date_high");
+      return Ok();
+    }
+    default:
+      return Error::NotSupported("This composite component cannot be searched");
+  }
+}
+
 // The condition on one index row (columns unqualified) for one value.
 Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modifier,
                       const std::string& value) {
@@ -322,8 +388,8 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       auto n = ParseNumber(parts[0]);
       if (!n) return std::move(n).error();
       b.Add("(");
-      FHIRSTONE_RETURN_IF_ERROR(OrderedCondition(b, prefix, n->first, n->second.first,
-                                                 n->second.second, "low", "high"));
+      FHIRSTONE_RETURN_IF_ERROR(
+          OrderedCondition(b, prefix, n->first, n->second.first, n->second.second, "low", "high"));
       if (parts.size() == 3) {
         if (!parts[1].empty()) {
           b.Add(" AND system = ?");
@@ -343,12 +409,43 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
         b.Add("uri LIKE ? ESCAPE '\\'");
         b.Bind(EscapeLike(value) + "%");
       } else if (modifier == "above") {
-        b.Add("? LIKE (replace(replace(replace(uri, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') ESCAPE '\\'");
+        b.Add(
+            "? LIKE (replace(replace(replace(uri, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') "
+            "ESCAPE '\\'");
         b.Bind(value);
       } else {
         b.Add("uri = ?");
         b.Bind(value);
       }
+      return Ok();
+    }
+    case ParamType::kComposite: {
+      std::vector<std::string> parts;
+      {
+        std::string cur;
+        for (size_t i = 0; i < value.size(); ++i) {
+          if (value[i] == '\\' && i + 1 < value.size() && value[i + 1] == '$') {
+            cur.push_back('$');
+            ++i;
+          } else if (value[i] == '$') {
+            parts.push_back(cur);
+            cur.clear();
+          } else {
+            cur.push_back(value[i]);
+          }
+        }
+        parts.push_back(cur);
+      }
+      if (parts.size() != p.components.size())
+        return Error::Invalid("The composite parameter '" + p.code + "' takes " +
+                              std::to_string(p.components.size()) + " values joined by $, not '" +
+                              value + "'");
+      b.Add("(");
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (i) b.Add(" AND ");
+        FHIRSTONE_RETURN_IF_ERROR(ComponentCondition(b, p.components[i].type, i, parts[i]));
+      }
+      b.Add(")");
       return Ok();
     }
     default:
@@ -412,9 +509,11 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   if (index == c.chain.size()) return TestSql(b, c, alias);
   const Criterion::Link& link = c.chain[index];
   std::string next = "c" + std::to_string(++counter);
-  b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND target_type = ? "
-                "AND target_id IN (SELECT " + next + ".id FROM resource " + next + " WHERE " +
-        next + ".type = ? AND " + next + ".deleted = 0 AND ");
+  b.Add(alias +
+        ".rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND target_type = ? "
+        "AND target_id IN (SELECT " +
+        next + ".id FROM resource " + next + " WHERE " + next + ".type = ? AND " + next +
+        ".deleted = 0 AND ");
   b.Bind(ParamKey(*link.param));
   b.Bind(link.target_type);
   b.Bind(link.target_type);
@@ -460,14 +559,30 @@ Sql SortSql(const search::SortKey& key, const std::string& alias) {
     const char* agg = key.descending ? "MAX" : "MIN";
     std::string column;
     switch (p.type) {
-      case ParamType::kString: column = "norm"; break;
-      case ParamType::kToken: column = "code"; break;
-      case ParamType::kReference: column = "coalesce(target_id, url)"; break;
-      case ParamType::kDate: column = key.descending ? "high" : "low"; break;
-      case ParamType::kNumber: column = "value"; break;
-      case ParamType::kQuantity: column = key.descending ? "high" : "low"; break;
-      case ParamType::kUri: column = "uri"; break;
-      default: column = "NULL"; break;
+      case ParamType::kString:
+        column = "norm";
+        break;
+      case ParamType::kToken:
+        column = "code";
+        break;
+      case ParamType::kReference:
+        column = "coalesce(target_id, url)";
+        break;
+      case ParamType::kDate:
+        column = key.descending ? "high" : "low";
+        break;
+      case ParamType::kNumber:
+        column = "value";
+        break;
+      case ParamType::kQuantity:
+        column = key.descending ? "high" : "low";
+        break;
+      case ParamType::kUri:
+        column = "uri";
+        break;
+      default:
+        column = "NULL";
+        break;
     }
     sql.text = "(SELECT " + std::string(agg) + "(" + column + ") FROM " + TableFor(p.type) +
                " WHERE rid = " + alias + ".rowid AND param = ?)";
@@ -516,12 +631,19 @@ const char* IndexSchema() {
          "CREATE INDEX idx_quantity_rid ON idx_quantity (rid);"
          "CREATE TABLE idx_uri (rid INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);"
          "CREATE INDEX idx_uri_value ON idx_uri (param, uri);"
-         "CREATE INDEX idx_uri_rid ON idx_uri (rid);";
+         "CREATE INDEX idx_uri_rid ON idx_uri (rid);"
+         "CREATE TABLE idx_composite (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+         "  a_system TEXT NOT NULL, a_code TEXT NOT NULL, b_system TEXT NOT NULL,"
+         "  b_code TEXT NOT NULL, b_text TEXT NOT NULL, b_low REAL NOT NULL, b_high REAL NOT NULL,"
+         "  b_date_low INTEGER NOT NULL, b_date_high INTEGER NOT NULL, c_low REAL NOT NULL,"
+         "  c_high REAL NOT NULL);"
+         "CREATE INDEX idx_composite_value ON idx_composite (param, a_code);"
+         "CREATE INDEX idx_composite_rid ON idx_composite (rid);";
 }
 
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries) {
   for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
-                            "idx_quantity", "idx_uri"}) {
+                            "idx_quantity", "idx_uri", "idx_composite"}) {
     auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
     if (!del) return std::move(del).error();
     (*del)->BindInt(1, rid);
@@ -609,6 +731,30 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
       (*s)->BindText(5, e.system);
       (*s)->BindText(6, e.code);
       (*s)->BindText(7, e.unit);
+      FHIRSTONE_RETURN_IF_ERROR(run(s));
+    }
+  }
+  if (!entries->composites.empty()) {
+    auto s = conn.Prepare(
+        "INSERT INTO idx_composite (rid, param, a_system, a_code, b_system, b_code, b_text, b_low, "
+        "b_high, b_date_low, b_date_high, c_low, c_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?)");
+    if (!s) return std::move(s).error();
+    for (const auto& e : entries->composites) {
+      db::Statement& st = **s;
+      st.BindInt(1, rid);
+      st.BindText(2, ParamKey(*e.param));
+      st.BindText(3, e.a_system);
+      st.BindText(4, e.a_code);
+      st.BindText(5, e.b_system);
+      st.BindText(6, e.b_code);
+      st.BindText(7, e.b_text);
+      st.BindDouble(8, e.b_low);
+      st.BindDouble(9, e.b_high);
+      st.BindInt(10, e.b_date_low);
+      st.BindInt(11, e.b_date_high);
+      st.BindDouble(12, e.c_low);
+      st.BindDouble(13, e.c_high);
       FHIRSTONE_RETURN_IF_ERROR(run(s));
     }
   }
