@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "api/error_response.h"
 #include "api/internal/request.h"
 #include "common/strings.h"
@@ -32,6 +34,12 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
       return Ok();
     }
     return NotAllowed(method, "the FHIR base");
+  }
+  if (seg(0) == "$reindex") {
+    if (n != 1) return Error::NotFound("Unknown path");
+    if (method != "POST") return NotAllowed(method, "$reindex");
+    req.interaction = Interaction::kReindex;
+    return Ok();
   }
   if (seg(0) == "_search") {
     if (n != 1) return Error::NotFound("Unknown path");
@@ -182,6 +190,8 @@ PreferReturn ParsePrefer(std::string_view prefer) {
 
 struct FhirApi::Impl {
   ApiContext ctx;
+  std::mutex capability_mu;
+  std::shared_ptr<const search::Registry> capability_registry;
   json::Value capability_statement;
   std::string capability_body;
 
@@ -198,9 +208,24 @@ struct FhirApi::Impl {
     FHIRSTONE_RETURN_IF_ERROR(Negotiate(http, req));
     req.prefer = ParsePrefer(http.Header("Prefer"));
     switch (req.interaction) {
-      case Interaction::kCapabilities:
+      case Interaction::kCapabilities: {
+        std::lock_guard lock(capability_mu);
+        auto registry = ctx.registry.Get();
+        if (registry != capability_registry) {  // custom parameters changed: describe them
+          capability_statement = BuildCapabilityStatement(ctx);
+          capability_body = json::Write(capability_statement);
+          capability_registry = registry;
+        }
         return req.pretty ? JsonResponse(200, capability_statement, true)
                           : JsonResponse(200, capability_body);
+      }
+      case Interaction::kReindex: {
+        if (!ctx.options.start_reindex) return Error::NotSupported("$reindex is not available");
+        FHIRSTONE_RETURN_IF_ERROR(ctx.options.start_reindex());
+        return JsonResponse(202, InformationOutcome("Reindex started: custom SearchParameters are "
+                                                    "loaded and every resource is reindexed"),
+                            req.pretty);
+      }
       case Interaction::kRead:
         return HandleRead(ctx, req);
       case Interaction::kVRead:
@@ -224,7 +249,7 @@ struct FhirApi::Impl {
 };
 
 FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
-                 const search::Registry& registry, ApiOptions options)
+                 const search::RegistryHolder& registry, ApiOptions options)
     : impl_(new Impl{
           ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir"}, {}, {}}) {
   impl_->capability_statement = BuildCapabilityStatement(impl_->ctx);

@@ -5,6 +5,7 @@
 // Thread-safe: Handle() is called concurrently from the server's I/O threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,13 +21,16 @@ struct ApiOptions {
   std::string software_version = "0.0.0";
   int default_page_size = 50;
   int max_page_size = 1000;
+  // Starts the reindex job ($reindex); Conflict when one is already running. Empty: $reindex is
+  // not offered.
+  std::function<Status()> start_reindex;
 };
 
 class FhirApi {
  public:
   // The store, clock, id generator and registry outlive the FhirApi.
   FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
-          const search::Registry& registry, ApiOptions options);
+          const search::RegistryHolder& registry, ApiOptions options);
   ~FhirApi();
   FhirApi(const FhirApi&) = delete;
   FhirApi& operator=(const FhirApi&) = delete;

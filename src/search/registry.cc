@@ -87,6 +87,14 @@ Result<std::unique_ptr<Registry>> Registry::Builtin() {
     registry->by_type_[p->base][p->code] = p.get();
     registry->params_.push_back(std::move(p));
   }
+  registry->Index();
+  return registry;
+}
+
+void Registry::Index() {
+  Registry* registry = this;
+  registry->for_type_.clear();
+  registry->compartment_.clear();
   for (std::string_view type : fhir::ResourceTypes()) {
     std::vector<const SearchParam*>& list = registry->for_type_[std::string(type)];
     for (const char* base : {"Resource", "DomainResource"}) {
@@ -109,6 +117,57 @@ Result<std::unique_ptr<Registry>> Registry::Builtin() {
       if (p && p->type == ParamType::kReference) list.push_back(p);
     }
   }
+}
+
+Status Registry::CheckCustom(const json::Value& sp) {
+  if (sp.GetString("resourceType") != "SearchParameter")
+    return Error::Invalid("Not a SearchParameter");
+  std::string_view code = sp.GetString("code");
+  if (code.empty()) return Error::Invalid("SearchParameter.code is missing");
+  ParamType type = ParseType(sp.GetString("type"));
+  if (type == ParamType::kSpecial || type == ParamType::kComposite)
+    return Error::Invalid("SearchParameter.type '" + std::string(sp.GetString("type")) +
+                          "' is not supported for custom parameters");
+  const json::Value* base = sp.Find("base");
+  if (!base || !base->is_array() || base->as_array().empty())
+    return Error::Invalid("SearchParameter.base is missing");
+  for (const auto& b : base->as_array())
+    if (!b.is_string() || !fhir::IsResourceType(b.as_string()))
+      return Error::Invalid("SearchParameter.base names an unknown resource type");
+  std::string_view expression = sp.GetString("expression");
+  if (expression.empty()) return Error::Invalid("SearchParameter.expression is missing");
+  auto compiled = fhirpath::Compile(expression);
+  if (!compiled) return Error::Invalid("SearchParameter.expression: " + compiled.error().message());
+  return Ok();
+}
+
+Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::Value>& custom,
+                                                       std::vector<std::string>* skipped) {
+  auto registry = Builtin();
+  if (!registry) return registry;
+  for (const json::Value& sp : custom) {
+    std::string name = std::string(sp.GetString("url"));
+    if (name.empty()) name = std::string(sp.GetString("id"));
+    if (auto status = CheckCustom(sp); !status) {
+      if (skipped) skipped->push_back(name + ": " + status.error().message());
+      continue;
+    }
+    for (const auto& base : sp.Find("base")->as_array()) {
+      auto p = std::make_unique<SearchParam>();
+      p->base = base.as_string();
+      p->code = sp.GetString("code");
+      p->type = ParseType(sp.GetString("type"));
+      p->expression = sp.GetString("expression");
+      p->url = sp.GetString("url");
+      if (const json::Value* targets = sp.Find("target"); targets && targets->is_array())
+        for (const auto& t : targets->as_array())
+          if (t.is_string()) p->targets.push_back(t.as_string());
+      p->compiled = std::move(fhirpath::Compile(p->expression)).value();
+      (*registry)->by_type_[p->base][p->code] = p.get();
+      (*registry)->params_.push_back(std::move(p));
+    }
+  }
+  (*registry)->Index();
   return registry;
 }
 

@@ -4,12 +4,14 @@
 // _source, _text...) apply to every type. Immutable after construction: thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/json.h"
 #include "common/result.h"
 #include "fhirpath/fhirpath.h"
 
@@ -51,6 +53,14 @@ class Registry {
  public:
   // The built-in R4 parameters, expressions compiled. Fails if an expression does not compile.
   static Result<std::unique_ptr<Registry>> Builtin();
+  // The built-in parameters plus custom SearchParameter resources (a custom parameter with the
+  // code of a built-in one on the same base replaces it). A custom parameter that cannot be used
+  // (unknown type or base, missing or uncompilable expression) is left out and named in
+  // `skipped` with the reason.
+  static Result<std::unique_ptr<Registry>> WithCustom(const std::vector<json::Value>& custom,
+                                                      std::vector<std::string>* skipped);
+  // Whether a SearchParameter resource can be used as a custom parameter (the checks above).
+  static Status CheckCustom(const json::Value& search_parameter);
 
   // The parameter `code` of `type` (or of Resource / DomainResource); nullptr when unknown.
   const SearchParam* Find(std::string_view type, std::string_view code) const;
@@ -64,11 +74,25 @@ class Registry {
 
  private:
   Registry() = default;
+  // Fills for_type_ and compartment_ from by_type_.
+  void Index();
   std::vector<std::unique_ptr<SearchParam>> params_;
   std::unordered_map<std::string, std::unordered_map<std::string, const SearchParam*>> by_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>> for_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>>
       compartment_;  // "Patient/Observation"
+};
+
+// The registry in force, swapped atomically when custom parameters change ($reindex); readers
+// keep the registry they took for the length of their work. Thread-safe.
+class RegistryHolder {
+ public:
+  explicit RegistryHolder(std::shared_ptr<const Registry> registry) : registry_(std::move(registry)) {}
+  std::shared_ptr<const Registry> Get() const { return registry_.load(); }
+  void Set(std::shared_ptr<const Registry> registry) { registry_.store(std::move(registry)); }
+
+ private:
+  std::atomic<std::shared_ptr<const Registry>> registry_;
 };
 
 }  // namespace fhirstone::search

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "api/error_response.h"
@@ -24,7 +25,10 @@ struct App::Impl {
   std::unique_ptr<IdGenerator> owned_ids;
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
-  std::unique_ptr<search::Registry> registry;
+  std::unique_ptr<search::RegistryHolder> registry;
+  std::mutex job_mu;
+  std::thread reindex_job;
+  std::atomic<bool> reindex_running{false};
   std::unique_ptr<db::Database> db;
   std::unique_ptr<store::ResourceStore> store;
   std::atomic<api::FhirApi*> api{nullptr};
@@ -32,6 +36,24 @@ struct App::Impl {
   std::unique_ptr<http::Server> server;
   std::string base_url;
   bool stopped = false;
+
+  // The reindex job runs on its own thread, never on an I/O thread; one at a time.
+  Status StartReindex() {
+    std::lock_guard lock(job_mu);
+    if (reindex_running) return Error::Conflict("A reindex is already running");
+    if (reindex_job.joinable()) reindex_job.join();
+    reindex_running = true;
+    reindex_job = std::thread([this] {
+      auto result = ReindexAll(*store, *registry);
+      if (result) {
+        spdlog::info("reindex done: {} resources", *result);
+      } else {
+        spdlog::error("reindex failed: {}", result.error().message());
+      }
+      reindex_running = false;
+    });
+    return Ok();
+  }
 
   http::Response Route(http::Request& request) {
     std::string_view path = request.Path();
@@ -49,6 +71,36 @@ struct App::Impl {
     return api::ErrorResponse(Error::NotFound("Nothing here: the FHIR API is under /fhir"));
   }
 };
+
+Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryHolder& holder) {
+  auto custom = store.ListCurrent("SearchParameter");
+  if (!custom) return std::move(custom).error();
+  if (custom->empty()) return Ok();
+  std::vector<std::string> skipped;
+  auto registry = search::Registry::WithCustom(*custom, &skipped);
+  if (!registry) return std::move(registry).error();
+  for (const auto& s : skipped) spdlog::warn("SearchParameter not used: {}", s);
+  holder.Set(std::move(registry).value());
+  return Ok();
+}
+
+Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder) {
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(store, holder));
+  return store.Reindex();
+}
+
+Result<int64_t> Reindex(const std::string& db_url) {
+  auto db = db::Database::Open(db_url);
+  if (!db) return std::move(db).error();
+  auto builtin = search::Registry::Builtin();
+  if (!builtin) return std::move(builtin).error();
+  search::RegistryHolder holder(std::move(builtin).value());
+  SystemClock clock;
+  RandomIdGenerator ids;
+  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder);
+  if (!store) return std::move(store).error();
+  return ReindexAll(**store, holder);
+}
 
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
   size_t colon = listen.rfind(':');
@@ -88,12 +140,13 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   auto db = db::Database::Open(config.db);
   if (!db) return std::move(db).error();
   impl.db = std::move(db).value();
-  auto registry = search::Registry::Builtin();
-  if (!registry) return std::move(registry).error();
-  impl.registry = std::move(registry).value();
+  auto builtin = search::Registry::Builtin();
+  if (!builtin) return std::move(builtin).error();
+  impl.registry = std::make_unique<search::RegistryHolder>(std::move(builtin).value());
   auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids, impl.registry.get());
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
 
   http::ServerOptions options;
   options.host = listen->first;
@@ -129,6 +182,7 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   api::ApiOptions api_options;
   api_options.base_url = impl.base_url;
   api_options.software_version = FHIRSTONE_VERSION;
+  api_options.start_reindex = [raw]() -> Status { return raw->StartReindex(); };
   impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
                                                   *impl.registry, api_options);
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
@@ -145,6 +199,7 @@ void App::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   if (impl_->server) impl_->server->Stop();
+  if (impl_->reindex_job.joinable()) impl_->reindex_job.join();
   impl_->api.store(nullptr);
   impl_->api_owner.reset();
   impl_->store.reset();

@@ -11,6 +11,13 @@
 #include "common/clock.h"
 #include "common/result.h"
 
+namespace fhirstone::store {
+class ResourceStore;
+}
+namespace fhirstone::search {
+class RegistryHolder;
+}
+
 namespace fhirstone::server {
 
 struct ServeConfig {
@@ -46,6 +53,16 @@ class App {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Loads the SearchParameter resources of `store` into a new registry in `holder` (those that
+// cannot be used are logged and left out).
+Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryHolder& holder);
+// Loads custom parameters, then rebuilds the search index of every resource (fhirstone reindex,
+// POST /fhir/$reindex). Writes go on meanwhile.
+Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder);
+
+// fhirstone reindex: opens the database at `db_url`, then ReindexAll.
+Result<int64_t> Reindex(const std::string& db_url);
 
 // "HOST:PORT" or "[V6]:PORT" split; nullopt-like Error when malformed.
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);

@@ -63,6 +63,14 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
 
+  std::string reindex_db = "sqlite:var/fhirstone.db";
+  CLI::App* reindex = cli.add_subcommand(
+      "reindex",
+      "Load the SearchParameter resources stored in the database and rebuild the search index of "
+      "every resource (in short batches: a server on the same database keeps serving writes; a "
+      "running server can also be asked with POST /fhir/$reindex)");
+  reindex->add_option("--db", reindex_db, "Database URL: sqlite:PATH")->capture_default_str();
+
   CLI11_PARSE(cli, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -79,6 +87,14 @@ int main(int argc, char** argv) {
     spdlog::info("shutting down: finishing in-flight requests");
     (*app)->Stop();
     spdlog::info("stopped");
+  }
+  if (reindex->parsed()) {
+    auto count = fhirstone::server::Reindex(reindex_db);
+    if (!count) {
+      spdlog::error("reindex failed: {}", count.error().message());
+      return 1;
+    }
+    std::printf("reindexed %lld resources\n", static_cast<long long>(*count));
   }
   return 0;
 }

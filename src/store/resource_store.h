@@ -91,6 +91,12 @@ class ResourceStore {
   // Runs a parsed search. Pages are stable while writes happen: a match never repeats and is
   // never skipped between pages (see docs/decisions/0004-search.md).
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
+  // The current version of every live resource of `type` (for small types such as
+  // SearchParameter).
+  virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;
+  // Rebuilds the search index of every resource with the registry now in force, in batches of
+  // short write transactions so that writes go on meanwhile; returns the resources reindexed.
+  virtual Result<int64_t> Reindex() = 0;
 
  protected:
   ResourceStore() = default;

@@ -83,7 +83,7 @@ void StampResource(json::Value& resource, const std::string& id, int64_t version
 class SqlResourceStore : public ResourceStore {
  public:
   SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids,
-                   const search::Registry* registry)
+                   const search::RegistryHolder* registry)
       : db_(db), clock_(clock), ids_(ids), registry_(registry) {}
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
@@ -145,11 +145,18 @@ class SqlResourceStore : public ResourceStore {
   Result<ResourceVersion> Create(json::Value resource) override {
     std::string type(resource.GetString("resourceType"));
     search::IndexEntries entries;
-    if (registry_) entries = search::ExtractIndex(*registry_, resource);
+    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
+    if (registry) entries = search::ExtractIndex(*registry, resource);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
     if (!tx) return std::move(tx).error();
+    // The registry changed while this write waited (a reindex began): index with the new one,
+    // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
+    if (registry && registry_->Get() != registry) {
+      registry = registry_->Get();
+      entries = search::ExtractIndex(*registry, resource);
+    }
     ResourceVersion v;
     v.type = std::move(type);
     v.id = ids_.NewId();
@@ -167,11 +174,18 @@ class SqlResourceStore : public ResourceStore {
     std::string type(resource.GetString("resourceType"));
     std::string id(resource.GetString("id"));
     search::IndexEntries entries;
-    if (registry_) entries = search::ExtractIndex(*registry_, resource);
+    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
+    if (registry) entries = search::ExtractIndex(*registry, resource);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
     if (!tx) return std::move(tx).error();
+    // The registry changed while this write waited (a reindex began): index with the new one,
+    // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
+    if (registry && registry_->Get() != registry) {
+      registry = registry_->Get();
+      entries = search::ExtractIndex(*registry, resource);
+    }
     auto current = Current(**lease, type, id);
     if (!current) return std::move(current).error();
     bool live = current->version > 0 && !current->deleted;
@@ -289,6 +303,79 @@ class SqlResourceStore : public ResourceStore {
     return internal::RunSearch(**lease, query);
   }
 
+  Result<std::vector<json::Value>> ListCurrent(std::string_view type) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto stmt = (*lease)->Prepare("SELECT body FROM resource WHERE type = ? AND deleted = 0");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    s.BindText(1, type);
+    std::vector<json::Value> out;
+    while (true) {
+      auto row = s.Step();
+      if (!row) return Finish(s, std::move(row).error());
+      if (!*row) break;
+      auto parsed = json::Parse(s.ColumnText(0));
+      if (parsed) out.push_back(std::move(parsed).value());
+    }
+    s.Reset();
+    return out;
+  }
+
+  Result<int64_t> Reindex() override {
+    if (!registry_) return int64_t{0};
+    constexpr int kBatch = 200;
+    int64_t after = 0, count = 0;
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    db::Connection& conn = **lease;
+    while (true) {
+      struct Row {
+        int64_t rid, version;
+        search::IndexEntries entries;
+      };
+      std::vector<Row> batch;
+      std::shared_ptr<const search::Registry> registry = registry_->Get();
+      {
+        auto stmt = conn.Prepare(
+            "SELECT rowid, version, body FROM resource WHERE rowid > ? AND deleted = 0 "
+            "ORDER BY rowid LIMIT ?");
+        if (!stmt) return std::move(stmt).error();
+        db::Statement& s = **stmt;
+        s.BindInt(1, after);
+        s.BindInt(2, kBatch);
+        while (true) {
+          auto row = s.Step();
+          if (!row) return Finish(s, std::move(row).error());
+          if (!*row) break;
+          Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
+          auto parsed = json::Parse(s.ColumnText(2));
+          if (parsed) r.entries = search::ExtractIndex(*registry, *parsed);
+          batch.push_back(std::move(r));
+        }
+        s.Reset();
+      }
+      if (batch.empty()) break;
+      // One short write transaction per batch: writers queue behind it for milliseconds only.
+      auto tx = db::Transaction::Begin(conn, /*write=*/true);
+      if (!tx) return std::move(tx).error();
+      auto check = conn.Prepare("SELECT version FROM resource WHERE rowid = ? AND deleted = 0");
+      if (!check) return std::move(check).error();
+      for (const Row& r : batch) {
+        (*check)->BindInt(1, r.rid);
+        auto row = (*check)->Step();
+        bool unchanged = row && *row && (*check)->ColumnInt(0) == r.version;
+        (*check)->Reset();
+        if (!unchanged) continue;  // rewritten meanwhile, and indexed by that write
+        FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries));
+        ++count;
+      }
+      FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+      after = batch.back().rid;
+    }
+    return count;
+  }
+
  private:
   struct CurrentState {
     int64_t version = 0;  // 0: never existed
@@ -400,14 +487,14 @@ class SqlResourceStore : public ResourceStore {
   db::Database& db_;
   Clock& clock_;
   IdGenerator& ids_;
-  const search::Registry* registry_;
+  const search::RegistryHolder* registry_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
                                                             IdGenerator& ids,
-                                                            const search::Registry* registry) {
+                                                            const search::RegistryHolder* registry) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
   return std::unique_ptr<ResourceStore>(new SqlResourceStore(db, clock, ids, registry));
 }

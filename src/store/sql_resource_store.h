@@ -15,10 +15,10 @@
 namespace fhirstone::store {
 
 // Creates the schema if needed (migrations) and returns the store. With a registry, every write
-// also writes the search index of the resource in the same transaction; the registry outlives
-// the store.
+// also writes the search index of the resource in the same transaction, with the registry in
+// force at that time; the holder outlives the store.
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
                                                             IdGenerator& ids,
-                                                            const search::Registry* registry);
+                                                            const search::RegistryHolder* registry);
 
 }  // namespace fhirstone::store

@@ -39,6 +39,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   cs.Set("format", json::Array{json::Value("application/fhir+json"), json::Value("json"),
                                json::Value("application/json")});
 
+  std::shared_ptr<const search::Registry> registry = ctx.registry.Get();
   json::Array resources;
   for (std::string_view type : fhir::ResourceTypes()) {
     json::Value r = json::Value::EmptyObject();
@@ -57,7 +58,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     r.Set("conditionalDelete", "not-supported");
     r.Set("searchInclude", json::Array{json::Value("*")});
     r.Set("searchRevInclude", json::Array{json::Value("*")});
-    std::vector<const search::SearchParam*> params = ctx.registry.ForType(type);
+    std::vector<const search::SearchParam*> params = registry->ForType(type);
     std::sort(params.begin(), params.end(),
               [](const auto* a, const auto* b) { return a->code < b->code; });
     json::Array search_params;
@@ -77,6 +78,12 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   rest.Set("mode", "server");
   rest.Set("resource", std::move(resources));
   rest.Set("interaction", json::Array{Code("history-system"), Code("search-system")});
+  if (ctx.options.start_reindex) {
+    json::Value reindex = json::Value::EmptyObject();
+    reindex.Set("name", "reindex");
+    reindex.Set("definition", ctx.base + "/OperationDefinition/reindex");
+    rest.Set("operation", json::Array{std::move(reindex)});
+  }
   cs.Set("rest", json::Array{std::move(rest)});
   return cs;
 }

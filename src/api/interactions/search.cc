@@ -116,13 +116,14 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   options.strict = StrictHandling(*req.http);
   options.default_count = ctx.options.default_page_size;
   options.max_count = ctx.options.max_page_size;
-  auto query = search::ParseQuery(ctx.registry, types, params, options);
+  std::shared_ptr<const search::Registry> registry = ctx.registry.Get();  // kept for the request
+  auto query = search::ParseQuery(*registry, types, params, options);
   if (!query) return std::move(query).error();
   if (!req.compartment_type.empty()) {
     search::Compartment c;
     c.type = req.compartment_type;
     c.id = req.compartment_id;
-    c.params = ctx.registry.CompartmentParams(req.compartment_type, req.type);
+    c.params = registry->CompartmentParams(req.compartment_type, req.type);
     if (c.params.empty() && req.type != req.compartment_type)
       return Error::Invalid(req.type + " resources are not in the " + req.compartment_type +
                             " compartment");

@@ -30,6 +30,7 @@ enum class Interaction {
   kHistorySystem,
   kSearchType,
   kSearchSystem,
+  kReindex,
 };
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
@@ -58,7 +59,7 @@ struct ApiContext {
   store::ResourceStore& store;
   Clock& clock;
   IdGenerator& ids;
-  const search::Registry& registry;
+  const search::RegistryHolder& registry;
   ApiOptions options;
   std::string base;  // e.g. http://localhost:8080/fhir
 };

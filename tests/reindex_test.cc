@@ -1,0 +1,127 @@
+// Custom SearchParameters: written as resources, searchable after a reindex (the CLI's
+// ReindexAll, and POST /fhir/$reindex on a running server), with writes going on meanwhile.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "common/json.h"
+#include "search/registry.h"
+#include "server/app.h"
+#include "support/http_client.h"
+
+namespace fhirstone {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kBirthPlace = R"({"resourceType":"SearchParameter","id":"birthplace",
+  "url":"http://example.org/fhir/SearchParameter/patient-birthplace","name":"birthplace",
+  "status":"active","description":"City of birth","code":"birthplace","base":["Patient"],
+  "type":"string",
+  "expression":"Patient.extension('http://hl7.org/fhir/StructureDefinition/patient-birthPlace').value.city"})";
+
+std::string Patient(int i, const char* city) {
+  return "{\"resourceType\":\"Patient\",\"id\":\"r" + std::to_string(i) +
+         "\",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\","
+         "\"valueAddress\":{\"city\":\"" + city + "\"}}]}";
+}
+
+class ReindexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fhirstone-reindex-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    config_.listen = "127.0.0.1:0";
+    config_.db = "sqlite:" + (dir_ / "db.sqlite").string();
+    config_.threads = 2;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static http::Response Put(test::Client& client, const std::string& target, const std::string& body) {
+    http::Request r = test::MakeRequest("PUT", target, body);
+    r.headers.emplace_back("Content-Type", "application/fhir+json");
+    auto response = client.Send(r);
+    EXPECT_TRUE(response);
+    return response ? *response : http::Response{};
+  }
+
+  static int64_t Total(test::Client& client, const std::string& query) {
+    auto response = client.Send(test::MakeRequest("GET", "/fhir/Patient?" + query));
+    if (!response || response->status != 200) return -1;
+    auto body = json::Parse(response->body);
+    const json::Value* total = body ? body->Find("total") : nullptr;
+    return total ? std::stoll(total->as_string()) : -1;
+  }
+
+  fs::path dir_;
+  server::ServeConfig config_;
+};
+
+TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
+  {
+    auto app = server::App::Start(config_);
+    ASSERT_TRUE(app) << app.error().message();
+    test::Client client("127.0.0.1", (*app)->port());
+    for (int i = 0; i < 450; ++i) ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, i % 3 ? "Boston" : "Denver")).status, 201);
+    ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
+    // Unknown before the reindex: ignored (and refused under strict handling).
+    EXPECT_EQ(Total(client, "birthplace=denver"), 450);
+  }
+  auto reindexed = server::Reindex(config_.db);
+  ASSERT_TRUE(reindexed) << reindexed.error().message();
+  EXPECT_GE(*reindexed, 451);
+  auto app = server::App::Start(config_);
+  ASSERT_TRUE(app);
+  test::Client client("127.0.0.1", (*app)->port());
+  EXPECT_EQ(Total(client, "birthplace=denver"), 150);
+  EXPECT_EQ(Total(client, "birthplace:exact=Boston"), 300);
+  // New writes are indexed with the custom parameter too.
+  ASSERT_EQ(Put(client, "/fhir/Patient/new", "{\"resourceType\":\"Patient\",\"id\":\"new\",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\",\"valueAddress\":{\"city\":\"Denver\"}}]}").status, 201);
+  EXPECT_EQ(Total(client, "birthplace=denver"), 151);
+  auto metadata = client.Send(test::MakeRequest("GET", "/fhir/metadata"));
+  ASSERT_TRUE(metadata);
+  EXPECT_NE(metadata->body.find("patient-birthplace"), std::string::npos);
+}
+
+TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
+  auto app = server::App::Start(config_);
+  ASSERT_TRUE(app) << app.error().message();
+  test::Client client("127.0.0.1", (*app)->port());
+  for (int i = 0; i < 600; ++i) ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
+  ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
+  auto started = client.Send(test::MakeRequest("POST", "/fhir/$reindex"));
+  ASSERT_TRUE(started);
+  EXPECT_EQ(started->status, 202) << started->body;
+  // Writes during the reindex all succeed.
+  test::Client writer("127.0.0.1", (*app)->port());
+  for (int i = 600; i < 700; ++i) EXPECT_EQ(Put(writer, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
+  // The job finishes (bounded wait); then every patient is found by the custom parameter.
+  int64_t total = -1;
+  for (int attempt = 0; attempt < 200 && total != 700; ++attempt) {
+    total = Total(client, "birthplace=denver&_summary=count");
+    if (total != 700) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 700);
+}
+
+TEST(CustomSearchParameterTest, UnusableDefinitionsAreLeftOut) {
+  auto bad = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Nope"],"type":"string","expression":"Patient.name"})");
+  EXPECT_FALSE(search::Registry::CheckCustom(*bad));
+  auto no_expression = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string"})");
+  EXPECT_FALSE(search::Registry::CheckCustom(*no_expression));
+  auto broken = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string","expression":"Patient.name.where("})");
+  EXPECT_FALSE(search::Registry::CheckCustom(*broken));
+  std::vector<json::Value> custom{*bad, *json::Parse(kBirthPlace)};
+  std::vector<std::string> skipped;
+  auto registry = search::Registry::WithCustom(custom, &skipped);
+  ASSERT_TRUE(registry);
+  EXPECT_EQ(skipped.size(), 1u);
+  EXPECT_NE((*registry)->Find("Patient", "birthplace"), nullptr);
+}
+
+}  // namespace
+}  // namespace fhirstone
