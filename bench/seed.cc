@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   }
   fhirstone::SystemClock clock;
   fhirstone::RandomIdGenerator ids;
-  auto store = fhirstone::store::OpenSqlResourceStore(**db, clock, ids, nullptr);
+  auto store = fhirstone::store::OpenSqlResourceStore(**db, clock, ids, nullptr, "");
   if (!store) {
     std::fprintf(stderr, "%s\n", store.error().message().c_str());
     return 1;

@@ -24,15 +24,18 @@ constexpr const char* kBirthPlace = R"({"resourceType":"SearchParameter","id":"b
 
 std::string Patient(int i, const char* city) {
   return "{\"resourceType\":\"Patient\",\"id\":\"r" + std::to_string(i) +
-         "\",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\","
-         "\"valueAddress\":{\"city\":\"" + city + "\"}}]}";
+         "\",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
+         "patient-birthPlace\","
+         "\"valueAddress\":{\"city\":\"" +
+         city + "\"}}]}";
 }
 
 class ReindexTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fhirstone-reindex-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("fhirstone-reindex-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     config_.listen = "127.0.0.1:0";
@@ -41,7 +44,8 @@ class ReindexTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static http::Response Put(test::Client& client, const std::string& target, const std::string& body) {
+  static http::Response Put(test::Client& client, const std::string& target,
+                            const std::string& body) {
     http::Request r = test::MakeRequest("PUT", target, body);
     r.headers.emplace_back("Content-Type", "application/fhir+json");
     auto response = client.Send(r);
@@ -66,12 +70,16 @@ TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
     auto app = server::App::Start(config_);
     ASSERT_TRUE(app) << app.error().message();
     test::Client client("127.0.0.1", (*app)->port());
-    for (int i = 0; i < 450; ++i) ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, i % 3 ? "Boston" : "Denver")).status, 201);
+    for (int i = 0; i < 450; ++i)
+      ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i),
+                    Patient(i, i % 3 ? "Boston" : "Denver"))
+                    .status,
+                201);
     ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
     // Unknown before the reindex: ignored (and refused under strict handling).
     EXPECT_EQ(Total(client, "birthplace=denver"), 450);
   }
-  auto reindexed = server::Reindex(config_.db);
+  auto reindexed = server::Reindex(config_.db, "http://127.0.0.1:1");
   ASSERT_TRUE(reindexed) << reindexed.error().message();
   EXPECT_GE(*reindexed, 451);
   auto app = server::App::Start(config_);
@@ -80,7 +88,12 @@ TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
   EXPECT_EQ(Total(client, "birthplace=denver"), 150);
   EXPECT_EQ(Total(client, "birthplace:exact=Boston"), 300);
   // New writes are indexed with the custom parameter too.
-  ASSERT_EQ(Put(client, "/fhir/Patient/new", "{\"resourceType\":\"Patient\",\"id\":\"new\",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\",\"valueAddress\":{\"city\":\"Denver\"}}]}").status, 201);
+  ASSERT_EQ(
+      Put(client, "/fhir/Patient/new",
+          "{\"resourceType\":\"Patient\",\"id\":\"new\",\"extension\":[{\"url\":\"http://hl7.org/"
+          "fhir/StructureDefinition/patient-birthPlace\",\"valueAddress\":{\"city\":\"Denver\"}}]}")
+          .status,
+      201);
   EXPECT_EQ(Total(client, "birthplace=denver"), 151);
   auto metadata = client.Send(test::MakeRequest("GET", "/fhir/metadata"));
   ASSERT_TRUE(metadata);
@@ -91,14 +104,16 @@ TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
   auto app = server::App::Start(config_);
   ASSERT_TRUE(app) << app.error().message();
   test::Client client("127.0.0.1", (*app)->port());
-  for (int i = 0; i < 600; ++i) ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
+  for (int i = 0; i < 600; ++i)
+    ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
   ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
   auto started = client.Send(test::MakeRequest("POST", "/fhir/$reindex"));
   ASSERT_TRUE(started);
   EXPECT_EQ(started->status, 202) << started->body;
   // Writes during the reindex all succeed.
   test::Client writer("127.0.0.1", (*app)->port());
-  for (int i = 600; i < 700; ++i) EXPECT_EQ(Put(writer, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
+  for (int i = 600; i < 700; ++i)
+    EXPECT_EQ(Put(writer, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
   // The job finishes (bounded wait); then every patient is found by the custom parameter.
   int64_t total = -1;
   for (int attempt = 0; attempt < 200 && total != 700; ++attempt) {
@@ -109,11 +124,14 @@ TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
 }
 
 TEST(CustomSearchParameterTest, UnusableDefinitionsAreLeftOut) {
-  auto bad = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Nope"],"type":"string","expression":"Patient.name"})");
+  auto bad = json::Parse(
+      R"({"resourceType":"SearchParameter","code":"x","base":["Nope"],"type":"string","expression":"Patient.name"})");
   EXPECT_FALSE(search::Registry::CheckCustom(*bad));
-  auto no_expression = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string"})");
+  auto no_expression = json::Parse(
+      R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string"})");
   EXPECT_FALSE(search::Registry::CheckCustom(*no_expression));
-  auto broken = json::Parse(R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string","expression":"Patient.name.where("})");
+  auto broken = json::Parse(
+      R"({"resourceType":"SearchParameter","code":"x","base":["Patient"],"type":"string","expression":"Patient.name.where("})");
   EXPECT_FALSE(search::Registry::CheckCustom(*broken));
   std::vector<json::Value> custom{*bad, *json::Parse(kBirthPlace)};
   std::vector<std::string> skipped;

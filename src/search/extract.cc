@@ -23,7 +23,7 @@ const json::Value* Placeholder(std::string_view reference) {
     return map;
   }();
   std::string type, id, version;
-  if (!ParseReference(reference, &type, &id, &version)) return nullptr;
+  if (!ParseReference(reference, std::nullopt, &type, &id, &version)) return nullptr;
   auto it = placeholders->find(type);
   return it == placeholders->end() ? nullptr : &it->second;
 }
@@ -116,13 +116,14 @@ void ExtractToken(IndexEntries& out, const SearchParam* p, const fhirpath::Item&
   AddToken(out, p, Str(v->Find("system")), Str(v->Find("code")), Str(v->Find("display")));
 }
 
-void ExtractReference(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
+void ExtractReference(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item,
+                      std::string_view local_base) {
   const json::Value* v = ValueOf(item);
   if (!v) return;
   ReferenceEntry e{p, "", "", "", "", "", ""};
   if (v->is_string()) {  // canonical or uri
     e.url = v->as_string();
-    ParseReference(e.url, &e.target_type, &e.target_id, &e.version);
+    ParseReference(e.url, local_base, &e.target_type, &e.target_id, &e.version);
     out.references.push_back(std::move(e));
     return;
   }
@@ -130,7 +131,7 @@ void ExtractReference(IndexEntries& out, const SearchParam* p, const fhirpath::I
   std::string_view reference = Str(v->Find("reference"));
   if (!reference.empty()) {
     e.url = std::string(reference);
-    ParseReference(reference, &e.target_type, &e.target_id, &e.version);
+    ParseReference(reference, local_base, &e.target_type, &e.target_id, &e.version);
   }
   if (const json::Value* identifier = v->Find("identifier")) {
     e.identifier_system = std::string(Str(identifier->Find("system")));
@@ -224,7 +225,7 @@ void ExtractUri(IndexEntries& out, const SearchParam* p, const fhirpath::Item& i
 }
 
 void ExtractValue(IndexEntries& out, const SearchParam* p, ParamType type,
-                  const fhirpath::Item& item) {
+                  const fhirpath::Item& item, std::string_view local_base) {
   switch (type) {
     case ParamType::kString:
       ExtractString(out, p, item);
@@ -233,7 +234,7 @@ void ExtractValue(IndexEntries& out, const SearchParam* p, ParamType type,
       ExtractToken(out, p, item);
       break;
     case ParamType::kReference:
-      ExtractReference(out, p, item);
+      ExtractReference(out, p, item, local_base);
       break;
     case ParamType::kDate:
       ExtractDate(out, p, item);
@@ -254,9 +255,10 @@ void ExtractValue(IndexEntries& out, const SearchParam* p, ParamType type,
 
 // The values of one component as partial composite entries (only its own fields set).
 std::vector<CompositeEntry> ComponentValues(const SearchParam* p, const SearchParam::Component& c,
-                                            size_t position, const fhirpath::Collection& items) {
+                                            size_t position, const fhirpath::Collection& items,
+                                            std::string_view local_base) {
   IndexEntries values;
-  for (const auto& item : items) ExtractValue(values, p, c.type, item);
+  for (const auto& item : items) ExtractValue(values, p, c.type, item, local_base);
   std::vector<CompositeEntry> out;
   auto add = [&](auto fill) {
     CompositeEntry e{p};
@@ -302,13 +304,13 @@ std::vector<CompositeEntry> ComponentValues(const SearchParam* p, const SearchPa
 }
 
 void ExtractComposite(IndexEntries& out, const SearchParam* p, const fhirpath::Item& root,
-                      const fhirpath::EvalOptions& options) {
+                      const fhirpath::EvalOptions& options, std::string_view local_base) {
   if (p->components.size() < 2 || p->components.size() > 3) return;
   std::vector<CompositeEntry> combined{CompositeEntry{p}};
   for (size_t i = 0; i < p->components.size(); ++i) {
     auto items = p->components[i].compiled->EvaluateItems({root}, options);
     if (!items) return;
-    auto values = ComponentValues(p, p->components[i], i, *items);
+    auto values = ComponentValues(p, p->components[i], i, *items, local_base);
     if (values.empty()) return;  // a composite needs every component
     std::vector<CompositeEntry> next;
     for (const auto& partial : combined) {
@@ -340,29 +342,41 @@ void ExtractComposite(IndexEntries& out, const SearchParam* p, const fhirpath::I
 
 }  // namespace
 
-bool ParseReference(std::string_view reference, std::string* type, std::string* id,
-                    std::string* version) {
+bool ParseReference(std::string_view reference, std::optional<std::string_view> local_base,
+                    std::string* type, std::string* id, std::string* version) {
   if (reference.empty() || reference.front() == '#' || reference.starts_with("urn:")) return false;
-  size_t q = reference.find('?');
-  if (q != std::string_view::npos) return false;  // a conditional reference
-  std::vector<std::string_view> parts = Split(reference, '/');
-  // ... Type / id [/ _history / v]
-  size_t n = parts.size();
-  std::string_view v;
-  if (n >= 4 && parts[n - 2] == "_history") {
-    v = parts[n - 1];
-    n -= 2;
+  if (reference.find('?') != std::string_view::npos) return false;  // a conditional reference
+  std::string_view relative = reference;
+  if (reference.find("://") != std::string_view::npos) {
+    if (local_base) {
+      // Only this server's own base is local; other servers' URLs stay URLs.
+      if (local_base->empty() || !reference.starts_with(*local_base) ||
+          reference.size() <= local_base->size() || reference[local_base->size()] != '/')
+        return false;
+      relative = reference.substr(local_base->size() + 1);
+    } else {
+      // Any base: the last Type/id[/_history/v] segments.
+      std::vector<std::string_view> parts = Split(reference, '/');
+      size_t n = parts.size();
+      size_t keep = n >= 4 && parts[n - 2] == "_history" ? 4 : 2;
+      if (n < keep + 3) return false;
+      size_t offset = 0;
+      for (size_t i = 0; i < n - keep; ++i) offset += parts[i].size() + 1;
+      relative = reference.substr(offset);
+    }
   }
-  if (n < 2) return false;
-  std::string_view t = parts[n - 2], i = parts[n - 1];
-  if (!fhir::IsResourceType(t) || !fhir::IsValidId(i)) return false;
-  *type = std::string(t);
-  *id = std::string(i);
-  *version = std::string(v);
+  std::vector<std::string_view> parts = Split(relative, '/');
+  if (parts.size() != 2 && !(parts.size() == 4 && parts[2] == "_history")) return false;
+  if (!fhir::IsResourceType(parts[0]) || !fhir::IsValidId(parts[1])) return false;
+  if (parts.size() == 4 && !fhir::IsValidId(parts[3])) return false;
+  *type = std::string(parts[0]);
+  *id = std::string(parts[1]);
+  *version = parts.size() == 4 ? std::string(parts[3]) : std::string();
   return true;
 }
 
-IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource) {
+IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
+                          std::string_view local_base) {
   IndexEntries out;
   std::string_view type = resource.GetString("resourceType");
   fhirpath::EvalOptions options;
@@ -375,9 +389,9 @@ IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource)
     if (!items) continue;  // an expression that does not apply to this resource's shape
     for (const fhirpath::Item& item : *items) {
       if (p->type == ParamType::kComposite) {
-        ExtractComposite(out, p, item, options);
+        ExtractComposite(out, p, item, options, local_base);
       } else {
-        ExtractValue(out, p, p->type, item);
+        ExtractValue(out, p, p->type, item, local_base);
       }
     }
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,11 +92,14 @@ struct IndexEntries {
 
 // The index entries of `resource` (whose resourceType names its type). Parameters answered from
 // the resource table itself (_id, _lastUpdated) and special ones (_text, _content...) are skipped.
-IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource);
+// `local_base` is this server's FHIR base URL: absolute references under it are indexed as local
+// Type/id, others only as URLs.
+IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
+                          std::string_view local_base);
 
-// Splits a reference string into type, id and version when it has the form [base/]Type/id
-// [/_history/v] with a known resource type. False otherwise.
-bool ParseReference(std::string_view reference, std::string* type, std::string* id,
-                    std::string* version);
+// Splits a reference into type, id and version when it is Type/id[/_history/v], relative or
+// under `local_base` (nullopt: under any base), with a known resource type. False otherwise.
+bool ParseReference(std::string_view reference, std::optional<std::string_view> local_base,
+                    std::string* type, std::string* id, std::string* version);
 
 }  // namespace fhirstone::search

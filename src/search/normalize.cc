@@ -50,6 +50,10 @@ std::string NormalizeString(std::string_view s) {
     if (i + len > s.size()) len = s.size() - i;
     uint32_t cp = 0;
     if (len == 2) cp = ((c & 0x1F) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3F);
+    if (cp >= 0x300 && cp <= 0x36F) {  // a combining diacritical mark: the accent itself
+      i += len;
+      continue;
+    }
     if (pending_space) out.push_back(' ');
     pending_space = false;
     const char* folded = FoldLatin(cp);

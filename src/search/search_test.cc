@@ -46,10 +46,11 @@ TEST(NormalizeTest, FoldsCaseAndAccents) {
   EXPECT_EQ(NormalizeString("日本"), "日本");
   EXPECT_EQ(NormalizeString("MÜLLER"), "muller");
   EXPECT_EQ(NormalizeString("Straße"), "strasse");
+  EXPECT_EQ(NormalizeString("Sa\xcc\x81nchez"), "sanchez");  // a + combining acute accent
 }
 
 TEST(ExtractTest, PatientExample) {
-  IndexEntries e = ExtractIndex(TheRegistry(), Example("Patient-example.json"));
+  IndexEntries e = ExtractIndex(TheRegistry(), Example("Patient-example.json"), "");
   auto has_string = [&](std::string_view code, std::string_view value) {
     for (const auto& s : e.strings)
       if (s.param->code == code && s.normalized == value) return true;
@@ -85,7 +86,7 @@ TEST(ExtractTest, ObservationQuantityAndPatientReference) {
     "subject":{"reference":"Patient/p1"},"effectiveDateTime":"2016-03-28",
     "valueQuantity":{"value":67.5,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}})")
                         .value();
-  IndexEntries e = ExtractIndex(TheRegistry(), obs);
+  IndexEntries e = ExtractIndex(TheRegistry(), obs, "http://localhost/fhir");
   bool patient = false, subject = false;
   for (const auto& r : e.references) {
     if (r.param->code == "patient" && r.target_id == "p1") patient = true;
@@ -101,6 +102,20 @@ TEST(ExtractTest, ObservationQuantityAndPatientReference) {
   for (const auto& t : e.tokens)
     if (t.param->code == "code" && t.code == "29463-7" && t.text == "body weight") code = true;
   EXPECT_TRUE(code);
+}
+
+TEST(ExtractTest, OnlyTheLocalBaseIsLocal) {
+  std::string type, id, version;
+  EXPECT_TRUE(ParseReference("Patient/1", "http://a/fhir", &type, &id, &version));
+  EXPECT_TRUE(
+      ParseReference("http://a/fhir/Patient/1/_history/2", "http://a/fhir", &type, &id, &version));
+  EXPECT_EQ(version, "2");
+  EXPECT_FALSE(ParseReference("http://b/fhir/Patient/1", "http://a/fhir", &type, &id, &version));
+  EXPECT_FALSE(ParseReference("http://a/fhirx/Patient/1", "http://a/fhir", &type, &id, &version));
+  EXPECT_TRUE(ParseReference("http://b/fhir/Patient/1", std::nullopt, &type, &id, &version));
+  EXPECT_FALSE(ParseReference("x/Patient/1", std::nullopt, &type, &id, &version));
+  EXPECT_FALSE(ParseReference("Patient?identifier=1", std::nullopt, &type, &id, &version));
+  EXPECT_FALSE(ParseReference("#contained", std::nullopt, &type, &id, &version));
 }
 
 TEST(QueryTest, ParsesCriteriaModifiersChainsAndResultParameters) {

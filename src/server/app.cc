@@ -89,7 +89,7 @@ Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& 
   return store.Reindex();
 }
 
-Result<int64_t> Reindex(const std::string& db_url) {
+Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto db = db::Database::Open(db_url);
   if (!db) return std::move(db).error();
   auto builtin = search::Registry::Builtin();
@@ -97,7 +97,8 @@ Result<int64_t> Reindex(const std::string& db_url) {
   search::RegistryHolder holder(std::move(builtin).value());
   SystemClock clock;
   RandomIdGenerator ids;
-  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder);
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder, base_url + "/fhir");
   if (!store) return std::move(store).error();
   return ReindexAll(**store, holder);
 }
@@ -143,10 +144,6 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   auto builtin = search::Registry::Builtin();
   if (!builtin) return std::move(builtin).error();
   impl.registry = std::make_unique<search::RegistryHolder>(std::move(builtin).value());
-  auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids, impl.registry.get());
-  if (!store) return std::move(store).error();
-  impl.store = std::move(store).value();
-  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
 
   http::ServerOptions options;
   options.host = listen->first;
@@ -179,6 +176,12 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     impl.base_url = config.base_url;
     while (!impl.base_url.empty() && impl.base_url.back() == '/') impl.base_url.pop_back();
   }
+  // The store knows the FHIR base (absolute references under it are local), hence after listen.
+  auto store = store::OpenSqlResourceStore(*impl.db, *impl.clock, *impl.ids, impl.registry.get(),
+                                           impl.base_url + "/fhir");
+  if (!store) return std::move(store).error();
+  impl.store = std::move(store).value();
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
   api::ApiOptions api_options;
   api_options.base_url = impl.base_url;
   api_options.software_version = FHIRSTONE_VERSION;

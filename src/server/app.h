@@ -24,7 +24,7 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
   std::string base_url;                   // public origin; default http://HOST:PORT
   std::string db = "sqlite:var/fhirstone.db";
-  int threads = 0;                        // 0: one per core
+  int threads = 0;  // 0: one per core
   size_t max_body_bytes = 16 * 1024 * 1024;
   int read_timeout_ms = 30000;
   int idle_timeout_ms = 60000;
@@ -61,8 +61,9 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
 // POST /fhir/$reindex). Writes go on meanwhile.
 Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder);
 
-// fhirstone reindex: opens the database at `db_url`, then ReindexAll.
-Result<int64_t> Reindex(const std::string& db_url);
+// fhirstone reindex: opens the database at `db_url`, then ReindexAll. `base_url` is the server's
+// public URL, as `serve --base-url` (references under it are local).
+Result<int64_t> Reindex(const std::string& db_url, std::string base_url);
 
 // "HOST:PORT" or "[V6]:PORT" split; nullopt-like Error when malformed.
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);

@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
       "every resource (in short batches: a server on the same database keeps serving writes; a "
       "running server can also be asked with POST /fhir/$reindex)");
   reindex->add_option("--db", reindex_db, "Database URL: sqlite:PATH")->capture_default_str();
+  std::string reindex_base = "http://127.0.0.1:8080";
+  reindex
+      ->add_option("--base-url", reindex_base,
+                   "The server's public URL, as given to serve (absolute references under it "
+                   "are indexed as local resources)")
+      ->capture_default_str();
 
   CLI11_PARSE(cli, argc, argv);
 
@@ -89,7 +95,7 @@ int main(int argc, char** argv) {
     spdlog::info("stopped");
   }
   if (reindex->parsed()) {
-    auto count = fhirstone::server::Reindex(reindex_db);
+    auto count = fhirstone::server::Reindex(reindex_db, reindex_base);
     if (!count) {
       spdlog::error("reindex failed: {}", count.error().message());
       return 1;

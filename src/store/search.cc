@@ -150,7 +150,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
 
 }  // namespace
 
-Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q) {
+Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q,
+                               std::string_view local_base) {
   auto page = ParsePage(q.page);
   if (!page) return std::move(page).error();
   auto tx = db::Transaction::Begin(conn, /*write=*/false);
@@ -188,7 +189,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   }
   int counter = 0;
   for (const search::Criterion& c : q.criteria) {
-    auto sql = CriterionSql(c, "r", counter);
+    auto sql = CriterionSql(c, "r", counter, local_base);
     if (!sql) return std::move(sql).error();
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());

@@ -83,8 +83,8 @@ void StampResource(json::Value& resource, const std::string& id, int64_t version
 class SqlResourceStore : public ResourceStore {
  public:
   SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids,
-                   const search::RegistryHolder* registry)
-      : db_(db), clock_(clock), ids_(ids), registry_(registry) {}
+                   const search::RegistryHolder* registry, std::string fhir_base)
+      : db_(db), clock_(clock), ids_(ids), registry_(registry), fhir_base_(std::move(fhir_base)) {}
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
     auto lease = db_.Acquire();
@@ -146,7 +146,7 @@ class SqlResourceStore : public ResourceStore {
     std::string type(resource.GetString("resourceType"));
     search::IndexEntries entries;
     std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
-    if (registry) entries = search::ExtractIndex(*registry, resource);
+    if (registry) entries = search::ExtractIndex(*registry, resource, fhir_base_);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
@@ -155,7 +155,7 @@ class SqlResourceStore : public ResourceStore {
     // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
     if (registry && registry_->Get() != registry) {
       registry = registry_->Get();
-      entries = search::ExtractIndex(*registry, resource);
+      entries = search::ExtractIndex(*registry, resource, fhir_base_);
     }
     ResourceVersion v;
     v.type = std::move(type);
@@ -175,7 +175,7 @@ class SqlResourceStore : public ResourceStore {
     std::string id(resource.GetString("id"));
     search::IndexEntries entries;
     std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
-    if (registry) entries = search::ExtractIndex(*registry, resource);
+    if (registry) entries = search::ExtractIndex(*registry, resource, fhir_base_);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
@@ -184,7 +184,7 @@ class SqlResourceStore : public ResourceStore {
     // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
     if (registry && registry_->Get() != registry) {
       registry = registry_->Get();
-      entries = search::ExtractIndex(*registry, resource);
+      entries = search::ExtractIndex(*registry, resource, fhir_base_);
     }
     auto current = Current(**lease, type, id);
     if (!current) return std::move(current).error();
@@ -300,7 +300,7 @@ class SqlResourceStore : public ResourceStore {
   Result<SearchResult> Search(const search::SearchQuery& query) override {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
-    return internal::RunSearch(**lease, query);
+    return internal::RunSearch(**lease, query, fhir_base_);
   }
 
   Result<std::vector<json::Value>> ListCurrent(std::string_view type) override {
@@ -350,7 +350,7 @@ class SqlResourceStore : public ResourceStore {
           if (!*row) break;
           Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
           auto parsed = json::Parse(s.ColumnText(2));
-          if (parsed) r.entries = search::ExtractIndex(*registry, *parsed);
+          if (parsed) r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
           batch.push_back(std::move(r));
         }
         s.Reset();
@@ -488,15 +488,18 @@ class SqlResourceStore : public ResourceStore {
   Clock& clock_;
   IdGenerator& ids_;
   const search::RegistryHolder* registry_;
+  const std::string fhir_base_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
                                                             IdGenerator& ids,
-                                                            const search::RegistryHolder* registry) {
+                                                            const search::RegistryHolder* registry,
+                                                            std::string fhir_base) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
-  return std::unique_ptr<ResourceStore>(new SqlResourceStore(db, clock, ids, registry));
+  return std::unique_ptr<ResourceStore>(
+      new SqlResourceStore(db, clock, ids, registry, std::move(fhir_base)));
 }
 
 }  // namespace fhirstone::store

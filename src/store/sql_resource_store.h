@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "common/clock.h"
 #include "db/database.h"
@@ -16,9 +17,11 @@ namespace fhirstone::store {
 
 // Creates the schema if needed (migrations) and returns the store. With a registry, every write
 // also writes the search index of the resource in the same transaction, with the registry in
-// force at that time; the holder outlives the store.
+// force at that time; the holder outlives the store. `fhir_base` is the server's FHIR base URL
+// (absolute references under it are local resources; "" when there is none).
 Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Clock& clock,
                                                             IdGenerator& ids,
-                                                            const search::RegistryHolder* registry);
+                                                            const search::RegistryHolder* registry,
+                                                            std::string fhir_base);
 
 }  // namespace fhirstone::store

@@ -22,7 +22,7 @@ class StoreTest : public ::testing::Test {
     auto db = db::Database::Open("sqlite:" + (dir_ / "store.db").string());
     ASSERT_TRUE(db);
     db_ = std::move(db).value();
-    auto store = OpenSqlResourceStore(*db_, clock_, ids_, nullptr);
+    auto store = OpenSqlResourceStore(*db_, clock_, ids_, nullptr, "");
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(store).value();
   }

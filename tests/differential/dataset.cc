@@ -34,7 +34,8 @@ Result<std::vector<Entry>> TakeEntries(json::Value bundle, const std::string& na
   std::vector<Entry> out;
   for (json::Value& e : entries->as_array()) {
     json::Value* resource = e.Find("resource");
-    if (!resource || !resource->is_object()) return Error::Invalid(name + ": an entry has no resource");
+    if (!resource || !resource->is_object())
+      return Error::Invalid(name + ": an entry has no resource");
     out.push_back({std::string(e.GetString("fullUrl")), std::move(*resource)});
   }
   return out;
@@ -97,7 +98,8 @@ Result<std::unique_ptr<Dataset>> Dataset::LoadSynthea(const std::string& dir) {
   std::sort(first.begin(), first.end());  // hospital before practitioner
   std::sort(patients.begin(), patients.end());
   if (first.size() != 2 || patients.empty())
-    return Error::NotFound(dir + " does not hold the Synthea hospital, practitioner and patient files");
+    return Error::NotFound(dir +
+                           " does not hold the Synthea hospital, practitioner and patient files");
 
   std::vector<Entry> entries;
   size_t batch_entries = 0;
@@ -165,8 +167,7 @@ Result<std::unique_ptr<Dataset>> Dataset::LoadSynthea(const std::string& dir) {
   for (const json::Value& r : data->resources_) {
     std::string type(r.GetString("resourceType"));
     std::string key = type + "/" + std::string(r.GetString("id"));
-    if (!data->by_key_.emplace(key, &r).second)
-      return Error::Invalid("Two resources are " + key);
+    if (!data->by_key_.emplace(key, &r).second) return Error::Invalid("Two resources are " + key);
     data->by_type_[type].push_back(&r);
   }
   return data;

@@ -16,7 +16,7 @@ namespace {
 uint32_t NextCodePoint(std::string_view s, size_t* i) {
   unsigned char c = static_cast<unsigned char>(s[*i]);
   int extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
-  if (*i + extra >= s.size() + (extra ? 0 : 1) && extra) extra = 0;
+  if (*i + extra >= s.size()) extra = 0;  // truncated: the lead byte alone
   uint32_t cp = extra == 0 ? c : extra == 1 ? (c & 0x1F) : extra == 2 ? (c & 0x0F) : (c & 0x07);
   for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[*i + k]) & 0x3F);
   *i += 1 + extra;
@@ -26,15 +26,29 @@ uint32_t NextCodePoint(std::string_view s, size_t* i) {
 // Latin letters with diacritics, grouped by the letter they fold to.
 const std::unordered_map<uint32_t, std::string>& FoldTable() {
   static const auto* table = [] {
-    static const std::pair<const char*, const char*> kGroups[] = {
-        {"a", "ÀÁÂÃÄÅàáâãäåĀāĂăĄą"}, {"ae", "Ææ"},         {"c", "ÇçĆćĈĉĊċČč"},
-        {"d", "ĎďĐđÐð"},             {"e", "ÈÉÊËèéêëĒēĔĕĖėĘęĚě"},  {"g", "ĜĝĞğĠġĢģ"},
-        {"h", "ĤĥĦħ"},               {"i", "ÌÍÎÏìíîïĨĩĪīĬĭĮįİı"}, {"j", "Ĵĵ"},
-        {"k", "Ķķ"},                 {"l", "ĹĺĻļĽľĿŀŁł"},         {"n", "ÑñŃńŅņŇň"},
-        {"o", "ÒÓÔÕÖØòóôõöøŌōŎŏŐő"},  {"oe", "Œœ"},               {"r", "ŔŕŖŗŘř"},
-        {"s", "ŚśŜŝŞşŠšſ"},          {"ss", "ß"},                 {"t", "ŢţŤťŦŧ"},
-        {"th", "Þþ"},                {"u", "ÙÚÛÜùúûüŨũŪūŬŭŮůŰűŲų"}, {"w", "Ŵŵ"},
-        {"y", "ÝýÿŶŷŸ"},             {"z", "ŹźŻżŽž"}};
+    static const std::pair<const char*, const char*> kGroups[] = {{"a", "ÀÁÂÃÄÅàáâãäåĀāĂăĄą"},
+                                                                  {"ae", "Ææ"},
+                                                                  {"c", "ÇçĆćĈĉĊċČč"},
+                                                                  {"d", "ĎďĐđÐð"},
+                                                                  {"e", "ÈÉÊËèéêëĒēĔĕĖėĘęĚě"},
+                                                                  {"g", "ĜĝĞğĠġĢģ"},
+                                                                  {"h", "ĤĥĦħ"},
+                                                                  {"i", "ÌÍÎÏìíîïĨĩĪīĬĭĮįİı"},
+                                                                  {"j", "Ĵĵ"},
+                                                                  {"k", "Ķķ"},
+                                                                  {"l", "ĹĺĻļĽľĿŀŁł"},
+                                                                  {"n", "ÑñŃńŅņŇň"},
+                                                                  {"o", "ÒÓÔÕÖØòóôõöøŌōŎŏŐő"},
+                                                                  {"oe", "Œœ"},
+                                                                  {"r", "ŔŕŖŗŘř"},
+                                                                  {"s", "ŚśŜŝŞşŠšſ"},
+                                                                  {"ss", "ß"},
+                                                                  {"t", "ŢţŤťŦŧ"},
+                                                                  {"th", "Þþ"},
+                                                                  {"u", "ÙÚÛÜùúûüŨũŪūŬŭŮůŰűŲų"},
+                                                                  {"w", "Ŵŵ"},
+                                                                  {"y", "ÝýÿŶŷŸ"},
+                                                                  {"z", "ŹźŻżŽž"}};
     auto* t = new std::unordered_map<uint32_t, std::string>();
     for (const auto& [base, letters] : kGroups) {
       std::string_view s(letters);
@@ -134,7 +148,8 @@ bool ParseDateRange(std::string_view s, int64_t* low, int64_t* high) {
   if (s[i++] != '-' || !Digits(s, &i, 2, &day) || day < 1 ||
       day > DaysInMonth(year, static_cast<int>(month)))
     return false;
-  int64_t start = DaysSinceEpoch(year, static_cast<int>(month), static_cast<int>(day)) * kMicrosPerDay;
+  int64_t start =
+      DaysSinceEpoch(year, static_cast<int>(month), static_cast<int>(day)) * kMicrosPerDay;
   if (i == s.size()) {
     *low = start;
     *high = start + kMicrosPerDay;
@@ -284,7 +299,8 @@ std::string TypeOf(const Item& item) {
   if (v->is_bool()) return "boolean";
   if (v->is_number()) return "decimal";
   if (!v->is_object()) return t;
-  if (v->Find("coding") || (v->Find("text") && v->as_object().size() == 1)) return "CodeableConcept";
+  if (v->Find("coding") || (v->Find("text") && v->as_object().size() == 1))
+    return "CodeableConcept";
   if (v->Find("reference")) return "Reference";
   if (v->Find("start") || v->Find("end")) return "Period";
   if (v->Find("value") && (v->Find("unit") || v->Find("code") || v->Find("system")))
@@ -294,11 +310,6 @@ std::string TypeOf(const Item& item) {
   if (v->Find("system") && v->Find("value")) return "Identifier";
   if (v->Find("code")) return "Coding";
   return t;
-}
-
-bool IsStringLike(const std::string& t) {
-  return t == "string" || t == "String" || t == "markdown" || t == "code" || t == "id" ||
-         t == "uri" || t == "url" || t == "canonical" || t == "oid" || t == "uuid";
 }
 
 // Splits a parameter value on unescaped commas (the OR separator), unescaping "\,".
@@ -350,7 +361,8 @@ std::vector<std::string> StringValues(const Collection& items) {
       for (const char* part : {"family", "given", "prefix", "suffix", "text"})
         AppendStrings(*v, part, out);
     } else if (t == "Address") {
-      for (const char* part : {"line", "city", "district", "state", "postalCode", "country", "text"})
+      for (const char* part :
+           {"line", "city", "district", "state", "postalCode", "country", "text"})
         AppendStrings(*v, part, out);
     }
   }
@@ -407,16 +419,26 @@ TokenValues TokenValuesOf(const Collection& items) {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> ReferenceValues(const Collection& items) {
-  std::vector<std::pair<std::string, std::string>> out;  // (type, id)
+struct Ref {
+  std::string raw;   // as written
+  std::string type;  // of a literal reference ("" otherwise)
+  std::string id;
+  bool relative = false;
+};
+
+std::vector<Ref> ReferenceValues(const Collection& items) {
+  std::vector<Ref> out;
   for (const Item& item : items) {
     const json::Value* v = JsonOf(item);
     if (!v) continue;
-    std::string_view ref = v->is_string() ? std::string_view(v->as_string())
-                                          : v->is_object() ? StringOf(v->Find("reference"))
-                                                           : std::string_view();
-    std::string type, id;
-    if (ParseLiteralReference(ref, &type, &id)) out.emplace_back(type, id);
+    Ref r;
+    r.raw = v->is_string()   ? v->as_string()
+            : v->is_object() ? std::string(StringOf(v->Find("reference")))
+                             : "";
+    if (r.raw.empty()) continue;
+    ParseLiteralReference(r.raw, &r.type, &r.id);
+    r.relative = !r.type.empty() && r.raw.find("://") == std::string::npos;
+    out.push_back(std::move(r));
   }
   return out;
 }
@@ -519,8 +541,7 @@ Prefix TakePrefix(std::string_view& v) {
       {"sa", Prefix::kSa}, {"eb", Prefix::kEb}, {"ap", Prefix::kAp}};
   if (v.size() < 3) return Prefix::kEq;
   for (const auto& [text, prefix] : kPrefixes) {
-    if (v.substr(0, 2) == text &&
-        ((v[2] >= '0' && v[2] <= '9') || v[2] == '-' || v[2] == '.')) {
+    if (v.substr(0, 2) == text && ((v[2] >= '0' && v[2] <= '9') || v[2] == '-' || v[2] == '.')) {
       v.remove_prefix(2);
       return prefix;
     }
@@ -538,15 +559,24 @@ bool DateMatches(Prefix prefix, int64_t sl, int64_t sh, const Range& t) {
   bool below = t.low < sl;   // (-inf, sl) intersects [tl, th)
   bool overlaps = t.low < sh && sl < t.high;
   switch (prefix) {
-    case Prefix::kEq: return contains;
-    case Prefix::kNe: return !contains;
-    case Prefix::kGt: return above;
-    case Prefix::kLt: return below;
-    case Prefix::kGe: return above || contains;
-    case Prefix::kLe: return below || contains;
-    case Prefix::kSa: return !overlaps && t.low >= sh;
-    case Prefix::kEb: return !overlaps && t.high <= sl;
-    case Prefix::kAp: return false;
+    case Prefix::kEq:
+      return contains;
+    case Prefix::kNe:
+      return !contains;
+    case Prefix::kGt:
+      return above;
+    case Prefix::kLt:
+      return below;
+    case Prefix::kGe:
+      return above || contains;
+    case Prefix::kLe:
+      return below || contains;
+    case Prefix::kSa:
+      return !overlaps && t.low >= sh;
+    case Prefix::kEb:
+      return !overlaps && t.high <= sl;
+    case Prefix::kAp:
+      return false;
   }
   return false;
 }
@@ -560,15 +590,22 @@ bool NumberMatches(Prefix prefix, const Decimal& search, const Decimal& target) 
   bool in_range = Compare(low, target) <= 0 && Compare(target, high) < 0;
   int c = Compare(target, search);
   switch (prefix) {
-    case Prefix::kEq: return in_range;
-    case Prefix::kNe: return !in_range;
+    case Prefix::kEq:
+      return in_range;
+    case Prefix::kNe:
+      return !in_range;
     case Prefix::kGt:
-    case Prefix::kSa: return c > 0;
+    case Prefix::kSa:
+      return c > 0;
     case Prefix::kLt:
-    case Prefix::kEb: return c < 0;
-    case Prefix::kGe: return c >= 0;
-    case Prefix::kLe: return c <= 0;
-    case Prefix::kAp: return false;
+    case Prefix::kEb:
+      return c < 0;
+    case Prefix::kGe:
+      return c >= 0;
+    case Prefix::kLe:
+      return c <= 0;
+    case Prefix::kAp:
+      return false;
   }
   return false;
 }
@@ -591,7 +628,7 @@ class StringTest : public LeafTest {
     for (const std::string& s : StringValues(items)) {
       std::string folded = modifier_ == "exact" ? s : Fold(s);
       for (const std::string& v : values_) {
-        if (modifier_ == "exact" ? folded == v
+        if (modifier_ == "exact"      ? folded == v
             : modifier_ == "contains" ? folded.find(v) != std::string::npos
                                       : folded.starts_with(v))
           return true;
@@ -660,33 +697,54 @@ class TokenTest : public LeafTest {
 
 class ReferenceTest : public LeafTest {
  public:
+  // A value is an id, Type/id, or an absolute URL: under `base` (the server's own) it means the
+  // local Type/id; under another base, only a reference written as that URL matches.
   static Result<std::unique_ptr<LeafTest>> Make(const std::string& modifier,
-                                                const std::vector<std::string>& values) {
+                                                const std::vector<std::string>& values,
+                                                const std::string& base) {
     auto test = std::make_unique<ReferenceTest>();
     for (const std::string& v : values) {
-      std::string type, id;
-      if (ParseLiteralReference(v, &type, &id)) {
-        if (!modifier.empty() && type != modifier)
-          return Error::Invalid("'" + v + "' is no " + modifier + " reference");
+      Wanted w;
+      if (v.find("://") != std::string::npos) {
+        w.url = v;
+        if (!base.empty() && v.starts_with(base + "/") &&
+            ParseLiteralReference(v.substr(base.size() + 1), &w.type, &w.id)) {
+          w.local = true;
+        }
+      } else if (ParseLiteralReference(v, &w.type, &w.id)) {
+        w.local = true;
       } else if (v.find('/') == std::string::npos && v.find(':') == std::string::npos) {
-        type = modifier;  // an id, of any type unless the modifier names one
-        id = v;
+        w.type = modifier;  // an id, of any type unless the modifier names one
+        w.id = v;
+        w.local = true;
       } else {
         return Error::NotSupported("Reference value '" + v + "'");
       }
-      test->wanted_.emplace_back(type, id);
+      if (w.local && !modifier.empty() && w.type != modifier)
+        return Error::Invalid("'" + v + "' is no " + modifier + " reference");
+      test->wanted_.push_back(std::move(w));
     }
     return std::unique_ptr<LeafTest>(std::move(test));
   }
   bool Matches(const Collection& items) const override {
-    for (const auto& [type, id] : ReferenceValues(items))
-      for (const auto& [wanted_type, wanted_id] : wanted_)
-        if (id == wanted_id && (wanted_type.empty() || wanted_type == type)) return true;
+    for (const Ref& r : ReferenceValues(items)) {
+      for (const Wanted& w : wanted_) {
+        if (!w.url.empty() && r.raw == w.url) return true;
+        if (w.local && r.relative && r.id == w.id && (w.type.empty() || w.type == r.type))
+          return true;
+      }
+    }
     return false;
   }
 
  private:
-  std::vector<std::pair<std::string, std::string>> wanted_;  // (type or "", id)
+  struct Wanted {
+    std::string url;  // an absolute URL as given
+    bool local = false;
+    std::string type;  // "" for any type
+    std::string id;
+  };
+  std::vector<Wanted> wanted_;
 };
 
 class DateTest : public LeafTest {
@@ -762,7 +820,8 @@ class QuantityTest : public LeafTest {
         // (number||code), the code matches either the unit's code or its display unit.
         if (!q.system.empty() && q.system != t.system) continue;
         if (!q.code.empty()) {
-          bool code_ok = q.system.empty() ? (q.code == t.code || q.code == t.unit) : q.code == t.code;
+          bool code_ok =
+              q.system.empty() ? (q.code == t.code || q.code == t.unit) : q.code == t.code;
           if (!code_ok) continue;
         }
         return true;
@@ -782,24 +841,34 @@ class QuantityTest : public LeafTest {
   std::vector<Query> queries_;
 };
 
+// uri: the whole URI (case-sensitive); :below: the resource's URI starts with the value;
+// :above: the value starts with the resource's URI.
 class UriTest : public LeafTest {
  public:
-  explicit UriTest(const std::vector<std::string>& values) : values_(values) {}
+  UriTest(std::string modifier, const std::vector<std::string>& values)
+      : modifier_(std::move(modifier)), values_(values) {}
   bool Matches(const Collection& items) const override {
     for (const Item& item : items) {
       std::string_view s = StringOf(JsonOf(item));
-      for (const std::string& v : values_)
-        if (!s.empty() && s == v) return true;
+      if (s.empty()) continue;
+      for (const std::string& v : values_) {
+        if (modifier_ == "below"   ? s.starts_with(v)
+            : modifier_ == "above" ? std::string_view(v).starts_with(s)
+                                   : s == v)
+          return true;
+      }
     }
     return false;
   }
 
  private:
+  std::string modifier_;
   std::vector<std::string> values_;
 };
 
 Result<std::unique_ptr<LeafTest>> MakeTest(const SearchParam& p, const std::string& modifier,
-                                           const std::vector<std::string>& values) {
+                                           const std::vector<std::string>& values,
+                                           const std::string& base) {
   auto refuse = [&] {
     return Error::NotSupported("The oracle does not evaluate :" + modifier + " on " + p.code);
   };
@@ -812,7 +881,7 @@ Result<std::unique_ptr<LeafTest>> MakeTest(const SearchParam& p, const std::stri
       return std::unique_ptr<LeafTest>(std::make_unique<TokenTest>(modifier, values));
     case ParamType::kReference:
       if (!modifier.empty() && !fhir::IsResourceType(modifier)) return refuse();
-      return ReferenceTest::Make(modifier, values);
+      return ReferenceTest::Make(modifier, values, base);
     case ParamType::kDate:
       if (!modifier.empty()) return refuse();
       return DateTest::Make(values);
@@ -821,8 +890,8 @@ Result<std::unique_ptr<LeafTest>> MakeTest(const SearchParam& p, const std::stri
       if (!modifier.empty()) return refuse();
       return QuantityTest::Make(p.type == ParamType::kNumber, values);
     case ParamType::kUri:
-      if (!modifier.empty()) return refuse();
-      return std::unique_ptr<LeafTest>(std::make_unique<UriTest>(values));
+      if (!modifier.empty() && modifier != "below" && modifier != "above") return refuse();
+      return std::unique_ptr<LeafTest>(std::make_unique<UriTest>(modifier, values));
     default:
       return refuse();
   }
@@ -835,9 +904,9 @@ std::pair<std::string, std::string> SplitModifier(std::string_view key) {
 }
 
 bool IsResultParameter(const std::string& key) {
-  static const char* const kResult[] = {"_count",   "_total",    "_sort",       "_include",
+  static const char* const kResult[] = {"_count",      "_total",   "_sort",     "_include",
                                         "_revinclude", "_summary", "_elements", "_format",
-                                        "_pretty",  "_page",     "_type",       "_contained"};
+                                        "_pretty",     "_page",    "_type",     "_contained"};
   for (const char* r : kResult)
     if (key == r || key.starts_with(std::string(r) + ":")) return true;
   return false;
@@ -845,8 +914,8 @@ bool IsResultParameter(const std::string& key) {
 
 }  // namespace
 
-Oracle::Oracle(const search::Registry& registry, const Dataset& data)
-    : registry_(registry), data_(data) {
+Oracle::Oracle(const search::Registry& registry, const Dataset& data, std::string base)
+    : registry_(registry), data_(data), base_(std::move(base)) {
   for (std::string_view type : fhir::ResourceTypes()) {
     json::Value v = json::Value::EmptyObject();
     v.Set("resourceType", type);
@@ -878,8 +947,9 @@ const Collection& Oracle::Values(const json::Value& resource, const SearchParam&
 
 std::vector<const json::Value*> Oracle::Targets(const json::Value& resource, const SearchParam& p) {
   std::vector<const json::Value*> out;
-  for (const auto& [type, id] : ReferenceValues(Values(resource, p)))
-    if (const json::Value* target = data_.Find(type, id)) out.push_back(target);
+  for (const Ref& r : ReferenceValues(Values(resource, p)))
+    if (!r.type.empty())
+      if (const json::Value* target = data_.Find(r.type, r.id)) out.push_back(target);
   return out;
 }
 
@@ -906,7 +976,7 @@ Result<Oracle::ResourceSet> Oracle::MatchLeaf(const std::string& type, std::stri
       if (HasAnyValue(Values(*r, *p)) != want_missing) out.insert(r);
     return out;
   }
-  auto test = MakeTest(*p, modifier, values);
+  auto test = MakeTest(*p, modifier, values, base_);
   if (!test) return std::move(test).error();
   for (const json::Value* r : resources)
     if ((*test)->Matches(Values(*r, *p))) out.insert(r);
@@ -953,7 +1023,8 @@ Result<Oracle::ResourceSet> Oracle::Match(const std::string& type, std::string_v
     for (const std::string& t : p->targets)
       if (next_code.starts_with("_") || registry_.Find(t, next_code)) target_types.push_back(t);
   }
-  if (target_types.empty()) return Error::Invalid("No target type of " + code + " has " + next_code);
+  if (target_types.empty())
+    return Error::Invalid("No target type of " + code + " has " + next_code);
   ResourceSet targets;
   for (const std::string& t : target_types) {
     auto matched = Match(t, rest, values, depth + 1);

@@ -35,7 +35,9 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
 class Oracle {
  public:
-  Oracle(const search::Registry& registry, const Dataset& data);
+  // `base` is the server's FHIR base URL ("http://host:port/fhir"): an absolute reference value
+  // under it means the local resource; under any other base it only matches that URL as written.
+  Oracle(const search::Registry& registry, const Dataset& data, std::string base = "");
   Oracle(const Oracle&) = delete;
   Oracle& operator=(const Oracle&) = delete;
 
@@ -58,10 +60,12 @@ class Oracle {
   // The values of parameter `p` in `resource` (memoized).
   const fhirpath::Collection& Values(const json::Value& resource, const search::SearchParam& p);
   // The "Type/id" references `p` holds in `resource` (resolved to loaded resources).
-  std::vector<const json::Value*> Targets(const json::Value& resource, const search::SearchParam& p);
+  std::vector<const json::Value*> Targets(const json::Value& resource,
+                                          const search::SearchParam& p);
 
   const search::Registry& registry_;
   const Dataset& data_;
+  std::string base_;
   fhirpath::EvalOptions options_;
   std::unordered_map<std::string, json::Value> placeholders_;
   std::map<std::pair<const json::Value*, const search::SearchParam*>, fhirpath::Collection> memo_;

@@ -1,12 +1,12 @@
 // QueryGenerator: deterministic (seeded) FHIR search queries drawn from the values of a Dataset,
 // so that many of them have matches: string (plain prefixes in other case, :exact, :contains,
 // accents), token (code, system|code, |code, system|, :not, :text), reference (id, Type/id,
-// :Type), date (every prefix at year, month, day, second and millisecond precision), quantity
-// (every prefix, with and without |system|code), :missing, _id, OR lists, AND of repeated or
-// different parameters, chains (one and two links) and _has (also nested).
-// The same seed and count give the same queries on every platform (own PRNG, no std
-// distributions). Each query carries feature labels for coverage statistics and for excluding
-// families of known server bugs. Not thread-safe; the Dataset must outlive the generator.
+// :Type, absolute URLs), uri (exact, :below, :above), date (every prefix at year, month, day,
+// second and millisecond precision), quantity (every prefix, with and without |system|code),
+// :missing, _id, OR lists, AND of repeated or different parameters, chains (one and two links) and
+// _has (also nested). The same seed and count give the same queries on every platform (own PRNG, no
+// std distributions). Each query carries feature labels for coverage statistics and for excluding
+// families of known server bugs. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@
 
 #include "differential/dataset.h"
 #include "differential/oracle.h"
+#include "search/registry.h"
 
 namespace fhirstone::differential {
 
@@ -42,12 +43,19 @@ std::optional<GeneratedQuery> ParseDescribed(std::string_view text);
 
 class QueryGenerator {
  public:
-  QueryGenerator(const Dataset& data, uint64_t seed);
+  // `registry` tells which chains need a type modifier (a reference parameter with several
+  // target types that have the chained parameter); both must outlive the generator. `base` (the
+  // server's FHIR base URL) lets references be given as absolute URLs; "" leaves them out.
+  QueryGenerator(const Dataset& data, const search::Registry& registry, uint64_t seed,
+                 std::string base = "");
   QueryGenerator(const QueryGenerator&) = delete;
   QueryGenerator& operator=(const QueryGenerator&) = delete;
 
   // `count` distinct queries (fewer only if the data cannot yield that many).
   std::vector<GeneratedQuery> Generate(int count);
+
+  // A parameter the generator draws values for (defined in the .cc).
+  struct AtomSpec;
 
  private:
   struct Criterion {
@@ -55,7 +63,6 @@ class QueryGenerator {
     std::string value;
     std::vector<std::string> features;
   };
-  struct AtomSpec;
 
   uint64_t Next();
   size_t Below(size_t n);
@@ -75,6 +82,7 @@ class QueryGenerator {
   std::optional<Criterion> ReferenceCriterion(const AtomSpec& spec, const json::Value& r);
   std::optional<Criterion> DateCriterion(const AtomSpec& spec, const json::Value& r);
   std::optional<Criterion> QuantityCriterion(const AtomSpec& spec, const json::Value& r);
+  std::optional<Criterion> UriCriterion(const AtomSpec& spec, const json::Value& r);
   std::optional<Criterion> MissingCriterion(const std::string& type);
   std::optional<Criterion> IdCriterion(const std::string& type);
 
@@ -91,7 +99,9 @@ class QueryGenerator {
                             std::string* modifier);
 
   const Dataset& data_;
+  const search::Registry& registry_;
   uint64_t state_;
+  std::string base_;
 };
 
 }  // namespace fhirstone::differential

@@ -99,25 +99,67 @@ bool SplitBar(std::string_view v, std::string* left, std::string* right) {
   return found;
 }
 
-// A number's value and the interval its precision implies ("100" -> [99.5, 100.5)).
+// Subtracts one from a string of decimal digits (REQUIRES: not all zeros).
+std::string DecrementDigits(std::string digits) {
+  for (size_t i = digits.size(); i-- > 0;) {
+    if (digits[i] != '0') {
+      --digits[i];
+      break;
+    }
+    digits[i] = '9';
+  }
+  size_t first = digits.find_first_not_of('0');
+  return first == std::string::npos ? "0" : digits.substr(first);
+}
+
+// A number's value and the interval its precision implies ("100" -> [99.5, 100.5),
+// https://hl7.org/fhir/R4/search.html#number). The bounds are computed in decimal, then
+// converted once, so that a stored value equal to a bound compares exactly (9.3 -> [9.25, 9.35)).
 Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_view text) {
   std::string s(text);
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || !end || *end != '\0' || !std::isfinite(v))
-    return Error::Invalid("'" + s + "' is not a number");
-  // Precision: the place of the last significant digit of the mantissa.
-  std::string mantissa = s.substr(0, s.find_first_of("eE"));
+  auto bad = [&] { return Error::Invalid("'" + s + "' is not a number"); };
+  if (s.empty() || !end || *end != '\0' || !std::isfinite(v)) return bad();
+  bool negative = s[0] == '-';
+  size_t pos = negative || s[0] == '+' ? 1 : 0;
+  std::string digits;
   int exponent = 0;
-  if (mantissa.size() < s.size()) exponent = std::atoi(s.c_str() + mantissa.size() + 1);
-  size_t dot = mantissa.find('.');
-  int decimals = dot == std::string::npos ? 0 : static_cast<int>(mantissa.size() - dot - 1);
-  double half = 0.5 * std::pow(10.0, exponent - decimals);
-  return std::make_pair(v, std::make_pair(v - half, v + half));
+  bool dot = false;
+  for (; pos < s.size() && s[pos] != 'e' && s[pos] != 'E'; ++pos) {
+    if (s[pos] == '.') {
+      if (dot) return bad();
+      dot = true;
+    } else if (std::isdigit(static_cast<unsigned char>(s[pos]))) {
+      digits.push_back(s[pos]);
+      if (dot) --exponent;
+    } else {
+      return bad();
+    }
+  }
+  if (digits.empty()) return bad();
+  if (pos < s.size()) {
+    auto e = ParseInt64(std::string_view(s).substr(pos + 1).starts_with('+')
+                            ? std::string_view(s).substr(pos + 2)
+                            : std::string_view(s).substr(pos + 1));
+    if (!e || *e > 400 || *e < -400) return bad();
+    exponent += static_cast<int>(*e);
+  }
+  size_t first = digits.find_first_not_of('0');
+  digits = first == std::string::npos ? "0" : digits.substr(first);
+  // value = digits x 10^exponent; bounds = (digits x 10 -/+ 5) x 10^(exponent - 1).
+  std::string scale = "e" + std::to_string(exponent - 1);
+  double upper = std::strtod((digits + "5" + scale).c_str(), nullptr);
+  double lower = digits == "0"
+                     ? -upper
+                     : std::strtod((DecrementDigits(digits) + "5" + scale).c_str(), nullptr);
+  if (negative) return std::make_pair(v, std::make_pair(-upper, -lower));
+  return std::make_pair(v, std::make_pair(lower, upper));
 }
 
 struct Builder {
   Sql out;
+  std::string_view local_base;  // this server's FHIR base: absolute URLs under it are local
   void Add(std::string_view text) { out.text += text; }
   void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
 };
@@ -339,7 +381,7 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       std::string type, id, version;
       if (fhir::IsResourceType(modifier)) {
         if (!fhir::IsValidId(v)) {
-          if (!search::ParseReference(v, &type, &id, &version) || type != modifier)
+          if (!search::ParseReference(v, b.local_base, &type, &id, &version) || type != modifier)
             return Error::Invalid("'" + value + "' is not an id of a " + modifier);
         } else {
           type = modifier;
@@ -349,7 +391,7 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
         b.Add("target_id = ?");
         b.Bind(value);
         return Ok();
-      } else if (!search::ParseReference(v, &type, &id, &version)) {
+      } else if (!search::ParseReference(v, b.local_base, &type, &id, &version)) {
         // A canonical URL (optionally |version), or any other URL as written.
         std::string url(v.substr(0, v.find('|')));
         b.Add("url = ?");
@@ -542,8 +584,10 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
 
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
 
-Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter) {
+Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter,
+                         std::string_view local_base) {
   Builder b;
+  b.local_base = local_base;
   FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias + ".type", alias_counter));
   return std::move(b.out);
 }

@@ -26,7 +26,9 @@ struct Sql {
 std::string ParamKey(const search::SearchParam& p);
 
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
-Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter);
+// `local_base` is this server's FHIR base URL.
+Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter,
+                         std::string_view local_base);
 // An ORDER BY expression for one sort key over row `alias`.
 Sql SortSql(const search::SortKey& key, const std::string& alias);
 
@@ -48,6 +50,7 @@ namespace fhirstone::store::internal {
 
 // Runs `query` on `conn` inside one read transaction (one snapshot for the page, its total and
 // its includes).
-Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query);
+Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query,
+                               std::string_view local_base);
 
 }  // namespace fhirstone::store::internal
