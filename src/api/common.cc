@@ -70,7 +70,8 @@ Result<http::Response> WriteResponse(int status, const store::ResourceVersion& v
   return response;
 }
 
-Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view type) {
+Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view type,
+                                      bool validate) {
   std::string_view content_type = req.http->Header("Content-Type");
   if (!content_type.empty()) {
     std::string media = AsciiLower(Trim(content_type.substr(0, content_type.find(';'))));
@@ -93,7 +94,7 @@ Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view t
                               "' does not match the URL's type '" + std::string(type) + "'",
                           "resourceType");
   }
-  FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(resource));
+  if (validate) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(resource));
   return std::move(parsed).value();
 }
 

@@ -22,13 +22,15 @@ Error NotAllowed(std::string_view method, std::string_view what) {
 }
 
 // Fills interaction, type, id and version from the path segments after /fhir.
-Status Classify(const std::vector<std::string>& segments, std::string_view method,
+Status Classify(const std::vector<std::string>& segments, std::string_view method, bool has_query,
                 FhirRequest& req) {
   size_t n = segments.size() - 1;  // segments[0] is "fhir"
   auto seg = [&](size_t i) -> const std::string& { return segments[i + 1]; };
   if (n == 0) {
-    if (method == "POST")
-      return Error::NotSupported("Batch and transaction Bundles are not supported yet");
+    if (method == "POST") {
+      req.interaction = Interaction::kBatch;
+      return Ok();
+    }
     if (IsGet(method)) {
       req.interaction = Interaction::kSearchSystem;
       return Ok();
@@ -67,6 +69,14 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
   if (n == 1) {
     if (method == "POST") {
       req.interaction = Interaction::kCreate;
+      return Ok();
+    }
+    if (method == "PUT" && has_query) {
+      req.interaction = Interaction::kConditionalUpdate;
+      return Ok();
+    }
+    if (method == "DELETE" && has_query) {
+      req.interaction = Interaction::kConditionalDelete;
       return Ok();
     }
     if (IsGet(method)) {
@@ -204,7 +214,7 @@ struct FhirApi::Impl {
     auto is_pretty = ParsePretty(req);
     if (!is_pretty) return std::move(is_pretty).error();
     pretty = req.pretty = *is_pretty;
-    FHIRSTONE_RETURN_IF_ERROR(Classify(target->segments, http.method, req));
+    FHIRSTONE_RETURN_IF_ERROR(Classify(target->segments, http.method, !http.Query().empty(), req));
     FHIRSTONE_RETURN_IF_ERROR(Negotiate(http, req));
     req.prefer = ParsePrefer(http.Header("Prefer"));
     switch (req.interaction) {
@@ -222,8 +232,9 @@ struct FhirApi::Impl {
       case Interaction::kReindex: {
         if (!ctx.options.start_reindex) return Error::NotSupported("$reindex is not available");
         FHIRSTONE_RETURN_IF_ERROR(ctx.options.start_reindex());
-        return JsonResponse(202, InformationOutcome("Reindex started: custom SearchParameters are "
-                                                    "loaded and every resource is reindexed"),
+        return JsonResponse(202,
+                            InformationOutcome("Reindex started: custom SearchParameters are "
+                                               "loaded and every resource is reindexed"),
                             req.pretty);
       }
       case Interaction::kRead:
@@ -243,6 +254,12 @@ struct FhirApi::Impl {
       case Interaction::kSearchType:
       case Interaction::kSearchSystem:
         return HandleSearch(ctx, req);
+      case Interaction::kConditionalUpdate:
+        return HandleConditionalUpdate(ctx, req);
+      case Interaction::kConditionalDelete:
+        return HandleConditionalDelete(ctx, req);
+      case Interaction::kBatch:
+        return HandleBundle(ctx, req);
     }
     return Error::Internal("Unhandled interaction");
   }
@@ -250,10 +267,17 @@ struct FhirApi::Impl {
 
 FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
                  const search::RegistryHolder& registry, ApiOptions options)
-    : impl_(new Impl{
-          ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir"}, {}, {}}) {
-  impl_->capability_statement = BuildCapabilityStatement(impl_->ctx);
-  impl_->capability_body = json::Write(impl_->capability_statement);
+    : impl_(
+          new Impl{ApiContext{store, clock, ids, registry, options, options.base_url + "/fhir", {}},
+                   {},
+                   {}}) {
+  // Bundle entries with GET are dispatched through the whole API, as if requested alone.
+  Impl* impl = impl_.get();
+  impl_->ctx.dispatch = [impl](http::Request& request) {
+    bool pretty = false;
+    auto response = impl->Dispatch(request, pretty);
+    return response ? std::move(response).value() : ErrorResponse(response.error(), pretty);
+  };
 }
 
 FhirApi::~FhirApi() = default;

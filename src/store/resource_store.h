@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,21 @@ struct SearchResult {
   std::string plan;  // the SQL chosen, for diagnosing slow queries
 };
 
+// The operations of one write transaction: they see each other's writes and commit or roll
+// back together (batches, transactions, conditional operations). Used by one thread.
+class StoreTransaction {
+ public:
+  virtual ~StoreTransaction() = default;
+  virtual Result<ResourceVersion> Read(std::string_view type, std::string_view id) = 0;
+  // With a non-empty `id` (assigned beforehand, e.g. for a transaction's urn:uuid references),
+  // else a new server-assigned one.
+  virtual Result<ResourceVersion> Create(json::Value resource, std::string id) = 0;
+  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) = 0;
+  virtual Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                                      std::optional<int64_t> if_match) = 0;
+  virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
+};
+
 class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
@@ -91,6 +107,10 @@ class ResourceStore {
   // Runs a parsed search. Pages are stable while writes happen: a match never repeats and is
   // never skipped between pages (see docs/decisions/0004-search.md).
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
+  // Runs `work` in one write transaction, which commits when `work` succeeds and rolls back
+  // entirely otherwise. Writers are serialized, so a search inside sees no concurrent change
+  // (conditional operations are safe under concurrency).
+  virtual Status InTransaction(const std::function<Status(StoreTransaction&)>& work) = 0;
   // The current version of every live resource of `type` (for small types such as
   // SearchParameter).
   virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;

@@ -151,11 +151,15 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
 }  // namespace
 
 Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q,
-                               std::string_view local_base) {
+                               std::string_view local_base, bool in_transaction) {
   auto page = ParsePage(q.page);
   if (!page) return std::move(page).error();
-  auto tx = db::Transaction::Begin(conn, /*write=*/false);
-  if (!tx) return std::move(tx).error();
+  std::optional<db::Transaction> tx;
+  if (!in_transaction) {
+    auto begun = db::Transaction::Begin(conn, /*write=*/false);
+    if (!begun) return std::move(begun).error();
+    tx.emplace(std::move(begun).value());
+  }
 
   SearchResult result;
   int64_t snapshot = page->snapshot;

@@ -89,26 +89,7 @@ class SqlResourceStore : public ResourceStore {
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
-    auto stmt = (*lease)->Prepare(
-        "SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?");
-    if (!stmt) return std::move(stmt).error();
-    db::Statement& s = **stmt;
-    s.BindText(1, type);
-    s.BindText(2, id);
-    auto row = s.Step();
-    if (!row) return Finish(s, std::move(row).error());
-    if (!*row) return Finish(s, NotFound(type, id));
-    ResourceVersion v;
-    v.type = type;
-    v.id = id;
-    v.version = s.ColumnInt(0);
-    v.last_updated = s.ColumnInt(1);
-    v.deleted = s.ColumnInt(2) != 0;
-    if (v.deleted) return Finish(s, Gone(type, id, v.version));
-    v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
-    v.body = s.ColumnText(3);
-    s.Reset();
-    return v;
+    return ReadIn(**lease, type, id);
   }
 
   Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
@@ -143,50 +124,146 @@ class SqlResourceStore : public ResourceStore {
   }
 
   Result<ResourceVersion> Create(json::Value resource) override {
-    std::string type(resource.GetString("resourceType"));
     search::IndexEntries entries;
-    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
-    if (registry) entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    auto registry = Extract(resource, nullptr, entries);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
     if (!tx) return std::move(tx).error();
-    // The registry changed while this write waited (a reindex began): index with the new one,
-    // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
-    if (registry && registry_->Get() != registry) {
-      registry = registry_->Get();
-      entries = search::ExtractIndex(*registry, resource, fhir_base_);
-    }
-    ResourceVersion v;
-    v.type = std::move(type);
-    v.id = ids_.NewId();
-    v.version = 1;
-    v.last_updated = clock_.NowMicros();
-    v.method = Method::kCreate;
-    StampResource(resource, v.id, v.version, v.last_updated);
-    v.body = json::Write(resource);
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, /*previous=*/0, &entries));
+    Extract(resource, &registry, entries);
+    auto v = CreateIn(**lease, std::move(resource), "", entries);
+    if (!v) return v;
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
     return v;
   }
 
   Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
-    std::string type(resource.GetString("resourceType"));
-    std::string id(resource.GetString("id"));
     search::IndexEntries entries;
-    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
-    if (registry) entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    auto registry = Extract(resource, nullptr, entries);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto tx = db::Transaction::Begin(**lease, /*write=*/true);
     if (!tx) return std::move(tx).error();
-    // The registry changed while this write waited (a reindex began): index with the new one,
-    // so that the reindex, which skips resources rewritten meanwhile, misses nothing.
-    if (registry && registry_->Get() != registry) {
-      registry = registry_->Get();
-      entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    Extract(resource, &registry, entries);
+    auto result = UpdateIn(**lease, std::move(resource), if_match, entries);
+    if (!result) return result;
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    return result;
+  }
+
+  Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                              std::optional<int64_t> if_match) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    auto result = DeleteIn(**lease, type, id, if_match);
+    if (!result || !result->deleted) return result;
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    return result;
+  }
+
+  Status InTransaction(const std::function<Status(StoreTransaction&)>& work) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    SqlStoreTransaction context(*this, **lease);
+    FHIRSTONE_RETURN_IF_ERROR(work(context));
+    return tx->Commit();
+  }
+
+  // The operations of one write transaction on one connection (they see each other's writes).
+  class SqlStoreTransaction : public StoreTransaction {
+   public:
+    SqlStoreTransaction(SqlResourceStore& store, db::Connection& conn)
+        : store_(store), conn_(conn) {}
+    Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+      return store_.ReadIn(conn_, type, id);
     }
-    auto current = Current(**lease, type, id);
+    Result<ResourceVersion> Create(json::Value resource, std::string id) override {
+      search::IndexEntries entries;
+      store_.Extract(resource, nullptr, entries);
+      return store_.CreateIn(conn_, std::move(resource), std::move(id), entries);
+    }
+    Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
+      search::IndexEntries entries;
+      store_.Extract(resource, nullptr, entries);
+      return store_.UpdateIn(conn_, std::move(resource), if_match, entries);
+    }
+    Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                                std::optional<int64_t> if_match) override {
+      return store_.DeleteIn(conn_, type, id, if_match);
+    }
+    Result<SearchResult> Search(const search::SearchQuery& query) override {
+      return internal::RunSearch(conn_, query, store_.fhir_base_, /*in_transaction=*/true);
+    }
+
+   private:
+    SqlResourceStore& store_;
+    db::Connection& conn_;
+  };
+
+  // Extracts the index entries of `resource` with the registry in force. With `used`, only when
+  // the registry changed since *used was taken (a reindex began while a write waited for the
+  // lock: index with the new one, so that the reindex, which skips resources rewritten
+  // meanwhile, misses nothing).
+  std::shared_ptr<const search::Registry> Extract(const json::Value& resource,
+                                                  std::shared_ptr<const search::Registry>* used,
+                                                  search::IndexEntries& entries) {
+    if (!registry_) return nullptr;
+    std::shared_ptr<const search::Registry> registry = registry_->Get();
+    if (used && *used == registry) return registry;
+    entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    if (used) *used = registry;
+    return registry;
+  }
+
+  Result<ResourceVersion> ReadIn(db::Connection& conn, std::string_view type, std::string_view id) {
+    auto stmt = conn.Prepare(
+        "SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    s.BindText(1, type);
+    s.BindText(2, id);
+    auto row = s.Step();
+    if (!row) return Finish(s, std::move(row).error());
+    if (!*row) return Finish(s, NotFound(type, id));
+    ResourceVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = s.ColumnInt(0);
+    v.last_updated = s.ColumnInt(1);
+    v.deleted = s.ColumnInt(2) != 0;
+    if (v.deleted) return Finish(s, Gone(type, id, v.version));
+    v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
+    v.body = s.ColumnText(3);
+    s.Reset();
+    return v;
+  }
+
+  // REQUIRES: a write transaction on `conn`.
+  Result<ResourceVersion> CreateIn(db::Connection& conn, json::Value resource, std::string id,
+                                   const search::IndexEntries& entries) {
+    ResourceVersion v;
+    v.type = resource.GetString("resourceType");
+    v.id = id.empty() ? ids_.NewId() : std::move(id);
+    v.version = 1;
+    v.last_updated = clock_.NowMicros();
+    v.method = Method::kCreate;
+    StampResource(resource, v.id, v.version, v.last_updated);
+    v.body = json::Write(resource);
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(conn, v, /*previous=*/0, &entries));
+    return v;
+  }
+
+  // REQUIRES: a write transaction on `conn`.
+  Result<UpdateResult> UpdateIn(db::Connection& conn, json::Value resource,
+                                std::optional<int64_t> if_match,
+                                const search::IndexEntries& entries) {
+    std::string type(resource.GetString("resourceType"));
+    std::string id(resource.GetString("id"));
+    auto current = Current(conn, type, id);
     if (!current) return std::move(current).error();
     bool live = current->version > 0 && !current->deleted;
     if (if_match && (!live || current->version != *if_match))
@@ -201,18 +278,14 @@ class SqlResourceStore : public ResourceStore {
     v.method = Method::kUpdate;
     StampResource(resource, v.id, v.version, v.last_updated);
     v.body = json::Write(resource);
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version, &entries));
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(conn, v, current->version, &entries));
     return result;
   }
 
-  Result<DeleteResult> Delete(std::string_view type, std::string_view id,
-                              std::optional<int64_t> if_match) override {
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    auto current = Current(**lease, type, id);
+  // REQUIRES: a write transaction on `conn`.
+  Result<DeleteResult> DeleteIn(db::Connection& conn, std::string_view type, std::string_view id,
+                                std::optional<int64_t> if_match) {
+    auto current = Current(conn, type, id);
     if (!current) return std::move(current).error();
     bool live = current->version > 0 && !current->deleted;
     if (if_match && (!live || current->version != *if_match))
@@ -226,8 +299,7 @@ class SqlResourceStore : public ResourceStore {
     v.last_updated = clock_.NowMicros();
     v.method = Method::kDelete;
     v.deleted = true;
-    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(**lease, v, current->version, nullptr));
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    FHIRSTONE_RETURN_IF_ERROR(WriteVersion(conn, v, current->version, nullptr));
     result.deleted = std::move(v);
     return result;
   }
@@ -300,7 +372,7 @@ class SqlResourceStore : public ResourceStore {
   Result<SearchResult> Search(const search::SearchQuery& query) override {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
-    return internal::RunSearch(**lease, query, fhir_base_);
+    return internal::RunSearch(**lease, query, fhir_base_, /*in_transaction=*/false);
   }
 
   Result<std::vector<json::Value>> ListCurrent(std::string_view type) override {

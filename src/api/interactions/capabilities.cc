@@ -1,8 +1,8 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement states
 // exactly what this server implements, no more: the instance-level and type-level interactions
 // below for every R4 resource type, versioned updates, system history, and search with every
-// R4 search parameter except the special ones (_text, _content, _query, near...). Batches,
-// conditional operations and patch are not implemented yet, so they are not claimed.
+// R4 search parameter except the special ones (_text, _content, _query, near...), conditional
+// create/read/update/delete (multiple deletes), batch and transaction. Patch is not claimed yet.
 #include <algorithm>
 
 #include "api/internal/request.h"
@@ -52,10 +52,10 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     r.Set("versioning", "versioned-update");
     r.Set("readHistory", true);
     r.Set("updateCreate", true);
-    r.Set("conditionalCreate", false);
-    r.Set("conditionalRead", "not-supported");
-    r.Set("conditionalUpdate", false);
-    r.Set("conditionalDelete", "not-supported");
+    r.Set("conditionalCreate", true);
+    r.Set("conditionalRead", "full-support");
+    r.Set("conditionalUpdate", true);
+    r.Set("conditionalDelete", "multiple");
     r.Set("searchInclude", json::Array{json::Value("*")});
     r.Set("searchRevInclude", json::Array{json::Value("*")});
     std::vector<const search::SearchParam*> params = registry->ForType(type);
@@ -77,7 +77,8 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   json::Value rest = json::Value::EmptyObject();
   rest.Set("mode", "server");
   rest.Set("resource", std::move(resources));
-  rest.Set("interaction", json::Array{Code("history-system"), Code("search-system")});
+  rest.Set("interaction", json::Array{Code("transaction"), Code("batch"), Code("history-system"),
+                                      Code("search-system")});
   if (ctx.options.start_reindex) {
     json::Value reindex = json::Value::EmptyObject();
     reindex.Set("name", "reindex");

@@ -2,6 +2,7 @@
 // (format negotiation, Prefer, version headers, rendering). Not for other libraries.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,9 @@ enum class Interaction {
   kSearchType,
   kSearchSystem,
   kReindex,
+  kConditionalUpdate,
+  kConditionalDelete,
+  kBatch,  // batch or transaction Bundle
 };
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
@@ -55,6 +59,9 @@ struct FhirRequest {
 };
 
 // What interactions share: the store, the options and the FHIR base URL.
+// Dispatches one request through the whole API (used for the GET entries of a Bundle).
+using Dispatcher = std::function<http::Response(http::Request&)>;
+
 struct ApiContext {
   store::ResourceStore& store;
   Clock& clock;
@@ -62,7 +69,16 @@ struct ApiContext {
   const search::RegistryHolder& registry;
   ApiOptions options;
   std::string base;  // e.g. http://localhost:8080/fhir
+  Dispatcher dispatch;
 };
+
+// The resources of `type` matching the search `query` (a query string without '?') inside `tx`:
+// conditional create, update, delete and references. Unknown parameters are refused (a
+// conditional operation must not silently match more than asked); at most `limit` are returned.
+Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
+                                                             store::StoreTransaction& tx,
+                                                             std::string_view type,
+                                                             std::string_view query, int limit);
 
 // Splits a request target into decoded path segments and query parameters (Boost.URL).
 struct Target {
@@ -88,8 +104,9 @@ Result<http::Response> WriteResponse(int status, const store::ResourceVersion& v
                                      const FhirRequest& req, const ApiContext& ctx,
                                      std::string_view outcome_message);
 // Parses and validates a request body as a resource of `type` (the body's resourceType must
-// match; structural validation applies).
-Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view type);
+// match; structural validation applies unless `validate` is false).
+Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view type,
+                                      bool validate = true);
 // The stored body re-rendered when _pretty/_summary/_elements ask for it, else as stored.
 Result<std::string> RenderResource(const std::string& stored, const FhirRequest& req);
 
@@ -103,5 +120,8 @@ Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& re
 Result<http::Response> HandleDelete(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleHistory(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleConditionalDelete(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& req);
 
 }  // namespace fhirstone::api

@@ -49,8 +49,8 @@ struct SearchResult;
 namespace fhirstone::store::internal {
 
 // Runs `query` on `conn` inside one read transaction (one snapshot for the page, its total and
-// its includes).
+// its includes), or inside the write transaction already open when `in_transaction`.
 Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query,
-                               std::string_view local_base);
+                               std::string_view local_base, bool in_transaction);
 
 }  // namespace fhirstone::store::internal
