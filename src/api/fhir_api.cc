@@ -79,6 +79,10 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
       req.interaction = Interaction::kConditionalDelete;
       return Ok();
     }
+    if (method == "PATCH" && has_query) {
+      req.interaction = Interaction::kPatch;
+      return Ok();
+    }
     if (IsGet(method)) {
       req.interaction = Interaction::kSearchType;
       return Ok();
@@ -110,7 +114,7 @@ Status Classify(const std::vector<std::string>& segments, std::string_view metho
     } else if (method == "DELETE") {
       req.interaction = Interaction::kDelete;
     } else if (method == "PATCH") {
-      return Error::NotSupported("PATCH is not supported yet");
+      req.interaction = Interaction::kPatch;
     } else {
       return NotAllowed(method, req.type + "/" + req.id);
     }
@@ -260,6 +264,8 @@ struct FhirApi::Impl {
         return HandleConditionalDelete(ctx, req);
       case Interaction::kBatch:
         return HandleBundle(ctx, req);
+      case Interaction::kPatch:
+        return HandlePatch(ctx, req);
     }
     return Error::Internal("Unhandled interaction");
   }
@@ -294,7 +300,7 @@ http::Response FhirApi::Handle(http::Request& request) {
       spdlog::error("{} {}: internal error: {}", request.method, request.Path(), error.message());
     http::Response out = ErrorResponse(error, pretty);
     if (error.code() == ErrorCode::kMethodNotAllowed)
-      out.SetHeader("Allow", "GET, HEAD, POST, PUT, DELETE");
+      out.SetHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE");
     return out;
   } catch (const std::exception& e) {
     spdlog::error("{} {}: unexpected exception: {}", request.method, request.Path(), e.what());

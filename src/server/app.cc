@@ -12,6 +12,7 @@
 #include "db/database.h"
 #include "http/server.h"
 #include "search/registry.h"
+#include "server/import.h"
 #include "store/sql_resource_store.h"
 
 #ifndef FHIRSTONE_VERSION
@@ -101,6 +102,29 @@ Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder, base_url + "/fhir");
   if (!store) return std::move(store).error();
   return ReindexAll(**store, holder);
+}
+
+Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
+                                const std::vector<std::string>& paths,
+                                const std::function<void(const ImportProgress&)>& on_progress) {
+  auto db = db::Database::Open(db_url);
+  if (!db) return std::move(db).error();
+  auto builtin = search::Registry::Builtin();
+  if (!builtin) return std::move(builtin).error();
+  search::RegistryHolder holder(std::move(builtin).value());
+  SystemClock clock;
+  RandomIdGenerator ids;
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder, base_url + "/fhir");
+  if (!store) return std::move(store).error();
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(**store, holder));
+  api::ApiOptions options;
+  options.base_url = base_url;
+  options.software_version = FHIRSTONE_VERSION;
+  api::FhirApi api(**store, clock, ids, holder, options);
+  auto importer = Importer::Create(**db, api);
+  if (!importer) return std::move(importer).error();
+  return (*importer)->Run(paths, on_progress);
 }
 
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {

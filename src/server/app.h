@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -64,6 +66,13 @@ Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& 
 // fhirstone reindex: opens the database at `db_url`, then ReindexAll. `base_url` is the server's
 // public URL, as `serve --base-url` (references under it are local).
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url);
+
+struct ImportSummary;
+struct ImportProgress;
+// fhirstone import: the store and API on `db_url` (without an HTTP server), then Importer::Run.
+Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
+                                const std::vector<std::string>& paths,
+                                const std::function<void(const ImportProgress&)>& on_progress);
 
 // "HOST:PORT" or "[V6]:PORT" split; nullopt-like Error when malformed.
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);

@@ -1,11 +1,14 @@
 // fhirstone: the command line. `fhirstone serve` runs the server; `fhirstone --version`.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "server/app.h"
+#include "server/import.h"
 
 #ifndef FHIRSTONE_VERSION
 #define FHIRSTONE_VERSION "0.0.0"
@@ -77,6 +80,21 @@ int main(int argc, char** argv) {
                    "are indexed as local resources)")
       ->capture_default_str();
 
+  std::string import_db = "sqlite:var/fhirstone.db";
+  std::string import_base = "http://127.0.0.1:8080";
+  std::vector<std::string> import_paths;
+  CLI::App* import = cli.add_subcommand(
+      "import",
+      "Load FHIR data: transaction/batch Bundles (.json, .json.bz2, .json.gz, .tar.xz archives of "
+      "them) and NDJSON; Synthea hospital and practitioner files first; documents loaded before "
+      "are skipped");
+  import->add_option("--db", import_db, "Database URL: sqlite:PATH")->capture_default_str();
+  import
+      ->add_option("--base-url", import_base,
+                   "The server's public URL, as given to serve (references under it are local)")
+      ->capture_default_str();
+  import->add_option("paths", import_paths, "Files or folders to load")->required();
+
   CLI11_PARSE(cli, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -93,6 +111,42 @@ int main(int argc, char** argv) {
     spdlog::info("shutting down: finishing in-flight requests");
     (*app)->Stop();
     spdlog::info("stopped");
+  }
+  if (import->parsed()) {
+    EnsureDatabaseFolder(import_db);
+    bool terminal = isatty(STDERR_FILENO);
+    auto summary = fhirstone::server::RunImport(
+        import_db, import_base, import_paths,
+        [terminal](const fhirstone::server::ImportProgress& p) {
+          if (!terminal) return;
+          double rate = p.seconds > 0 ? p.resources / p.seconds : 0;
+          double eta = p.documents_done > 0 && p.documents_total > p.documents_done
+                           ? p.seconds / p.documents_done * (p.documents_total - p.documents_done)
+                           : 0;
+          int width = 30;
+          int filled = p.documents_total > 0
+                           ? static_cast<int>(width * p.documents_done / p.documents_total)
+                           : 0;
+          std::fprintf(
+              stderr,
+              "\r[%-*s] %lld/%lld documents, %lld resources, %.0f resources/s, ETA %.0f s   ",
+              width, std::string(std::min(filled, width), '#').c_str(),
+              static_cast<long long>(p.documents_done), static_cast<long long>(p.documents_total),
+              static_cast<long long>(p.resources), rate, eta);
+        });
+    if (terminal) std::fprintf(stderr, "\n");
+    if (!summary) {
+      spdlog::error("import failed: {}", summary.error().message());
+      return 1;
+    }
+    for (const auto& e : summary->errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+    std::printf(
+        "imported %lld documents (%lld resources) in %.1f s, %.0f resources/s; %lld skipped as "
+        "already loaded, %lld failed\n",
+        static_cast<long long>(summary->documents), static_cast<long long>(summary->resources),
+        summary->seconds, summary->seconds > 0 ? summary->resources / summary->seconds : 0.0,
+        static_cast<long long>(summary->skipped), static_cast<long long>(summary->failed));
+    return summary->failed == 0 ? 0 : 1;
   }
   if (reindex->parsed()) {
     auto count = fhirstone::server::Reindex(reindex_db, reindex_base);

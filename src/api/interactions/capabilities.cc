@@ -2,7 +2,8 @@
 // exactly what this server implements, no more: the instance-level and type-level interactions
 // below for every R4 resource type, versioned updates, system history, and search with every
 // R4 search parameter except the special ones (_text, _content, _query, near...), conditional
-// create/read/update/delete (multiple deletes), batch and transaction. Patch is not claimed yet.
+// create/read/update/delete (multiple deletes), patch (JSON Patch and FHIRPath Patch), batch
+// and transaction.
 #include <algorithm>
 
 #include "api/internal/request.h"
@@ -36,6 +37,8 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   implementation.Set("url", ctx.base);
   cs.Set("implementation", std::move(implementation));
   cs.Set("fhirVersion", "4.0.1");
+  cs.Set("patchFormat", json::Array{json::Value("application/json-patch+json"),
+                                    json::Value("application/fhir+json")});
   cs.Set("format", json::Array{json::Value("application/fhir+json"), json::Value("json"),
                                json::Value("application/json")});
 
@@ -45,7 +48,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     json::Value r = json::Value::EmptyObject();
     r.Set("type", type);
     json::Array interactions;
-    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
+    for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance",
                              "history-type", "create", "search-type"})
       interactions.push_back(Code(code));
     r.Set("interaction", std::move(interactions));

@@ -35,6 +35,7 @@ enum class Interaction {
   kConditionalUpdate,
   kConditionalDelete,
   kBatch,  // batch or transaction Bundle
+  kPatch,  // also conditional (id empty, criteria in the query)
 };
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
@@ -123,5 +124,11 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
 Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleConditionalDelete(const ApiContext& ctx, const FhirRequest& req);
 Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& req);
+Result<http::Response> HandlePatch(const ApiContext& ctx, const FhirRequest& req);
+// Applies a JSON Patch (media application/json-patch+json) or FHIRPath Patch to `current`, and
+// checks the result as an update would (same type and id, structurally valid).
+Result<json::Value> ApplyPatch(std::string_view media, const json::Value& current,
+                               const json::Value& patch_document);
+Result<json::Value> PatchedResource(const json::Value& current, const json::Value& patched);
 
 }  // namespace fhirstone::api

@@ -1,0 +1,307 @@
+#include "server/import.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace fhirstone::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kNdjsonBatch = 500;
+constexpr size_t kMaxDocumentBytes = 1024ull * 1024 * 1024;
+
+const std::vector<db::Migration>& LedgerMigrations() {
+  static const std::vector<db::Migration> kMigrations = {
+      {1001, "import ledger",
+       "CREATE TABLE import_ledger (hash TEXT PRIMARY KEY, name TEXT NOT NULL, resources INTEGER "
+       "NOT NULL, loaded_at TEXT NOT NULL)"}};
+  return kMigrations;
+}
+
+// FNV-1a 64 of the content, with its length: the identity of a document in the ledger.
+std::string ContentKey(std::string_view data) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%016llx-%zu", static_cast<unsigned long long>(h), data.size());
+  return buf;
+}
+
+bool IsInfoFile(std::string_view name) {
+  return name.find("hospitalInformation") != std::string_view::npos ||
+         name.find("practitionerInformation") != std::string_view::npos;
+}
+
+bool IsDataName(std::string_view name) {
+  return name.ends_with(".json") || name.ends_with(".ndjson") || name.ends_with(".json.bz2") ||
+         name.ends_with(".json.gz") || name.ends_with(".ndjson.gz") ||
+         name.ends_with(".ndjson.bz2");
+}
+
+bool IsArchiveName(std::string_view name) {
+  return name.ends_with(".tar") || name.ends_with(".tar.xz") || name.ends_with(".tar.gz") ||
+         name.ends_with(".tgz") || name.ends_with(".tar.bz2");
+}
+
+// Reads every regular entry of `path` (an archive, or a possibly compressed single file) and
+// calls `visit(entry_name, content)` for those whose name `want` accepts.
+Status ReadArchive(const std::string& path, const std::function<bool(std::string_view)>& want,
+                   const std::function<void(const std::string&, std::string)>& visit) {
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  bool tar = IsArchiveName(path);
+  if (tar) {
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+  } else {
+    archive_read_support_format_raw(a);
+  }
+  if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    std::string m = archive_error_string(a) ? archive_error_string(a) : "cannot open";
+    archive_read_free(a);
+    return Error::Invalid(path + ": " + m);
+  }
+  struct archive_entry* entry;
+  Status status = Ok();
+  while (true) {
+    int rc = archive_read_next_header(a, &entry);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+      status = Error::Invalid(path + ": " +
+                              (archive_error_string(a) ? archive_error_string(a) : "read error"));
+      break;
+    }
+    std::string name = tar ? archive_entry_pathname(entry) : fs::path(path).filename().string();
+    if (tar && (archive_entry_filetype(entry) != AE_IFREG || !want(name))) {
+      archive_read_data_skip(a);
+      continue;
+    }
+    if (!tar && !want(name)) break;
+    std::string content;
+    char buf[1 << 16];
+    la_ssize_t n;
+    while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
+      content.append(buf, static_cast<size_t>(n));
+      if (content.size() > kMaxDocumentBytes) break;
+    }
+    if (n < 0) {
+      status = Error::Invalid(path + ":" + name + ": " +
+                              (archive_error_string(a) ? archive_error_string(a) : "read error"));
+      break;
+    }
+    visit(tar ? path + ":" + name : path, std::move(content));
+  }
+  archive_read_free(a);
+  return status;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Importer>> Importer::Create(db::Database& db, api::FhirApi& api) {
+  FHIRSTONE_RETURN_IF_ERROR(db.Migrate(LedgerMigrations()));
+  return std::unique_ptr<Importer>(new Importer(db, api));
+}
+
+ImportSummary Importer::Run(const std::vector<std::string>& paths,
+                            const std::function<void(const ImportProgress&)>& on_progress) {
+  ImportSummary summary;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      for (const auto& e : fs::recursive_directory_iterator(p, ec))
+        if (e.is_regular_file() &&
+            (IsDataName(e.path().string()) || IsArchiveName(e.path().string())))
+          files.push_back(e.path().string());
+    } else if (fs::exists(p, ec)) {
+      files.push_back(p);
+    } else {
+      summary.failed++;
+      summary.errors.push_back(p + ": no such file or folder");
+    }
+  }
+  std::sort(files.begin(), files.end());
+  // Synthea's hospital and practitioner files first.
+  std::stable_partition(files.begin(), files.end(), [](const std::string& f) {
+    return IsInfoFile(fs::path(f).filename().string());
+  });
+  ImportProgress progress;
+  progress.documents_total = static_cast<int64_t>(files.size());
+
+  auto load = [&](const std::string& name, std::string content) {
+    std::string key = ContentKey(content);
+    auto lease = db_.Acquire();
+    if (lease) {
+      auto seen = (*lease)->Prepare("SELECT 1 FROM import_ledger WHERE hash = ?");
+      if (seen) {
+        (*seen)->BindText(1, key);
+        auto row = (*seen)->Step();
+        (*seen)->Reset();
+        if (row && *row) {
+          summary.skipped++;
+          progress.documents_done++;
+          return;
+        }
+      }
+    }
+    int64_t written = 0;
+    std::string error;
+    auto post = [&](std::string body) {
+      http::Request request;
+      request.method = "POST";
+      request.target = "/fhir";
+      request.headers.emplace_back("Content-Type", "application/fhir+json");
+      request.headers.emplace_back("Prefer", "return=minimal");
+      request.body = std::move(body);
+      http::Response response = api_.Handle(request);
+      if (response.status != 200) {
+        auto outcome = json::Parse(response.body);
+        std::string why =
+            outcome
+                ? std::string(outcome->Find("issue") && outcome->Find("issue")->is_array() &&
+                                      !outcome->Find("issue")->as_array().empty()
+                                  ? outcome->Find("issue")->as_array()[0].GetString("diagnostics")
+                                  : std::string_view())
+                : response.body.substr(0, 200);
+        error = "HTTP " + std::to_string(response.status) + ": " + why;
+        return;
+      }
+      auto answer = json::Parse(response.body);
+      if (!answer) return;
+      const json::Value* entries = answer->Find("entry");
+      if (!entries || !entries->is_array()) return;
+      for (const auto& e : entries->as_array()) {
+        const json::Value* r = e.Find("response");
+        std::string_view status = r ? r->GetString("status") : std::string_view();
+        if (status.starts_with("2")) {
+          ++written;
+        } else if (error.empty()) {
+          error = "an entry failed with " + std::string(status);
+        }
+      }
+    };
+    std::string_view trimmed = Trim(content);
+    if (name.find(".ndjson") != std::string::npos) {
+      std::string batch;
+      size_t count = 0;
+      auto flush = [&] {
+        if (count == 0) return;
+        post("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[" + batch + "]}");
+        batch.clear();
+        count = 0;
+      };
+      for (auto line : Split(trimmed, '\n')) {
+        line = Trim(line);
+        if (line.empty()) continue;
+        auto resource = json::Parse(line);
+        if (!resource || !resource->is_object()) {
+          error = "a line is not a JSON resource";
+          continue;
+        }
+        std::string type(resource->GetString("resourceType"));
+        std::string id(resource->GetString("id"));
+        if (count) batch += ",";
+        batch += "{\"resource\":" + std::string(line) + ",\"request\":{\"method\":\"" +
+                 (id.empty() ? "POST\",\"url\":\"" + type : "PUT\",\"url\":\"" + type + "/" + id) +
+                 "\"}}";
+        if (++count == kNdjsonBatch) flush();
+      }
+      flush();
+    } else {
+      auto document = json::Parse(trimmed);
+      if (!document) {
+        error = document.error().message();
+      } else if (document->GetString("resourceType") == "Bundle" &&
+                 (document->GetString("type") == "transaction" ||
+                  document->GetString("type") == "batch")) {
+        post(std::string(trimmed));
+      } else if (document->is_object() && !document->GetString("resourceType").empty()) {
+        std::string type(document->GetString("resourceType"));
+        std::string id(document->GetString("id"));
+        post("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"resource\":" +
+             std::string(trimmed) + ",\"request\":{\"method\":\"" +
+             (id.empty() ? "POST\",\"url\":\"" + type : "PUT\",\"url\":\"" + type + "/" + id) +
+             "\"}}]}");
+      } else {
+        error = "not a FHIR resource or Bundle";
+      }
+    }
+    progress.documents_done++;
+    progress.resources += written;
+    summary.resources += written;
+    if (!error.empty()) {
+      summary.failed++;
+      summary.errors.push_back(name + ": " + error);
+      return;
+    }
+    summary.documents++;
+    if (lease) {
+      auto record = (*lease)->Prepare(
+          "INSERT OR IGNORE INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
+          "CURRENT_TIMESTAMP)");
+      if (record) {
+        (*record)->BindText(1, key);
+        (*record)->BindText(2, name);
+        (*record)->BindInt(3, written);
+        (void)(*record)->Run();
+      }
+    }
+  };
+
+  auto report = [&] {
+    progress.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (on_progress) on_progress(progress);
+  };
+  for (const auto& file : files) {
+    if (IsArchiveName(file)) {
+      progress.documents_total--;  // the archive counts by the documents inside
+      // Two passes: the info files inside the archive first, then the rest.
+      for (bool info_pass : {true, false}) {
+        auto status = ReadArchive(
+            file,
+            [&](std::string_view n) {
+              std::string base = fs::path(std::string(n)).filename().string();
+              return IsDataName(base) && IsInfoFile(base) == info_pass;
+            },
+            [&](const std::string& name, std::string content) {
+              progress.documents_total++;
+              load(name, std::move(content));
+              report();
+            });
+        if (!status) {
+          summary.failed++;
+          summary.errors.push_back(status.error().message());
+          break;
+        }
+      }
+      continue;
+    }
+    auto status = ReadArchive(
+        file, [](std::string_view) { return true; },
+        [&](const std::string& name, std::string content) { load(name, std::move(content)); });
+    if (!status) {
+      summary.failed++;
+      summary.errors.push_back(status.error().message());
+      progress.documents_done++;
+    }
+    report();
+  }
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace fhirstone::server
