@@ -29,6 +29,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
@@ -191,6 +192,9 @@ class ServerImpl final : public Server {
         handler_(std::move(handler)),
         render_error_(std::move(render_error)),
         ioc_(std::make_unique<asio::io_context>(std::max(1, options.threads))),
+        blocking_pool_(options.blocking_threads > 0
+                           ? std::make_unique<asio::thread_pool>(options.blocking_threads)
+                           : nullptr),
         accept_strand_(asio::make_strand(*ioc_)) {}
 
   ~ServerImpl() override { Stop(); }
@@ -282,6 +286,7 @@ class ServerImpl final : public Server {
 
   // Declared last: destroyed (by Stop) before anything the coroutines refer to.
   std::unique_ptr<asio::io_context> ioc_;
+  std::unique_ptr<asio::thread_pool> blocking_pool_;  // null when options.blocking_threads == 0
   // A strand must not outlive its io_context: reset just before ioc_.
   std::optional<asio::strand<asio::io_context::executor_type>> accept_strand_;
   std::unique_ptr<tcp::acceptor> acceptor_;    // used on accept_strand_ only
@@ -416,7 +421,15 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection> c) {
       head = parser.get().method() == bhttp::verb::head;
       keep_alive = parser.get().keep_alive();
       Request request = ToRequest(parser.release(), c->remote_address);
-      response = CallHandler(request);
+      if (blocking_pool_ && request.method != "GET" && request.method != "HEAD") {
+        // Run on the blocking pool; the coroutine resumes on its strand afterwards.
+        response = co_await asio::co_spawn(
+            blocking_pool_->get_executor(),
+            [this, &request]() -> asio::awaitable<Response> { co_return CallHandler(request); },
+            asio::use_awaitable);
+      } else {
+        response = CallHandler(request);
+      }
       if (ContainsCloseToken(response.Header("Connection"))) keep_alive = false;
     }
     if (stopping_.load()) keep_alive = false;
@@ -607,6 +620,10 @@ void ServerImpl::Stop() {
   ioc_->stop();
   for (auto& thread : threads_) thread.join();
   threads_.clear();
+  if (blocking_pool_) {
+    blocking_pool_->stop();
+    blocking_pool_->join();
+  }
   {
     std::lock_guard lock(connections_mu_);
     connections_.clear();

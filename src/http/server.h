@@ -19,10 +19,14 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (see Server::port())
   int threads = 2;
+  // Threads that run the handler for requests other than GET and HEAD (writes, which may wait for
+  // a group commit) so that they neither block the I/O threads nor limit how many writes are in
+  // flight to `threads`. 0: every handler runs on the I/O thread.
+  int blocking_threads = 0;
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t max_header_bytes = 64 * 1024;
-  std::chrono::milliseconds read_timeout{30000};   // to receive a whole request once started
-  std::chrono::milliseconds idle_timeout{60000};   // keep-alive wait for the next request
+  std::chrono::milliseconds read_timeout{30000};    // to receive a whole request once started
+  std::chrono::milliseconds idle_timeout{60000};    // keep-alive wait for the next request
   std::chrono::milliseconds shutdown_grace{10000};  // how long Stop() waits for in-flight work
   std::string server_header = "Fhirstone";
 };

@@ -175,6 +175,7 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   options.threads = config.threads > 0
                         ? config.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.blocking_threads = config.write_threads;
   options.max_body_bytes = config.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);

@@ -26,7 +26,8 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
   std::string base_url;                   // public origin; default http://HOST:PORT
   std::string db = "sqlite:var/fhirstone.db";
-  int threads = 0;  // 0: one per core
+  int threads = 0;         // 0: one per core
+  int write_threads = 16;  // run writes, which wait for group commits
   size_t max_body_bytes = 16 * 1024 * 1024;
   int read_timeout_ms = 30000;
   int idle_timeout_ms = 60000;

@@ -52,6 +52,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   serve
+      ->add_option("--write-threads", config.write_threads,
+                   "Threads that run writes (POST, PUT, PATCH, DELETE), which share commits "
+                   "(group commit); reads run on the I/O threads")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  serve
       ->add_option("--max-body-bytes", config.max_body_bytes,
                    "Largest request body accepted; larger ones get 413")
       ->capture_default_str();

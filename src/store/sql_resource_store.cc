@@ -1,5 +1,9 @@
 #include "store/sql_resource_store.h"
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "common/time.h"
@@ -126,51 +130,74 @@ class SqlResourceStore : public ResourceStore {
   Result<ResourceVersion> Create(json::Value resource) override {
     search::IndexEntries entries;
     auto registry = Extract(resource, nullptr, entries);
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    Extract(resource, &registry, entries);
-    auto v = CreateIn(**lease, std::move(resource), "", entries);
-    if (!v) return v;
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-    return v;
+    Result<ResourceVersion> out = Error::Internal("The write did not run");
+    FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
+      Extract(resource, &registry, entries);
+      out = CreateIn(conn, std::move(resource), "", entries);
+      return out ? Ok() : Status(out.error());
+    }));
+    return out;
   }
 
   Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
     search::IndexEntries entries;
     auto registry = Extract(resource, nullptr, entries);
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    Extract(resource, &registry, entries);
-    auto result = UpdateIn(**lease, std::move(resource), if_match, entries);
-    if (!result) return result;
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-    return result;
+    Result<UpdateResult> out = Error::Internal("The write did not run");
+    FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
+      Extract(resource, &registry, entries);
+      out = UpdateIn(conn, std::move(resource), if_match, entries);
+      return out ? Ok() : Status(out.error());
+    }));
+    return out;
   }
 
   Result<DeleteResult> Delete(std::string_view type, std::string_view id,
                               std::optional<int64_t> if_match) override {
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    auto result = DeleteIn(**lease, type, id, if_match);
-    if (!result || !result->deleted) return result;
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-    return result;
+    Result<DeleteResult> out = Error::Internal("The write did not run");
+    FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
+      out = DeleteIn(conn, type, id, if_match);
+      return out ? Ok() : Status(out.error());
+    }));
+    return out;
   }
 
   Status InTransaction(const std::function<Status(StoreTransaction&)>& work) override {
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    SqlStoreTransaction context(*this, **lease);
-    FHIRSTONE_RETURN_IF_ERROR(work(context));
-    return tx->Commit();
+    return RunWrite([&](db::Connection& conn) -> Status {
+      SqlStoreTransaction context(*this, conn);
+      return work(context);
+    });
+  }
+
+  // Group commit. Concurrent writes share one SQLite transaction, each inside its own savepoint
+  // (a failing write rolls back alone): the pages they touch go to the WAL once per group, not
+  // once per write. The first waiting writer leads: it runs a group of queued writes, commits,
+  // wakes their callers, and hands leadership on once its own write is done. A caller returns
+  // only after the commit that holds its write.
+  Status RunWrite(const std::function<Status(db::Connection&)>& work) {
+    WriteJob job{&work, std::nullopt};
+    std::unique_lock lock(group_mu_);
+    queue_.push_back(&job);
+    while (!job.result) {
+      if (!leading_) {
+        leading_ = true;
+        while (!job.result) {
+          std::vector<WriteJob*> group;
+          while (!queue_.empty() && group.size() < kMaxGroup) {
+            group.push_back(queue_.front());
+            queue_.pop_front();
+          }
+          lock.unlock();
+          RunGroup(group);
+          lock.lock();
+          group_cv_.notify_all();
+        }
+        leading_ = false;
+        group_cv_.notify_all();
+        break;
+      }
+      group_cv_.wait(lock);
+    }
+    return *job.result;
   }
 
   // The operations of one write transaction on one connection (they see each other's writes).
@@ -449,6 +476,47 @@ class SqlResourceStore : public ResourceStore {
   }
 
  private:
+  static constexpr size_t kMaxGroup = 64;
+
+  struct WriteJob {
+    const std::function<Status(db::Connection&)>* work;
+    std::optional<Status> result;  // set (under group_mu_) once its group committed or failed
+  };
+
+  // Runs `group` in one transaction; sets every job's result.
+  void RunGroup(const std::vector<WriteJob*>& group) {
+    std::vector<Status> results(group.size(), Status(Ok()));
+    auto fail_all = [&](const Error& e) {
+      std::lock_guard lock(group_mu_);
+      for (WriteJob* job : group) job->result = e;
+    };
+    auto lease = db_.Acquire();
+    if (!lease) return fail_all(lease.error());
+    db::Connection& conn = **lease;
+    auto tx = db::Transaction::Begin(conn, /*write=*/true);
+    if (!tx) return fail_all(tx.error());
+    auto savepoint = conn.Prepare("SAVEPOINT write");
+    auto release = conn.Prepare("RELEASE write");
+    auto rollback = conn.Prepare("ROLLBACK TO write");
+    if (!savepoint || !release || !rollback)
+      return fail_all(Error::Internal("Cannot prepare savepoints"));
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (auto s = (*savepoint)->Run(); !s) return fail_all(s.error());
+      try {
+        results[i] = (*group[i]->work)(conn);
+      } catch (const std::exception& e) {
+        results[i] = Error::Internal(std::string("A write failed: ") + e.what());
+      }
+      if (!results[i]) {
+        if (auto s = (*rollback)->Run(); !s) return fail_all(s.error());
+      }
+      if (auto s = (*release)->Run(); !s) return fail_all(s.error());
+    }
+    if (auto committed = tx->Commit(); !committed) return fail_all(committed.error());
+    std::lock_guard lock(group_mu_);
+    for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
+  }
+
   struct CurrentState {
     int64_t version = 0;  // 0: never existed
     bool deleted = false;
@@ -561,6 +629,10 @@ class SqlResourceStore : public ResourceStore {
   IdGenerator& ids_;
   const search::RegistryHolder* registry_;
   const std::string fhir_base_;
+  std::mutex group_mu_;
+  std::condition_variable group_cv_;
+  std::deque<WriteJob*> queue_;
+  bool leading_ = false;
 };
 
 }  // namespace
