@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <thread>
 
 #include "support/fakes.h"
@@ -156,6 +157,35 @@ TEST_F(StoreTest, ConcurrentIfMatchUpdatesNeverBothWin) {
   EXPECT_EQ(wins, 1);
   EXPECT_EQ(refused, 7);
   EXPECT_EQ(store_->Read("Patient", "p1")->version, 2);
+}
+
+TEST_F(StoreTest, GroupedWritesFailAlone) {
+  // Concurrent transactions share commits; a failing one rolls back only its own writes.
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      Status status = store_->InTransaction([&](StoreTransaction& tx) -> Status {
+        auto created = tx.Update(Patient("t" + std::to_string(t)), std::nullopt);
+        if (!created) return std::move(created).error();
+        if (t % 2) return Error::Conflict("refused after writing");
+        return Ok();
+      });
+      if (!status) ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed, 8);
+  for (int t = 0; t < 16; ++t) {
+    auto read = store_->Read("Patient", "t" + std::to_string(t));
+    if (t % 2) {
+      EXPECT_EQ(read.error().code(), ErrorCode::kNotFound) << t;
+    } else {
+      EXPECT_TRUE(read) << t;
+    }
+  }
+  HistoryQuery all;
+  EXPECT_EQ(store_->History(all)->entries.size(), 8u);
 }
 
 }  // namespace
