@@ -5,7 +5,7 @@ LISTEN     ?= 127.0.0.1:8080
 BASE_URL   ?= http://localhost:8080
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench clean format
+.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search clean format
 
 all: build
 
@@ -46,6 +46,9 @@ fuzz: fuzz-build
 
 bench: deps-bench build
 	bench/run.sh
+
+bench-search: deps-bench build
+	bench/search.sh
 
 clean:
 	rm -rf build

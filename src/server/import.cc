@@ -300,6 +300,10 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     }
     report();
   }
+  // Fresh statistics for SQLite's planner (which index drives a search) after a bulk load.
+  if (summary.documents > 0) {
+    if (auto lease = db_.Acquire(); lease) (void)(*lease)->Execute("ANALYZE");
+  }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

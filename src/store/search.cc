@@ -5,6 +5,7 @@
 // offset, so deletions cannot shift them; sorted searches page by offset under the same bound.
 // Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "common/strings.h"
@@ -127,21 +128,21 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
     } else {
       if (!inc.param) continue;
-      std::vector<Binding> bindings{ParamKey(*inc.param)};
-      std::string targets;
-      for (const auto& v : sources) {
-        if (!inc.target_type.empty() && v.type != inc.target_type) continue;
-        targets += targets.empty() ? "(?, ?)" : ", (?, ?)";
-        bindings.push_back(v.type);
-        bindings.push_back(v.id);
+      // Per target type: param = ? AND target_type = ? AND target_id IN (...), on the index.
+      std::map<std::string, std::vector<std::string>> ids_by_type;
+      for (const auto& v : sources)
+        if (inc.target_type.empty() || v.type == inc.target_type)
+          ids_by_type[v.type].push_back(v.id);
+      for (const auto& [type, ids] : ids_by_type) {
+        std::vector<Binding> bindings{ParamKey(*inc.param), type};
+        for (const auto& id : ids) bindings.push_back(id);
+        bindings.push_back(inc.source_type);
+        std::string cond =
+            "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
+            "target_type = ? AND target_id IN " +
+            InList(ids.size()) + ") AND +r.type = ?";
+        FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
       }
-      if (targets.empty()) continue;
-      bindings.push_back(inc.source_type);
-      std::string cond =
-          "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
-          "(target_type, target_id) IN (VALUES " +
-          targets + ")) AND r.type = ?";
-      FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
     }
     if (included.size() >= kMaxIncluded) break;
   }
@@ -176,7 +177,11 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   std::string where = "r.deleted = 0 AND r.rowid <= ?";
   std::vector<Binding> bindings{snapshot};
   if (!q.types.empty()) {
-    where += " AND r.type IN " + InList(q.types.size());
+    // With criteria, their rowid subqueries are the selective access path: the unary + keeps
+    // SQLite from scanning every resource of the type through the (type, id) index instead.
+    bool selective = !q.criteria.empty() || q.compartment.has_value();
+    where +=
+        std::string(selective ? " AND +r.type IN " : " AND r.type IN ") + InList(q.types.size());
     for (const auto& t : q.types) bindings.push_back(t);
   }
   if (q.compartment) {
@@ -192,8 +197,24 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     }
   }
   int counter = 0;
-  for (const search::Criterion& c : q.criteria) {
-    auto sql = CriterionSql(c, "r", counter, local_base);
+  // The most selective criterion drives (unless a compartment already does); the others filter.
+  size_t driver = q.criteria.size();
+  if (!q.compartment) {
+    int best = -1;
+    for (size_t i = 0; i < q.criteria.size(); ++i) {
+      int rank = Selectivity(q.criteria[i]);
+      if (rank > best) {
+        best = rank;
+        driver = i;
+      }
+    }
+  }
+  for (size_t i = 0; i < q.criteria.size(); ++i) {
+    const search::Criterion& c = q.criteria[i];
+    auto sql =
+        CriterionSql(c, "r", counter, local_base,
+                     q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
+                     /*filter=*/i != driver);
     if (!sql) return std::move(sql).error();
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());

@@ -159,6 +159,7 @@ Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_vie
 
 struct Builder {
   Sql out;
+  bool filter = false;          // the criterion filters rows another criterion found (see TestSql)
   std::string_view local_base;  // this server's FHIR base: absolute URLs under it are local
   void Add(std::string_view text) { out.text += text; }
   void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
@@ -527,15 +528,21 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     return Ok();
   }
   std::string table = TableFor(p.type);
+  // A filter on rows found another way is a correlated EXISTS (one index probe per row); the
+  // driving criterion is an IN subquery, which SQLite turns into the access path.
+  bool exists = b.filter && alias == "r";
+  std::string yes = exists
+                        ? "EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + alias + ".rowid AND "
+                        : alias + ".rowid IN (SELECT rid FROM " + table + " WHERE ";
+  std::string no =
+      exists ? "NOT " + yes : alias + ".rowid NOT IN (SELECT rid FROM " + table + " WHERE ";
   if (c.modifier == "missing") {
-    b.Add(alias + ".rowid " + (c.values[0] == "true" ? "NOT IN" : "IN") + " (SELECT rid FROM " +
-          table + " WHERE param = ?)");
+    b.Add((c.values[0] == "true" ? no : yes) + "param = ?)");
     b.Bind(ParamKey(p));
     return Ok();
   }
   bool negate = c.modifier == "not";
-  b.Add(alias + ".rowid " + (negate ? "NOT IN" : "IN") + " (SELECT rid FROM " + table +
-        " WHERE param = ? AND (");
+  b.Add((negate ? no : yes) + "param = ? AND (");
   b.Bind(ParamKey(p));
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) b.Add(" OR ");
@@ -554,7 +561,7 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   b.Add(alias +
         ".rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND target_type = ? "
         "AND target_id IN (SELECT " +
-        next + ".id FROM resource " + next + " WHERE " + next + ".type = ? AND " + next +
+        next + ".id FROM resource " + next + " WHERE +" + next + ".type = ? AND " + next +
         ".deleted = 0 AND ");
   b.Bind(ParamKey(*link.param));
   b.Bind(link.target_type);
@@ -564,19 +571,30 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   return Ok();
 }
 
-// Reverse chains from `index` on: resources of has[index].type that refer to row `alias`.
+// Reverse chains from `index` on: resources of has[index].type that refer to row `alias`, whose
+// type is `alias_type` when known (then the subquery is not correlated and drives by rowid).
 Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
-              const std::string& alias_type_sql, int& counter) {
+              const std::optional<std::string>& alias_type, int& counter) {
   if (index == c.has.size()) return ChainSql(b, c, 0, alias, counter);
   const Criterion::Has& has = c.has[index];
   std::string next = "h" + std::to_string(++counter);
-  b.Add(alias + ".id IN (SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
-        alias_type_sql + " AND rid IN (SELECT " + next + ".rowid FROM resource " + next +
-        " WHERE " + next + ".type = ? AND " + next + ".deleted = 0 AND ");
+  std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
+                      std::string(alias_type ? "?" : alias + ".type") + " AND rid IN (SELECT " +
+                      next + ".rowid FROM resource " + next + " WHERE +" + next + ".type = ? AND " +
+                      next + ".deleted = 0 AND ";
+  if (alias_type) {
+    std::string t = "t" + std::to_string(++counter);
+    b.Add(alias + ".rowid IN (SELECT " + t + ".rowid FROM resource " + t + " WHERE " + t +
+          ".type = ? AND " + t + ".id IN (" + inner);
+    b.Bind(*alias_type);
+  } else {
+    b.Add(alias + ".id IN (" + inner);
+  }
   b.Bind(ParamKey(*has.reference));
+  if (alias_type) b.Bind(*alias_type);
   b.Bind(has.type);
-  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, next + ".type", counter));
-  b.Add("))");
+  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, has.type, counter));
+  b.Add(alias_type ? ")))" : "))");
   return Ok();
 }
 
@@ -584,11 +602,39 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
 
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
 
+int Selectivity(const Criterion& c) {
+  if (c.modifier == "missing" || c.modifier == "not") return 0;
+  if (!c.has.empty()) return 2;
+  if (!c.chain.empty()) return 3;
+  switch (c.param->type) {
+    case ParamType::kReference:
+      return c.modifier == "identifier" ? 8 : 9;
+    case ParamType::kToken:
+      if (c.param->code == "_id") return 10;
+      return c.modifier == "text" ? 4 : 7;
+    case ParamType::kComposite:
+      return 6;
+    case ParamType::kUri:
+      return 6;
+    case ParamType::kString:
+      return c.modifier == "contains" ? 1 : 5;
+    case ParamType::kNumber:
+    case ParamType::kQuantity:
+      return 3;
+    case ParamType::kDate:
+      return c.param->code == "_lastUpdated" ? 1 : 2;
+    default:
+      return 1;
+  }
+}
+
 Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter,
-                         std::string_view local_base) {
+                         std::string_view local_base, const std::optional<std::string>& alias_type,
+                         bool filter) {
   Builder b;
   b.local_base = local_base;
-  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias + ".type", alias_counter));
+  b.filter = filter && c.chain.empty() && c.has.empty();
+  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias_type, alias_counter));
   return std::move(b.out);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -27,8 +28,13 @@ std::string ParamKey(const search::SearchParam& p);
 
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
 // `local_base` is this server's FHIR base URL.
+// `alias_type` is the type of row `alias` when the search has one type. A `filter` criterion only
+// checks rows that another (the driving) criterion found.
 Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter,
-                         std::string_view local_base);
+                         std::string_view local_base, const std::optional<std::string>& alias_type,
+                         bool filter);
+// How selective a criterion usually is (higher: fewer matches); the most selective drives.
+int Selectivity(const search::Criterion& c);
 // An ORDER BY expression for one sort key over row `alias`.
 Sql SortSql(const search::SortKey& key, const std::string& alias);
 

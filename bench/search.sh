@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# make bench-search: the search workloads of the search issue on the Synthea 120-patient set
+# (../shared/data/synthea/blaze-synthea-v2.7-120, imported once with every search parameter
+# indexed), at 1 connection (latency) and 64 connections (throughput), beside this machine's
+# ceiling measured in the same run (the same HTTP server returning the bytes of the first query's
+# answer). Writes bench/results/DATE-search.md.
+# Environment: BENCH_SECONDS (default 5), THREADS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BENCH_DIR=$PWD/bench
+SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+THREADS=${THREADS:-2}
+BUILD=${BUILD:-build/release}
+DATA=${DATA:-../shared/data/synthea/blaze-synthea-v2.7-120}
+WORK=bench/work
+PORT=18183
+CEIL_PORT=18184
+mkdir -p "$WORK" bench/results
+cmake --build "$BUILD" --target benchmarks >/dev/null
+
+DB="$WORK/search.db"
+if [ ! -f "$WORK/search.done" ]; then
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  "$BUILD/fhirstone" import --db "sqlite:$DB" --base-url "http://127.0.0.1:$PORT" "$DATA" | tee "$WORK/search-import.txt"
+  touch "$WORK/search.done"
+fi
+q() { sqlite3 "$DB" "$1"; }
+# A patient with the median number of observations; a common vital-sign code; a family name.
+X=$(q "SELECT target_id FROM (SELECT target_id, count(*) c FROM idx_reference WHERE param = 'Observation.patient' GROUP BY target_id ORDER BY c) LIMIT 1 OFFSET (SELECT count(DISTINCT target_id) / 2 FROM idx_reference WHERE param = 'Observation.patient')")
+Y=8867-4
+NAME=$(q "SELECT s.exact FROM idx_string s JOIN resource r ON r.rowid = s.rid WHERE r.type = 'Patient' AND r.id = '$X' AND s.param = 'Patient.family' LIMIT 1")
+entries=$(q "SELECT count(*) FROM idx_token WHERE param = 'Observation.code' AND code = '$Y'")
+resources=$(q "SELECT count(*) FROM resource")
+
+queries=(
+  "Observation?patient=$X&code=$Y"
+  "Observation?patient=$X&category=vital-signs&date=ge2015&_sort=-date&_count=50"
+  "Condition?patient=$X&clinical-status=active"
+  "Patient?name=smi"
+  "Patient?birthdate=ge1970-01-01&gender=female"
+  "Encounter?patient=$X&_revinclude=Observation:encounter"
+  "MedicationRequest?patient=$X&_include=MedicationRequest:medication"
+  "Observation?code=$Y&_summary=count"
+  "Observation?subject:Patient.name=$NAME"
+  "Patient?_has:Observation:patient:code=$Y"
+)
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
+run_wrk() {  # connections threads url -> "rps p50 p99 errors"
+  wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s bench/wrk/fixed.lua "$3" 2>&1 | awk '/^RESULT/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    print v["rps"], v["p50"], v["p99"], v["errors"] }'
+}
+
+"$BUILD/fhirstone" serve --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" --log-level warn >"$WORK/search-server.log" 2>&1 &
+pids+=($!)
+wait_port "$PORT"
+rows=()
+for query in "${queries[@]}"; do
+  url="http://127.0.0.1:$PORT/fhir/$query"
+  matches=$(curl -s "$url&_total=accurate" | python3 -c 'import json,sys; b=json.load(sys.stdin); print(b.get("total", "?"), len(b.get("entry", [])))')
+  run_wrk 8 2 "$url" >/dev/null  # warm-up
+  read -r r1 p50 p99 e1 < <(run_wrk 1 1 "$url")
+  read -r r64 _ p99_64 e64 < <(run_wrk 64 2 "$url")
+  rows+=("| \`$query\` | $matches | $p50 | $p99 | $r1 | $r64 | $p99_64 | $((e1 + e64)) |")
+done
+first_url="http://127.0.0.1:$PORT/fhir/${queries[0]}"
+curl -s "$first_url" > "$WORK/search-first.json"
+count_p50=$(echo "${rows[7]}" | awk -F'|' '{print $4}' | tr -d ' ')
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+"$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/search-first.json" &
+pids+=($!)
+wait_port "$CEIL_PORT"
+read -r c1 cp50 cp99 _ < <(run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT/")
+read -r c64 _ _ _ < <(run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT/")
+
+out="bench/results/$(date +%F)-search.md"
+{
+  echo "# Search benchmark, $(date +%F)"
+  echo
+  echo "Command: \`BENCH_SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench-search\` (bench/search.sh)."
+  echo "Data: Synthea 120 patients ($resources resources, every search parameter indexed), SQLite;"
+  echo "server with $THREADS I/O threads; wrk on the same $(nproc) cores. X = $X, Y = $Y (LOINC), name = $NAME."
+  echo
+  echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | req/s (1 conn) | req/s (64 conn) | p99 µs (64 conn) | errors |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Ceiling (the same server returning the first query's answer as fixed bytes): 1 connection"
+  echo "$c1/s (p50 $cp50 µs), 64 connections $c64/s."
+  if [ -n "$count_p50" ] && [ "$count_p50" -gt 0 ]; then
+    echo "\`_summary=count\` over $entries index entries: p50 $count_p50 µs, about $((entries * 1000000 / count_p50)) entries/s."
+  fi
+} > "$out"
+cat "$out"
