@@ -4,9 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
+#include "common/time.h"
+#include "generate/generator.h"
 #include "server/app.h"
 #include "server/import.h"
 
@@ -101,6 +105,38 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   import->add_option("paths", import_paths, "Files or folders to load")->required();
 
+  fhirstone::generate::GenerateOptions generate_options;
+  std::string generate_today;
+  std::string generate_out;
+  bool generate_load = false;
+  std::string generate_db = "sqlite:var/fhirstone.db";
+  std::string generate_base = "http://127.0.0.1:8080";
+  CLI::App* generate = cli.add_subcommand(
+      "generate",
+      "Generate realistic synthetic patients, deterministically (the same options give the same "
+      "bytes): a batch Bundle of organizations and practitioners, then one transaction Bundle per "
+      "patient, written to --out DIR or loaded into --db through import");
+  generate->add_option("--patients", generate_options.patients, "Number of patients")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  generate->add_option("--seed", generate_options.seed, "Random seed")->capture_default_str();
+  generate->add_option("--years", generate_options.years_of_history, "Years of history")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  generate->add_option("--today", generate_today,
+                       "The data set's today, YYYY-MM-DD (default 2025-01-01, so that the same "
+                       "seed gives the same bytes on any day)");
+  CLI::Option* generate_out_option =
+      generate->add_option("--out", generate_out, "Write one .json file per Bundle to this folder");
+  generate->add_flag("--load", generate_load, "Load the Bundles into --db (as import does)")
+      ->excludes(generate_out_option);
+  generate->add_option("--db", generate_db, "Database URL for --load: sqlite:PATH")
+      ->capture_default_str();
+  generate
+      ->add_option("--base-url", generate_base,
+                   "The server's public URL, as given to serve (references under it are local)")
+      ->capture_default_str();
+
   CLI11_PARSE(cli, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -153,6 +189,75 @@ int main(int argc, char** argv) {
         summary->seconds, summary->seconds > 0 ? summary->resources / summary->seconds : 0.0,
         static_cast<long long>(summary->skipped), static_cast<long long>(summary->failed));
     return summary->failed == 0 ? 0 : 1;
+  }
+  if (generate->parsed()) {
+    namespace fs = std::filesystem;
+    constexpr int64_t kMicrosPerDay = 86400LL * 1000000;
+    if (!generate_today.empty()) {
+      auto day = fhirstone::ParseFhirDateTime(generate_today);
+      if (!day || generate_today.size() != 10) {
+        spdlog::error("--today must be a date, YYYY-MM-DD");
+        return 1;
+      }
+      generate_options.now_micros = day->low;
+    }
+    if (generate_out.empty() && !generate_load) {
+      spdlog::error("generate needs --out DIR or --load");
+      return 1;
+    }
+    // --load writes the Bundles to a temporary folder and imports it every kChunk patients, so
+    // that they are validated, indexed and recorded in the import ledger like any import.
+    constexpr int kChunk = 500;
+    fs::path folder = generate_load ? fs::temp_directory_path() /
+                                          ("fhirstone-generate-" + std::to_string(getpid()))
+                                    : fs::path(generate_out);
+    std::error_code ec;
+    fs::create_directories(folder, ec);
+    if (ec) {
+      spdlog::error("cannot create {}: {}", folder.string(), ec.message());
+      return 1;
+    }
+    if (generate_load) EnsureDatabaseFolder(generate_db);
+    int pending = 0;
+    int64_t bundles = 0, resources = 0, failed = 0;
+    auto load_pending = [&]() -> fhirstone::Status {
+      if (!generate_load || pending == 0) return fhirstone::Ok();
+      auto summary =
+          fhirstone::server::RunImport(generate_db, generate_base, {folder.string()}, nullptr);
+      fs::remove_all(folder, ec);
+      fs::create_directories(folder, ec);
+      pending = 0;
+      if (!summary) return std::move(summary).error();
+      for (const auto& e : summary->errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+      resources += summary->resources;
+      failed += summary->failed;
+      return fhirstone::Ok();
+    };
+    auto status = fhirstone::generate::Generate(
+        generate_options, [&](std::string_view name, std::string bundle) -> fhirstone::Status {
+          fs::path path = folder / (std::string(name) + ".json");
+          std::ofstream file(path, std::ios::binary);
+          file << bundle;
+          file.close();
+          if (!file) return fhirstone::Error::Unavailable("cannot write " + path.string());
+          ++bundles;
+          if (++pending >= kChunk) return load_pending();
+          return fhirstone::Ok();
+        });
+    if (status) status = load_pending();
+    if (generate_load) fs::remove_all(folder, ec);
+    if (!status) {
+      spdlog::error("generate failed: {}", status.error().message());
+      return 1;
+    }
+    if (generate_load) {
+      std::printf("generated %d patients, loaded %lld resources into %s; %lld bundles failed\n",
+                  generate_options.patients, static_cast<long long>(resources), generate_db.c_str(),
+                  static_cast<long long>(failed));
+      return failed == 0 ? 0 : 1;
+    }
+    std::printf("generated %d patients: %lld bundles in %s\n", generate_options.patients,
+                static_cast<long long>(bundles), generate_out.c_str());
   }
   if (reindex->parsed()) {
     auto count = fhirstone::server::Reindex(reindex_db, reindex_base);

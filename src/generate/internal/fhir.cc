@@ -27,11 +27,43 @@ Civil ToCivil(int64_t micros) {
           static_cast<int>(secs % 60)};
 }
 
+// Accented letters of the name tables and what they fold to.
+constexpr std::pair<std::string_view, std::string_view> kFolds[] = {
+    {"á", "a"},  {"à", "a"}, {"â", "a"}, {"ä", "a"}, {"ã", "a"},  {"å", "a"}, {"ạ", "a"},
+    {"ả", "a"},  {"ấ", "a"}, {"ầ", "a"}, {"ậ", "a"}, {"ặ", "a"},  {"Å", "a"}, {"ç", "c"},
+    {"é", "e"},  {"è", "e"}, {"ê", "e"}, {"ë", "e"}, {"ễ", "e"},  {"í", "i"}, {"ì", "i"},
+    {"î", "i"},  {"ï", "i"}, {"ñ", "n"}, {"ó", "o"}, {"ò", "o"},  {"ô", "o"}, {"ö", "o"},
+    {"õ", "o"},  {"ø", "o"}, {"ơ", "o"}, {"ọ", "o"}, {"Ó", "o"},  {"ú", "u"}, {"ù", "u"},
+    {"û", "u"},  {"ü", "u"}, {"ư", "u"}, {"ứ", "u"}, {"ł", "l"},  {"Ł", "l"}, {"ś", "s"},
+    {"ß", "ss"}, {"đ", "d"}, {"Đ", "d"}, {"ý", "y"}, {"æ", "ae"},
+};
+
 }  // namespace
 
-std::string Terminology(std::string_view name) {
-  std::string out(kTerminology);
-  out += name;
+std::string AsciiLetters(std::string_view utf8) {
+  std::string out;
+  size_t i = 0;
+  while (i < utf8.size()) {
+    unsigned char c = static_cast<unsigned char>(utf8[i]);
+    if (c < 0x80) {
+      if (c >= 'A' && c <= 'Z') out += static_cast<char>(c - 'A' + 'a');
+      if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    bool folded = false;
+    for (const auto& [from, to] : kFolds) {
+      if (utf8.substr(i).starts_with(from)) {
+        out += to;
+        i += from.size();
+        folded = true;
+        break;
+      }
+    }
+    if (folded) continue;
+    ++i;  // skip the rest of an unknown sequence byte by byte
+    while (i < utf8.size() && (static_cast<unsigned char>(utf8[i]) & 0xC0) == 0x80) ++i;
+  }
   return out;
 }
 
@@ -49,7 +81,9 @@ json::Value Concept(const Code& code) {
   return o.Build();
 }
 
-json::Value ConceptNoText(const Code& code) { return Obj().Add("coding", List(Coding(code))).Build(); }
+json::Value ConceptNoText(const Code& code) {
+  return Obj().Add("coding", List(Coding(code))).Build();
+}
 
 json::Value Ref(std::string_view reference) { return Obj().Add("reference", reference).Build(); }
 
@@ -113,6 +147,8 @@ std::string FormatDateTime(int64_t micros) {
 }
 
 int MonthOf(int64_t micros) { return ToCivil(micros).month; }
+
+int YearOf(int64_t micros) { return ToCivil(micros).year; }
 
 int64_t StartOfDay(int64_t micros) { return DayIndex(micros) * kDay; }
 

@@ -58,7 +58,8 @@ class Rng {
   bool Chance(double p) { return Uniform() < p; }
   // Approximately standard normal (Irwin-Hall sum of four uniforms, rescaled): within +-3.46.
   double Normal() {
-    double sum = Uniform() + Uniform() + Uniform() + Uniform();
+    double sum = 0;
+    for (int i = 0; i < 4; ++i) sum += Uniform();  // sequenced: the same on every compiler
     return (sum - 2.0) * 1.7320508075688772;
   }
   double Normal(double mean, double sd) { return mean + sd * Normal(); }
@@ -93,8 +94,8 @@ class UuidSource {
   std::string Next() {
     uint64_t hi = SplitMix64(state_);
     uint64_t lo = SplitMix64(state_);
-    hi = (hi & ~0xf000ull) | 0x4000ull;                             // version 4
-    lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;      // RFC 4122 variant
+    hi = (hi & ~0xf000ull) | 0x4000ull;                         // version 4
+    lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // RFC 4122 variant
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out(36, '-');
     int pos = 0;

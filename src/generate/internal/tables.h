@@ -26,7 +26,7 @@ struct MedDef {
 };
 
 #define FHIRSTONE_RX(name, code, display, text, freq, period, unit, prn, lo, hi) \
-  inline constexpr MedDef name{{kRxNorm, code, display}, text, freq, period, unit, prn, lo, hi}
+  inline constexpr MedDef name { {kRxNorm, code, display}, text, freq, period, unit, prn, lo, hi }
 
 FHIRSTONE_RX(kLisinopril, "314076", "lisinopril 10 MG Oral Tablet",
              "Take 1 tablet by mouth once daily", 1, 1, "d", false, 600, 2400);
@@ -51,7 +51,8 @@ FHIRSTONE_RX(kFluticasone, "895994",
              "120 ACTUAT Fluticasone propionate 0.044 MG/ACTUAT Metered Dose Inhaler",
              "Inhale 2 puffs by mouth twice daily; rinse mouth after use", 2, 1, "d", false, 9000,
              24000);
-FHIRSTONE_RX(kAlbuterol, "2123111", "NDA020503 200 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler",
+FHIRSTONE_RX(kAlbuterol, "2123111",
+             "NDA020503 200 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler",
              "Inhale 2 puffs by mouth every 4 to 6 hours as needed for wheezing or shortness of "
              "breath",
              1, 4, "h", true, 3000, 7000);
@@ -61,10 +62,11 @@ FHIRSTONE_RX(kFluticasoneSalmeterol, "896209",
              "Inhale 1 puff by mouth twice daily", 2, 1, "d", false, 25000, 42000);
 FHIRSTONE_RX(kClopidogrel, "309362", "Clopidogrel 75 MG Oral Tablet",
              "Take 1 tablet by mouth once daily", 1, 1, "d", false, 900, 4500);
-FHIRSTONE_RX(kNitroglycerin, "705129", "Nitroglycerin 0.4 MG/ACTUAT Mucosal Spray",
-             "Spray 1 dose under the tongue at the onset of chest pain; may repeat every 5 minutes, "
-             "at most 3 doses",
-             1, 5, "min", true, 12000, 30000);
+FHIRSTONE_RX(
+    kNitroglycerin, "705129", "Nitroglycerin 0.4 MG/ACTUAT Mucosal Spray",
+    "Spray 1 dose under the tongue at the onset of chest pain; may repeat every 5 minutes, "
+    "at most 3 doses",
+    1, 5, "min", true, 12000, 30000);
 FHIRSTONE_RX(kAspirin, "243670", "Aspirin 81 MG Oral Tablet", "Take 1 tablet by mouth once daily",
              1, 1, "d", false, 200, 900);
 FHIRSTONE_RX(kWarfarin, "855332", "Warfarin Sodium 5 MG Oral Tablet",
@@ -74,8 +76,7 @@ FHIRSTONE_RX(kWarfarin, "855332", "Warfarin Sodium 5 MG Oral Tablet",
 FHIRSTONE_RX(kDigoxin, "197604", "Digoxin 0.125 MG Oral Tablet",
              "Take 1 tablet by mouth once daily", 1, 1, "d", false, 900, 3500);
 FHIRSTONE_RX(kLoratadine, "665078", "Loratadine 5 MG Chewable Tablet",
-             "Chew 1 tablet once daily as needed for allergy symptoms", 1, 1, "d", true, 400,
-             1500);
+             "Chew 1 tablet once daily as needed for allergy symptoms", 1, 1, "d", true, 400, 1500);
 FHIRSTONE_RX(kFexofenadine, "997488", "Fexofenadine hydrochloride 30 MG Oral Tablet",
              "Take 1 tablet by mouth twice daily as needed for allergy symptoms", 2, 1, "d", true,
              500, 1800);
@@ -102,8 +103,8 @@ FHIRSTONE_RX(kCefuroxime, "309097", "Cefuroxime 250 MG Oral Tablet",
              "Take 1 tablet by mouth every 12 hours for 7 days", 2, 1, "d", false, 1800, 5200);
 FHIRSTONE_RX(kHydrocodoneApap, "856987",
              "Acetaminophen 300 MG / Hydrocodone Bitartrate 5 MG Oral Tablet",
-             "Take 1 tablet by mouth every 6 hours as needed for severe pain, at most 5 days", 1,
-             6, "h", true, 1200, 4000);
+             "Take 1 tablet by mouth every 6 hours as needed for severe pain, at most 5 days", 1, 6,
+             "h", true, 1200, 4000);
 FHIRSTONE_RX(kEpinephrine, "1870230", "NDA020800 0.3 ML Epinephrine 1 MG/ML Auto-Injector",
              "Inject into the outer thigh at the first sign of anaphylaxis, then call 911", 1, 1,
              "d", true, 30000, 65000);
@@ -142,12 +143,12 @@ struct ChronicDef {
   Chronic id;
   Code code;
   std::span<const CurvePoint> incidence;  // cumulative incidence by age, increasing
-  double female_risk;           // relative risk of women
-  bool found_at_checkup;        // diagnosed at a wellness visit (labs, BMI), not a problem visit
-  double follow_ups_per_year;   // extra ambulatory visits while active
-  double remission_probability; // chance that it abates (with abatementDateTime)
-  const MedDef* first_line;     // started at diagnosis (nullptr: none)
-  const MedDef* second_line;    // added later for some patients
+  double female_risk;                     // relative risk of women
+  bool found_at_checkup;         // diagnosed at a wellness visit (labs, BMI), not a problem visit
+  double follow_ups_per_year;    // extra ambulatory visits while active
+  double remission_probability;  // chance that it abates (with abatementDateTime)
+  const MedDef* first_line;      // started at diagnosis (nullptr: none)
+  const MedDef* second_line;     // added later for some patients
   double second_line_probability;
 };
 
@@ -163,9 +164,9 @@ struct AcuteDef {
   Code code;
   int min_age;
   int max_age;
-  double weight;        // relative frequency among acute problems
-  double female_risk;   // relative risk of women
-  int days_lo;          // duration until abatement
+  double weight;       // relative frequency among acute problems
+  double female_risk;  // relative risk of women
+  int days_lo;         // duration until abatement
   int days_hi;
   const MedDef* adult_med;
   const MedDef* child_med;  // under 12; nullptr: adult_med
@@ -183,8 +184,8 @@ struct AdmissionDef {
   double elderly_factor;  // weight multiplier at 65 and over
   int stay_lo;            // days in hospital
   int stay_hi;
-  int recovery_days;      // from admission to abatement
-  const MedDef* med;      // at discharge
+  int recovery_days;  // from admission to abatement
+  const MedDef* med;  // at discharge
   bool leads_to_coronary_disease;
 };
 std::span<const AdmissionDef> Admissions();
@@ -197,8 +198,7 @@ inline constexpr Code kGeneralExam{kSnomed, "162673000",
 inline constexpr Code kFollowUpVisit{kSnomed, "390906007", "Follow-up encounter (procedure)"};
 inline constexpr Code kProblemVisit{kSnomed, "185347001", "Encounter for problem (procedure)"};
 inline constexpr Code kSymptomVisit{kSnomed, "185345009", "Encounter for symptom (procedure)"};
-inline constexpr Code kEmergencyVisit{kSnomed, "50849002",
-                                      "Emergency room admission (procedure)"};
+inline constexpr Code kEmergencyVisit{kSnomed, "50849002", "Emergency room admission (procedure)"};
 inline constexpr Code kHospitalAdmission{kSnomed, "32485007", "Hospital admission (procedure)"};
 
 // ---- Observations (LOINC, UCUM) ---------------------------------------------------------------
@@ -220,8 +220,8 @@ inline constexpr ObservationDef kSystolic{
     {kLoinc, "8480-6", "Systolic blood pressure"}, "mm[Hg]", "mm[Hg]", 0};
 inline constexpr ObservationDef kDiastolic{
     {kLoinc, "8462-4", "Diastolic blood pressure"}, "mm[Hg]", "mm[Hg]", 0};
-inline constexpr ObservationDef kHeartRate{{kLoinc, "8867-4", "Heart rate"}, "beats/minute",
-                                           "/min", 0};
+inline constexpr ObservationDef kHeartRate{
+    {kLoinc, "8867-4", "Heart rate"}, "beats/minute", "/min", 0};
 inline constexpr ObservationDef kRespiratoryRate{
     {kLoinc, "9279-1", "Respiratory rate"}, "breaths/minute", "/min", 0};
 inline constexpr ObservationDef kBodyTemperature{
@@ -242,8 +242,7 @@ inline constexpr ObservationDef kLdl{
     "mg/dL",
     0};
 inline constexpr ObservationDef kHdl{
-    {kLoinc, "2085-9", "Cholesterol in HDL [Mass/volume] in Serum or Plasma"}, "mg/dL", "mg/dL",
-    0};
+    {kLoinc, "2085-9", "Cholesterol in HDL [Mass/volume] in Serum or Plasma"}, "mg/dL", "mg/dL", 0};
 inline constexpr ObservationDef kHemoglobin{
     {kLoinc, "718-7", "Hemoglobin [Mass/volume] in Blood"}, "g/dL", "g/dL", 1};
 inline constexpr ObservationDef kCreatinine{
@@ -278,7 +277,7 @@ struct AllergyDef {
   std::string_view category;     // food | medication | environment | biologic
   std::string_view criticality;  // low | high | unable-to-assess
   Code reaction;
-  std::string_view severity;     // mild | moderate | severe
+  std::string_view severity;  // mild | moderate | severe
   int onset_age_lo;
   int onset_age_hi;
   double weight;
