@@ -59,4 +59,16 @@ std::string EncodeQueryValue(std::string_view value) {
   return boost::urls::encode(value, kSafe);
 }
 
+std::string WithQuery(std::string url, const Params& params) {
+  char sep = '?';
+  for (const auto& [key, value] : params) {
+    url += sep;
+    url += EncodeQueryValue(key);
+    url += '=';
+    url += EncodeQueryValue(value);
+    sep = '&';
+  }
+  return url;
+}
+
 }  // namespace fhirstone::api

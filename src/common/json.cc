@@ -17,8 +17,10 @@ std::string_view TrimRight(std::string_view s) {
   return s;
 }
 
+}  // namespace
+
 // JSON number grammar (RFC 8259 section 6): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-bool IsJsonNumber(std::string_view s) {
+bool IsNumberText(std::string_view s) {
   size_t i = 0, n = s.size();
   auto digit = [&](size_t k) { return k < n && s[k] >= '0' && s[k] <= '9'; };
   if (i < n && s[i] == '-') ++i;
@@ -42,6 +44,8 @@ bool IsJsonNumber(std::string_view s) {
   return i == n;
 }
 
+namespace {
+
 class Builder {
  public:
   explicit Builder(const ParseOptions& options) : options_(options) {}
@@ -62,7 +66,7 @@ class Builder {
       }
       case od::json_type::number: {
         std::string_view raw = TrimRight(v.raw_json_token());
-        if (!IsJsonNumber(raw))
+        if (!IsNumberText(raw))
           return Error::Invalid("Invalid JSON: malformed number '" +
                                 std::string(raw.substr(0, 40)) + "'");
         return Value::NumberText(std::string(raw));
@@ -182,7 +186,7 @@ Result<Value> ParseDocument(od::document& doc, std::string_view text, const Pars
       std::string_view raw;
       if (auto err = doc.raw_json_token().get(raw)) return Builder::Fail(err);
       raw = TrimRight(raw);
-      if (!IsJsonNumber(raw)) return Error::Invalid("Invalid JSON: malformed number");
+      if (!IsNumberText(raw)) return Error::Invalid("Invalid JSON: malformed number");
       result = Value::NumberText(std::string(raw));
       break;
     }

@@ -90,6 +90,9 @@ struct WriteOptions {
 
 std::string Write(const Value& value, const WriteOptions& options = {});
 void WriteTo(const Value& value, std::string& out, const WriteOptions& options = {});
+// Whether `text` is a JSON number (RFC 8259 section 6), e.g. for FHIR's decimal.
+bool IsNumberText(std::string_view text);
+
 // Appends `s` as a quoted JSON string.
 void WriteString(std::string_view s, std::string& out);
 

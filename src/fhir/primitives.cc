@@ -141,29 +141,7 @@ bool IsValidPositiveInt(std::string_view t) { return ScanBoundedDigits(t, kMaxIn
 
 bool IsValidUnsignedInt(std::string_view t) { return ScanBoundedDigits(t, kMaxInt32); }
 
-bool IsValidDecimal(std::string_view s) {
-  size_t i = 0, n = s.size();
-  auto digit = [&](size_t k) { return k < n && IsDigit(s[k]); };
-  if (i < n && s[i] == '-') ++i;
-  if (!digit(i)) return false;
-  if (s[i] == '0') {
-    ++i;
-  } else {
-    while (digit(i)) ++i;
-  }
-  if (i < n && s[i] == '.') {
-    ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digit(i)) return false;
-    while (digit(i)) ++i;
-  }
-  return i == n;
-}
+bool IsValidDecimal(std::string_view s) { return json::IsNumberText(s); }
 
 bool IsValidString(std::string_view t) {
   if (t.empty()) return false;

@@ -90,39 +90,55 @@ Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& 
   return store.Reindex();
 }
 
-Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
-  auto db = db::Database::Open(db_url);
-  if (!db) return std::move(db).error();
-  auto builtin = search::Registry::Builtin();
-  if (!builtin) return std::move(builtin).error();
-  search::RegistryHolder holder(std::move(builtin).value());
+namespace {
+
+// The database, registry and store of the offline commands (reindex, import), without HTTP.
+struct OfflineStack {
+  std::unique_ptr<db::Database> db;
+  std::unique_ptr<search::RegistryHolder> holder;
   SystemClock clock;
   RandomIdGenerator ids;
+  std::unique_ptr<store::ResourceStore> store;
+  std::string base_url;
+};
+
+Result<std::unique_ptr<OfflineStack>> OpenOffline(const std::string& db_url, std::string base_url) {
+  auto stack = std::make_unique<OfflineStack>();
+  auto db = db::Database::Open(db_url);
+  if (!db) return std::move(db).error();
+  stack->db = std::move(db).value();
+  auto builtin = search::Registry::Builtin();
+  if (!builtin) return std::move(builtin).error();
+  stack->holder = std::make_unique<search::RegistryHolder>(std::move(builtin).value());
   while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
-  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder, base_url + "/fhir");
+  stack->base_url = base_url;
+  auto store = store::OpenSqlResourceStore(*stack->db, stack->clock, stack->ids,
+                                           stack->holder.get(), base_url + "/fhir");
   if (!store) return std::move(store).error();
-  return ReindexAll(**store, holder);
+  stack->store = std::move(store).value();
+  return stack;
+}
+
+}  // namespace
+
+Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
+  auto stack = OpenOffline(db_url, std::move(base_url));
+  if (!stack) return std::move(stack).error();
+  return ReindexAll(*(*stack)->store, *(*stack)->holder);
 }
 
 Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
                                 const std::vector<std::string>& paths,
                                 const std::function<void(const ImportProgress&)>& on_progress) {
-  auto db = db::Database::Open(db_url);
-  if (!db) return std::move(db).error();
-  auto builtin = search::Registry::Builtin();
-  if (!builtin) return std::move(builtin).error();
-  search::RegistryHolder holder(std::move(builtin).value());
-  SystemClock clock;
-  RandomIdGenerator ids;
-  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
-  auto store = store::OpenSqlResourceStore(**db, clock, ids, &holder, base_url + "/fhir");
-  if (!store) return std::move(store).error();
-  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(**store, holder));
+  auto opened = OpenOffline(db_url, std::move(base_url));
+  if (!opened) return std::move(opened).error();
+  OfflineStack& stack = **opened;
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*stack.store, *stack.holder));
   api::ApiOptions options;
-  options.base_url = base_url;
+  options.base_url = stack.base_url;
   options.software_version = FHIRSTONE_VERSION;
-  api::FhirApi api(**store, clock, ids, holder, options);
-  auto importer = Importer::Create(**db, api);
+  api::FhirApi api(*stack.store, stack.clock, stack.ids, *stack.holder, options);
+  auto importer = Importer::Create(*stack.db, api);
   if (!importer) return std::move(importer).error();
   return (*importer)->Run(paths, on_progress);
 }

@@ -13,15 +13,7 @@ std::string HistoryUrl(const ApiContext& ctx, const FhirRequest& req, const Para
   if (!req.type.empty()) url += "/" + req.type;
   if (!req.id.empty()) url += "/" + req.id;
   url += "/_history";
-  char sep = '?';
-  for (const auto& [key, value] : params) {
-    url += sep;
-    url += EncodeQueryValue(key);
-    url += '=';
-    url += EncodeQueryValue(value);
-    sep = '&';
-  }
-  return url;
+  return WithQuery(std::move(url), params);
 }
 
 void AppendEntry(std::string& out, const ApiContext& ctx, const store::ResourceVersion& v) {

@@ -30,15 +30,7 @@ std::string SearchUrl(const ApiContext& ctx, const FhirRequest& req,
   std::string url = ctx.base;
   if (!req.compartment_type.empty()) url += "/" + req.compartment_type + "/" + req.compartment_id;
   if (!req.type.empty()) url += "/" + req.type;
-  char sep = '?';
-  for (const auto& [key, value] : params) {
-    url += sep;
-    url += EncodeQueryValue(key);
-    url += '=';
-    url += EncodeQueryValue(value);
-    sep = '&';
-  }
-  return url;
+  return WithQuery(std::move(url), params);
 }
 
 void AppendLink(std::string& out, const char* relation, const std::string& url) {

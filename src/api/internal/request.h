@@ -89,6 +89,8 @@ struct Target {
 Result<Target> ParseTarget(std::string_view target);
 // Percent-encodes a query parameter value.
 std::string EncodeQueryValue(std::string_view value);
+// `url` followed by `?k=v&...` (encoded); `url` alone when `params` is empty.
+std::string WithQuery(std::string url, const Params& params);
 
 // Parses `W/"3"`, `"3"` or `3` into 3.
 std::optional<int64_t> ParseETagVersion(std::string_view etag);
