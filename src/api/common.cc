@@ -1,4 +1,6 @@
 // Helpers shared by the interactions: versions and ETags, Prefer, rendering.
+#include <openssl/evp.h>
+
 #include "api/error_response.h"
 #include "api/internal/request.h"
 #include "common/strings.h"
@@ -12,6 +14,23 @@ std::optional<std::string_view> FhirRequest::Param(std::string_view name) const 
   for (const auto& [key, value] : params)
     if (key == name) return std::string_view(value);
   return std::nullopt;
+}
+
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  std::string compact;
+  for (char c : text)
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') compact.push_back(c);
+  if (compact.size() % 4 != 0) return std::nullopt;
+  std::string out(compact.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(compact.data()),
+                          static_cast<int>(compact.size()));
+  if (n < 0) return std::nullopt;
+  size_t padding = 0;
+  if (!compact.empty() && compact.back() == '=') ++padding;
+  if (compact.size() > 1 && compact[compact.size() - 2] == '=') ++padding;
+  out.resize(static_cast<size_t>(n) - padding);
+  return out;
 }
 
 std::optional<int64_t> ParseETagVersion(std::string_view etag) {

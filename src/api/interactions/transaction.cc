@@ -18,7 +18,7 @@
 namespace fhirstone::api {
 namespace {
 
-enum class Verb { kDelete, kPost, kPut, kGet };
+enum class Verb { kDelete, kPost, kPut, kPatch, kGet };
 
 struct Entry {
   size_t index;
@@ -102,7 +102,16 @@ Result<Entry> ReadEntry(const json::Value& e, size_t index) {
       return Error::Invalid(Where(index) + ": expected Type?criteria, not '" + entry.url + "'");
     }
   } else if (method == "PATCH") {
-    return Error::NotSupported(Where(index) + ": PATCH entries are not supported yet");
+    entry.verb = Verb::kPatch;
+    if (parts.size() != 2 || !fhir::IsValidId(parts[1]) || !entry.criteria.empty())
+      return Error::Invalid(Where(index) + ": PATCH goes to Type/id, not '" + entry.url + "'");
+    entry.id = std::string(parts[1]);
+    std::string_view kind = entry.resource.GetString("resourceType");
+    if (kind != "Parameters" && kind != "Binary")
+      return Error::Invalid(Where(index) +
+                                ": a PATCH entry carries a Parameters (FHIRPath Patch) "
+                                "or a Binary (JSON Patch) resource",
+                            Where(index) + ".resource");
   } else {
     return Error::Invalid(Where(index) + ".request.method '" + std::string(method) +
                           "' is not valid");
@@ -196,6 +205,38 @@ std::string StatusText(int status) {
   }
 }
 
+// A PATCH entry: a Parameters resource is a FHIRPath Patch; a Binary holds a JSON Patch
+// (contentType application/json-patch+json, base64 data).
+Result<store::ResourceVersion> PatchEntry(store::StoreTransaction& tx, const Entry& e) {
+  std::string media = "application/fhir+json";
+  json::Value document = e.resource;
+  if (e.resource.GetString("resourceType") == "Binary") {
+    media = AsciiLower(e.resource.GetString("contentType"));
+    if (media != "application/json-patch+json")
+      return Error::UnsupportedMediaType(
+          "A Binary PATCH entry must hold application/json-patch+json");
+    auto decoded = DecodeBase64(e.resource.GetString("data"));
+    if (!decoded) return Error::Invalid("The Binary's data is not base64");
+    auto parsed = json::Parse(*decoded);
+    if (!parsed) return std::move(parsed).error();
+    document = std::move(parsed).value();
+  }
+  auto current = tx.Read(e.type, e.id);
+  if (!current) return std::move(current).error();
+  if (e.if_match && *e.if_match != current->version)
+    return Error::PreconditionFailed("ifMatch: " + e.type + "/" + e.id + " is at version " +
+                                     std::to_string(current->version));
+  auto parsed = json::Parse(current->body);
+  if (!parsed) return Error::Internal("A stored resource could not be parsed");
+  auto patched = ApplyPatch(media, *parsed, document);
+  if (!patched) return std::move(patched).error();
+  auto checked = PatchedResource(*parsed, *patched);
+  if (!checked) return std::move(checked).error();
+  auto updated = tx.Update(std::move(checked).value(), current->version);
+  if (!updated) return std::move(updated).error();
+  return std::move(updated->resource);
+}
+
 // Performs one write entry inside `tx` (ids and references already resolved).
 Status Perform(const ApiContext& ctx, store::StoreTransaction& tx, Entry& e) {
   switch (e.verb) {
@@ -235,6 +276,13 @@ Status Perform(const ApiContext& ctx, store::StoreTransaction& tx, Entry& e) {
       if (!r) return std::move(r).error();
       e.status = r->created ? 201 : 200;
       e.version = std::move(r->resource);
+      return Ok();
+    }
+    case Verb::kPatch: {
+      auto patched = PatchEntry(tx, e);
+      if (!patched) return std::move(patched).error();
+      e.status = 200;
+      e.version = std::move(patched).value();
       return Ok();
     }
     case Verb::kGet:
@@ -446,9 +494,13 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
       if (auto status = rewriter.Rewrite(e.resource, false); !status)
         return AtEntry(status.error(), e.index);
     }
-    for (Verb verb : {Verb::kDelete, Verb::kPost, Verb::kPut}) {
+    // The spec's order: DELETE, POST, PUT and PATCH (in entry order), then GET.
+    for (int step = 0; step < 3; ++step) {
       for (Entry& e : entries) {
-        if (e.verb != verb) continue;
+        bool now = step == 0   ? e.verb == Verb::kDelete
+                   : step == 1 ? e.verb == Verb::kPost
+                               : e.verb == Verb::kPut || e.verb == Verb::kPatch;
+        if (!now) continue;
         if (auto status = Perform(ctx, tx, e); !status) return AtEntry(status.error(), e.index);
       }
     }

@@ -89,6 +89,8 @@ struct Target {
 Result<Target> ParseTarget(std::string_view target);
 // Percent-encodes a query parameter value.
 std::string EncodeQueryValue(std::string_view value);
+// Decodes base64 (RFC 4648, whitespace ignored) with OpenSSL; nullopt when malformed.
+std::optional<std::string> DecodeBase64(std::string_view text);
 // `url` followed by `?k=v&...` (encoded); `url` alone when `params` is empty.
 std::string WithQuery(std::string url, const Params& params);
 
