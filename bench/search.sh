@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make bench-search: the search workloads of the search issue on the Synthea 120-patient set
-# (../shared/data/synthea/blaze-synthea-v2.7-120, imported once with every search parameter
-# indexed), at 1 connection (latency) and 64 connections (throughput), beside this machine's
+# (../shared/data/synthea/blaze-synthea-v2.7-120) plus GENERATED (default 1000) patients from
+# `fhirstone generate`, loaded once with every search parameter indexed, at 1 connection
+# (latency) and 64 connections (throughput), beside this machine's
 # ceiling measured in the same run (the same HTTP server returning the bytes of the first query's
 # answer). Writes bench/results/DATE-search.md.
-# Environment: BENCH_SECONDS (default 5), THREADS (default 2).
+# Environment: BENCH_SECONDS (default 5), THREADS (default 2), GENERATED (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR=$PWD/bench
@@ -12,6 +13,7 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 THREADS=${THREADS:-2}
 BUILD=${BUILD:-build/release}
 DATA=${DATA:-../shared/data/synthea/blaze-synthea-v2.7-120}
+GENERATED=${GENERATED:-1000}
 WORK=bench/work
 PORT=18183
 CEIL_PORT=18184
@@ -22,6 +24,10 @@ DB="$WORK/search.db"
 if [ ! -f "$WORK/search.done" ]; then
   rm -f "$DB" "$DB-wal" "$DB-shm"
   "$BUILD/fhirstone" import --db "sqlite:$DB" --base-url "http://127.0.0.1:$PORT" "$DATA" | tee "$WORK/search-import.txt"
+  if [ "$GENERATED" -gt 0 ]; then
+    "$BUILD/fhirstone" generate --patients "$GENERATED" --seed 1 --load --db "sqlite:$DB" \
+      --base-url "http://127.0.0.1:$PORT" | tee -a "$WORK/search-import.txt"
+  fi
   touch "$WORK/search.done"
 fi
 q() { sqlite3 "$DB" "$1"; }
@@ -83,7 +89,8 @@ out="bench/results/$(date +%F)-search.md"
   echo "# Search benchmark, $(date +%F)"
   echo
   echo "Command: \`BENCH_SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench-search\` (bench/search.sh)."
-  echo "Data: Synthea 120 patients ($resources resources, every search parameter indexed), SQLite;"
+  echo "Data: Synthea 120 patients and $GENERATED generated ones ($resources resources, every search"
+  echo "parameter indexed), SQLite. Loading: $(tr '\n' ' ' < "$WORK/search-import.txt")"
   echo "server with $THREADS I/O threads; wrk on the same $(nproc) cores. X = $X, Y = $Y (LOINC), name = $NAME."
   echo
   echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | req/s (1 conn) | req/s (64 conn) | p99 µs (64 conn) | errors |"

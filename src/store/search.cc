@@ -209,6 +209,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       }
     }
   }
+  // With one plain criterion on a parameter of the searched type itself (not a Resource-level one,
+  // whose index rows span types), the total is counted on the index alone: index rows exist only
+  // for live resources, so no resource row is read.
+  std::optional<Sql> index_count;
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     const search::Criterion& c = q.criteria[i];
     auto sql =
@@ -216,15 +220,26 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
                      q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
                      /*filter=*/i != driver);
     if (!sql) return std::move(sql).error();
+    constexpr std::string_view kDriverPrefix = "r.rowid IN (SELECT rid FROM ";
+    if (q.criteria.size() == 1 && q.types.size() == 1 && !q.compartment && c.chain.empty() &&
+        c.has.empty() && c.param->base == q.types[0] && sql->text.starts_with(kDriverPrefix)) {
+      std::string inner = sql->text.substr(std::string_view("r.rowid IN (").size());
+      inner.pop_back();  // the IN list's closing parenthesis
+      index_count =
+          Sql{"SELECT count(DISTINCT rid) FROM (" + inner + ") WHERE rid <= ?", sql->bindings};
+      index_count->bindings.push_back(snapshot);
+    }
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());
   }
 
+  std::string count_sql =
+      index_count ? index_count->text : "SELECT count(*) FROM resource r WHERE " + where;
   if (q.total != search::TotalMode::kNone || q.summary == search::SummaryMode::kCount) {
-    auto count = conn.Prepare("SELECT count(*) FROM resource r WHERE " + where);
+    auto count = conn.Prepare(count_sql);
     if (!count) return std::move(count).error();
     int index = 1;
-    Bind(**count, index, bindings);
+    Bind(**count, index, index_count ? index_count->bindings : bindings);
     auto row = (*count)->Step();
     if (!row) {
       (*count)->Reset();
@@ -234,7 +249,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     (*count)->Reset();
   }
   if (q.summary == search::SummaryMode::kCount) {
-    result.plan = "SELECT count(*) FROM resource r WHERE " + where;
+    result.plan = count_sql;
     return result;
   }
 
