@@ -53,8 +53,7 @@ Result<std::unique_ptr<Database>> Database::Open(std::string_view url) {
   if (url.starts_with("sqlite:")) return sqlite::OpenSqliteDatabase(url.substr(7));
   if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
     return Error::NotSupported("PostgreSQL is not available in this build yet; use sqlite:PATH");
-  return Error::Invalid("Unknown database URL '" + std::string(url) +
-                        "': expected sqlite:PATH");
+  return Error::Invalid("Unknown database URL '" + std::string(url) + "': expected sqlite:PATH");
 }
 
 Result<Lease> Database::Acquire() {

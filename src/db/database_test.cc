@@ -1,7 +1,6 @@
 #include "db/database.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -74,7 +73,8 @@ TEST(DatabaseTest, ConstraintViolationIsAConflict) {
 }
 
 TEST(DatabaseTest, FileDatabasePersistsAcrossOpens) {
-  auto dir = std::filesystem::temp_directory_path() / ("fhirstone-db-test-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("fhirstone-db-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::string url = "sqlite:" + (dir / "t.db").string();
   {

@@ -87,7 +87,8 @@ class Registry {
 // keep the registry they took for the length of their work. Thread-safe.
 class RegistryHolder {
  public:
-  explicit RegistryHolder(std::shared_ptr<const Registry> registry) : registry_(std::move(registry)) {}
+  explicit RegistryHolder(std::shared_ptr<const Registry> registry)
+      : registry_(std::move(registry)) {}
   std::shared_ptr<const Registry> Get() const { return registry_.load(); }
   void Set(std::shared_ptr<const Registry> registry) { registry_.store(std::move(registry)); }
 

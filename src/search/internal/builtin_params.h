@@ -7,9 +7,9 @@
 namespace fhirstone::search::internal {
 
 struct BuiltinParam {
-  const char* base;        // resource type, or Resource / DomainResource
+  const char* base;  // resource type, or Resource / DomainResource
   const char* code;
-  const char* type;        // number, date, string, token, reference, composite, quantity, uri, special
+  const char* type;  // number, date, string, token, reference, composite, quantity, uri, special
   const char* expression;  // FHIRPath, restricted to this base type's branches ("" when none)
   const char* targets;     // comma-separated target types of a reference
   const char* url;
@@ -23,7 +23,7 @@ extern const size_t kBuiltinParamCount;
 struct CompartmentParams {
   const char* compartment;  // Patient, Encounter, RelatedPerson, Practitioner, Device
   const char* type;
-  const char* params;       // comma-separated codes
+  const char* params;  // comma-separated codes
 };
 
 extern const CompartmentParams kCompartmentParams[];
