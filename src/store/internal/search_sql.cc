@@ -731,6 +731,28 @@ const char* IndexSchema() {
          "CREATE INDEX idx_composite_rid ON idx_composite (rid);";
 }
 
+namespace {
+
+// Inserts one index row per entry with `sql`, whose first two columns are rid and param;
+// `bind_rest` binds the others.
+template <typename Entry, typename BindRest>
+Status InsertAll(db::Connection& conn, std::string_view sql, int64_t rid,
+                 const std::vector<Entry>& entries, BindRest bind_rest) {
+  if (entries.empty()) return Ok();
+  auto stmt = conn.Prepare(sql);
+  if (!stmt) return std::move(stmt).error();
+  for (const Entry& e : entries) {
+    (*stmt)->BindInt(1, rid);
+    (*stmt)->BindText(2, ParamKey(*e.param));
+    bind_rest(**stmt, e);
+    auto done = (*stmt)->Run();
+    if (!done) return std::move(done).error();
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries) {
   for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
                             "idx_quantity", "idx_uri", "idx_composite"}) {
@@ -741,123 +763,72 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
     if (!done) return std::move(done).error();
   }
   if (!entries) return Ok();
-  auto run = [](Result<db::Statement*>& stmt) -> Status {
-    auto done = (*stmt)->Run();
-    if (!done) return std::move(done).error();
-    return Ok();
-  };
-  if (!entries->strings.empty()) {
-    auto s = conn.Prepare("INSERT INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->strings) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindText(3, e.normalized);
-      (*s)->BindText(4, e.exact);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->tokens.empty()) {
-    auto s = conn.Prepare(
-        "INSERT INTO idx_token (rid, param, system, code, text) VALUES (?, ?, ?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->tokens) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindText(3, e.system);
-      (*s)->BindText(4, e.code);
-      (*s)->BindText(5, e.text);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->references.empty()) {
-    auto s = conn.Prepare(
-        "INSERT INTO idx_reference (rid, param, target_type, target_id, version, url, id_system, "
-        "id_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->references) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindText(3, e.target_type);
-      (*s)->BindText(4, e.target_id);
-      (*s)->BindText(5, e.version);
-      (*s)->BindText(6, e.url);
-      (*s)->BindText(7, e.identifier_system);
-      (*s)->BindText(8, e.identifier_value);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->dates.empty()) {
-    auto s = conn.Prepare("INSERT INTO idx_date (rid, param, low, high) VALUES (?, ?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->dates) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindInt(3, e.low);
-      (*s)->BindInt(4, e.high);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->numbers.empty()) {
-    auto s = conn.Prepare("INSERT INTO idx_number (rid, param, value) VALUES (?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->numbers) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindDouble(3, e.value);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->quantities.empty()) {
-    auto s = conn.Prepare(
-        "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit) VALUES (?, ?, ?, ?, "
-        "?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->quantities) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindDouble(3, e.low);
-      (*s)->BindDouble(4, e.high);
-      (*s)->BindText(5, e.system);
-      (*s)->BindText(6, e.code);
-      (*s)->BindText(7, e.unit);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->composites.empty()) {
-    auto s = conn.Prepare(
-        "INSERT INTO idx_composite (rid, param, a_system, a_code, b_system, b_code, b_text, b_low, "
-        "b_high, b_date_low, b_date_high, c_low, c_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->composites) {
-      db::Statement& st = **s;
-      st.BindInt(1, rid);
-      st.BindText(2, ParamKey(*e.param));
-      st.BindText(3, e.a_system);
-      st.BindText(4, e.a_code);
-      st.BindText(5, e.b_system);
-      st.BindText(6, e.b_code);
-      st.BindText(7, e.b_text);
-      st.BindDouble(8, e.b_low);
-      st.BindDouble(9, e.b_high);
-      st.BindInt(10, e.b_date_low);
-      st.BindInt(11, e.b_date_high);
-      st.BindDouble(12, e.c_low);
-      st.BindDouble(13, e.c_high);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
-  if (!entries->uris.empty()) {
-    auto s = conn.Prepare("INSERT INTO idx_uri (rid, param, uri) VALUES (?, ?, ?)");
-    if (!s) return std::move(s).error();
-    for (const auto& e : entries->uris) {
-      (*s)->BindInt(1, rid);
-      (*s)->BindText(2, ParamKey(*e.param));
-      (*s)->BindText(3, e.uri);
-      FHIRSTONE_RETURN_IF_ERROR(run(s));
-    }
-  }
+  FHIRSTONE_RETURN_IF_ERROR(
+      InsertAll(conn, "INSERT INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)", rid,
+                entries->strings, [](db::Statement& s, const search::StringEntry& e) {
+                  s.BindText(3, e.normalized);
+                  s.BindText(4, e.exact);
+                }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn, "INSERT INTO idx_token (rid, param, system, code, text) VALUES (?, ?, ?, ?, ?)", rid,
+      entries->tokens, [](db::Statement& s, const search::TokenEntry& e) {
+        s.BindText(3, e.system);
+        s.BindText(4, e.code);
+        s.BindText(5, e.text);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn,
+      "INSERT INTO idx_reference (rid, param, target_type, target_id, version, url, id_system, "
+      "id_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      rid, entries->references, [](db::Statement& s, const search::ReferenceEntry& e) {
+        s.BindText(3, e.target_type);
+        s.BindText(4, e.target_id);
+        s.BindText(5, e.version);
+        s.BindText(6, e.url);
+        s.BindText(7, e.identifier_system);
+        s.BindText(8, e.identifier_value);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(
+      InsertAll(conn, "INSERT INTO idx_date (rid, param, low, high) VALUES (?, ?, ?, ?)", rid,
+                entries->dates, [](db::Statement& s, const search::DateEntry& e) {
+                  s.BindInt(3, e.low);
+                  s.BindInt(4, e.high);
+                }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn, "INSERT INTO idx_number (rid, param, value) VALUES (?, ?, ?)", rid, entries->numbers,
+      [](db::Statement& s, const search::NumberEntry& e) { s.BindDouble(3, e.value); }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn,
+      "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit) VALUES (?, ?, ?, ?, "
+      "?, ?, ?)",
+      rid, entries->quantities, [](db::Statement& s, const search::QuantityEntry& e) {
+        s.BindDouble(3, e.low);
+        s.BindDouble(4, e.high);
+        s.BindText(5, e.system);
+        s.BindText(6, e.code);
+        s.BindText(7, e.unit);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn,
+      "INSERT INTO idx_composite (rid, param, a_system, a_code, b_system, b_code, b_text, b_low, "
+      "b_high, b_date_low, b_date_high, c_low, c_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?)",
+      rid, entries->composites, [](db::Statement& s, const search::CompositeEntry& e) {
+        s.BindText(3, e.a_system);
+        s.BindText(4, e.a_code);
+        s.BindText(5, e.b_system);
+        s.BindText(6, e.b_code);
+        s.BindText(7, e.b_text);
+        s.BindDouble(8, e.b_low);
+        s.BindDouble(9, e.b_high);
+        s.BindInt(10, e.b_date_low);
+        s.BindInt(11, e.b_date_high);
+        s.BindDouble(12, e.c_low);
+        s.BindDouble(13, e.c_high);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(
+      InsertAll(conn, "INSERT INTO idx_uri (rid, param, uri) VALUES (?, ?, ?)", rid, entries->uris,
+                [](db::Statement& s, const search::UriEntry& e) { s.BindText(3, e.uri); }));
   return Ok();
 }
 
