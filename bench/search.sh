@@ -51,15 +51,7 @@ queries=(
   "Patient?_has:Observation:patient:code=$Y"
 )
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
-run_wrk() {  # connections threads url -> "rps p50 p99 errors"
-  wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s bench/wrk/fixed.lua "$3" 2>&1 | awk '/^RESULT/ {
-    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    print v["rps"], v["p50"], v["p99"], v["errors"] }'
-}
+source bench/lib.sh
 
 "$BUILD/fhirstone" serve --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" --log-level warn >"$WORK/search-server.log" 2>&1 &
 pids+=($!)
@@ -68,9 +60,9 @@ rows=()
 for query in "${queries[@]}"; do
   url="http://127.0.0.1:$PORT/fhir/$query"
   matches=$(curl -s "$url&_total=accurate" | python3 -c 'import json,sys; b=json.load(sys.stdin); print(b.get("total", "?"), len(b.get("entry", [])))')
-  run_wrk 8 2 "$url" >/dev/null  # warm-up
-  read -r r1 p50 p99 e1 < <(run_wrk 1 1 "$url")
-  read -r r64 _ p99_64 e64 < <(run_wrk 64 2 "$url")
+  run_wrk 8 2 "$url" bench/wrk/fixed.lua >/dev/null  # warm-up
+  read -r r1 p50 p99 e1 < <(run_wrk 1 1 "$url" bench/wrk/fixed.lua)
+  read -r r64 _ p99_64 e64 < <(run_wrk 64 2 "$url" bench/wrk/fixed.lua)
   rows+=("| \`$query\` | $matches | $p50 | $p99 | $r1 | $r64 | $p99_64 | $((e1 + e64)) |")
 done
 first_url="http://127.0.0.1:$PORT/fhir/${queries[0]}"
@@ -81,8 +73,8 @@ kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 "$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/search-first.json" &
 pids+=($!)
 wait_port "$CEIL_PORT"
-read -r c1 cp50 cp99 _ < <(run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT/")
-read -r c64 _ _ _ < <(run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT/")
+read -r c1 cp50 cp99 _ < <(run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT/" bench/wrk/fixed.lua)
+read -r c64 _ _ _ < <(run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT/" bench/wrk/fixed.lua)
 
 out="bench/results/$(date +%F)-search.md"
 {

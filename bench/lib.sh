@@ -1,0 +1,13 @@
+# Shared by the bench scripts (sourced): process cleanup, waiting for a port, one wrk run.
+# Needs SECONDS_PER_RUN and BENCH_DIR set by the caller.
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
+
+run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
+  wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    print v["rps"], v["p50"], v["p99"], v["errors"] }'
+}
