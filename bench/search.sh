@@ -53,7 +53,7 @@ queries=(
 
 source bench/lib.sh
 
-"$BUILD/fhirstone" serve --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" --log-level warn >"$WORK/search-server.log" 2>&1 &
+"$BUILD/fhirstone" serve --open --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" --log-level warn >"$WORK/search-server.log" 2>&1 &
 pids+=($!)
 wait_port "$PORT"
 rows=()

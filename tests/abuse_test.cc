@@ -28,6 +28,7 @@ class AbuseTest : public ::testing::Test {
     server::ServeConfig config;
     config.listen = "127.0.0.1:0";
     config.db = "sqlite:" + (dir_ / "db.sqlite").string();
+    config.open = true;
     config.threads = 2;
     config.max_body_bytes = 64 * 1024;
     config.read_timeout_ms = 300;

@@ -40,6 +40,7 @@ class ReindexTest : public ::testing::Test {
     fs::create_directories(dir_);
     config_.listen = "127.0.0.1:0";
     config_.db = "sqlite:" + (dir_ / "db.sqlite").string();
+    config_.open = true;
     config_.threads = 2;
   }
   void TearDown() override { fs::remove_all(dir_); }

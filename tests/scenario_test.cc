@@ -156,6 +156,7 @@ TEST_P(ScenarioTest, Runs) {
   config.threads = 2;
   config.max_body_bytes = 1024 * 1024;
   config.read_timeout_ms = 1000;
+  config.open = true;  // FHIR behaviour; access control has its own tests (auth_test)
   auto app = server::App::Start(config);
   ASSERT_TRUE(app) << app.error().message();
   const uint16_t port = (*app)->port();

@@ -209,11 +209,12 @@ struct FhirApi::Impl {
   json::Value capability_statement;
   std::string capability_body;
 
-  Result<http::Response> Dispatch(http::Request& http, bool& pretty) {
+  Result<http::Response> Dispatch(http::Request& http, const AccessContext* access, bool& pretty) {
     auto target = ParseTarget(http.target);
     if (!target) return std::move(target).error();
     FhirRequest req;
     req.http = &http;
+    req.access = access;
     req.params = std::move(target->params);
     auto is_pretty = ParsePretty(req);
     if (!is_pretty) return std::move(is_pretty).error();
@@ -234,6 +235,8 @@ struct FhirApi::Impl {
                           : JsonResponse(200, capability_body);
       }
       case Interaction::kReindex: {
+        if (access && !access->admin)
+          return Error::Forbidden("$reindex needs an administrator's access");
         if (!ctx.options.start_reindex) return Error::NotSupported("$reindex is not available");
         FHIRSTONE_RETURN_IF_ERROR(ctx.options.start_reindex());
         return JsonResponse(202,
@@ -279,9 +282,9 @@ FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
                    {}}) {
   // Bundle entries with GET are dispatched through the whole API, as if requested alone.
   Impl* impl = impl_.get();
-  impl_->ctx.dispatch = [impl](http::Request& request) {
+  impl_->ctx.dispatch = [impl](http::Request& request, const AccessContext* access) {
     bool pretty = false;
-    auto response = impl->Dispatch(request, pretty);
+    auto response = impl->Dispatch(request, access, pretty);
     return response ? std::move(response).value() : ErrorResponse(response.error(), pretty);
   };
 }
@@ -290,10 +293,10 @@ FhirApi::~FhirApi() = default;
 
 const std::string& FhirApi::fhir_base() const { return impl_->ctx.base; }
 
-http::Response FhirApi::Handle(http::Request& request) {
+http::Response FhirApi::Handle(http::Request& request, const AccessContext* access) {
   bool pretty = false;
   try {
-    auto response = impl_->Dispatch(request, pretty);
+    auto response = impl_->Dispatch(request, access, pretty);
     if (response) return std::move(response).value();
     const Error& error = response.error();
     if (error.code() == ErrorCode::kInternal)

@@ -9,7 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "api/access.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "http/message.h"
 #include "search/registry.h"
 #include "store/resource_store.h"
@@ -24,6 +26,9 @@ struct ApiOptions {
   // Starts the reindex job ($reindex); Conflict when one is already running. Empty: $reindex is
   // not offered.
   std::function<Status()> start_reindex;
+  // The CapabilityStatement's rest.security (SMART on FHIR service and OAuth URIs); null when
+  // the API is open.
+  json::Value security;
 };
 
 class FhirApi {
@@ -36,7 +41,8 @@ class FhirApi {
   FhirApi& operator=(const FhirApi&) = delete;
 
   // REQUIRES: request.Path() starts with "/fhir".
-  http::Response Handle(http::Request& request);
+  // `access` states what the caller may do (SMART scopes); null: unrestricted.
+  http::Response Handle(http::Request& request, const AccessContext* access = nullptr);
 
   const std::string& fhir_base() const;
 

@@ -8,9 +8,13 @@
 
 #include "api/error_response.h"
 #include "api/fhir_api.h"
+#include "auth/oauth/auth_store.h"
+#include "auth/oauth/authorization_server.h"
+#include "auth/oauth/tokens.h"
 #include "common/strings.h"
 #include "db/database.h"
 #include "http/server.h"
+#include "search/query.h"
 #include "search/registry.h"
 #include "server/import.h"
 #include "store/sql_resource_store.h"
@@ -34,9 +38,85 @@ struct App::Impl {
   std::unique_ptr<store::ResourceStore> store;
   std::atomic<api::FhirApi*> api{nullptr};
   std::unique_ptr<api::FhirApi> api_owner;
+  std::unique_ptr<oauth::AuthStore> auth_store;
+  std::unique_ptr<oauth::TokenService> tokens;
+  std::atomic<oauth::AuthorizationServer*> auth{nullptr};
+  std::unique_ptr<oauth::AuthorizationServer> auth_owner;
+  bool open = false;
   std::unique_ptr<http::Server> server;
   std::string base_url;
   bool stopped = false;
+
+  // CORS (https://fetch.spec.whatwg.org/#http-cors-protocol): browser apps on other origins
+  // call the FHIR API with bearer tokens.
+  static http::Response Preflight(const std::string& origin) {
+    http::Response r;
+    r.status = 204;
+    if (!origin.empty()) r.SetHeader("Access-Control-Allow-Origin", origin);
+    r.SetHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
+    r.SetHeader("Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, "
+                "If-None-Exist, If-Modified-Since, X-Request-Id");
+    r.SetHeader("Access-Control-Max-Age", "600");
+    r.SetHeader("Vary", "Origin");
+    return r;
+  }
+
+  // What the authorization server needs from the FHIR store.
+  oauth::FhirHooks Hooks() {
+    oauth::FhirHooks hooks;
+    hooks.search_patients =
+        [this](std::string_view text,
+               int limit) -> Result<std::vector<oauth::FhirHooks::PatientSummary>> {
+      search::QueryParams params{{"_count", std::to_string(limit)}, {"_sort", "family"}};
+      if (!text.empty()) params.emplace_back("name", std::string(text));
+      auto registry = this->registry->Get();
+      auto query = search::ParseQuery(*registry, {"Patient"}, params, {});
+      if (!query) return std::move(query).error();
+      query->total = search::TotalMode::kNone;
+      auto found = store->Search(*query);
+      if (!found) return std::move(found).error();
+      std::vector<oauth::FhirHooks::PatientSummary> out;
+      for (const auto& v : found->matches) {
+        auto parsed = json::Parse(v.body);
+        if (!parsed) continue;
+        out.push_back({v.id, PatientName(*parsed), std::string(parsed->GetString("birthDate")),
+                       std::string(parsed->GetString("gender"))});
+      }
+      return out;
+    };
+    hooks.patient_name = [this](std::string_view id) -> Result<std::string> {
+      auto v = store->Read("Patient", id);
+      if (!v) return std::move(v).error();
+      auto parsed = json::Parse(v->body);
+      if (!parsed) return Error::Internal("unreadable Patient");
+      return PatientName(*parsed);
+    };
+    hooks.write_consent = [this](const json::Value& consent) -> Result<std::string> {
+      if (consent.GetString("id").empty()) {
+        auto created = store->Create(consent);
+        if (!created) return std::move(created).error();
+        return created->id;
+      }
+      auto updated = store->Update(consent, std::nullopt);
+      if (!updated) return std::move(updated).error();
+      return updated->resource.id;
+    };
+    return hooks;
+  }
+
+  static std::string PatientName(const json::Value& patient) {
+    const json::Value* names = patient.Find("name");
+    if (!names || !names->is_array() || names->as_array().empty()) return "(no name)";
+    const json::Value& n = names->as_array().front();
+    if (!n.GetString("text").empty()) return std::string(n.GetString("text"));
+    std::string out;
+    if (const json::Value* given = n.Find("given"); given && given->is_array())
+      for (const auto& g : given->as_array())
+        if (g.is_string()) out += g.as_string() + " ";
+    out += n.GetString("family");
+    return std::string(Trim(out));
+  }
 
   // The reindex job runs on its own thread, never on an I/O thread; one at a time.
   Status StartReindex() {
@@ -58,10 +138,33 @@ struct App::Impl {
 
   http::Response Route(http::Request& request) {
     std::string_view path = request.Path();
+    oauth::AuthorizationServer* authorization = auth.load(std::memory_order_acquire);
+    if (authorization && authorization->Handles(path)) return authorization->Handle(request);
     if (path == "/fhir" || path.starts_with("/fhir/")) {
       api::FhirApi* fhir = api.load(std::memory_order_acquire);
-      if (!fhir) return api::ErrorResponse(Error::Unavailable("The server is starting"));
-      return fhir->Handle(request);
+      if (!fhir || (!open && !authorization))
+        return api::ErrorResponse(Error::Unavailable("The server is starting"));
+      std::string origin(request.Header("Origin"));
+      if (request.method == "OPTIONS") return Preflight(origin);
+      http::Response response;
+      if (open || path == "/fhir/metadata") {
+        response = fhir->Handle(request);
+      } else {
+        auto access = authorization->Authenticate(request);
+        if (access) {
+          response = fhir->Handle(request, access->get());
+        } else {
+          response = api::ErrorResponse(access.error());
+          response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
+        }
+      }
+      if (!origin.empty()) {
+        response.SetHeader("Access-Control-Allow-Origin", origin);
+        response.SetHeader("Vary", "Origin");
+        response.SetHeader("Access-Control-Expose-Headers",
+                           "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate");
+      }
+      return response;
     }
     if (path == "/" && (request.method == "GET" || request.method == "HEAD")) {
       http::Response response;
@@ -223,13 +326,36 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
+  impl.open = config.open;
+  auto auth_store = oauth::AuthStore::Open(*impl.db);
+  if (!auth_store) return std::move(auth_store).error();
+  impl.auth_store = std::move(auth_store).value();
+  oauth::TokenOptions token_options;
+  token_options.issuer = impl.base_url + "/fhir";
+  token_options.audience = impl.base_url + "/fhir";
+  auto tokens = oauth::TokenService::Create(*impl.auth_store, *impl.clock, token_options);
+  if (!tokens) return std::move(tokens).error();
+  impl.tokens = std::move(tokens).value();
+  oauth::AuthOptions auth_options;
+  auth_options.base_url = impl.base_url;
+  auth_options.require_pkce_for_all = config.require_pkce;
+  auto authorization = oauth::AuthorizationServer::Create(*impl.auth_store, *impl.tokens,
+                                                          *impl.clock, impl.Hooks(), auth_options);
+  if (!authorization) return std::move(authorization).error();
+  impl.auth_owner = std::move(authorization).value();
+  if (config.open)
+    spdlog::warn(
+        "OPEN MODE: the FHIR API answers every request without an access token. "
+        "Never use this with real patient data.");
   api::ApiOptions api_options;
   api_options.base_url = impl.base_url;
   api_options.software_version = FHIRSTONE_VERSION;
+  if (!config.open) api_options.security = impl.auth_owner->CapabilitySecurity();
   api_options.start_reindex = [raw]() -> Status { return raw->StartReindex(); };
   impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
                                                   *impl.registry, api_options);
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
+  impl.auth.store(impl.auth_owner.get(), std::memory_order_release);
   return app;
 }
 
@@ -245,7 +371,11 @@ void App::Stop() {
   if (impl_->server) impl_->server->Stop();
   if (impl_->reindex_job.joinable()) impl_->reindex_job.join();
   impl_->api.store(nullptr);
+  impl_->auth.store(nullptr);
   impl_->api_owner.reset();
+  impl_->auth_owner.reset();
+  impl_->tokens.reset();
+  impl_->auth_store.reset();
   impl_->store.reset();
   impl_->db.reset();  // closes every connection: the WAL is checkpointed
 }

@@ -31,6 +31,10 @@ struct ServeConfig {
   size_t max_body_bytes = 16 * 1024 * 1024;
   int read_timeout_ms = 30000;
   int idle_timeout_ms = 60000;
+  // Development mode: the FHIR API answers without access tokens. Secure is the default.
+  bool open = false;
+  // PKCE for every client, confidential ones too (public clients always need it).
+  bool require_pkce = false;
 };
 
 class App {

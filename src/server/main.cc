@@ -11,6 +11,7 @@
 
 #include "common/time.h"
 #include "generate/generator.h"
+#include "server/admin.h"
 #include "server/app.h"
 #include "server/import.h"
 
@@ -75,6 +76,79 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  serve->add_flag("--open", config.open,
+                  "Development only: answer FHIR requests without access tokens (secure, "
+                  "token-checked access is the default)");
+  serve->add_flag("--require-pkce", config.require_pkce,
+                  "Require PKCE of confidential clients too (public clients always need it)");
+
+  // fhirstone client add|list, user add, keys rotate, launch: the authorization server's state.
+  std::string admin_db = "sqlite:var/fhirstone.db";
+  CLI::App* client = cli.add_subcommand("client", "Manage the registered SMART apps");
+  client->require_subcommand(1);
+  fhirstone::server::ClientSpec client_spec;
+  client_spec.scopes =
+      "openid fhirUser profile launch launch/patient launch/encounter offline_access "
+      "online_access patient/*.cruds user/*.cruds";
+  bool client_json = false;
+  CLI::App* client_add = client->add_subcommand(
+      "add", "Register an app; prints its client_id (and its client_secret, shown only once)");
+  client_add->add_option("--db", admin_db, "Database URL: sqlite:PATH")->capture_default_str();
+  client_add->add_option("--name", client_spec.name, "The app's name, shown to users")->required();
+  client_add
+      ->add_option("--type", client_spec.type,
+                   "public, confidential-symmetric (a client secret) or confidential-asymmetric "
+                   "(private_key_jwt with the keys of --jwks)")
+      ->capture_default_str();
+  client_add->add_option("--redirect-uri", client_spec.redirect_uris,
+                         "A redirect URI, matched exactly (repeat for several)");
+  client_add->add_option("--scopes", client_spec.scopes, "The scopes the app may be granted")
+      ->capture_default_str();
+  client_add->add_option("--jwks", client_spec.jwks_file,
+                         "A JWKS file with the client's public keys (confidential-asymmetric)");
+  client_add->add_option("--launch-uri", client_spec.launch_uri, "The app's launch URL");
+  client_add->add_option("--client-id", client_spec.client_id,
+                         "A chosen client_id (default: random)");
+  client_add->add_flag("--require-pkce", client_spec.require_pkce,
+                       "Require PKCE even though the client is confidential");
+  client_add->add_flag("--json", client_json, "Print the registration as JSON");
+  CLI::App* client_list = client->add_subcommand("list", "List the registered apps");
+  client_list->add_option("--db", admin_db, "Database URL: sqlite:PATH")->capture_default_str();
+
+  std::string user_name, user_password, user_fhir_user, user_display;
+  CLI::App* user = cli.add_subcommand("user", "Manage the users who sign in");
+  user->require_subcommand(1);
+  CLI::App* user_add = user->add_subcommand(
+      "add",
+      "Add a user (the password is stored as an Argon2id hash; give it with --password or "
+      "the FHIRSTONE_PASSWORD environment variable)");
+  user_add->add_option("--db", admin_db, "Database URL: sqlite:PATH")->capture_default_str();
+  user_add->add_option("--username", user_name, "The sign-in name")->required();
+  user_add->add_option("--password", user_password, "The password (at least 8 characters)");
+  user_add
+      ->add_option("--fhir-user", user_fhir_user,
+                   "Who the user is in FHIR: Patient/ID, Practitioner/ID, RelatedPerson/ID or "
+                   "Person/ID")
+      ->required();
+  user_add->add_option("--display", user_display, "The user's name as pages show it");
+
+  std::string keys_base = "http://127.0.0.1:8080";
+  CLI::App* keys = cli.add_subcommand("keys", "Manage the token signing keys");
+  keys->require_subcommand(1);
+  CLI::App* keys_rotate = keys->add_subcommand(
+      "rotate",
+      "Make a new signing key current; tokens signed before stay valid until they expire");
+  keys_rotate->add_option("--db", admin_db, "Database URL: sqlite:PATH")->capture_default_str();
+  keys_rotate->add_option("--base-url", keys_base, "The server's public URL")
+      ->capture_default_str();
+
+  std::string launch_user, launch_patient, launch_encounter;
+  CLI::App* launch = cli.add_subcommand(
+      "launch", "Create a single-use EHR launch value (valid 5 minutes) for a user and a patient");
+  launch->add_option("--db", admin_db, "Database URL: sqlite:PATH")->capture_default_str();
+  launch->add_option("--user", launch_user, "The username of the EHR user")->required();
+  launch->add_option("--patient", launch_patient, "The patient id in context");
+  launch->add_option("--encounter", launch_encounter, "The encounter id in context");
 
   std::string reindex_db = "sqlite:var/fhirstone.db";
   CLI::App* reindex = cli.add_subcommand(
@@ -258,6 +332,66 @@ int main(int argc, char** argv) {
     }
     std::printf("generated %d patients: %lld bundles in %s\n", generate_options.patients,
                 static_cast<long long>(bundles), generate_out.c_str());
+  }
+  if (client_add->parsed()) {
+    EnsureDatabaseFolder(admin_db);
+    auto registered = fhirstone::server::AddClient(admin_db, client_spec);
+    if (!registered) {
+      spdlog::error("client add failed: {}", registered.error().message());
+      return 1;
+    }
+    if (client_json) {
+      std::printf("{\"client_id\":\"%s\"%s%s%s}\n", registered->client_id.c_str(),
+                  registered->client_secret.empty() ? "" : ",\"client_secret\":\"",
+                  registered->client_secret.c_str(), registered->client_secret.empty() ? "" : "\"");
+    } else {
+      std::printf("client_id: %s\n", registered->client_id.c_str());
+      if (!registered->client_secret.empty())
+        std::printf("client_secret: %s\n(shown only now: it is stored hashed)\n",
+                    registered->client_secret.c_str());
+    }
+  }
+  if (client_list->parsed()) {
+    auto clients = fhirstone::server::ListClients(admin_db);
+    if (!clients) {
+      spdlog::error("client list failed: {}", clients.error().message());
+      return 1;
+    }
+    for (const auto& c : *clients)
+      std::printf("%s\t%s\t%s\t%s\n", c.client_id.c_str(),
+                  std::string(fhirstone::oauth::ClientTypeName(c.type)).c_str(), c.name.c_str(),
+                  c.allowed_scopes.c_str());
+  }
+  if (user_add->parsed()) {
+    EnsureDatabaseFolder(admin_db);
+    if (user_password.empty()) {
+      const char* env = std::getenv("FHIRSTONE_PASSWORD");
+      if (env) user_password = env;
+    }
+    auto id = fhirstone::server::AddUser(admin_db, user_name, user_password, user_fhir_user,
+                                         user_display);
+    if (!id) {
+      spdlog::error("user add failed: {}", id.error().message());
+      return 1;
+    }
+    std::printf("user %s added (%s)\n", user_name.c_str(), user_fhir_user.c_str());
+  }
+  if (keys_rotate->parsed()) {
+    auto rotated = fhirstone::server::RotateKeys(admin_db, keys_base);
+    if (!rotated) {
+      spdlog::error("keys rotate failed: {}", rotated.error().message());
+      return 1;
+    }
+    std::printf("a new signing key is current\n");
+  }
+  if (launch->parsed()) {
+    auto value = fhirstone::server::CreateLaunch(admin_db, launch_user, launch_patient,
+                                                 launch_encounter, 300);
+    if (!value) {
+      spdlog::error("launch failed: {}", value.error().message());
+      return 1;
+    }
+    std::printf("%s\n", value->c_str());
   }
   if (reindex->parsed()) {
     auto count = fhirstone::server::Reindex(reindex_db, reindex_base);

@@ -14,6 +14,7 @@ cat > "$work/fhirstone.toml" <<CONF
 listen = "127.0.0.1:0"
 db = "sqlite:$work/db/fhirstone.db"
 threads = 2
+open = true
 CONF
 
 start() {

@@ -166,6 +166,7 @@ TEST_F(SearchDifferentialTest, ServerAgreesWithBruteForceOracle) {
   server::ServeConfig config;
   config.listen = "127.0.0.1:0";
   config.db = "sqlite:" + (dir_ / "db.sqlite").string();
+  config.open = true;
   config.threads = 2;
   auto app = server::App::Start(config);
   ASSERT_TRUE(app) << app.error().message();

@@ -79,6 +79,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   }
   json::Value rest = json::Value::EmptyObject();
   rest.Set("mode", "server");
+  if (!ctx.options.security.is_null()) rest.Set("security", ctx.options.security);
   rest.Set("resource", std::move(resources));
   rest.Set("interaction", json::Array{Code("transaction"), Code("batch"), Code("history-system"),
                                       Code("search-system")});

@@ -29,8 +29,11 @@ Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const Fhir
   Status status = Ok();
   auto if_match = IfMatch(req, status);
   if (!status) return std::move(status).error();
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermUpdate));
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
   auto resource = ParseResourceBody(req, req.type);
   if (!resource) return std::move(resource).error();
+  FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *resource));
   store::UpdateResult result;
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
     auto matches = MatchConditional(ctx, tx, req.type, req.http->Query(), 2);
@@ -48,6 +51,7 @@ Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const Fhir
         return Ok();
       }
     } else {
+      FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermUpdate, matches->front()));
       const std::string& match_id = matches->front().id;
       if (!body_id.empty() && body_id != match_id)
         return Error::Invalid("The body's id '" + std::string(body_id) +
@@ -68,6 +72,8 @@ Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const Fhir
 }
 
 Result<http::Response> HandleConditionalDelete(const ApiContext& ctx, const FhirRequest& req) {
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermDelete));
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
   int deleted = 0;
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
     auto matches =
@@ -78,6 +84,7 @@ Result<http::Response> HandleConditionalDelete(const ApiContext& ctx, const Fhir
                                        std::to_string(kMaxConditionalDeletes) +
                                        " resources: refine them");
     for (const auto& m : *matches) {
+      FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermDelete, m));
       auto result = tx.Delete(m.type, m.id, std::nullopt);
       if (!result) return std::move(result).error();
       if (result->deleted) ++deleted;

@@ -9,8 +9,10 @@
 namespace fhirstone::api {
 
 Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& req) {
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermCreate));
   auto resource = ParseResourceBody(req, req.type);
   if (!resource) return std::move(resource).error();
+  FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, *resource));
   std::string_view if_none_exist = Trim(req.http->Header("If-None-Exist"));
   if (if_none_exist.starts_with("?")) if_none_exist.remove_prefix(1);
   if (if_none_exist.empty()) {
@@ -19,6 +21,7 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
     return WriteResponse(201, *created, req, ctx,
                          "Created " + created->type + "/" + created->id + " version 1");
   }
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
   store::ResourceVersion result;
   bool created = false;
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {

@@ -15,6 +15,11 @@ Result<http::Response> HandleDelete(const ApiContext& ctx, const FhirRequest& re
       return Error::Invalid("If-Match must be a version ETag such as W/\"3\", not '" +
                             std::string(if_match_header) + "'");
   }
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermDelete));
+  if (req.access) {
+    auto existing = ctx.store.Read(req.type, req.id);
+    if (existing) FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermDelete, *existing));
+  }
   auto result = ctx.store.Delete(req.type, req.id, if_match);
   if (!result) return std::move(result).error();
   std::string message = result->deleted ? "Deleted " + req.type + "/" + req.id

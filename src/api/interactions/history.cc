@@ -73,8 +73,15 @@ Result<http::Response> HandleHistory(const ApiContext& ctx, const FhirRequest& r
     }
     link_params.emplace_back(key, value);
   }
+  FHIRSTONE_RETURN_IF_ERROR(
+      Authorize(req, req.type.empty() ? std::string_view("*") : req.type, kPermRead));
   auto page = ctx.store.History(query);
   if (!page) return std::move(page).error();
+  if (req.access) {  // only the versions the access allows reading; deletions need type access
+    std::erase_if(page->entries, [&](const store::ResourceVersion& v) {
+      return !CheckStored(ctx, req, kPermRead, v);
+    });
+  }
 
   std::string out;
   out.reserve(256 + page->entries.size() * 512);

@@ -27,6 +27,8 @@ Result<json::Value> PatchedResource(const json::Value& current, const json::Valu
 }
 
 Result<http::Response> HandlePatch(const ApiContext& ctx, const FhirRequest& req) {
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermUpdate));
+  if (req.id.empty()) FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
   std::string_view content_type = req.http->Header("Content-Type");
   std::string media = AsciiLower(Trim(content_type.substr(0, content_type.find(';'))));
   if (media != "application/json-patch+json" && media != "application/fhir+json" &&
@@ -68,6 +70,8 @@ Result<http::Response> HandlePatch(const ApiContext& ctx, const FhirRequest& req
     if (!patched) return std::move(patched).error();
     auto checked = PatchedResource(*parsed, *patched);
     if (!checked) return std::move(checked).error();
+    FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *parsed));
+    FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *checked));
     auto updated = tx.Update(std::move(checked).value(), current->version);
     if (!updated) return std::move(updated).error();
     result = std::move(updated).value();

@@ -44,14 +44,18 @@ Result<http::Response> Answer(const ApiContext& ctx, const FhirRequest& req,
 }  // namespace
 
 Result<http::Response> HandleRead(const ApiContext& ctx, const FhirRequest& req) {
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermRead));
   auto v = ctx.store.Read(req.type, req.id);
   if (!v) return std::move(v).error();
+  FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermRead, *v));
   return Answer(ctx, req, *v);
 }
 
 Result<http::Response> HandleVRead(const ApiContext& ctx, const FhirRequest& req) {
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermRead));
   auto v = ctx.store.VRead(req.type, req.id, req.version);
   if (!v) return std::move(v).error();
+  FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermRead, *v));
   return Answer(ctx, req, *v);
 }
 

@@ -121,10 +121,16 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
                             " compartment");
     query->compartment = std::move(c);
   }
+  FHIRSTONE_RETURN_IF_ERROR(RestrictSearch(ctx, req, *registry, *query));
 
   auto start = std::chrono::steady_clock::now();
   auto result = ctx.store.Search(*query);
   if (!result) return std::move(result).error();
+  if (req.access) {  // included resources are shown only when the access allows reading them
+    std::erase_if(result->included, [&](const store::ResourceVersion& v) {
+      return !CheckStored(ctx, req, kPermRead, v) && !CheckStored(ctx, req, kPermSearch, v);
+    });
+  }
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   if (elapsed.count() >= 200) {

@@ -238,7 +238,38 @@ Result<store::ResourceVersion> PatchEntry(store::StoreTransaction& tx, const Ent
 }
 
 // Performs one write entry inside `tx` (ids and references already resolved).
-Status Perform(const ApiContext& ctx, store::StoreTransaction& tx, Entry& e) {
+Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entry& e);
+
+// Under restricted access, each write is checked as the same request alone would be.
+Status Perform(const ApiContext& ctx, const FhirRequest& req, store::StoreTransaction& tx,
+               Entry& e) {
+  if (req.access && e.verb != Verb::kGet) {
+    Permission permission = e.verb == Verb::kDelete ? kPermDelete
+                            : e.verb == Verb::kPost ? kPermCreate
+                                                    : kPermUpdate;
+    FHIRSTONE_RETURN_IF_ERROR(Authorize(req, e.type, permission));
+    if (!e.criteria.empty()) FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, e.type));
+    if (e.verb == Verb::kPost && !e.version)
+      FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, e.resource));
+    if (e.verb == Verb::kPut)
+      FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, e.resource));
+    if (!e.id.empty() && e.verb != Verb::kPost) {
+      auto existing = tx.Read(e.type, e.id);
+      if (existing) {
+        FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, permission, *existing));
+      } else if (e.verb == Verb::kPut) {
+        FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, e.resource));
+      }
+    }
+  }
+  Status performed = PerformUnchecked(ctx, tx, e);
+  if (performed && req.access && e.verb == Verb::kPatch && e.version)
+    FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermUpdate, *e.version));
+  return performed;
+}
+
+// Performs one write entry inside `tx` (ids and references already resolved).
+Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entry& e) {
   switch (e.verb) {
     case Verb::kDelete: {
       std::vector<std::pair<std::string, std::string>> targets;
@@ -380,7 +411,7 @@ void RunGet(const ApiContext& ctx, const FhirRequest& req, Entry& e) {
   get.method = "GET";
   get.target = "/fhir/" + e.url;
   get.remote_address = req.http->remote_address;
-  e.get_response = ctx.dispatch(get);
+  e.get_response = ctx.dispatch(get, req.access);
 }
 
 std::string ResponseBundle(const ApiContext& ctx, const std::vector<Entry>& entries,
@@ -443,6 +474,16 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
     }
   }
 
+  if (req.access) {  // conditional entries search first: they need unrestricted search
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const Entry& e = entries[i];
+      if (errors[i] || (e.if_none_exist.empty() && e.criteria.empty())) continue;
+      if (auto status = CheckConditional(req, e.type); !status) {
+        if (transaction) return AtEntry(status.error(), e.index);
+        errors[i] = std::move(status).error();
+      }
+    }
+  }
   if (!transaction) {
     for (Entry& e : entries) {
       if (errors[e.index]) continue;
@@ -457,7 +498,7 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
         ReferenceRewriter rewriter(ctx, tx, {});
         if (one[0].verb != Verb::kDelete)
           FHIRSTONE_RETURN_IF_ERROR(rewriter.Rewrite(one[0].resource, false));
-        Status performed = Perform(ctx, tx, one[0]);
+        Status performed = Perform(ctx, req, tx, one[0]);
         e = std::move(one[0]);
         return performed;
       });
@@ -501,7 +542,8 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
                    : step == 1 ? e.verb == Verb::kPost
                                : e.verb == Verb::kPut || e.verb == Verb::kPatch;
         if (!now) continue;
-        if (auto status = Perform(ctx, tx, e); !status) return AtEntry(status.error(), e.index);
+        if (auto status = Perform(ctx, req, tx, e); !status)
+          return AtEntry(status.error(), e.index);
       }
     }
     return Ok();

@@ -14,6 +14,7 @@ Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& re
       return Error::Invalid("If-Match must be a version ETag such as W/\"3\", not '" +
                             std::string(if_match_header) + "'");
   }
+  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermUpdate));
   auto resource = ParseResourceBody(req, req.type);
   if (!resource) return std::move(resource).error();
   const json::Value* id = resource->Find("id");
@@ -23,6 +24,19 @@ Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& re
     return Error::Invalid(
         "The body's id '" + id->as_string() + "' does not match the URL's id '" + req.id + "'",
         req.type + ".id");
+  }
+  if (req.access) {
+    FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *resource));
+    auto existing = ctx.store.Read(req.type, req.id);
+    if (existing) {
+      FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermUpdate, *existing));
+    } else if (existing.error().code() == ErrorCode::kNotFound ||
+               existing.error().code() == ErrorCode::kGone) {
+      // update as create: the caller must be allowed to create it
+      FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, *resource));
+    } else {
+      return std::move(existing).error();
+    }
   }
   auto updated = ctx.store.Update(std::move(resource).value(), if_match);
   if (!updated) return std::move(updated).error();

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/access.h"
 #include "api/fhir_api.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -54,6 +55,8 @@ struct FhirRequest {
   bool pretty = false;
   PreferReturn prefer = PreferReturn::kRepresentation;
   http::Request* http = nullptr;
+  // What the caller may do; null: unrestricted.
+  const AccessContext* access = nullptr;
 
   // The first value of parameter `name`, if present.
   std::optional<std::string_view> Param(std::string_view name) const;
@@ -61,7 +64,7 @@ struct FhirRequest {
 
 // What interactions share: the store, the options and the FHIR base URL.
 // Dispatches one request through the whole API (used for the GET entries of a Bundle).
-using Dispatcher = std::function<http::Response(http::Request&)>;
+using Dispatcher = std::function<http::Response(http::Request&, const AccessContext*)>;
 
 struct ApiContext {
   store::ResourceStore& store;
@@ -114,6 +117,34 @@ Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view t
                                       bool validate = true);
 // The stored body re-rendered when _pretty/_summary/_elements ask for it, else as stored.
 Result<std::string> RenderResource(const std::string& stored, const FhirRequest& req);
+
+// Access control (SMART scopes as an AccessContext). A Grant is what the request's access allows
+// for one permission on one type: unrestricted, or a list of allowances (each confined to the
+// patient compartment and/or a query restriction), any one of which suffices.
+struct Allowance {
+  bool patient_context = false;
+  const std::vector<std::pair<std::string, std::string>>* query = nullptr;  // may be empty
+};
+struct Grant {
+  bool unrestricted = false;
+  std::vector<Allowance> allowances;
+};
+// Forbidden (403) when nothing allows `permission` on `type`.
+Result<Grant> Authorize(const FhirRequest& req, std::string_view type, Permission permission);
+// Whether `resource` (of a type `grant` was computed for) is within the grant.
+bool Permits(const ApiContext& ctx, const FhirRequest& req, const Grant& grant,
+             const json::Value& resource);
+// Authorize + Permits for a stored body; Forbidden when not permitted.
+Status CheckStored(const ApiContext& ctx, const FhirRequest& req, Permission permission,
+                   const store::ResourceVersion& v);
+Status CheckResource(const ApiContext& ctx, const FhirRequest& req, Permission permission,
+                     const json::Value& resource);
+// Confines a parsed search to what the access allows (compartment, query restrictions, chained
+// and reverse-chained types); Forbidden when it cannot be confined.
+Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
+                      const search::Registry& registry, search::SearchQuery& query);
+// Conditional operations search before they write: they need unrestricted search on the type.
+Status CheckConditional(const FhirRequest& req, std::string_view type);
 
 // The CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html): exactly what is
 // implemented. Built once at start-up.
