@@ -7,7 +7,7 @@ pkgs=(cmake ninja-build ccache g++ pkg-config python3 libboost1.81-dev libboost-
       libsimdjson-dev libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev libarchive-dev
       libkainjow-mustache-dev libcjose-dev libjansson-dev libsodium-dev)
 case "$what" in
-  test) pkgs+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev curl sqlite3 procps) ;;
+  test) pkgs+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev curl sqlite3 procps chromium nodejs npm) ;;
   bench) pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev wrk hyperfine curl sqlite3 procps) ;;
 esac
 missing=()

@@ -446,9 +446,10 @@ struct AuthorizationServer::Impl {
     data.Set("csrf", s.session.csrf);
     data.Set("request", request_id);
     data.Set("client_name", c ? c->name : std::string("Fhirstone"));
+    int status = error.empty() ? 200 : 401;
     if (!error.empty()) data.Set("error", std::move(error));
     if (!username.empty()) data.Set("username", std::move(username));
-    return Page(error.empty() ? 200 : 401, "login", data);
+    return Page(status, "login", data);
   }
 
   // Moves an authorization forward: sign-in, patient, consent, then the code.
@@ -1029,6 +1030,23 @@ struct AuthorizationServer::Impl {
   http::Response RefreshGrant(const ClientAuth& auth, const Params& form) {
     std::string token = GetOr(form, "refresh_token");
     if (token.empty()) return OAuthError(400, "invalid_request", "refresh_token is required");
+    // Bound to its client: another client's attempt leaves it untouched.
+    auto found = store.FindRefresh(HashSecret(token));
+    if (!found) return OAuthError(500, "server_error", "");
+    if (!*found) return OAuthError(400, "invalid_grant", "The refresh token is unknown");
+    auto owner = json::Parse((*found)->payload);
+    if (!owner) return OAuthError(500, "server_error", "");
+    if (Grant::FromJson(*owner).client_id != auth.client.client_id)
+      return OAuthError(400, "invalid_grant", "The refresh token was issued to another client");
+    std::string narrowed;  // a refresh may narrow the scope, never widen it
+    if (auto scope = Get(form, "scope")) {
+      auto requested = scopes::Parse(*scope);
+      auto granted = scopes::Parse(Grant::FromJson(*owner).scope);
+      if (!requested || !granted || requested->tokens.empty() ||
+          !scopes::IsCoveredBy(*requested, *granted))
+        return OAuthError(400, "invalid_scope", "A refresh may narrow the scope, never widen it");
+      narrowed = requested->ToString();
+    }
     auto consumed = store.ConsumeRefresh(HashSecret(token));
     if (!consumed) return OAuthError(500, "server_error", "");
     if (!*consumed) return OAuthError(400, "invalid_grant", "The refresh token is unknown");
@@ -1036,10 +1054,6 @@ struct AuthorizationServer::Impl {
     auto payload = json::Parse(c.payload);
     if (!payload) return OAuthError(500, "server_error", "");
     Grant g = Grant::FromJson(*payload);
-    if (g.client_id != auth.client.client_id) {
-      if (c.first_use) store.PutRefresh(HashSecret(token), g, c.expires);  // not theirs to use
-      return OAuthError(400, "invalid_grant", "The refresh token was issued to another client");
-    }
     if (tokens.IsRevoked(g.grant_id))
       return OAuthError(400, "invalid_grant", "The refresh token has been revoked");
     if (!c.first_use) {
@@ -1049,14 +1063,7 @@ struct AuthorizationServer::Impl {
     }
     if (c.expires <= Now())
       return OAuthError(400, "invalid_grant", "The refresh token has expired");
-    if (auto scope = Get(form, "scope")) {
-      auto requested = scopes::Parse(*scope);
-      auto granted = scopes::Parse(g.scope);
-      if (!requested || !granted || requested->tokens.empty() ||
-          !scopes::IsCoveredBy(*requested, *granted))
-        return OAuthError(400, "invalid_scope", "A refresh may narrow the scope, never widen it");
-      g.scope = requested->ToString();
-    }
+    if (!narrowed.empty()) g.scope = narrowed;
     return TokenResponse(g, options.access_token_seconds);
   }
 

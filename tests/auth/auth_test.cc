@@ -1,0 +1,942 @@
+// The SMART App Launch authorization server end to end, in-process over HTTP: discovery, the
+// authorize flow through the real pages (login, consent, patient picker), the token endpoint
+// (PKCE, code reuse and expiry, refresh rotation, client authentication by secret and by signed
+// JWT, client_credentials), introspection, revocation, consent withdrawal, EHR launch, and the
+// scopes enforced on the FHIR API (letters, patient compartment, v2 query restrictions).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "auth/jose/jose.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "server/admin.h"
+#include "server/app.h"
+#include "support/fakes.h"
+#include "support/http_client.h"
+
+namespace fhirstone {
+namespace {
+
+namespace fs = std::filesystem;
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+std::string Encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string Form(const Params& params) {
+  std::string out;
+  for (const auto& [k, v] : params) {
+    if (!out.empty()) out += '&';
+    out += Encode(k) + "=" + Encode(v);
+  }
+  return out;
+}
+
+// The value of query parameter `name` in a URL.
+std::string QueryValue(const std::string& url, const std::string& name) {
+  std::regex re("[?&]" + name + "=([^&#]*)");
+  std::smatch m;
+  if (!std::regex_search(url, m, re)) return "";
+  std::string v = m[1], out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '%' && i + 2 < v.size()) {
+      out += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += v[i] == '+' ? ' ' : v[i];
+    }
+  }
+  return out;
+}
+
+std::string HiddenInput(const std::string& html, const std::string& name) {
+  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
+  std::smatch m;
+  return std::regex_search(html, m, re) ? std::string(m[1]) : "";
+}
+
+json::Value ParseJson(const std::string& body) {
+  auto v = json::Parse(body);
+  return v ? std::move(v).value() : json::Value();
+}
+
+constexpr char kVerifier[] = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more-chars-73";
+const std::string kChallenge = jose::Base64UrlEncode(jose::Sha256(kVerifier));
+
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fhirstone-auth-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    db_ = "sqlite:" + (dir_ / "db.sqlite").string();
+    server::ServeConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = db_;
+    config.threads = 2;
+    auto app = server::App::Start(config, &clock_, nullptr);
+    ASSERT_TRUE(app) << app.error().message();
+    app_ = std::move(app).value();
+    port_ = app_->port();
+    base_ = app_->base_url();
+    fhir_ = base_ + "/fhir";
+
+    // A backend client seeds data through the API itself.
+    server::ClientSpec admin;
+    admin.client_id = "admin";
+    admin.name = "Seeder";
+    admin.type = "confidential-symmetric";
+    admin.redirect_uris = {"https://admin.example/cb"};
+    admin.scopes = "system/*.cruds";
+    auto reg = server::AddClient(db_, admin);
+    ASSERT_TRUE(reg) << reg.error().message();
+    admin_secret_ = reg->client_secret;
+    auto token = Post("/auth/token",
+                      Form({{"grant_type", "client_credentials"}, {"scope", "system/*.cruds"}}),
+                      {{"Authorization", Basic("admin", admin_secret_)}});
+    ASSERT_EQ(token.status, 200) << token.body;
+    admin_token_ = std::string(ParseJson(token.body).GetString("access_token"));
+    Seed();
+
+    server::ClientSpec app_client;
+    app_client.client_id = "app";
+    app_client.name = "Vitals";
+    app_client.type = "public";
+    app_client.redirect_uris = {"https://app.example/cb", "https://app.example/other"};
+    app_client.scopes =
+        "openid fhirUser profile launch launch/patient launch/encounter offline_access "
+        "online_access patient/*.cruds user/*.cruds "
+        "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+        "observation-category|laboratory";
+    ASSERT_TRUE(server::AddClient(db_, app_client));
+    server::ClientSpec other = app_client;
+    other.client_id = "other";
+    other.name = "Other";
+    ASSERT_TRUE(server::AddClient(db_, other));
+    ASSERT_TRUE(server::AddUser(db_, "ada", "ada-password-1", "Patient/pa", "Ada Lovelace"));
+    ASSERT_TRUE(server::AddUser(db_, "grace", "grace-password-1", "Patient/pb", "Grace Hopper"));
+    ASSERT_TRUE(server::AddUser(db_, "drsmith", "smith-password-1", "Practitioner/dr", "Dr Smith"));
+  }
+
+  void TearDown() override {
+    if (app_) app_->Stop();
+    app_.reset();
+    fs::remove_all(dir_);
+  }
+
+  static std::string Basic(const std::string& id, const std::string& secret) {
+    std::string b64 = jose::Base64UrlEncode(id + ":" + secret);
+    for (char& c : b64) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (b64.size() % 4) b64 += '=';
+    return "Basic " + b64;
+  }
+
+  http::Response Send(std::string method, std::string target, std::string body,
+                      http::Headers headers) {
+    if (target.starts_with(base_)) target = target.substr(base_.size());
+    http::Request r = test::MakeRequest(std::move(method), std::move(target), std::move(body));
+    for (auto& h : headers) r.headers.push_back(std::move(h));
+    auto response = test::Fetch("127.0.0.1", port_, std::move(r));
+    EXPECT_TRUE(response) << (response ? "" : response.error().message());
+    return response ? std::move(response).value() : http::Response{};
+  }
+
+  http::Response Get(const std::string& target, http::Headers headers = {}) {
+    return Send("GET", target, "", std::move(headers));
+  }
+
+  http::Response Post(const std::string& target, const std::string& form,
+                      http::Headers headers = {}) {
+    headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    return Send("POST", target, form, std::move(headers));
+  }
+
+  http::Response Fhir(const std::string& method, const std::string& path, const std::string& token,
+                      const std::string& body = "") {
+    http::Headers h;
+    if (!token.empty()) h.emplace_back("Authorization", "Bearer " + token);
+    if (!body.empty()) h.emplace_back("Content-Type", "application/fhir+json");
+    return Send(method, "/fhir/" + path, body, std::move(h));
+  }
+
+  void Put(const std::string& path, const std::string& body) {
+    auto r = Fhir("PUT", path, admin_token_, body);
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << path << ": " << r.body;
+  }
+
+  void Seed() {
+    Put("Patient/pa",
+        R"({"resourceType":"Patient","id":"pa","name":[{"family":"Lovelace","given":["Ada"]}],"birthDate":"1985-12-10","gender":"female"})");
+    Put("Patient/pb",
+        R"({"resourceType":"Patient","id":"pb","name":[{"family":"Hopper","given":["Grace"]}],"birthDate":"1906-12-09","gender":"female"})");
+    Put("Practitioner/dr",
+        R"({"resourceType":"Practitioner","id":"dr","name":[{"family":"Smith"}]})");
+    Put("Encounter/ea",
+        R"({"resourceType":"Encounter","id":"ea","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/pa"}})");
+    auto obs = [&](const std::string& id, const std::string& patient, const std::string& category) {
+      Put("Observation/" + id,
+          R"({"resourceType":"Observation","id":")" + id +
+              R"(","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":")" +
+              category +
+              R"("}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/)" +
+              patient + R"("},"performer":[{"reference":"Practitioner/dr"}]})");
+    };
+    obs("oa-lab", "pa", "laboratory");
+    obs("oa-vital", "pa", "vital-signs");
+    obs("ob-lab", "pb", "laboratory");
+  }
+
+  // A browser: one session cookie.
+  struct Browser {
+    std::string cookie;
+    void Absorb(const http::Response& r) {
+      for (const auto& [k, v] : r.headers) {
+        if (AsciiLower(k) != "set-cookie") continue;
+        std::string c = v.substr(0, v.find(';'));
+        if (c.ends_with("=")) continue;
+        cookie = c;
+      }
+    }
+  };
+
+  http::Response BrowserGet(Browser& b, const std::string& url) {
+    http::Headers h;
+    if (!b.cookie.empty()) h.emplace_back("Cookie", b.cookie);
+    auto r = Get(url, h);
+    b.Absorb(r);
+    return r;
+  }
+
+  http::Response BrowserPost(Browser& b, const std::string& url, const Params& form) {
+    http::Headers h;
+    if (!b.cookie.empty()) h.emplace_back("Cookie", b.cookie);
+    auto r = Post(url, Form(form), h);
+    b.Absorb(r);
+    return r;
+  }
+
+  std::string AuthorizeUrl(const std::string& scope, const std::string& client = "app",
+                           const std::string& redirect = "https://app.example/cb",
+                           const std::string& launch = "") {
+    Params p{{"response_type", "code"},
+             {"client_id", client},
+             {"redirect_uri", redirect},
+             {"scope", scope},
+             {"state", "st-123"},
+             {"aud", fhir_},
+             {"code_challenge", kChallenge},
+             {"code_challenge_method", "S256"},
+             {"nonce", "n-1"}};
+    if (!launch.empty()) p.emplace_back("launch", launch);
+    return "/auth/authorize?" + Form(p);
+  }
+
+  // Signs in on the login page (when shown) and answers the consent page, keeping only `keep`
+  // scopes ticked when given. Returns the final redirect.
+  http::Response Authorize(Browser& b, const std::string& url, const std::string& user,
+                           const std::string& password,
+                           const std::vector<std::string>* keep = nullptr,
+                           const std::string& patient = "") {
+    auto page = BrowserGet(b, url);
+    if (page.status == 302) return page;
+    if (page.body.find("name=\"password\"") != std::string::npos) {
+      page = BrowserPost(b, "/auth/login",
+                         {{"csrf", HiddenInput(page.body, "csrf")},
+                          {"request", HiddenInput(page.body, "request")},
+                          {"username", user},
+                          {"password", password}});
+    }
+    if (page.body.find("name=\"patient\"") != std::string::npos) {
+      page = BrowserPost(b, "/auth/patient",
+                         {{"csrf", HiddenInput(page.body, "csrf")},
+                          {"request", HiddenInput(page.body, "request")},
+                          {"patient", patient}});
+    }
+    if (page.status == 302) return page;
+    EXPECT_NE(page.body.find("name=\"decision\""), std::string::npos) << page.body;
+    Params form{{"csrf", HiddenInput(page.body, "csrf")},
+                {"request", HiddenInput(page.body, "request")},
+                {"decision", "allow"}};
+    std::regex re("name=\"scope\" value=\"([^\"]*)\"");
+    for (auto it = std::sregex_iterator(page.body.begin(), page.body.end(), re);
+         it != std::sregex_iterator(); ++it) {
+      std::string scope = (*it)[1];
+      // the page escapes & as &amp; inside values
+      for (size_t p; (p = scope.find("&amp;")) != std::string::npos;) scope.replace(p, 5, "&");
+      if (!keep || std::find(keep->begin(), keep->end(), scope) != keep->end())
+        form.emplace_back("scope", scope);
+    }
+    return BrowserPost(b, "/auth/consent", form);
+  }
+
+  http::Response Exchange(const std::string& code, const std::string& client = "app",
+                          const std::string& redirect = "https://app.example/cb",
+                          const std::string& verifier = kVerifier) {
+    return Post("/auth/token", Form({{"grant_type", "authorization_code"},
+                                     {"code", code},
+                                     {"redirect_uri", redirect},
+                                     {"client_id", client},
+                                     {"code_verifier", verifier}}));
+  }
+
+  // A full standalone launch as `user`: the token response.
+  json::Value Login(const std::string& user, const std::string& password, const std::string& scope,
+                    const std::string& patient = "") {
+    Browser b;
+    auto done = Authorize(b, AuthorizeUrl(scope), user, password, nullptr, patient);
+    EXPECT_EQ(done.status, 302) << done.body;
+    std::string location(done.Header("Location"));
+    auto token = Exchange(QueryValue(location, "code"));
+    EXPECT_EQ(token.status, 200) << token.body;
+    return ParseJson(token.body);
+  }
+
+  // Starts at the real time: the CLI's launch values are stamped with the system clock.
+  const int64_t start_seconds_ = SystemClock().NowMicros() / 1000000;
+  test::FakeClock clock_{start_seconds_ * 1000000};
+  fs::path dir_;
+  std::string db_;
+  std::unique_ptr<server::App> app_;
+  uint16_t port_ = 0;
+  std::string base_, fhir_;
+  std::string admin_secret_, admin_token_;
+};
+
+TEST_F(AuthTest, DiscoveryDocumentsAgree) {
+  auto r = Get("/fhir/.well-known/smart-configuration", {{"Accept", "text/html"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("Content-Type"), "application/json");
+  EXPECT_EQ(r.Header("Access-Control-Allow-Origin"), "*");
+  json::Value c = ParseJson(r.body);
+  EXPECT_EQ(c.GetString("issuer"), fhir_);
+  EXPECT_EQ(c.GetString("authorization_endpoint"), base_ + "/auth/authorize");
+  EXPECT_EQ(c.GetString("token_endpoint"), base_ + "/auth/token");
+  EXPECT_EQ(json::Write(*c.Find("code_challenge_methods_supported")), "[\"S256\"]");
+  std::string caps = json::Write(*c.Find("capabilities"));
+  for (const char* cap : {"launch-ehr", "launch-standalone", "authorize-post", "client-public",
+                          "client-confidential-symmetric", "client-confidential-asymmetric",
+                          "sso-openid-connect", "context-ehr-patient", "permission-v1",
+                          "permission-v2", "permission-offline", "permission-patient"})
+    EXPECT_NE(caps.find(std::string("\"") + cap + "\""), std::string::npos) << cap;
+  EXPECT_NE(json::Write(*c.Find("scopes_supported")).find("patient/Observation.rs"),
+            std::string::npos);
+
+  auto oidc = Get("/fhir/.well-known/openid-configuration");
+  ASSERT_EQ(oidc.status, 200);
+  EXPECT_EQ(ParseJson(oidc.body).GetString("issuer"), fhir_);
+  auto jwks = ParseJson(Get("/auth/jwks").body);
+  ASSERT_TRUE(jwks.Find("keys"));
+  ASSERT_FALSE(jwks.Find("keys")->as_array().empty());
+  EXPECT_FALSE(jwks.Find("keys")->as_array()[0].GetString("kid").empty());
+  EXPECT_FALSE(jwks.Find("keys")->as_array()[0].Find("d"));  // public only
+
+  // The CapabilityStatement's oauth-uris name the same endpoints.
+  auto metadata = Get("/fhir/metadata");
+  ASSERT_EQ(metadata.status, 200);
+  std::string cs = metadata.body;
+  EXPECT_NE(cs.find("SMART-on-FHIR"), std::string::npos);
+  for (const char* key : {"authorization_endpoint", "token_endpoint", "introspection_endpoint",
+                          "revocation_endpoint", "management_endpoint"})
+    EXPECT_NE(cs.find("\"" + std::string(c.GetString(key)) + "\""), std::string::npos) << key;
+}
+
+TEST_F(AuthTest, FhirApiNeedsAValidToken) {
+  auto none = Fhir("GET", "Patient/pa", "");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_TRUE(none.Header("WWW-Authenticate").starts_with("Bearer"));
+  EXPECT_NE(none.body.find("OperationOutcome"), std::string::npos);
+  auto garbage = Fhir("GET", "Patient/pa", "not-a-token");
+  EXPECT_EQ(garbage.status, 401);
+  EXPECT_NE(garbage.Header("WWW-Authenticate").find("invalid_token"), std::string::npos);
+  // A token with a changed payload does not verify.
+  std::string t = admin_token_;
+  size_t dot = t.find('.');
+  auto claims = ParseJson(*jose::Base64UrlDecode(t.substr(dot + 1, t.rfind('.') - dot - 1)));
+  claims.Set("scope", "system/*.cruds patient/*.cruds");
+  std::string forged =
+      t.substr(0, dot + 1) + jose::Base64UrlEncode(json::Write(claims)) + t.substr(t.rfind('.'));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", forged).status, 401);
+  // Expired: the backend token lives 5 minutes.
+  EXPECT_EQ(Fhir("GET", "Patient/pa", admin_token_).status, 200);
+  clock_.Advance(301LL * 1000000);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", admin_token_).status, 401);
+  EXPECT_EQ(Get("/fhir/metadata").status, 200);  // the CapabilityStatement is public
+}
+
+TEST_F(AuthTest, StandalonePatientLaunchWithPkce) {
+  Browser b;
+  auto login =
+      BrowserGet(b, AuthorizeUrl("launch/patient openid fhirUser offline_access patient/*.rs"));
+  ASSERT_EQ(login.status, 200);
+  EXPECT_NE(login.body.find("name=\"password\""), std::string::npos);
+  EXPECT_NE(login.Header("Content-Security-Policy").find("frame-ancestors"), std::string::npos);
+  EXPECT_FALSE(b.cookie.empty());
+  // A wrong password shows the page again.
+  auto wrong = BrowserPost(b, "/auth/login",
+                           {{"csrf", HiddenInput(login.body, "csrf")},
+                            {"request", HiddenInput(login.body, "request")},
+                            {"username", "ada"},
+                            {"password", "nope"}});
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_NE(wrong.body.find("wrong"), std::string::npos);
+  // Without the CSRF token the form is refused.
+  auto forged = BrowserPost(b, "/auth/login",
+                            {{"request", HiddenInput(login.body, "request")},
+                             {"username", "ada"},
+                             {"password", "ada-password-1"}});
+  EXPECT_EQ(forged.status, 403);
+
+  std::vector<std::string> keep{"launch/patient", "openid", "fhirUser", "patient/*.rs"};
+  auto done =
+      Authorize(b, AuthorizeUrl("launch/patient openid fhirUser offline_access patient/*.rs"),
+                "ada", "ada-password-1", &keep);
+  ASSERT_EQ(done.status, 302) << done.body;
+  std::string location(done.Header("Location"));
+  ASSERT_TRUE(location.starts_with("https://app.example/cb?")) << location;
+  EXPECT_EQ(QueryValue(location, "state"), "st-123");
+  std::string code = QueryValue(location, "code");
+  ASSERT_FALSE(code.empty());
+
+  auto token = Exchange(code);
+  ASSERT_EQ(token.status, 200) << token.body;
+  EXPECT_EQ(token.Header("Cache-Control"), "no-store");
+  EXPECT_EQ(token.Header("Pragma"), "no-cache");
+  json::Value t = ParseJson(token.body);
+  EXPECT_EQ(t.GetString("token_type"), "Bearer");
+  ASSERT_TRUE(t.Find("expires_in") && t.Find("expires_in")->is_number());
+  EXPECT_EQ(t.GetString("scope"),
+            "launch/patient openid fhirUser patient/*.rs");  // unticked: offline_access
+  EXPECT_FALSE(t.Find("refresh_token"));
+  EXPECT_EQ(t.GetString("patient"), "pa");
+  ASSERT_FALSE(t.GetString("id_token").empty());
+  auto id_token = jose::ParseJws(t.GetString("id_token"));
+  ASSERT_TRUE(id_token);
+  EXPECT_EQ(jose::AlgName(id_token->alg), "RS256");
+  EXPECT_FALSE(id_token->kid.empty());
+  EXPECT_EQ(id_token->claims.GetString("aud"), "app");
+  EXPECT_EQ(id_token->claims.GetString("nonce"), "n-1");
+  EXPECT_EQ(id_token->claims.GetString("fhirUser"), fhir_ + "/Patient/pa");
+  auto keys = jose::KeySet::FromJwks(ParseJson(Get("/auth/jwks").body));
+  ASSERT_TRUE(keys);
+  EXPECT_TRUE(keys->Verify(*id_token));
+
+  std::string access(t.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 200);
+  EXPECT_EQ(Fhir("GET", "Patient/pb", access).status, 403);
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", access).status, 200);
+  EXPECT_EQ(Fhir("GET", "Observation/ob-lab", access).status, 403);
+  auto search = Fhir("GET", "Observation?_count=50", access);
+  ASSERT_EQ(search.status, 200);
+  EXPECT_NE(search.body.find("oa-lab"), std::string::npos);
+  EXPECT_EQ(search.body.find("ob-lab"), std::string::npos);
+  // Reaching for the other patient through the search itself returns nothing of theirs.
+  auto theirs = Fhir("GET", "Observation?subject=Patient/pb", access);
+  ASSERT_EQ(theirs.status, 200);
+  EXPECT_EQ(theirs.body.find("ob-lab"), std::string::npos);
+  EXPECT_EQ(Fhir("GET", "Patient/pb/Observation", access).status, 403);
+  auto patients = Fhir("GET", "Patient", access);
+  EXPECT_NE(patients.body.find("\"pa\""), std::string::npos);
+  EXPECT_EQ(patients.body.find("\"pb\""), std::string::npos);
+  // _revinclude and _include bring nothing of another patient.
+  auto included = Fhir("GET", "Patient?_revinclude=Observation:subject", access);
+  EXPECT_EQ(included.body.find("ob-lab"), std::string::npos);
+  // rs allows no writes.
+  EXPECT_EQ(
+      Fhir("PUT", "Patient/pa", access, R"({"resourceType":"Patient","id":"pa","gender":"female"})")
+          .status,
+      403);
+  EXPECT_EQ(Fhir("DELETE", "Observation/oa-lab", access).status, 403);
+  // history only shows what the token may read
+  auto history = Fhir("GET", "Observation/_history", access);
+  ASSERT_EQ(history.status, 200);
+  EXPECT_EQ(history.body.find("ob-lab"), std::string::npos);
+  EXPECT_NE(history.body.find("oa-lab"), std::string::npos);
+}
+
+TEST_F(AuthTest, CodesAreSingleUseBoundAndShortLived) {
+  std::string scope = "launch/patient patient/*.rs";
+  Browser b;
+  auto done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  std::string code = QueryValue(std::string(done.Header("Location")), "code");
+  // A wrong verifier fails, and burns the code.
+  auto bad = Exchange(code, "app", "https://app.example/cb", std::string(60, 'x'));
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(ParseJson(bad.body).GetString("error"), "invalid_grant");
+
+  done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  code = QueryValue(std::string(done.Header("Location")), "code");
+  EXPECT_EQ(ParseJson(Exchange(code, "app", "https://app.example/other").body).GetString("error"),
+            "invalid_grant");  // another redirect_uri
+
+  done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  code = QueryValue(std::string(done.Header("Location")), "code");
+  EXPECT_EQ(ParseJson(Exchange(code, "other").body).GetString("error"), "invalid_grant");
+
+  done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  code = QueryValue(std::string(done.Header("Location")), "code");
+  clock_.Advance(61LL * 1000000);
+  EXPECT_EQ(ParseJson(Exchange(code).body).GetString("error"), "invalid_grant");  // expired
+
+  done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  code = QueryValue(std::string(done.Header("Location")), "code");
+  auto first = Exchange(code);
+  ASSERT_EQ(first.status, 200);
+  std::string access(ParseJson(first.body).GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 200);
+  auto again = Exchange(code);
+  EXPECT_EQ(again.status, 400);
+  EXPECT_EQ(ParseJson(again.body).GetString("error"), "invalid_grant");
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 401);  // what the first use got is revoked
+}
+
+TEST_F(AuthTest, AuthorizeErrors) {
+  // Unknown client and unregistered redirect URI: a page, never a redirect.
+  auto unknown = Get(AuthorizeUrl("patient/*.rs", "nobody"));
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_TRUE(unknown.Header("Location").empty());
+  auto bad_redirect = Get(AuthorizeUrl("patient/*.rs", "app", "https://evil.example/cb"));
+  EXPECT_EQ(bad_redirect.status, 400);
+  EXPECT_TRUE(bad_redirect.Header("Location").empty());
+  auto prefix = Get(AuthorizeUrl("patient/*.rs", "app", "https://app.example/cb/x"));
+  EXPECT_EQ(prefix.status, 400);  // exact match only
+
+  auto redirect_error = [&](const std::string& url) {
+    auto r = Get(url);
+    EXPECT_EQ(r.status, 302) << r.body;
+    return std::string(r.Header("Location"));
+  };
+  std::string no_pkce =
+      redirect_error("/auth/authorize?" + Form({{"response_type", "code"},
+                                                {"client_id", "app"},
+                                                {"redirect_uri", "https://app.example/cb"},
+                                                {"scope", "patient/*.rs"},
+                                                {"state", "s1"},
+                                                {"aud", fhir_}}));
+  EXPECT_EQ(QueryValue(no_pkce, "error"), "invalid_request");
+  EXPECT_EQ(QueryValue(no_pkce, "state"), "s1");
+  std::string plain =
+      redirect_error("/auth/authorize?" + Form({{"response_type", "code"},
+                                                {"client_id", "app"},
+                                                {"redirect_uri", "https://app.example/cb"},
+                                                {"scope", "patient/*.rs"},
+                                                {"state", "s1"},
+                                                {"aud", fhir_},
+                                                {"code_challenge", kVerifier},
+                                                {"code_challenge_method", "plain"}}));
+  EXPECT_EQ(QueryValue(plain, "error"), "invalid_request");
+  std::string aud =
+      redirect_error("/auth/authorize?" + Form({{"response_type", "code"},
+                                                {"client_id", "app"},
+                                                {"redirect_uri", "https://app.example/cb"},
+                                                {"scope", "patient/*.rs"},
+                                                {"state", "s1"},
+                                                {"aud", "https://elsewhere.example/fhir"},
+                                                {"code_challenge", kChallenge},
+                                                {"code_challenge_method", "S256"}}));
+  EXPECT_EQ(QueryValue(aud, "error"), "invalid_request");
+  std::string type =
+      redirect_error("/auth/authorize?" + Form({{"response_type", "token"},
+                                                {"client_id", "app"},
+                                                {"redirect_uri", "https://app.example/cb"},
+                                                {"scope", "patient/*.rs"},
+                                                {"state", "s1"},
+                                                {"aud", fhir_}}));
+  EXPECT_EQ(QueryValue(type, "error"), "unsupported_response_type");
+  std::string scope = redirect_error(AuthorizeUrl("patient/Observation.sr"));
+  EXPECT_EQ(QueryValue(scope, "error"), "invalid_scope");
+
+  // authorize-post works like GET.
+  auto post = Post("/auth/authorize", Form({{"response_type", "code"},
+                                            {"client_id", "app"},
+                                            {"redirect_uri", "https://app.example/cb"},
+                                            {"scope", "patient/*.rs"},
+                                            {"state", "s1"},
+                                            {"aud", fhir_},
+                                            {"code_challenge", kChallenge},
+                                            {"code_challenge_method", "S256"}}));
+  EXPECT_EQ(post.status, 200);
+  EXPECT_NE(post.body.find("name=\"password\""), std::string::npos);
+
+  // Deny goes back with access_denied.
+  Browser b;
+  auto page = BrowserGet(b, AuthorizeUrl("launch/patient patient/*.rs"));
+  page = BrowserPost(b, "/auth/login",
+                     {{"csrf", HiddenInput(page.body, "csrf")},
+                      {"request", HiddenInput(page.body, "request")},
+                      {"username", "ada"},
+                      {"password", "ada-password-1"}});
+  auto denied = BrowserPost(b, "/auth/consent",
+                            {{"csrf", HiddenInput(page.body, "csrf")},
+                             {"request", HiddenInput(page.body, "request")},
+                             {"decision", "deny"}});
+  ASSERT_EQ(denied.status, 302);
+  EXPECT_EQ(QueryValue(std::string(denied.Header("Location")), "error"), "access_denied");
+}
+
+TEST_F(AuthTest, TokenEndpointErrors) {
+  auto unsupported = Post("/auth/token", Form({{"grant_type", "password"}, {"client_id", "app"}}));
+  EXPECT_EQ(unsupported.status, 400);
+  EXPECT_EQ(ParseJson(unsupported.body).GetString("error"), "unsupported_grant_type");
+  auto missing = Post("/auth/token", Form({{"client_id", "app"}}));
+  EXPECT_EQ(ParseJson(missing.body).GetString("error"), "invalid_request");
+  auto unknown_code = Post("/auth/token", Form({{"grant_type", "authorization_code"},
+                                                {"client_id", "app"},
+                                                {"code", "nope"},
+                                                {"redirect_uri", "https://app.example/cb"}}));
+  EXPECT_EQ(unknown_code.status, 400);
+  EXPECT_EQ(ParseJson(unknown_code.body).GetString("error"), "invalid_grant");
+  auto bad_secret =
+      Post("/auth/token", Form({{"grant_type", "client_credentials"}, {"scope", "system/*.rs"}}),
+           {{"Authorization", Basic("admin", "wrong")}});
+  EXPECT_EQ(bad_secret.status, 401);
+  EXPECT_EQ(ParseJson(bad_secret.body).GetString("error"), "invalid_client");
+  auto unknown_client =
+      Post("/auth/token", Form({{"grant_type", "client_credentials"}, {"client_id", "ghost"}}));
+  EXPECT_EQ(ParseJson(unknown_client.body).GetString("error"), "invalid_client");
+  // A public client cannot use client_credentials.
+  auto public_cc = Post(
+      "/auth/token",
+      Form({{"grant_type", "client_credentials"}, {"client_id", "app"}, {"scope", "system/*.rs"}}));
+  EXPECT_EQ(ParseJson(public_cc.body).GetString("error"), "unauthorized_client");
+  // Scope the client may not have.
+  auto scope =
+      Post("/auth/token", Form({{"grant_type", "client_credentials"}, {"scope", "user/*.rs"}}),
+           {{"Authorization", Basic("admin", admin_secret_)}});
+  EXPECT_EQ(ParseJson(scope.body).GetString("error"), "invalid_scope");
+  // client_secret_post works too.
+  auto post = Post("/auth/token", Form({{"grant_type", "client_credentials"},
+                                        {"scope", "system/Patient.rs"},
+                                        {"client_id", "admin"},
+                                        {"client_secret", admin_secret_}}));
+  EXPECT_EQ(post.status, 200) << post.body;
+  EXPECT_EQ(ParseJson(post.body).GetString("scope"), "system/Patient.rs");
+}
+
+TEST_F(AuthTest, RefreshRotatesNarrowsAndDetectsReplay) {
+  json::Value t =
+      Login("ada", "ada-password-1", "launch/patient openid fhirUser offline_access patient/*.rs");
+  std::string refresh(t.GetString("refresh_token"));
+  ASSERT_FALSE(refresh.empty());
+  auto refresh_with = [&](const std::string& token, const std::string& client,
+                          const std::string& scope) {
+    Params p{{"grant_type", "refresh_token"}, {"refresh_token", token}, {"client_id", client}};
+    if (!scope.empty()) p.emplace_back("scope", scope);
+    return Post("/auth/token", Form(p));
+  };
+  // Another client cannot use it (and it stays usable by its own).
+  EXPECT_EQ(ParseJson(refresh_with(refresh, "other", "").body).GetString("error"), "invalid_grant");
+  // The full original scope set is accepted.
+  auto full = refresh_with(refresh, "app", std::string(t.GetString("scope")));
+  ASSERT_EQ(full.status, 200) << full.body << " scope " << t.GetString("scope");
+  json::Value t2 = ParseJson(full.body);
+  std::string refresh2(t2.GetString("refresh_token"));
+  EXPECT_NE(refresh2, refresh);  // rotated
+  EXPECT_EQ(t2.GetString("patient"), "pa");
+  // Widening fails; narrowing works.
+  EXPECT_EQ(ParseJson(refresh_with(refresh2, "app", "patient/*.cruds").body).GetString("error"),
+            "invalid_scope");
+  auto narrow = refresh_with(refresh2, "app", "patient/Observation.rs");
+  ASSERT_EQ(narrow.status, 200) << narrow.body;
+  json::Value t3 = ParseJson(narrow.body);
+  EXPECT_EQ(t3.GetString("scope"), "patient/Observation.rs");
+  std::string access3(t3.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", access3).status, 200);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access3).status, 403);
+  // Replaying a rotated refresh token revokes the whole grant.
+  EXPECT_EQ(ParseJson(refresh_with(refresh, "app", "").body).GetString("error"), "invalid_grant");
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", access3).status, 401);
+  EXPECT_EQ(refresh_with(std::string(t3.GetString("refresh_token")), "app", "").status, 400);
+}
+
+TEST_F(AuthTest, IntrospectionAndRevocation) {
+  json::Value t = Login("ada", "ada-password-1", "launch/patient offline_access patient/*.rs");
+  std::string access(t.GetString("access_token"));
+  auto introspect = [&](const std::string& token) {
+    return Post("/auth/introspect", Form({{"token", token}}),
+                {{"Authorization", Basic("admin", admin_secret_)}});
+  };
+  auto active = introspect(access);
+  ASSERT_EQ(active.status, 200);
+  json::Value a = ParseJson(active.body);
+  EXPECT_EQ(json::Write(*a.Find("active")), "true");
+  EXPECT_EQ(a.GetString("client_id"), "app");
+  EXPECT_EQ(a.GetString("patient"), "pa");
+  EXPECT_EQ(a.GetString("scope"), "launch/patient offline_access patient/*.rs");
+  EXPECT_TRUE(a.Find("exp"));
+  EXPECT_EQ(introspect("garbage").body, "{\"active\":false}");
+  // Unauthenticated callers are refused.
+  EXPECT_EQ(Post("/auth/introspect", Form({{"token", access}})).status, 401);
+  // Revocation (RFC 7009) of the access token.
+  auto revoked = Post("/auth/revoke", Form({{"token", access}, {"client_id", "app"}}));
+  EXPECT_EQ(revoked.status, 200);
+  EXPECT_EQ(introspect(access).body, "{\"active\":false}");
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 401);
+  // Revoking the refresh token ends the grant.
+  std::string refresh(t.GetString("refresh_token"));
+  EXPECT_EQ(json::Write(*ParseJson(introspect(refresh).body).Find("active")), "true");
+  EXPECT_EQ(Post("/auth/revoke", Form({{"token", refresh}, {"client_id", "app"}})).status, 200);
+  EXPECT_EQ(introspect(refresh).body, "{\"active\":false}");
+  EXPECT_EQ(
+      Post(
+          "/auth/token",
+          Form({{"grant_type", "refresh_token"}, {"refresh_token", refresh}, {"client_id", "app"}}))
+          .status,
+      400);
+}
+
+TEST_F(AuthTest, ScopeLettersOneByOne) {
+  // create without read
+  json::Value t = Login("ada", "ada-password-1", "launch/patient patient/Observation.c");
+  std::string token(t.GetString("access_token"));
+  std::string mine =
+      R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pa"}})";
+  std::string theirs =
+      R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pb"}})";
+  EXPECT_EQ(Fhir("POST", "Observation", token, mine).status, 201);
+  EXPECT_EQ(Fhir("POST", "Observation", token, theirs).status, 403);
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", token).status, 403);
+  EXPECT_EQ(Fhir("GET", "Observation", token).status, 403);
+  EXPECT_EQ(Fhir("POST", "Condition", token,
+                 R"({"resourceType":"Condition","subject":{"reference":"Patient/pa"}})")
+                .status,
+            403);
+  // read without search
+  t = Login("ada", "ada-password-1", "launch/patient patient/Observation.r");
+  token = std::string(t.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", token).status, 200);
+  EXPECT_EQ(Fhir("GET", "Observation", token).status, 403);
+  // update and delete
+  t = Login("ada", "ada-password-1", "launch/patient patient/Observation.ud");
+  token = std::string(t.GetString("access_token"));
+  std::string update =
+      R"({"resourceType":"Observation","id":"oa-vital","status":"amended","code":{"text":"y"},"subject":{"reference":"Patient/pa"}})";
+  EXPECT_EQ(Fhir("PUT", "Observation/oa-vital", token, update).status, 200);
+  std::string move =
+      R"({"resourceType":"Observation","id":"oa-vital","status":"amended","code":{"text":"y"},"subject":{"reference":"Patient/pb"}})";
+  EXPECT_EQ(Fhir("PUT", "Observation/oa-vital", token, move).status,
+            403);  // out of the compartment
+  EXPECT_EQ(Fhir("DELETE", "Observation/ob-lab", token).status, 403);
+  EXPECT_EQ(Fhir("DELETE", "Observation/oa-vital", token).status, 204);
+}
+
+TEST_F(AuthTest, QueryRestrictedScopes) {
+  json::Value t = Login("ada", "ada-password-1",
+                        "launch/patient patient/Observation.rs?category=http://"
+                        "terminology.hl7.org/CodeSystem/observation-category|laboratory");
+  std::string token(t.GetString("access_token"));
+  ASSERT_FALSE(token.empty()) << json::Write(t);
+  auto search = Fhir("GET", "Observation", token);
+  ASSERT_EQ(search.status, 200) << search.body;
+  EXPECT_NE(search.body.find("oa-lab"), std::string::npos);
+  EXPECT_EQ(search.body.find("oa-vital"), std::string::npos);
+  EXPECT_EQ(search.body.find("ob-lab"), std::string::npos);
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", token).status, 200);
+  EXPECT_EQ(Fhir("GET", "Observation/oa-vital", token).status, 403);
+}
+
+TEST_F(AuthTest, PractitionerUserScopesAndPatientPicker) {
+  json::Value t =
+      Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
+  EXPECT_EQ(t.GetString("patient"), "pb");
+  std::string token(t.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", token).status, 200);  // user/ scopes: not confined
+  auto all = Fhir("GET", "Observation", token);
+  EXPECT_NE(all.body.find("ob-lab"), std::string::npos);
+  EXPECT_NE(all.body.find("oa-lab"), std::string::npos);
+  EXPECT_EQ(Fhir("DELETE", "Observation/oa-lab", token).status, 403);
+  EXPECT_EQ(Fhir("POST", "$reindex", token).status, 403);
+}
+
+TEST_F(AuthTest, EhrLaunch) {
+  auto launch = server::CreateLaunch(db_, "drsmith", "pa", "ea", 300);
+  ASSERT_TRUE(launch) << launch.error().message();
+  Browser b;
+  // The launch signs in the EHR's user: straight to consent.
+  auto consent = BrowserGet(b, AuthorizeUrl("launch openid fhirUser patient/*.rs", "app",
+                                            "https://app.example/cb", *launch));
+  ASSERT_EQ(consent.status, 200) << consent.body << consent.Header("Location");
+  EXPECT_NE(consent.body.find("name=\"decision\""), std::string::npos);
+  EXPECT_NE(consent.body.find("Ada Lovelace"), std::string::npos);
+  auto done = BrowserPost(b, "/auth/consent",
+                          {{"csrf", HiddenInput(consent.body, "csrf")},
+                           {"request", HiddenInput(consent.body, "request")},
+                           {"decision", "allow"},
+                           {"scope", "launch"},
+                           {"scope", "openid"},
+                           {"scope", "fhirUser"},
+                           {"scope", "patient/*.rs"}});
+  ASSERT_EQ(done.status, 302);
+  auto token = Exchange(QueryValue(std::string(done.Header("Location")), "code"));
+  ASSERT_EQ(token.status, 200) << token.body;
+  json::Value t = ParseJson(token.body);
+  EXPECT_EQ(t.GetString("patient"), "pa");
+  EXPECT_EQ(t.GetString("encounter"), "ea");
+  EXPECT_TRUE(t.Find("need_patient_banner"));
+  EXPECT_FALSE(t.GetString("smart_style_url").empty());
+  auto id_token = jose::ParseJws(t.GetString("id_token"));
+  ASSERT_TRUE(id_token);
+  EXPECT_EQ(id_token->claims.GetString("fhirUser"), fhir_ + "/Practitioner/dr");
+  // A launch value is single-use.
+  auto reused = Get(AuthorizeUrl("launch patient/*.rs", "app", "https://app.example/cb", *launch));
+  ASSERT_EQ(reused.status, 302);
+  EXPECT_EQ(QueryValue(std::string(reused.Header("Location")), "error"), "invalid_request");
+}
+
+TEST_F(AuthTest, ConsentIsRememberedAndCanBeWithdrawn) {
+  std::string scope = "launch/patient offline_access patient/*.rs";
+  json::Value t = Login("ada", "ada-password-1", scope);
+  std::string refresh(t.GetString("refresh_token"));
+  // The second time the same browser is not asked again.
+  Browser b;
+  auto first = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
+  ASSERT_EQ(first.status, 302);
+  auto second = BrowserGet(b, AuthorizeUrl(scope));
+  ASSERT_EQ(second.status, 302) << second.body;
+  EXPECT_FALSE(QueryValue(std::string(second.Header("Location")), "code").empty());
+  // A Consent resource records it.
+  auto consents = Fhir("GET", "Consent?patient=Patient/pa", admin_token_);
+  EXPECT_NE(consents.body.find("\"status\":\"active\""), std::string::npos) << consents.body;
+  // The apps page lists the app; withdrawing revokes its refresh tokens.
+  auto apps = BrowserGet(b, "/auth/apps");
+  ASSERT_EQ(apps.status, 200);
+  EXPECT_NE(apps.body.find("Vitals"), std::string::npos);
+  auto withdrawn = BrowserPost(b, "/auth/apps/withdraw",
+                               {{"csrf", HiddenInput(apps.body, "csrf")}, {"client_id", "app"}});
+  EXPECT_EQ(withdrawn.status, 302);
+  EXPECT_EQ(
+      Post(
+          "/auth/token",
+          Form({{"grant_type", "refresh_token"}, {"refresh_token", refresh}, {"client_id", "app"}}))
+          .status,
+      400);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", std::string(t.GetString("access_token"))).status, 401);
+  consents = Fhir("GET", "Consent?patient=Patient/pa", admin_token_);
+  EXPECT_NE(consents.body.find("\"status\":\"inactive\""), std::string::npos) << consents.body;
+  apps = BrowserGet(b, "/auth/apps");
+  EXPECT_EQ(apps.body.find("Vitals"), std::string::npos);
+  // Asked again next time.
+  auto again = BrowserGet(b, AuthorizeUrl(scope));
+  EXPECT_EQ(again.status, 200);
+  EXPECT_NE(again.body.find("name=\"decision\""), std::string::npos);
+}
+
+TEST_F(AuthTest, AsymmetricClientAssertions) {
+  auto rsa = jose::SigningKey::GenerateRsa("rsa-1", 2048, jose::Alg::kRS384);
+  auto ec = jose::SigningKey::GenerateEc("ec-1", jose::Alg::kES384);
+  ASSERT_TRUE(rsa && ec);
+  json::Value jwks = json::Value::EmptyObject();
+  json::Value keys = json::Value::EmptyArray();
+  for (const auto* k : {&*rsa, &*ec}) {
+    json::Value jwk = k->PublicJwk();
+    jwk.Set("key_ops", json::Value(json::Array{json::Value("verify")}));
+    jwk.Set("ext", true);
+    keys.PushBack(std::move(jwk));
+  }
+  jwks.Set("keys", std::move(keys));
+  fs::path file = dir_ / "jwks.json";
+  std::ofstream(file) << json::Write(jwks);
+  server::ClientSpec spec;
+  spec.client_id = "backend";
+  spec.name = "Backend";
+  spec.type = "confidential-asymmetric";
+  spec.scopes = "system/*.rs";
+  spec.jwks_file = file.string();
+  ASSERT_TRUE(server::AddClient(db_, spec));
+
+  int64_t now = start_seconds_;
+  auto assertion = [&](const jose::SigningKey& key, const std::string& jti, const std::string& aud,
+                       int64_t exp) {
+    json::Value c = json::Value::EmptyObject();
+    c.Set("iss", "backend");
+    c.Set("sub", "backend");
+    c.Set("aud", aud);
+    c.Set("exp", json::Value::Number(exp));
+    c.Set("jti", jti);
+    return *jose::SignJwt(key, c);
+  };
+  auto token = [&](const std::string& jwt) {
+    return Post(
+        "/auth/token",
+        Form({{"grant_type", "client_credentials"},
+              {"scope", "system/*.rs"},
+              {"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+              {"client_assertion", jwt}}));
+  };
+  std::string endpoint = base_ + "/auth/token";
+  auto ok = token(assertion(*rsa, std::string(64, 'a'), endpoint, now + 240));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  json::Value t = ParseJson(ok.body);
+  EXPECT_EQ(json::Write(*t.Find("expires_in")), "300");
+  std::string access(t.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Observation/ob-lab", access).status, 200);
+  EXPECT_EQ(Fhir("DELETE", "Observation/ob-lab", access).status, 403);
+  EXPECT_EQ(token(assertion(*ec, std::string(64, 'b'), endpoint, now + 240)).status, 200);
+  // Replayed jti, wrong aud, too long a life, expired: invalid_client.
+  for (const auto& bad :
+       {assertion(*rsa, std::string(64, 'a'), endpoint, now + 240),
+        assertion(*rsa, std::string(64, 'c'), "https://x.example/token", now + 240),
+        assertion(*rsa, std::string(64, 'd'), endpoint, now + 3600),
+        assertion(*rsa, std::string(64, 'e'), endpoint, now - 10)}) {
+    auto r = token(bad);
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(ParseJson(r.body).GetString("error"), "invalid_client");
+  }
+  // A key the client did not register.
+  auto stranger = jose::SigningKey::GenerateRsa("rsa-1", 2048, jose::Alg::kRS384);
+  EXPECT_EQ(token(assertion(*stranger, std::string(64, 'f'), endpoint, now + 240)).status, 401);
+}
+
+TEST_F(AuthTest, KeyRotationKeepsTokensInFlight) {
+  json::Value t = Login("ada", "ada-password-1", "launch/patient patient/*.rs");
+  std::string before(t.GetString("access_token"));
+  ASSERT_TRUE(server::RotateKeys(db_, base_));
+  clock_.Advance(10LL * 1000000);  // the server reloads keys it does not know
+  json::Value t2 = Login("ada", "ada-password-1", "launch/patient patient/*.rs");
+  std::string after(t2.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", before).status, 200);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", after).status, 200);
+  auto jwks = ParseJson(Get("/auth/jwks").body);
+  EXPECT_GE(jwks.Find("keys")->as_array().size(), 1u);
+}
+
+TEST_F(AuthTest, FailedLoginsAreThrottled) {
+  Browser b;
+  auto page = BrowserGet(b, AuthorizeUrl("patient/*.rs"));
+  int last = 0;
+  for (int i = 0; i < 6; ++i) {
+    page = BrowserPost(b, "/auth/login",
+                       {{"csrf", HiddenInput(page.body, "csrf")},
+                        {"request", HiddenInput(page.body, "request")},
+                        {"username", "ada"},
+                        {"password", "wrong-" + std::to_string(i)}});
+    last = page.status;
+  }
+  EXPECT_EQ(last, 429);
+  // Even the right password waits.
+  page = BrowserPost(b, "/auth/login",
+                     {{"csrf", HiddenInput(page.body, "csrf")},
+                      {"request", HiddenInput(page.body, "request")},
+                      {"username", "ada"},
+                      {"password", "ada-password-1"}});
+  EXPECT_EQ(page.status, 429);
+}
+
+}  // namespace
+}  // namespace fhirstone
