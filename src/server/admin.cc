@@ -5,6 +5,7 @@
 
 #include "auth/jose/jose.h"
 #include "auth/oauth/crypto.h"
+#include "auth/oauth/registration.h"
 #include "auth/oauth/tokens.h"
 #include "auth/scopes/scopes.h"
 #include "common/clock.h"
@@ -31,65 +32,31 @@ Result<AuthDb> OpenAuth(const std::string& db_url) {
   return a;
 }
 
-Status CheckRedirectUri(const std::string& uri) {
-  if (!(uri.starts_with("https://") || uri.starts_with("http://")))
-    return Error::Invalid("A redirect URI must be an absolute http(s) URL: '" + uri + "'");
-  if (uri.find('#') != std::string::npos)
-    return Error::Invalid("A redirect URI must not have a fragment: '" + uri + "'");
-  return Ok();
-}
-
 }  // namespace
 
 Result<ClientRegistration> AddClient(const std::string& db_url, ClientSpec spec) {
-  auto type = oauth::ParseClientType(spec.type);
-  if (!type)
-    return Error::Invalid(
-        "--type must be public, confidential-symmetric or "
-        "confidential-asymmetric, not '" +
-        spec.type + "'");
-  if (spec.name.empty()) return Error::Invalid("A client needs a --name");
-  for (const auto& uri : spec.redirect_uris) FHIRSTONE_RETURN_IF_ERROR(CheckRedirectUri(uri));
-  auto scopes = scopes::Parse(spec.scopes);
-  if (!scopes) return std::move(scopes).error();
-  if (scopes->tokens.empty()) return Error::Invalid("A client needs --scopes");
-  oauth::Client c;
-  c.client_id = spec.client_id.empty() ? oauth::RandomToken(16) : spec.client_id;
-  c.name = spec.name;
-  c.type = *type;
-  c.redirect_uris = spec.redirect_uris;
-  c.allowed_scopes = scopes->ToString();
-  c.launch_uri = spec.launch_uri;
-  c.require_pkce = spec.require_pkce;
-  ClientRegistration out{c.client_id, ""};
-  if (*type == oauth::ClientType::kConfidentialSymmetric) {
-    out.client_secret = oauth::RandomToken(32);
-    c.secret_hash = oauth::HashSecret(out.client_secret);
-  }
-  if (*type == oauth::ClientType::kConfidentialAsymmetric) {
-    if (spec.jwks_file.empty())
-      return Error::Invalid("A confidential-asymmetric client needs --jwks FILE");
+  oauth::Registration r;
+  r.client_id = spec.client_id;
+  r.name = spec.name;
+  r.type = spec.type;
+  r.redirect_uris = spec.redirect_uris;
+  r.scopes = spec.scopes;
+  r.launch_uri = spec.launch_uri;
+  r.require_pkce = spec.require_pkce;
+  if (!spec.jwks_file.empty()) {
     std::ifstream in(spec.jwks_file);
     std::stringstream text;
     text << in.rdbuf();
     if (!in) return Error::Invalid("Cannot read " + spec.jwks_file);
     auto jwks = json::Parse(text.str());
     if (!jwks) return Error::Invalid(spec.jwks_file + ": " + jwks.error().message());
-    auto keys = jose::KeySet::FromJwks(*jwks);
-    if (!keys) return Error::Invalid(spec.jwks_file + ": " + keys.error().message());
-    c.jwks = json::Write(keys->ToJwks());
-  } else if (!spec.jwks_file.empty()) {
-    return Error::Invalid("--jwks is for confidential-asymmetric clients");
+    r.jwks = std::move(jwks).value();
   }
-  if (*type != oauth::ClientType::kConfidentialAsymmetric && c.redirect_uris.empty())
-    return Error::Invalid("A client that launches apps needs at least one --redirect-uri");
   auto a = OpenAuth(db_url);
   if (!a) return std::move(a).error();
-  auto existing = a->store->FindClient(c.client_id);
-  if (!existing) return std::move(existing).error();
-  if (*existing) return Error::Conflict("A client with id '" + c.client_id + "' exists");
-  FHIRSTONE_RETURN_IF_ERROR(a->store->AddClient(c));
-  return out;
+  auto registered = oauth::RegisterClient(*a->store, r);
+  if (!registered) return std::move(registered).error();
+  return ClientRegistration{registered->client_id, registered->client_secret};
 }
 
 Result<std::vector<oauth::Client>> ListClients(const std::string& db_url) {

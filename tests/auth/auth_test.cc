@@ -938,5 +938,36 @@ TEST_F(AuthTest, FailedLoginsAreThrottled) {
   EXPECT_EQ(page.status, 429);
 }
 
+TEST_F(AuthTest, AdminClientApi) {
+  http::Headers admin{{"Authorization", "Bearer " + admin_token_},
+                      {"Content-Type", "application/json"}};
+  auto created = Send("POST", "/auth/admin/clients",
+                      R"({"client_name":"Chart","client_type":"confidential-symmetric",
+                          "redirect_uris":["https://chart.example/cb"],"scope":"user/*.rs openid"})",
+                      admin);
+  ASSERT_EQ(created.status, 201) << created.body;
+  json::Value c = ParseJson(created.body);
+  std::string id(c.GetString("client_id"));
+  EXPECT_FALSE(c.GetString("client_secret").empty());
+  EXPECT_EQ(created.Header("Location"), base_ + "/auth/admin/clients/" + id);
+  auto list = Send("GET", "/auth/admin/clients", "", admin);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find("Chart"), std::string::npos);
+  EXPECT_EQ(list.body.find("secret"), std::string::npos);  // never shown again
+  auto bad = Send(
+      "POST", "/auth/admin/clients",
+      R"j({"client_name":"Bad","redirect_uris":["javascript:alert(1)"],"scope":"openid"})j", admin);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(ParseJson(bad.body).GetString("error"), "invalid_client_metadata");
+  EXPECT_EQ(Send("GET", "/auth/admin/clients", "", {}).status, 401);
+  json::Value t = Login("ada", "ada-password-1", "launch/patient patient/*.cruds");
+  EXPECT_EQ(Send("GET", "/auth/admin/clients", "",
+                 {{"Authorization", "Bearer " + std::string(t.GetString("access_token"))}})
+                .status,
+            403);
+  EXPECT_EQ(Send("DELETE", "/auth/admin/clients/" + id, "", admin).status, 204);
+  EXPECT_EQ(Send("GET", "/auth/admin/clients/" + id, "", admin).status, 404);
+}
+
 }  // namespace
 }  // namespace fhirstone

@@ -41,7 +41,11 @@ cleanup() {
     cat "$work/server.log" >&2 2> /dev/null || echo "(no server log)" >&2
     echo "===== end of server log =====" >&2
   fi
-  rm -rf "$work"
+  # The browser may still be writing its profile for a moment after a kill.
+  for _ in $(seq 1 20); do
+    rm -rf "$work" 2> /dev/null && break
+    sleep 0.3
+  done
   exit $rc
 }
 trap cleanup EXIT
@@ -137,7 +141,7 @@ echo "e2e: server $base (pid $server_pid), app $app"
 cd "$here"
 # In the background, so that a TERM (ctest's timeout) reaches the traps at once.
 FHIRSTONE_BIN="$bin" FHIRSTONE_DB="$db" FHIR_PORT="$fhir_port" APP_PORT="$app_port" \
-  CHROMIUM="$chromium_bin" node --test --test-reporter=spec smart_launch.test.mjs &
+  CHROMIUM="$chromium_bin" E2E_TMPDIR="$work" node --test --test-reporter=spec smart_launch.test.mjs &
 node_pid=$!
 wait "$node_pid"
 echo "e2e: passed"

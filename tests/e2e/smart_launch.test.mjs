@@ -6,6 +6,7 @@
 //   FHIR_PORT      the server's port (base http://127.0.0.1:FHIR_PORT, FHIR base .../fhir)
 //   APP_PORT       the port of the app's static server (a different origin: CORS is exercised)
 //   CHROMIUM       optional, the browser executable (default /usr/bin/chromium)
+//   E2E_TMPDIR     optional, where the browser's fresh profile folder is made
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -68,7 +69,9 @@ before(async () => {
     appServer.once("error", reject);
     appServer.listen(APP_PORT, "127.0.0.1", resolve);
   });
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fhirstone-e2e-chromium-"));
+  // A fresh profile; inside run.sh's temporary folder, so it goes even if this process is killed.
+  userDataDir = fs.mkdtempSync(
+    path.join(process.env.E2E_TMPDIR || os.tmpdir(), "fhirstone-e2e-chromium-"));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,

@@ -19,6 +19,7 @@
 #include "auth/jose/jose.h"
 #include "auth/oauth/auth_store.h"
 #include "auth/oauth/crypto.h"
+#include "auth/oauth/registration.h"
 #include "auth/oauth/tokens.h"
 #include "auth/scopes/scopes.h"
 #include "common/strings.h"
@@ -1345,6 +1346,86 @@ struct AuthorizationServer::Impl {
     return launch;
   }
 
+  // The admin JSON API for clients: GET (list), POST (register, answers the client_id and, for
+  // confidential-symmetric clients, the secret once), DELETE /auth/admin/clients/{id}. Callers
+  // present an access token with full system access (system/*.cruds or system/*.*).
+  http::Response AdminClients(http::Request& request) {
+    std::string_view authorization = request.Header("Authorization");
+    if (AsciiLower(authorization.substr(0, 7)) != "bearer ") {
+      http::Response r =
+          OAuthError(401, "invalid_token", "An administrator's access token is required");
+      r.SetHeader("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    auto verified = tokens.Verify(Trim(authorization.substr(7)));
+    if (!verified) {
+      http::Response r = OAuthError(401, "invalid_token", verified.error().message());
+      r.SetHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return r;
+    }
+    if (!(*verified)->access.admin)
+      return OAuthError(403, "insufficient_scope", "Managing clients needs system/*.cruds");
+    std::string_view path = request.Path();
+    std::string id(path.size() > 20 ? path.substr(20) : std::string_view());
+    if (request.method == "GET" && id.empty()) {
+      auto clients = store.ListClients();
+      if (!clients) return OAuthError(500, "server_error", "");
+      json::Value list = json::Value::EmptyArray();
+      for (const auto& c : *clients) list.PushBack(ClientJson(c));
+      return JsonOk(list);
+    }
+    if (request.method == "GET") {
+      auto c = store.FindClient(id);
+      if (!c) return OAuthError(500, "server_error", "");
+      if (!*c) return OAuthError(404, "invalid_request", "No such client");
+      return JsonOk(ClientJson(**c));
+    }
+    if (request.method == "DELETE" && !id.empty()) {
+      if (!store.DeleteClient(id)) return OAuthError(500, "server_error", "");
+      http::Response r;
+      r.status = 204;
+      return r;
+    }
+    if (request.method != "POST" || !id.empty())
+      return OAuthError(405, "invalid_request", "Use GET, POST or DELETE");
+    auto body = json::Parse(request.body);
+    if (!body || !body->is_object())
+      return OAuthError(400, "invalid_client_metadata", "The body must be a JSON object");
+    Registration reg;
+    reg.client_id = body->GetString("client_id");
+    reg.name = body->GetString("client_name");
+    reg.type = body->GetString("client_type");
+    if (reg.type.empty()) {  // RFC 7591 names the authentication method instead
+      std::string_view method = body->GetString("token_endpoint_auth_method");
+      reg.type = method == "private_key_jwt" ? "confidential-asymmetric"
+                 : method == "client_secret_basic" || method == "client_secret_post"
+                     ? "confidential-symmetric"
+                     : "public";
+    }
+    if (const json::Value* uris = body->Find("redirect_uris"); uris && uris->is_array())
+      for (const auto& u : uris->as_array())
+        if (u.is_string()) reg.redirect_uris.push_back(u.as_string());
+    reg.scopes = body->GetString("scope");
+    if (const json::Value* jwks = body->Find("jwks")) reg.jwks = *jwks;
+    reg.launch_uri = body->GetString("launch_uri");
+    if (const json::Value* p = body->Find("require_pkce"); p && p->is_bool())
+      reg.require_pkce = p->as_bool();
+    auto registered = RegisterClient(store, reg);
+    if (!registered) {
+      const Error& e = registered.error();
+      return OAuthError(
+          e.code() == ErrorCode::kConflict ? 409 : 400,
+          e.code() == ErrorCode::kConflict ? "invalid_request" : "invalid_client_metadata",
+          e.message());
+    }
+    auto stored = store.FindClient(registered->client_id);
+    json::Value out = stored && *stored ? ClientJson(**stored) : json::Value::EmptyObject();
+    if (!registered->client_secret.empty()) out.Set("client_secret", registered->client_secret);
+    http::Response r = JsonOk(out, 201);
+    r.SetHeader("Location", Url("/auth/admin/clients/" + registered->client_id));
+    return r;
+  }
+
   http::Response Handle(http::Request& request) {
     std::string_view path = request.Path();
     bool get = request.method == "GET" || request.method == "HEAD";
@@ -1416,6 +1497,8 @@ struct AuthorizationServer::Impl {
     if (path == "/auth/apps/withdraw" && request.method == "POST") return Withdraw(request);
     if (path == "/auth/logout" && request.method == "POST") return Logout(request);
     if (path == "/auth/launch") return Launch(request);
+    if (path == "/auth/admin/clients" || path.starts_with("/auth/admin/clients/"))
+      return AdminClients(request);
     return ErrorPage(404, "Not found", "There is no page here.");
   }
 };
