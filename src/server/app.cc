@@ -153,6 +153,9 @@ struct App::Impl {
         auto access = authorization->Authenticate(request);
         if (access) {
           response = fhir->Handle(request, access->get());
+          // Patient data answered to a token must not be served from a cache to anyone else
+          // (a browser would otherwise replay it to a later request without the token).
+          response.SetHeader("Cache-Control", "no-store");
         } else {
           response = api::ErrorResponse(access.error());
           response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));

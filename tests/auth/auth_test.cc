@@ -438,7 +438,9 @@ TEST_F(AuthTest, StandalonePatientLaunchWithPkce) {
   EXPECT_TRUE(keys->Verify(*id_token));
 
   std::string access(t.GetString("access_token"));
-  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 200);
+  auto own = Fhir("GET", "Patient/pa", access);
+  EXPECT_EQ(own.status, 200);
+  EXPECT_EQ(own.Header("Cache-Control"), "no-store");  // never replayed from a cache
   EXPECT_EQ(Fhir("GET", "Patient/pb", access).status, 403);
   EXPECT_EQ(Fhir("GET", "Observation/oa-lab", access).status, 200);
   EXPECT_EQ(Fhir("GET", "Observation/ob-lab", access).status, 403);
