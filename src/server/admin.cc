@@ -43,6 +43,7 @@ Result<ClientRegistration> AddClient(const std::string& db_url, ClientSpec spec)
   r.scopes = spec.scopes;
   r.launch_uri = spec.launch_uri;
   r.require_pkce = spec.require_pkce;
+  r.jwks_uri = spec.jwks_uri;
   if (!spec.jwks_file.empty()) {
     std::ifstream in(spec.jwks_file);
     std::stringstream text;

@@ -17,6 +17,7 @@ struct ClientSpec {
   std::vector<std::string> redirect_uris;
   std::string scopes;
   std::string jwks_file;  // confidential-asymmetric: the client's public keys (a JWKS file)
+  std::string jwks_uri;   // ... or where the server fetches them
   std::string launch_uri;
   bool require_pkce = false;
 };

@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   client_add->add_option("--jwks", client_spec.jwks_file,
                          "A JWKS file with the client's public keys (confidential-asymmetric)");
+  client_add->add_option("--jwks-uri", client_spec.jwks_uri,
+                         "Where the server fetches the client's public keys (https; cached)");
   client_add->add_option("--launch-uri", client_spec.launch_uri, "The app's launch URL");
   client_add->add_option("--client-id", client_spec.client_id,
                          "A chosen client_id (default: random)");

@@ -7,11 +7,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <regex>
 
 #include "auth/jose/jose.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "http/server.h"
 #include "server/admin.h"
 #include "server/app.h"
 #include "support/fakes.h"
@@ -903,6 +905,82 @@ TEST_F(AuthTest, AsymmetricClientAssertions) {
   // A key the client did not register.
   auto stranger = jose::SigningKey::GenerateRsa("rsa-1", 2048, jose::Alg::kRS384);
   EXPECT_EQ(token(assertion(*stranger, std::string(64, 'f'), endpoint, now + 240)).status, 401);
+}
+
+TEST_F(AuthTest, ClientKeysFromJwksUri) {
+  auto first = jose::SigningKey::GenerateEc("ec-a", jose::Alg::kES384);
+  auto second = jose::SigningKey::GenerateRsa("rsa-b", 2048, jose::Alg::kRS384);
+  ASSERT_TRUE(first && second);
+  std::mutex mu;
+  std::string served;
+  int fetches = 0;
+  auto serve = [&](std::vector<const jose::SigningKey*> keys) {
+    json::Value list = json::Value::EmptyArray();
+    for (const auto* k : keys) list.PushBack(k->PublicJwk());
+    json::Value jwks = json::Value::EmptyObject();
+    jwks.Set("keys", std::move(list));
+    std::lock_guard lock(mu);
+    served = json::Write(jwks);
+  };
+  serve({&*first});
+  http::ServerOptions options;
+  options.port = 0;
+  options.threads = 1;
+  auto keys_server = http::Server::Start(
+      options,
+      [&](http::Request&) {
+        std::lock_guard lock(mu);
+        ++fetches;
+        http::Response r;
+        r.body = served;
+        r.SetHeader("Content-Type", "application/json");
+        return r;
+      },
+      [](int status, std::string_view) {
+        http::Response r;
+        r.status = status;
+        return r;
+      });
+  ASSERT_TRUE(keys_server);
+  std::string uri = "http://127.0.0.1:" + std::to_string((*keys_server)->port()) + "/jwks.json";
+  server::ClientSpec spec;
+  spec.client_id = "remote";
+  spec.name = "Remote keys";
+  spec.type = "confidential-asymmetric";
+  spec.scopes = "system/*.rs";
+  spec.jwks_uri = uri;
+  ASSERT_TRUE(server::AddClient(db_, spec));
+  spec.client_id = "insecure";
+  spec.jwks_uri = "http://keys.example/jwks.json";  // plain http off loopback is refused
+  EXPECT_FALSE(server::AddClient(db_, spec));
+
+  int serial = 0;
+  auto token = [&](const jose::SigningKey& key) {
+    json::Value c = json::Value::EmptyObject();
+    c.Set("iss", "remote");
+    c.Set("sub", "remote");
+    c.Set("aud", base_ + "/auth/token");
+    c.Set("exp", json::Value::Number(clock_.NowMicros() / 1000000 + 120));
+    c.Set("jti", "jti-" + std::to_string(++serial));
+    std::string jwt = *jose::SignJwt(key, c);
+    return Post(
+        "/auth/token",
+        Form({{"grant_type", "client_credentials"},
+              {"scope", "system/*.rs"},
+              {"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+              {"client_assertion", jwt}}));
+  };
+  auto ok = token(*first);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(token(*first).status, 200);
+  EXPECT_EQ(fetches, 1);  // cached
+  // The client rotates to a new key: an unknown kid refetches (at most once a minute).
+  serve({&*first, &*second});
+  clock_.Advance(61LL * 1000000);
+  auto rotated = token(*second);
+  EXPECT_EQ(rotated.status, 200) << rotated.body;
+  EXPECT_EQ(fetches, 2);
+  (*keys_server)->Stop();
 }
 
 TEST_F(AuthTest, KeyRotationKeepsTokensInFlight) {

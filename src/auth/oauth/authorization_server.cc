@@ -18,6 +18,7 @@
 
 #include "auth/jose/jose.h"
 #include "auth/oauth/auth_store.h"
+#include "auth/oauth/client_keys.h"
 #include "auth/oauth/crypto.h"
 #include "auth/oauth/registration.h"
 #include "auth/oauth/tokens.h"
@@ -203,6 +204,7 @@ struct AuthorizationServer::Impl {
   AuthOptions options;
   std::string fhir_base;
   bool secure_cookies = false;
+  ClientKeys client_keys{clock};
 
   std::mutex login_mu;
   struct Failures {
@@ -924,8 +926,12 @@ struct AuthorizationServer::Impl {
   Status CheckAssertion(const Client& client, const jose::Jws& jws) {
     if (jws.alg != jose::Alg::kRS384 && jws.alg != jose::Alg::kES384)
       return Error::Unauthorized("The assertion must be signed with RS384 or ES384");
-    if (jws.header.Find("jku"))  // only registered keys are trusted
-      return Error::Unauthorized("jku is not accepted: register the client's keys");
+    if (const json::Value* jku = jws.header.Find("jku")) {  // an allow-list of one: its jwks_uri
+      if (!jku->is_string() || client.jwks_uri.empty() || jku->as_string() != client.jwks_uri)
+        return Error::Unauthorized(
+            "jku is accepted only when it is the client's registered "
+            "jwks_uri");
+    }
     if (jws.kid.empty()) return Error::Unauthorized("The assertion's header needs a kid");
     const json::Value& claims = jws.claims;
     if (claims.GetString("sub") != client.client_id || claims.GetString("iss") != client.client_id)
@@ -947,11 +953,9 @@ struct AuthorizationServer::Impl {
       return Error::Unauthorized("The assertion's exp is more than 5 minutes ahead");
     std::string jti(claims.GetString("jti"));
     if (jti.empty()) return Error::Unauthorized("The assertion needs a jti");
-    if (client.jwks.empty()) return Error::Unauthorized("The client has no registered keys (jwks)");
-    auto jwks = json::Parse(client.jwks);
-    if (!jwks) return Error::Unauthorized("The client's registered keys are unreadable");
-    auto keys = jose::KeySet::FromJwks(*jwks);
-    if (!keys) return Error::Unauthorized("The client's registered keys are unusable");
+    auto keys = client_keys.For(client, jws.kid);
+    if (!keys)
+      return Error::Unauthorized("The client's keys are not available: " + keys.error().message());
     FHIRSTONE_RETURN_IF_ERROR(keys->Verify(jws));
     auto fresh = store.RememberJti(client.client_id, jti, *exp_value + 60);
     if (!fresh) return Error::Unauthorized("The assertion could not be checked");
@@ -1407,6 +1411,7 @@ struct AuthorizationServer::Impl {
         if (u.is_string()) reg.redirect_uris.push_back(u.as_string());
     reg.scopes = body->GetString("scope");
     if (const json::Value* jwks = body->Find("jwks")) reg.jwks = *jwks;
+    reg.jwks_uri = body->GetString("jwks_uri");
     reg.launch_uri = body->GetString("launch_uri");
     if (const json::Value* p = body->Find("require_pkce"); p && p->is_bool())
       reg.require_pkce = p->as_bool();

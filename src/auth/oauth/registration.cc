@@ -1,6 +1,7 @@
 #include "auth/oauth/registration.h"
 
 #include "auth/jose/jose.h"
+#include "auth/oauth/client_keys.h"
 #include "auth/oauth/crypto.h"
 #include "auth/scopes/scopes.h"
 #include "fhir/model.h"
@@ -48,12 +49,19 @@ Result<Registered> RegisterClient(AuthStore& store, const Registration& r) {
     c.secret_hash = HashSecret(out.client_secret);
   }
   if (*type == ClientType::kConfidentialAsymmetric) {
-    if (r.jwks.is_null()) return Error::Invalid("A confidential-asymmetric client needs a JWKS");
-    auto keys = jose::KeySet::FromJwks(r.jwks);
-    if (!keys) return Error::Invalid("The JWKS is not usable: " + keys.error().message());
-    c.jwks = json::Write(keys->ToJwks());
-  } else if (!r.jwks.is_null()) {
-    return Error::Invalid("A JWKS is for confidential-asymmetric clients");
+    if (r.jwks.is_null() == r.jwks_uri.empty())
+      return Error::Invalid("A confidential-asymmetric client needs a JWKS or a jwks_uri (one)");
+    if (!r.jwks.is_null()) {
+      auto keys = jose::KeySet::FromJwks(r.jwks);
+      if (!keys) return Error::Invalid("The JWKS is not usable: " + keys.error().message());
+      c.jwks = json::Write(keys->ToJwks());
+    } else {
+      if (!IsAcceptableJwksUri(r.jwks_uri))
+        return Error::Invalid("A jwks_uri must be an https URL (http only on loopback)");
+      c.jwks_uri = r.jwks_uri;
+    }
+  } else if (!r.jwks.is_null() || !r.jwks_uri.empty()) {
+    return Error::Invalid("Keys are for confidential-asymmetric clients");
   }
   if (*type != ClientType::kConfidentialAsymmetric && c.redirect_uris.empty())
     return Error::Invalid("A client that launches apps needs at least one redirect URI");
@@ -75,6 +83,7 @@ json::Value ClientJson(const Client& c) {
   v.Set("scope", c.allowed_scopes);
   if (!c.launch_uri.empty()) v.Set("launch_uri", c.launch_uri);
   v.Set("require_pkce", c.require_pkce || c.type == ClientType::kPublic);
+  if (!c.jwks_uri.empty()) v.Set("jwks_uri", c.jwks_uri);
   if (!c.jwks.empty()) {
     auto jwks = json::Parse(c.jwks);
     if (jwks) v.Set("jwks", std::move(jwks).value());

@@ -18,7 +18,8 @@ struct Registration {
   std::string type = "public";  // public, confidential-symmetric, confidential-asymmetric
   std::vector<std::string> redirect_uris;
   std::string scopes;
-  json::Value jwks;  // confidential-asymmetric: the client's public keys
+  json::Value jwks;      // confidential-asymmetric: the client's public keys, inline
+  std::string jwks_uri;  // ... or where to fetch them (https; http only on loopback)
   std::string launch_uri;
   bool require_pkce = false;
 };
