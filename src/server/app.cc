@@ -85,6 +85,41 @@ struct App::Impl {
       }
       return out;
     };
+    hooks.search_encounters =
+        [this](std::string_view patient,
+               int limit) -> Result<std::vector<oauth::FhirHooks::EncounterSummary>> {
+      search::QueryParams params{{"_count", std::to_string(limit)},
+                                 {"_sort", "-date"},
+                                 {"patient", "Patient/" + std::string(patient)}};
+      auto registry = this->registry->Get();
+      auto query = search::ParseQuery(*registry, {"Encounter"}, params, {});
+      if (!query) return std::move(query).error();
+      query->total = search::TotalMode::kNone;
+      auto found = store->Search(*query);
+      if (!found) return std::move(found).error();
+      std::vector<oauth::FhirHooks::EncounterSummary> out;
+      for (const auto& v : found->matches) {
+        auto e = json::Parse(v.body);
+        if (!e) continue;
+        std::string label;
+        if (const json::Value* types = e->Find("type"); types && types->is_array())
+          for (const auto& t : types->as_array()) {
+            label = std::string(t.GetString("text"));
+            if (const json::Value* codings = t.Find("coding");
+                label.empty() && codings && codings->is_array() && !codings->as_array().empty())
+              label = std::string(codings->as_array()[0].GetString("display"));
+            if (!label.empty()) break;
+          }
+        if (label.empty())
+          if (const json::Value* cls = e->Find("class"))
+            label = std::string(!cls->GetString("display").empty() ? cls->GetString("display")
+                                                                   : cls->GetString("code"));
+        std::string start;
+        if (const json::Value* period = e->Find("period")) start = period->GetString("start");
+        out.push_back({v.id, label, start, std::string(e->GetString("status"))});
+      }
+      return out;
+    };
     hooks.patient_name = [this](std::string_view id) -> Result<std::string> {
       auto v = store->Read("Patient", id);
       if (!v) return std::move(v).error();

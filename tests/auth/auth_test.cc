@@ -271,6 +271,15 @@ class AuthTest : public ::testing::Test {
                           {"request", HiddenInput(page.body, "request")},
                           {"patient", patient}});
     }
+    if (page.body.find("name=\"encounter\"") != std::string::npos) {
+      std::regex re("name=\"encounter\" value=\"([^\"]*)\"");
+      std::smatch m;
+      std::string encounter = std::regex_search(page.body, m, re) ? std::string(m[1]) : "";
+      page = BrowserPost(b, "/auth/encounter",
+                         {{"csrf", HiddenInput(page.body, "csrf")},
+                          {"request", HiddenInput(page.body, "request")},
+                          {"encounter", encounter}});
+    }
     if (page.status == 302) return page;
     EXPECT_NE(page.body.find("name=\"decision\""), std::string::npos) << page.body;
     Params form{{"csrf", HiddenInput(page.body, "csrf")},
@@ -766,6 +775,31 @@ TEST_F(AuthTest, PractitionerUserScopesAndPatientPicker) {
   EXPECT_NE(all.body.find("oa-lab"), std::string::npos);
   EXPECT_EQ(Fhir("DELETE", "Observation/oa-lab", token).status, 403);
   EXPECT_EQ(Fhir("POST", "$reindex", token).status, 403);
+}
+
+TEST_F(AuthTest, StandaloneEncounterPicker) {
+  Browser b;
+  auto page = BrowserGet(b, AuthorizeUrl("launch/patient launch/encounter patient/*.rs"));
+  page = BrowserPost(b, "/auth/login",
+                     {{"csrf", HiddenInput(page.body, "csrf")},
+                      {"request", HiddenInput(page.body, "request")},
+                      {"username", "ada"},
+                      {"password", "ada-password-1"}});
+  ASSERT_NE(page.body.find("name=\"encounter\" value=\"ea\""), std::string::npos) << page.body;
+  // An encounter of someone else is not accepted.
+  auto wrong = BrowserPost(b, "/auth/encounter",
+                           {{"csrf", HiddenInput(page.body, "csrf")},
+                            {"request", HiddenInput(page.body, "request")},
+                            {"encounter", "not-hers"}});
+  EXPECT_NE(wrong.body.find("name=\"encounter\" value=\"ea\""), std::string::npos);
+  auto done = Authorize(b, AuthorizeUrl("launch/patient launch/encounter patient/*.rs"), "ada",
+                        "ada-password-1");
+  ASSERT_EQ(done.status, 302) << done.body;
+  auto token = Exchange(QueryValue(std::string(done.Header("Location")), "code"));
+  ASSERT_EQ(token.status, 200);
+  json::Value t = ParseJson(token.body);
+  EXPECT_EQ(t.GetString("patient"), "pa");
+  EXPECT_EQ(t.GetString("encounter"), "ea");
 }
 
 TEST_F(AuthTest, EhrLaunch) {

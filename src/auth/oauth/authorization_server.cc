@@ -267,9 +267,9 @@ struct AuthorizationServer::Impl {
           list({"launch-ehr", "launch-standalone", "authorize-post", "client-public",
                 "client-confidential-symmetric", "client-confidential-asymmetric",
                 "sso-openid-connect", "context-banner", "context-style", "context-ehr-patient",
-                "context-ehr-encounter", "context-standalone-patient", "permission-offline",
-                "permission-online", "permission-patient", "permission-user", "permission-v1",
-                "permission-v2"}));
+                "context-ehr-encounter", "context-standalone-patient",
+                "context-standalone-encounter", "permission-offline", "permission-online",
+                "permission-patient", "permission-user", "permission-v1", "permission-v2"}));
     return c;
   }
 
@@ -477,6 +477,14 @@ struct AuthorizationServer::Impl {
     }
     flow.Set("patient", patient);
     flow.Set("user_id", (*user)->user_id);
+    // Standalone launch/encounter: the user picks one of the patient's encounters.
+    bool launched = launch && launch->is_object();
+    const json::Value* chosen = flow.Find("encounter_chosen");
+    if (requested->launch_encounter && !launched && !patient.empty() && !chosen) {
+      if (!store.PutRequest(request_id, s.id_hash, flow, Now() + 900))
+        return ErrorPage(500, "Server error", "The request could not be stored.");
+      return EncounterPicker(s, request_id, c, patient);
+    }
     if (!store.PutRequest(request_id, s.id_hash, flow, Now() + 900))
       return ErrorPage(500, "Server error", "The request could not be stored.");
     // What may be granted at all: what the client is registered for.
@@ -515,6 +523,56 @@ struct AuthorizationServer::Impl {
     }
     data.Set("patients", std::move(list));
     return Page(200, "patient_picker", data);
+  }
+
+  http::Response EncounterPicker(const BrowserSession& s, const std::string& request_id,
+                                 const Client& c, const std::string& patient) {
+    json::Value data = PageData(s, request_id, c, "/auth/encounter");
+    data.Set("title", "Choose an encounter");
+    std::string name = "Patient/" + patient;
+    if (hooks.patient_name) {
+      auto n = hooks.patient_name(patient);
+      if (n) name = *n;
+    }
+    data.Set("patient_display", name);
+    json::Value list = json::Value::EmptyArray();
+    if (hooks.search_encounters) {
+      auto found = hooks.search_encounters(patient, 50);
+      if (found) {
+        for (const auto& e : *found) {
+          json::Value item = json::Value::EmptyObject();
+          item.Set("id", e.id);
+          item.Set("label", e.label);
+          item.Set("start", e.start);
+          item.Set("status", e.status);
+          list.PushBack(std::move(item));
+        }
+      }
+    }
+    data.Set("encounters", std::move(list));
+    return Page(200, "encounter_picker", data);
+  }
+
+  http::Response ChooseEncounter(http::Request& request) {
+    auto f = LoadForm(request);
+    if (!f) return FormError(f.error());
+    if (auto st = LoadFlow(*f); !st) return FormError(st.error());
+    if (f->session.session.user_id.empty())
+      return LoginPage(f->session, f->request_id, &f->client, "", "");
+    std::string encounter = GetOr(f->form, "encounter");
+    std::string patient(f->flow.GetString("patient"));
+    if (!encounter.empty()) {  // it must be one of the patient's
+      bool found = false;
+      if (hooks.search_encounters) {
+        auto list = hooks.search_encounters(patient, 1000);
+        if (list)
+          for (const auto& e : *list) found |= e.id == encounter;
+      }
+      if (!found) return EncounterPicker(f->session, f->request_id, f->client, patient);
+    }
+    f->flow.Set("encounter", encounter);
+    f->flow.Set("encounter_chosen", true);
+    return Continue(f->session, f->request_id, f->flow, f->client);
   }
 
   http::Response ConsentPage(const BrowserSession& s, const std::string& request_id,
@@ -826,6 +884,7 @@ struct AuthorizationServer::Impl {
       g.intent = launch->GetString("intent");
     } else {
       g.need_patient_banner = true;  // standalone: the app shows who the data is about
+      g.encounter = flow.GetString("encounter");
     }
     g.redirect_uri = redirect_uri;
     g.code_challenge = flow.GetString("code_challenge");
@@ -1498,6 +1557,7 @@ struct AuthorizationServer::Impl {
     if (path == "/auth/login") return Login(request);
     if (path == "/auth/patient") return ChoosePatient(request);
     if (path == "/auth/consent" && request.method == "POST") return DecideConsent(request);
+    if (path == "/auth/encounter" && request.method == "POST") return ChooseEncounter(request);
     if (path == "/auth/apps" && get) return Apps(request);
     if (path == "/auth/apps/withdraw" && request.method == "POST") return Withdraw(request);
     if (path == "/auth/logout" && request.method == "POST") return Logout(request);

@@ -36,6 +36,12 @@ struct FhirHooks {
   // Patients whose name matches `text` (all when empty), at most `limit`.
   std::function<Result<std::vector<PatientSummary>>(std::string_view text, int limit)>
       search_patients;
+  struct EncounterSummary {
+    std::string id, label, start, status;
+  };
+  // The encounters of Patient/`patient`, most recent first, at most `limit`.
+  std::function<Result<std::vector<EncounterSummary>>(std::string_view patient, int limit)>
+      search_encounters;
   // A patient's display name; NotFound when it does not exist.
   std::function<Result<std::string>(std::string_view id)> patient_name;
   // Writes a FHIR Consent resource (create when id is empty, else update); returns its id.
