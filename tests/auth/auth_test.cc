@@ -802,6 +802,58 @@ TEST_F(AuthTest, StandaloneEncounterPicker) {
   EXPECT_EQ(t.GetString("encounter"), "ea");
 }
 
+TEST_F(AuthTest, LauncherSimulationsThroughTheLaunchEndpoint) {
+  // The EHR side: a signed-in practitioner asks for launch values.
+  Browser ehr;
+  auto login = BrowserGet(ehr, "/auth/login");
+  auto signed_in = BrowserPost(ehr, "/auth/login",
+                               {{"csrf", HiddenInput(login.body, "csrf")},
+                                {"request", ""},
+                                {"username", "drsmith"},
+                                {"password", "smith-password-1"}});
+  ASSERT_EQ(signed_in.status, 302);
+  auto apps = BrowserGet(ehr, "/auth/apps");
+  std::string csrf = HiddenInput(apps.body, "csrf");
+  auto make_launch = [&](const std::string& simulate) {
+    http::Headers h{
+        {"Cookie", ehr.cookie}, {"Content-Type", "application/json"}, {"X-CSRF-Token", csrf}};
+    auto r = Send("POST", "/auth/launch",
+                  R"({"patient":"pa","encounter":"ea","simulate":)" + simulate + "}", h);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return std::string(ParseJson(r.body).GetString("launch"));
+  };
+  // Without the CSRF header the endpoint refuses.
+  EXPECT_EQ(Send("POST", "/auth/launch", R"({"patient":"pa"})",
+                 {{"Cookie", ehr.cookie}, {"Content-Type", "application/json"}})
+                .status,
+            403);
+  std::string scope = "launch openid fhirUser patient/*.rs";
+  auto run = [&](const std::string& launch) {
+    Browser b;
+    return Authorize(b, AuthorizeUrl(scope, "app", "https://app.example/cb", launch), "", "");
+  };
+  auto failing = run(make_launch(R"({"error":"authorize"})"));
+  ASSERT_EQ(failing.status, 302);
+  EXPECT_EQ(QueryValue(std::string(failing.Header("Location")), "error"), "server_error");
+
+  auto expiring = run(make_launch(R"({"error":"token_expiry"})"));
+  auto t = ParseJson(Exchange(QueryValue(std::string(expiring.Header("Location")), "code")).body);
+  EXPECT_EQ(json::Write(*t.Find("expires_in")), "10");
+  std::string access(t.GetString("access_token"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 200);
+  clock_.Advance(11LL * 1000000);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 401);
+
+  auto missing = run(make_launch(R"({"error":"missing_context"})"));
+  t = ParseJson(Exchange(QueryValue(std::string(missing.Header("Location")), "code")).body);
+  EXPECT_FALSE(t.Find("patient"));
+  EXPECT_EQ(Fhir("GET", "Patient/pa", std::string(t.GetString("access_token"))).status, 403);
+
+  auto dropped = run(make_launch(R"({"error":"scope_not_granted","scope":"patient/*.rs"})"));
+  t = ParseJson(Exchange(QueryValue(std::string(dropped.Header("Location")), "code")).body);
+  EXPECT_EQ(t.GetString("scope"), "launch openid fhirUser");
+}
+
 TEST_F(AuthTest, EhrLaunch) {
   auto launch = server::CreateLaunch(db_, "drsmith", "pa", "ea", 300);
   ASSERT_TRUE(launch) << launch.error().message();

@@ -210,6 +210,7 @@ json::Value Grant::ToJson() const {
   v.Set("code_challenge", code_challenge);
   v.Set("nonce", nonce);
   v.Set("auth_time", json::Value::Number(auth_time));
+  if (access_seconds) v.Set("access_seconds", json::Value::Number(access_seconds));
   return v;
 }
 
@@ -232,6 +233,8 @@ Grant Grant::FromJson(const json::Value& v) {
   g.nonce = v.GetString("nonce");
   if (const json::Value* t = v.Find("auth_time"); t && t->is_number())
     g.auth_time = ParseInt64(t->as_string()).value_or(0);
+  if (const json::Value* t = v.Find("access_seconds"); t && t->is_number())
+    g.access_seconds = ParseInt64(t->as_string()).value_or(0);
   return g;
 }
 
@@ -297,6 +300,17 @@ Result<std::optional<User>> AuthStore::FindUser(std::string_view user_id) {
   if (!row) return std::move(row).error();
   if (!*row) return std::optional<User>();
   return std::optional<User>(UserFromRow(**row));
+}
+
+Result<std::vector<User>> AuthStore::ListUsers() {
+  auto rows = Query(db_,
+                    "SELECT user_id, username, password_hash, fhir_user, display FROM auth_user "
+                    "ORDER BY username",
+                    {}, 5);
+  if (!rows) return std::move(rows).error();
+  std::vector<User> out;
+  for (const auto& r : *rows) out.push_back(UserFromRow(r));
+  return out;
 }
 
 Result<std::vector<StoredKey>> AuthStore::ListKeys() {

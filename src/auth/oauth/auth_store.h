@@ -64,6 +64,9 @@ struct Grant {
   std::string code_challenge;
   std::string nonce;
   int64_t auth_time = 0;  // seconds
+  // Sandbox simulation (from a launcher's launch value): access tokens of this grant live this
+  // many seconds instead of the default; 0: the default.
+  int64_t access_seconds = 0;
 
   json::Value ToJson() const;
   static Grant FromJson(const json::Value& value);
@@ -111,6 +114,7 @@ class AuthStore {
   Status AddUser(const User& user);
   Result<std::optional<User>> FindUserByName(std::string_view username);
   Result<std::optional<User>> FindUser(std::string_view user_id);
+  Result<std::vector<User>> ListUsers();
 
   Result<std::vector<StoredKey>> ListKeys();
   Status AddKey(const StoredKey& key);

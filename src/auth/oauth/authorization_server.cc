@@ -409,6 +409,9 @@ struct AuthorizationServer::Impl {
       auto context = json::Parse((*consumed)->payload);
       if (!context) return fail("server_error", "The launch context is corrupt");
       launch_user = std::string(context->GetString("user"));
+      if (const json::Value* sim = context->Find("simulate");
+          sim && sim->GetString("error") == "authorize")  // the sandbox launcher's test case
+        return fail("server_error", "Simulated by the launcher: the authorize step fails");
       flow.Set("launch", std::move(context).value());
     } else if (requested->launch) {
       return fail("invalid_request", "The launch scope needs a launch parameter (EHR launch)");
@@ -882,6 +885,25 @@ struct AuthorizationServer::Impl {
         g.need_patient_banner = b->as_bool();
       g.smart_style_url = launch->GetString("smart_style_url");
       g.intent = launch->GetString("intent");
+      // Test cases of the sandbox launcher, carried by its launch value.
+      if (const json::Value* sim = launch->Find("simulate")) {
+        std::string_view error = sim->GetString("error");
+        if (error == "token_expiry") g.access_seconds = 10;
+        if (error == "missing_context") {
+          g.patient.clear();
+          g.encounter.clear();
+        }
+        if (error == "scope_not_granted") {
+          std::string_view dropped = sim->GetString("scope");
+          std::string kept;
+          for (auto token : Split(g.scope, ' ')) {
+            if (token.empty() || token == dropped) continue;
+            if (!kept.empty()) kept += ' ';
+            kept += token;
+          }
+          g.scope = kept;
+        }
+      }
     } else {
       g.need_patient_banner = true;  // standalone: the app shows who the data is about
       g.encounter = flow.GetString("encounter");
@@ -1088,7 +1110,7 @@ struct AuthorizationServer::Impl {
     } else if (Get(form, "code_verifier")) {
       return OAuthError(400, "invalid_grant", "No code_challenge was sent with the authorization");
     }
-    return TokenResponse(g, options.access_token_seconds);
+    return TokenResponse(g, g.access_seconds ? g.access_seconds : options.access_token_seconds);
   }
 
   http::Response RefreshGrant(const ClientAuth& auth, const Params& form) {
@@ -1128,7 +1150,7 @@ struct AuthorizationServer::Impl {
     if (c.expires <= Now())
       return OAuthError(400, "invalid_grant", "The refresh token has expired");
     if (!narrowed.empty()) g.scope = narrowed;
-    return TokenResponse(g, options.access_token_seconds);
+    return TokenResponse(g, g.access_seconds ? g.access_seconds : options.access_token_seconds);
   }
 
   http::Response ClientCredentialsGrant(const ClientAuth& auth, const Params& form) {
