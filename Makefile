@@ -5,7 +5,7 @@ LISTEN     ?= 127.0.0.1:8080
 BASE_URL   ?= http://localhost:8080
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search clean format
+.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth clean format
 
 all: build
 
@@ -27,7 +27,7 @@ build: configure
 
 run: build
 	@mkdir -p var
-	$(BUILD)/fhirstone serve --listen $(LISTEN) --base-url $(BASE_URL) --db sqlite:var/fhirstone.db
+	$(BUILD)/fhirstone serve --demo --listen $(LISTEN) --base-url $(BASE_URL) --db sqlite:var/fhirstone.db
 
 fuzz-build: deps-test
 	@test -f $(FUZZ_BUILD)/CMakeCache.txt || cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -49,6 +49,9 @@ bench: deps-bench build
 
 bench-search: deps-bench build
 	bench/search.sh
+
+bench-auth: deps-bench build
+	bench/auth.sh
 
 clean:
 	rm -rf build

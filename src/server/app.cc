@@ -43,6 +43,7 @@ struct App::Impl {
   std::atomic<oauth::AuthorizationServer*> auth{nullptr};
   std::unique_ptr<oauth::AuthorizationServer> auth_owner;
   bool open = false;
+  std::vector<DemoAccount> demo_accounts;
   std::unique_ptr<http::Server> server;
   std::string base_url;
   bool stopped = false;
@@ -392,6 +393,12 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   api_options.start_reindex = [raw]() -> Status { return raw->StartReindex(); };
   impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
                                                   *impl.registry, api_options);
+  if (config.demo) {
+    auto accounts =
+        SetUpDemo(*impl.db, *impl.api_owner, *impl.auth_store, impl.base_url, config.demo_patients);
+    if (!accounts) return std::move(accounts).error();
+    impl.demo_accounts = std::move(accounts).value();
+  }
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
   impl.auth.store(impl.auth_owner.get(), std::memory_order_release);
   return app;
@@ -400,6 +407,8 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
 uint16_t App::port() const { return impl_->server->port(); }
 
 const std::string& App::base_url() const { return impl_->base_url; }
+
+const std::vector<DemoAccount>& App::demo_accounts() const { return impl_->demo_accounts; }
 
 void App::WaitForSignal() { impl_->server->WaitForSignal(); }
 

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "server/demo.h"
 
 namespace fhirstone::store {
 class ResourceStore;
@@ -35,6 +36,9 @@ struct ServeConfig {
   bool open = false;
   // PKCE for every client, confidential ones too (public clients always need it).
   bool require_pkce = false;
+  // The sandbox: demo data, demo users, the sample app and the launcher.
+  bool demo = false;
+  int demo_patients = 100;
 };
 
 class App {
@@ -50,6 +54,8 @@ class App {
 
   uint16_t port() const;
   const std::string& base_url() const;
+  // Demo mode: the demo accounts (username, password, role), empty otherwise.
+  const std::vector<DemoAccount>& demo_accounts() const;
   // Blocks until SIGINT or SIGTERM.
   void WaitForSignal();
   // Finishes in-flight requests, stops the server and closes the database. Idempotent.

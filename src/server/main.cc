@@ -79,6 +79,13 @@ int main(int argc, char** argv) {
   serve->add_flag("--open", config.open,
                   "Development only: answer FHIR requests without access tokens (secure, "
                   "token-checked access is the default)");
+  serve->add_flag("--demo", config.demo,
+                  "Sandbox mode: on first start load synthetic demo patients, create demo users "
+                  "(their passwords are printed and shown on the home page) and register the "
+                  "sample app; enables the launcher");
+  serve->add_option("--demo-patients", config.demo_patients, "Patients in the demo data set")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100000));
   serve->add_flag("--require-pkce", config.require_pkce,
                   "Require PKCE of confidential clients too (public clients always need it)");
 
@@ -225,6 +232,17 @@ int main(int argc, char** argv) {
     }
     spdlog::info("Fhirstone {} listening; FHIR base {}/fhir", FHIRSTONE_VERSION,
                  (*app)->base_url());
+    if (config.demo) {
+      std::printf(
+          "\nFhirstone sandbox: %s/\n  launcher: %s/launcher\n  sample app: "
+          "%s/apps/vitals/launch.html\n\nDemo users (password):\n",
+          (*app)->base_url().c_str(), (*app)->base_url().c_str(), (*app)->base_url().c_str());
+      for (const auto& a : (*app)->demo_accounts())
+        std::printf("  %-13s %-14s %-13s %s (%s)\n", a.username.c_str(), a.password.c_str(),
+                    a.role.c_str(), a.display.c_str(), a.fhir_user.c_str());
+      std::printf("\n");
+      std::fflush(stdout);
+    }
     (*app)->WaitForSignal();
     spdlog::info("shutting down: finishing in-flight requests");
     (*app)->Stop();
