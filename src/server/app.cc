@@ -8,6 +8,7 @@
 
 #include "api/error_response.h"
 #include "api/fhir_api.h"
+#include "apps/apps.h"
 #include "auth/oauth/auth_store.h"
 #include "auth/oauth/authorization_server.h"
 #include "auth/oauth/tokens.h"
@@ -47,6 +48,34 @@ struct App::Impl {
   std::unique_ptr<http::Server> server;
   std::string base_url;
   bool stopped = false;
+
+  // The embedded sample apps (src/apps), e.g. /apps/vitals/.
+  static http::Response ServeApp(const http::Request& request, std::string_view path) {
+    if (request.method != "GET" && request.method != "HEAD")
+      return api::ErrorResponse(Error::MethodNotAllowed("The apps are static files: use GET"));
+    std::string_view rest = path.size() > 6 ? path.substr(6) : std::string_view();
+    if (!rest.empty() && rest.find('/') == std::string_view::npos &&
+        apps::Find(std::string(rest) + "/")) {
+      http::Response r;  // relative links need the trailing slash
+      r.status = 301;
+      r.SetHeader("Location", "/apps/" + std::string(rest) + "/");
+      return r;
+    }
+    auto file = apps::Find(rest);
+    if (!file) return api::ErrorResponse(Error::NotFound("No such file"));
+    http::Response r;
+    r.body = std::string(file->body);
+    r.SetHeader("Content-Type", std::string(file->content_type));
+    r.SetHeader(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'; base-uri 'none'");
+    r.SetHeader("X-Content-Type-Options", "nosniff");
+    r.SetHeader("Referrer-Policy", "no-referrer");
+    r.SetHeader("Cache-Control", rest.find("/vendor/") != std::string_view::npos
+                                     ? "public, max-age=86400"
+                                     : "no-cache");
+    return r;
+  }
 
   // CORS (https://fetch.spec.whatwg.org/#http-cors-protocol): browser apps on other origins
   // call the FHIR API with bearer tokens.
@@ -205,6 +234,7 @@ struct App::Impl {
       }
       return response;
     }
+    if (path.starts_with("/apps/") || path == "/apps") return ServeApp(request, path);
     if (path == "/" && (request.method == "GET" || request.method == "HEAD")) {
       http::Response response;
       response.status = 302;

@@ -308,11 +308,49 @@
 
   const charts = {};  // Chart.js instances by chart id
 
-  function inRange(points, years) {
-    if (years === "all") return points;
-    const since = new Date();
-    since.setFullYear(since.getFullYear() - Number(years));
-    return points.filter((p) => p.x >= since.getTime());
+  // The points of the last `years` years up to the most recent reading of any series (not up
+  // to today: a record whose last visit was long ago still shows its latest readings).
+  function inRange(all, years) {
+    const data = {};
+    let latest = -Infinity;
+    for (const name of Object.keys(all)) {
+      const points = all[name];
+      if (points.length) latest = Math.max(latest, points[points.length - 1].x);
+    }
+    const since = new Date(latest);
+    if (years !== "all") since.setFullYear(since.getFullYear() - Number(years));
+    for (const name of Object.keys(all)) {
+      data[name] = years === "all" ? all[name] : all[name].filter((p) => p.x >= since.getTime());
+    }
+    return data;
+  }
+
+  const kYear = 365.25 * 24 * 3600 * 1000;
+  const monthYearFormat = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric" });
+
+  // Ticks for a time axis from `min` to `max` (ms): the first day of every 1, 2, 5, 10 or 20
+  // years, or of every 1, 2, 3 or 6 months for spans under two years; at most about 6 ticks.
+  function timeTicks(min, max) {
+    const ticks = [];
+    const span = max - min;
+    const first = new Date(min);
+    if (span >= 2 * kYear) {
+      const step = [1, 2, 5, 10, 20].find((n) => span / kYear / n <= 6) || 50;
+      for (let y = Math.ceil(first.getFullYear() / step) * step; ; y += step) {
+        const t = new Date(y, 0, 1).getTime();
+        if (t > max) break;
+        if (t >= min) ticks.push(t);
+      }
+      return { ticks: ticks, format: (t) => String(new Date(t).getFullYear()) };
+    }
+    const step = [1, 2, 3, 6].find((n) => span / (kYear / 12) / n <= 6) || 12;
+    for (let m = first.getFullYear() * 12 + first.getMonth(); ; m += 1) {
+      if (m % step) continue;
+      const t = new Date(Math.floor(m / 12), m % 12, 1).getTime();
+      if (t > max) break;
+      if (t >= min) ticks.push(t);
+    }
+    return { ticks: ticks, format: (t) => monthYearFormat.format(new Date(t)) };
   }
 
   function valueText(v, unit) {
@@ -332,7 +370,8 @@
     const parts = def.lines.map((line) => {
       const points = data[line.series];
       const p = points.length ? points[points.length - 1] : null;
-      return p ? line.label + " " + valueText(p.y, units[line.series]) : null;
+      if (!p) return null;
+      return (def.lines.length > 1 ? line.label + " " : "") + valueText(p.y, units[line.series]);
     }).filter(Boolean);
     return "Latest: " + parts.join(", ") + " on " + dateFormat.format(new Date(last.x));
   }
@@ -380,16 +419,31 @@
     wrap.replaceChildren(times.length ? table : el("p", "muted", "No readings in this period."));
   }
 
-  function chartOptions(def, units) {
+  // Chart.js options for a chart of `data` (the series in range). Time runs on a linear axis of
+  // milliseconds with ticks of our own, so that no date adapter is needed.
+  function chartOptions(def, data, units) {
     const reduceMotion = window.matchMedia &&
         window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const times = def.lines.flatMap((line) => data[line.series].map((p) => p.x));
+    let min = Math.min(...times);
+    let max = Math.max(...times);
+    const pad = Math.max((max - min) * 0.03, 15 * 24 * 3600 * 1000);
+    min -= pad;
+    max += pad;
+    const axis = timeTicks(min, max);
     const scales = {
       x: {
         type: "linear",
+        min: min,
+        max: max,
+        afterBuildTicks: (scale) => {
+          scale.ticks = axis.ticks.map((t) => ({ value: t }));
+        },
         ticks: {
-          maxTicksLimit: 6,
           color: "#3d4a5c",
-          callback: (value) => dateFormat.format(new Date(value)),
+          maxRotation: 0,
+          autoSkip: true,
+          callback: (value) => axis.format(value),
         },
         grid: { color: "#e3e8ef" },
       },
@@ -430,8 +484,7 @@
   }
 
   function renderCharts(all, units, years) {
-    const data = {};
-    for (const name of Object.keys(all)) data[name] = inRange(all[name], years);
+    const data = inRange(all, years);
     for (const def of kCharts) {
       const latest = latestText(def, data, units);
       $("latest-" + def.id).textContent = latest;
@@ -440,7 +493,13 @@
           def.lines.map((l) => l.label.toLowerCase()).join(" and ") + " over time. " + latest +
           " The readings are also listed in the table below.");
       renderTable(def, data, units);
-      if (typeof window.Chart === "undefined") continue;
+      if (charts[def.id]) {
+        charts[def.id].destroy();
+        delete charts[def.id];
+      }
+      const empty = def.lines.every((line) => !data[line.series].length);
+      $("card-" + def.id).classList.toggle("chart-empty", empty);
+      if (typeof window.Chart === "undefined" || empty) continue;
       const datasets = def.lines.map((line) => ({
         label: line.label,
         data: data[line.series],
@@ -451,19 +510,14 @@
         pointRadius: data[line.series].length > 60 ? 2 : 3.5,
         pointHoverRadius: 6,
         borderWidth: 2,
-        tension: 0.2,
+        tension: 0,
         yAxisID: line.axis || "y",
       }));
-      if (charts[def.id]) {
-        charts[def.id].data.datasets = datasets;
-        charts[def.id].update();
-      } else {
-        charts[def.id] = new window.Chart(canvas, {
-          type: "line",
-          data: { datasets: datasets },
-          options: chartOptions(def, units),
-        });
-      }
+      charts[def.id] = new window.Chart(canvas, {
+        type: "line",
+        data: { datasets: datasets },
+        options: chartOptions(def, data, units),
+      });
     }
   }
 
@@ -484,6 +538,7 @@
       return;
     }
     $("vitals-chart").hidden = false;
+    $("vitals-range-field").hidden = false;
     const range = $("vitals-range");
     renderCharts(series, units, range.value);
     range.addEventListener("change", () => renderCharts(series, units, range.value));
@@ -562,7 +617,7 @@
             badge: a.criticality === "high" ? "High criticality" : "",
             badgeClass: "badge-alert",
             details: [
-              (a.category || []).join(", "),
+              (a.category || []).map((c) => c.charAt(0).toUpperCase() + c.slice(1)).join(", "),
               reactions.length ? "Reaction: " + reactions.join("; ") : "",
               status !== "active" ? "Status: " + status : "",
               a.onsetDateTime ? "Since " + formatDate(a.onsetDateTime) : "",
@@ -635,8 +690,9 @@
     box.appendChild(p);
     box.hidden = false;
     for (const id of ["patient-banner", "vitals", "conditions", "allergies", "medications"]) {
-      $(id).dataset.state = "error";
+      setSection(id, "error", "");
     }
+    $("patient-name").textContent = "";
     $("patient-banner").hidden = true;
     $("vitals").hidden = true;
     document.querySelector(".columns").hidden = true;
