@@ -15,6 +15,7 @@
 #include "common/strings.h"
 #include "db/database.h"
 #include "http/server.h"
+#include "sandbox/sandbox.h"
 #include "search/query.h"
 #include "search/registry.h"
 #include "server/import.h"
@@ -43,6 +44,8 @@ struct App::Impl {
   std::unique_ptr<oauth::TokenService> tokens;
   std::atomic<oauth::AuthorizationServer*> auth{nullptr};
   std::unique_ptr<oauth::AuthorizationServer> auth_owner;
+  std::atomic<sandbox::Sandbox*> sandbox{nullptr};
+  std::unique_ptr<sandbox::Sandbox> sandbox_owner;
   bool open = false;
   std::vector<DemoAccount> demo_accounts;
   std::unique_ptr<http::Server> server;
@@ -235,6 +238,9 @@ struct App::Impl {
       return response;
     }
     if (path.starts_with("/apps/") || path == "/apps") return ServeApp(request, path);
+    if (sandbox::Sandbox* home = sandbox.load(std::memory_order_acquire);
+        home && home->Handles(path))
+      return home->Handle(request);
     if (path == "/" && (request.method == "GET" || request.method == "HEAD")) {
       http::Response response;
       response.status = 302;
@@ -429,8 +435,17 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     if (!accounts) return std::move(accounts).error();
     impl.demo_accounts = std::move(accounts).value();
   }
+  sandbox::SandboxOptions sandbox_options;
+  sandbox_options.base_url = impl.base_url;
+  sandbox_options.software_version = FHIRSTONE_VERSION;
+  sandbox_options.launcher_enabled = config.demo;
+  for (const auto& a : impl.demo_accounts)
+    sandbox_options.demo_users.push_back({a.username, a.password, a.display, a.fhir_user, a.role});
+  impl.sandbox_owner = std::make_unique<sandbox::Sandbox>(
+      *impl.auth_store, *impl.auth_owner, impl.Hooks(), *impl.clock, sandbox_options);
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
   impl.auth.store(impl.auth_owner.get(), std::memory_order_release);
+  impl.sandbox.store(impl.sandbox_owner.get(), std::memory_order_release);
   return app;
 }
 
@@ -449,6 +464,8 @@ void App::Stop() {
   if (impl_->reindex_job.joinable()) impl_->reindex_job.join();
   impl_->api.store(nullptr);
   impl_->auth.store(nullptr);
+  impl_->sandbox.store(nullptr);
+  impl_->sandbox_owner.reset();
   impl_->api_owner.reset();
   impl_->auth_owner.reset();
   impl_->tokens.reset();
