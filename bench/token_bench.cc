@@ -274,7 +274,8 @@ void Report(const std::string& workload, int threads, const Run& r, double ceili
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: bench_tokens WORKDIR ITERATIONS THREADS[,THREADS...] SERVER_THREADS\n");
+    std::fprintf(stderr,
+                 "usage: bench_tokens WORKDIR ITERATIONS THREADS[,THREADS...] SERVER_THREADS\n");
     return 2;
   }
   spdlog::set_level(spdlog::level::warn);
@@ -321,16 +322,16 @@ int main(int argc, char** argv) {
   if (auto r = server::AddUser(db, "ada", "ada-password-1", "Patient/pa", "Ada Lovelace"); !r)
     Die(r.error().message());
 
-  b.authorize_url = "/auth/authorize?" +
-                    Form({{"response_type", "code"},
-                          {"client_id", "app"},
-                          {"redirect_uri", kRedirect},
-                          {"scope", kScope},
-                          {"state", "bench-state"},
-                          {"aud", b.fhir},
-                          {"code_challenge", jose::Base64UrlEncode(jose::Sha256(kVerifier))},
-                          {"code_challenge_method", "S256"},
-                          {"nonce", "bench-nonce"}});
+  b.authorize_url =
+      "/auth/authorize?" + Form({{"response_type", "code"},
+                                 {"client_id", "app"},
+                                 {"redirect_uri", kRedirect},
+                                 {"scope", kScope},
+                                 {"state", "bench-state"},
+                                 {"aud", b.fhir},
+                                 {"code_challenge", jose::Base64UrlEncode(jose::Sha256(kVerifier))},
+                                 {"code_challenge_method", "S256"},
+                                 {"nonce", "bench-nonce"}});
   b.SignIn();
   const std::string basic = Basic("bench", b.secret);
 
@@ -345,9 +346,9 @@ int main(int argc, char** argv) {
     return r.status == 200 && r.body.find("\"access_token\"") != std::string::npos;
   };
   auto client_credentials = [&](int, test::Client& c) {
-    auto r = b.Send(c, PostForm("/auth/token",
-                                {{"grant_type", "client_credentials"}, {"scope", "system/*.rs"}},
-                                {{"Authorization", basic}}));
+    auto r = b.Send(
+        c, PostForm("/auth/token", {{"grant_type", "client_credentials"}, {"scope", "system/*.rs"}},
+                    {{"Authorization", basic}}));
     return r.status == 200 && r.body.find("\"access_token\"") != std::string::npos;
   };
 

@@ -43,11 +43,10 @@ bool InPatientCompartment(const ApiContext& ctx, const search::Registry& registr
   if (type == "Patient") return resource.GetString("id") == patient;
   const auto& params = registry.CompartmentParams("Patient", type);
   if (params.empty()) return true;  // not patient data
-  search::IndexEntries entries = search::ExtractIndex(registry, resource, ctx.base);
-  for (const auto& ref : entries.references) {
-    if (ref.target_type != "Patient" || ref.target_id != patient) continue;
-    if (std::find(params.begin(), params.end(), ref.param) != params.end()) return true;
-  }
+  // Only the compartment's parameters are evaluated (not the whole index).
+  search::IndexEntries entries = search::ExtractIndex(params, resource, ctx.base);
+  for (const auto& ref : entries.references)
+    if (ref.target_type == "Patient" && ref.target_id == patient) return true;
   return false;
 }
 
@@ -175,12 +174,11 @@ Status CheckResource(const ApiContext& ctx, const FhirRequest& req, Permission p
 Status CheckStored(const ApiContext& ctx, const FhirRequest& req, Permission permission,
                    const store::ResourceVersion& v) {
   if (!req.access) return Ok();
-  if (v.body.empty()) {  // a deletion: judged by type alone when unrestricted
-    auto grant = Authorize(req, v.type, permission);
-    if (!grant) return std::move(grant).error();
-    if (grant->unrestricted) return Ok();
+  auto grant = Authorize(req, v.type, permission);
+  if (!grant) return std::move(grant).error();
+  if (grant->unrestricted) return Ok();  // no need to look inside
+  if (v.body.empty())                    // a deletion: only unrestricted access sees it
     return Denied(req, "The access token does not allow to see deleted " + v.type + " resources");
-  }
   auto parsed = json::Parse(v.body);
   if (!parsed) return Error::Internal("A stored resource could not be parsed");
   return CheckResource(ctx, req, permission, *parsed);

@@ -377,12 +377,16 @@ bool ParseReference(std::string_view reference, std::optional<std::string_view> 
 
 IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
                           std::string_view local_base) {
+  return ExtractIndex(registry.ForType(resource.GetString("resourceType")), resource, local_base);
+}
+
+IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
+                          const json::Value& resource, std::string_view local_base) {
   IndexEntries out;
-  std::string_view type = resource.GetString("resourceType");
   fhirpath::EvalOptions options;
   options.resolver = Placeholder;
   options.root_resource = &resource;
-  for (const SearchParam* p : registry.ForType(type)) {
+  for (const SearchParam* p : params) {
     if (!p->compiled || p->code == "_id" || p->code == "_lastUpdated") continue;
     if (p->type == ParamType::kSpecial) continue;
     auto items = p->compiled->Evaluate(resource, options);

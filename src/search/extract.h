@@ -96,6 +96,9 @@ struct IndexEntries {
 // Type/id, others only as URLs.
 IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
                           std::string_view local_base);
+// The same for only `params` (e.g. a compartment's parameters).
+IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
+                          const json::Value& resource, std::string_view local_base);
 
 // Splits a reference into type, id and version when it is Type/id[/_history/v], relative or
 // under `local_base` (nullopt: under any base), with a known resource type. False otherwise.

@@ -64,16 +64,29 @@ Status Prepared(db::Database& database, std::string_view sql, const std::vector<
   return status;
 }
 
+// A write, in a write transaction of its own: writers queue on the database's in-process write
+// lock instead of colliding in SQLite's busy handler.
 Result<int64_t> Exec(db::Database& database, std::string_view sql, const std::vector<Bind>& binds) {
-  int64_t changes = 0;
-  Status status = Prepared(database, sql, binds, [&](db::Statement& s) -> Status {
-    auto n = s.Run();
-    if (!n) return std::move(n).error();
-    changes = *n;
-    return Ok();
-  });
-  if (!status) return std::move(status).error();
-  return changes;
+  auto lease = database.Acquire();
+  if (!lease) return std::move(lease).error();
+  auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+  if (!tx) return std::move(tx).error();
+  auto stmt = (*lease)->Prepare(sql);
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  for (size_t i = 0; i < binds.size(); ++i) {
+    int index = static_cast<int>(i) + 1;
+    if (const auto* n = std::get_if<int64_t>(&binds[i])) {
+      s.BindInt(index, *n);
+    } else {
+      s.BindText(index, std::get<std::string>(binds[i]));
+    }
+  }
+  auto n = s.Run();
+  s.Reset();
+  if (!n) return std::move(n).error();
+  FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+  return *n;
 }
 
 Result<std::vector<Row>> Query(db::Database& database, std::string_view sql,
