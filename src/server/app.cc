@@ -12,6 +12,7 @@
 #include "auth/oauth/auth_store.h"
 #include "auth/oauth/authorization_server.h"
 #include "auth/oauth/tokens.h"
+#include "bulk/bulk_export.h"
 #include "common/strings.h"
 #include "db/database.h"
 #include "http/server.h"
@@ -45,6 +46,8 @@ struct App::Impl {
   std::atomic<oauth::AuthorizationServer*> auth{nullptr};
   std::unique_ptr<oauth::AuthorizationServer> auth_owner;
   std::atomic<sandbox::Sandbox*> sandbox{nullptr};
+  std::atomic<bulk::BulkExport*> bulk{nullptr};
+  std::unique_ptr<bulk::BulkExport> bulk_owner;
   std::unique_ptr<sandbox::Sandbox> sandbox_owner;
   bool open = false;
   std::vector<DemoAccount> demo_accounts;
@@ -208,6 +211,19 @@ struct App::Impl {
     std::string_view path = request.Path();
     oauth::AuthorizationServer* authorization = auth.load(std::memory_order_acquire);
     if (authorization && authorization->Handles(path)) return authorization->Handle(request);
+    if (bulk::BulkExport::Handles(path)) {
+      bulk::BulkExport* exporter = bulk.load(std::memory_order_acquire);
+      if (!exporter || (!open && !authorization))
+        return api::ErrorResponse(Error::Unavailable("The server is starting"));
+      if (open) return exporter->Handle(request, nullptr);
+      auto access = authorization->Authenticate(request);
+      if (!access) {
+        http::Response response = api::ErrorResponse(access.error());
+        response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
+        return response;
+      }
+      return exporter->Handle(request, access->get());
+    }
     if (path == "/fhir" || path.starts_with("/fhir/")) {
       api::FhirApi* fhir = api.load(std::memory_order_acquire);
       if (!fhir || (!open && !authorization))
@@ -443,8 +459,17 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     sandbox_options.demo_users.push_back({a.username, a.password, a.display, a.fhir_user, a.role});
   impl.sandbox_owner = std::make_unique<sandbox::Sandbox>(
       *impl.auth_store, *impl.auth_owner, impl.Hooks(), *impl.clock, sandbox_options);
+  bulk::BulkOptions bulk_options;
+  bulk_options.base_url = impl.base_url;
+  bulk_options.directory = config.bulk_dir;
+  bulk_options.expire_seconds = config.bulk_expire_seconds;
+  auto exporter =
+      bulk::BulkExport::Create(*impl.db, *impl.store, *impl.registry, *impl.clock, bulk_options);
+  if (!exporter) return std::move(exporter).error();
+  impl.bulk_owner = std::move(exporter).value();
   impl.api.store(impl.api_owner.get(), std::memory_order_release);
   impl.auth.store(impl.auth_owner.get(), std::memory_order_release);
+  impl.bulk.store(impl.bulk_owner.get(), std::memory_order_release);
   impl.sandbox.store(impl.sandbox_owner.get(), std::memory_order_release);
   return app;
 }
@@ -465,6 +490,8 @@ void App::Stop() {
   impl_->api.store(nullptr);
   impl_->auth.store(nullptr);
   impl_->sandbox.store(nullptr);
+  impl_->bulk.store(nullptr);
+  impl_->bulk_owner.reset();  // stops the export worker before the store goes
   impl_->sandbox_owner.reset();
   impl_->api_owner.reset();
   impl_->auth_owner.reset();

@@ -39,6 +39,9 @@ struct ServeConfig {
   // The sandbox: demo data, demo users, the sample app and the launcher.
   bool demo = false;
   int demo_patients = 100;
+  // Bulk export files: where they are written and how long they stay after completion.
+  std::string bulk_dir = "var/bulk";
+  int64_t bulk_expire_seconds = 3600;
 };
 
 class App {

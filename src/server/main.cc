@@ -86,6 +86,13 @@ int main(int argc, char** argv) {
   serve->add_option("--demo-patients", config.demo_patients, "Patients in the demo data set")
       ->capture_default_str()
       ->check(CLI::Range(2, 100000));
+  serve->add_option("--bulk-dir", config.bulk_dir, "Where bulk export ($export) files are written")
+      ->capture_default_str();
+  serve
+      ->add_option("--bulk-expire-seconds", config.bulk_expire_seconds,
+                   "How long bulk export files stay available after the export completes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{60}, int64_t{30LL * 24 * 3600}));
   serve->add_flag("--require-pkce", config.require_pkce,
                   "Require PKCE of confidential clients too (public clients always need it)");
 

@@ -84,6 +84,15 @@ class StoreTransaction {
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
 };
 
+// What a bulk export reads (https://hl7.org/fhir/uv/bulkdata/STU2/export.html).
+struct ExportQuery {
+  std::vector<std::string> types;  // the resource types to export
+  std::optional<int64_t> since;    // only resources changed after this time (microseconds)
+  // When non-empty: only resources in the compartments of these patients (Patient: these ids);
+  // types outside the Patient compartment are skipped.
+  std::vector<std::string> patients;
+};
+
 class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
@@ -114,6 +123,15 @@ class ResourceStore {
   // The current version of every live resource of `type` (for small types such as
   // SearchParameter).
   virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;
+  // Streams what `query` selects from one consistent snapshot (a single read transaction):
+  // `emit` gets each current resource, type by type in id order, and, with `since`, each
+  // resource deleted after it (deleted = true, body = its last version before the deletion, so
+  // that the caller can tell whose it was). `*snapshot_time` is the time of the newest change the
+  // snapshot holds (the export's transactionTime). Memory stays bounded; `emit` may stop the
+  // scan by returning an error.
+  virtual Status Export(const ExportQuery& query,
+                        const std::function<Status(const ResourceVersion&)>& emit,
+                        int64_t* snapshot_time) = 0;
   // Rebuilds the search index of every resource with the registry now in force, in batches of
   // short write transactions so that writes go on meanwhile; returns the resources reindexed.
   virtual Result<int64_t> Reindex() = 0;

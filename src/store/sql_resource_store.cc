@@ -421,6 +421,93 @@ class SqlResourceStore : public ResourceStore {
     return out;
   }
 
+  Status Export(const ExportQuery& q, const std::function<Status(const ResourceVersion&)>& emit,
+                int64_t* snapshot_time) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    db::Connection& conn = **lease;
+    auto tx = db::Transaction::Begin(conn, /*write=*/false);
+    if (!tx) return std::move(tx).error();
+    auto newest = conn.Prepare("SELECT COALESCE(MAX(last_updated), 0) FROM resource_history");
+    if (!newest) return std::move(newest).error();
+    auto row = (*newest)->Step();
+    if (!row) return Finish(**newest, std::move(row).error());
+    *snapshot_time = *row ? (*newest)->ColumnInt(0) : 0;
+    (*newest)->Reset();
+    if (*snapshot_time == 0) *snapshot_time = clock_.NowMicros();
+    std::shared_ptr<const search::Registry> registry =
+        registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
+    for (const std::string& type : q.types) {
+      std::string sql =
+          "SELECT r.id, r.version, r.last_updated, r.deleted, r.body FROM resource r WHERE "
+          "r.type = ?";
+      std::vector<std::string> bindings{type};
+      if (q.since) sql += " AND r.last_updated > " + std::to_string(*q.since);
+      if (!q.patients.empty()) {
+        std::string list;
+        for (size_t i = 0; i < q.patients.size(); ++i) list += i ? ",?" : "?";
+        if (type == "Patient") {
+          sql += " AND r.id IN (" + list + ")";
+          bindings.insert(bindings.end(), q.patients.begin(), q.patients.end());
+        } else {
+          if (!registry) continue;
+          const auto& params = registry->CompartmentParams("Patient", type);
+          if (params.empty()) continue;  // not patient data
+          std::string param_list;
+          for (size_t i = 0; i < params.size(); ++i) {
+            param_list += i ? ",?" : "?";
+            bindings.push_back(internal::ParamKey(*params[i]));
+          }
+          // Deleted resources keep no index rows: they are judged by their last version.
+          sql +=
+              " AND (r.deleted = 1 OR r.rowid IN (SELECT rid FROM idx_reference WHERE param IN (" +
+              param_list + ") AND target_type = 'Patient' AND target_id IN (" + list + ")))";
+          bindings.insert(bindings.end(), q.patients.begin(), q.patients.end());
+        }
+      }
+      if (!q.since) sql += " AND r.deleted = 0";
+      sql += " ORDER BY r.id";
+      auto stmt = conn.Prepare(sql);
+      if (!stmt) return std::move(stmt).error();
+      db::Statement& st = **stmt;
+      for (size_t i = 0; i < bindings.size(); ++i)
+        st.BindText(static_cast<int>(i) + 1, bindings[i]);
+      while (true) {
+        auto more = st.Step();
+        if (!more) return Finish(st, std::move(more).error());
+        if (!*more) break;
+        ResourceVersion v;
+        v.type = type;
+        v.id = std::string(st.ColumnText(0));
+        v.version = st.ColumnInt(1);
+        v.last_updated = st.ColumnInt(2);
+        v.deleted = st.ColumnInt(3) != 0;
+        v.method = v.deleted ? Method::kDelete : Method::kUpdate;
+        if (!v.deleted) {
+          v.body = std::string(st.ColumnText(4));
+        } else {
+          auto previous = conn.Prepare(
+              "SELECT body FROM resource_history WHERE type = ? AND id = ? AND version = ?");
+          if (!previous) return Finish(st, std::move(previous).error());
+          (*previous)->BindText(1, type);
+          (*previous)->BindText(2, v.id);
+          (*previous)->BindInt(3, v.version - 1);
+          auto found = (*previous)->Step();
+          if (found && *found) v.body = std::string((*previous)->ColumnText(0));
+          (*previous)->Reset();
+          if (v.body.empty()) continue;  // never had a live version
+        }
+        Status status = emit(v);
+        if (!status) {
+          st.Reset();
+          return status;
+        }
+      }
+      st.Reset();
+    }
+    return tx->Commit();
+  }
+
   Result<int64_t> Reindex() override {
     if (!registry_) return int64_t{0};
     constexpr int kBatch = 200;

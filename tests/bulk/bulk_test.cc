@@ -1,0 +1,296 @@
+// Bulk Data Access 2.0 export end to end over HTTP, with backend-services tokens: kick-off
+// validation, the manifest, NDJSON files (and gzip), scopes, Group and Patient level, _type,
+// _typeFilter, _since with deletions, cancellation and ownership of jobs.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "auth/jose/jose.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "server/admin.h"
+#include "server/app.h"
+#include "support/http_client.h"
+
+namespace fhirstone {
+namespace {
+
+namespace fs = std::filesystem;
+
+json::Value ParseJson(const std::string& body) {
+  auto v = json::Parse(body);
+  return v ? std::move(v).value() : json::Value();
+}
+
+std::string Gunzip(const std::string& data) {
+  z_stream z{};
+  inflateInit2(&z, 15 + 16);
+  std::string out(1 << 20, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  inflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  return out;
+}
+
+class BulkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fhirstone-bulk-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    db_ = "sqlite:" + (dir_ / "db.sqlite").string();
+    server::ServeConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = db_;
+    config.threads = 2;
+    config.bulk_dir = (dir_ / "bulk").string();
+    auto app = server::App::Start(config);
+    ASSERT_TRUE(app) << app.error().message();
+    app_ = std::move(app).value();
+    port_ = app_->port();
+    base_ = app_->base_url();
+    admin_ = Client("admin", "system/*.cruds");
+    Put("Patient/pa", R"({"resourceType":"Patient","id":"pa","gender":"female"})");
+    Put("Patient/pb", R"({"resourceType":"Patient","id":"pb","gender":"male"})");
+    for (auto [id, patient, code] :
+         {std::tuple{"o1", "pa", "8867-4"}, std::tuple{"o2", "pa", "29463-7"},
+          std::tuple{"o3", "pb", "8867-4"}})
+      Put(std::string("Observation/") + id,
+          std::string(R"({"resourceType":"Observation","id":")") + id +
+              R"(","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" +
+              code + R"("}]},"subject":{"reference":"Patient/)" + patient + R"("}})");
+    Put("Group/g1",
+        R"({"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/pa"}}]})");
+  }
+
+  void TearDown() override {
+    if (app_) app_->Stop();
+    app_.reset();
+    fs::remove_all(dir_);
+  }
+
+  // A confidential client's client_credentials token.
+  std::string Client(const std::string& id, const std::string& scopes) {
+    server::ClientSpec spec;
+    spec.client_id = id;
+    spec.name = id;
+    spec.type = "confidential-symmetric";
+    spec.redirect_uris = {"https://" + id + ".example/cb"};
+    spec.scopes = scopes;
+    auto reg = server::AddClient(db_, spec);
+    EXPECT_TRUE(reg) << reg.error().message();
+    std::string basic = jose::Base64UrlEncode(id + ":" + reg->client_secret);
+    for (char& c : basic) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (basic.size() % 4) basic += '=';
+    auto r = Send("POST", "/auth/token", "grant_type=client_credentials&scope=" + scopes,
+                  {{"Authorization", "Basic " + basic},
+                   {"Content-Type", "application/x-www-form-urlencoded"}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return std::string(ParseJson(r.body).GetString("access_token"));
+  }
+
+  http::Response Send(std::string method, std::string target, std::string body,
+                      http::Headers headers) {
+    if (target.starts_with(base_)) target = target.substr(base_.size());
+    http::Request r = test::MakeRequest(std::move(method), std::move(target), std::move(body));
+    for (auto& h : headers) r.headers.push_back(std::move(h));
+    auto response = test::Fetch("127.0.0.1", port_, std::move(r));
+    EXPECT_TRUE(response) << (response ? "" : response.error().message());
+    return response ? std::move(response).value() : http::Response{};
+  }
+
+  http::Response Authed(const std::string& method, const std::string& target,
+                        const std::string& token, http::Headers extra = {},
+                        const std::string& body = "") {
+    extra.emplace_back("Authorization", "Bearer " + token);
+    return Send(method, target, body, std::move(extra));
+  }
+
+  void Put(const std::string& path, const std::string& body) {
+    auto r =
+        Authed("PUT", "/fhir/" + path, admin_, {{"Content-Type", "application/fhir+json"}}, body);
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << path << ": " << r.body;
+  }
+
+  http::Response KickOff(const std::string& target, const std::string& token) {
+    return Authed("GET", target, token,
+                  {{"Accept", "application/fhir+json"}, {"Prefer", "respond-async"}});
+  }
+
+  // Polls the status URL until the export is done (or 20 s pass): the manifest.
+  json::Value Wait(const std::string& status_url, const std::string& token) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = Authed("GET", status_url, token);
+      if (r.status == 200) {
+        EXPECT_FALSE(r.Header("Expires").empty());
+        return ParseJson(r.body);
+      }
+      EXPECT_EQ(r.status, 202) << r.body;
+      if (r.status != 202) return {};
+      EXPECT_FALSE(r.Header("X-Progress").empty());
+      EXPECT_FALSE(r.Header("Retry-After").empty());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "the export did not finish";
+    return {};
+  }
+
+  // type -> the ids in that type's files.
+  std::map<std::string, std::vector<std::string>> Files(const json::Value& manifest,
+                                                        const std::string& token) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& item : manifest.Find("output")->as_array()) {
+      auto r = Authed("GET", std::string(item.GetString("url")), token);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.Header("Content-Type"), "application/fhir+ndjson");
+      int lines = 0;
+      for (auto line : Split(r.body, '\n')) {
+        if (line.empty()) continue;
+        ++lines;
+        json::Value resource = ParseJson(std::string(line));
+        EXPECT_EQ(resource.GetString("resourceType"), item.GetString("type"));
+        out[std::string(item.GetString("type"))].emplace_back(resource.GetString("id"));
+      }
+      EXPECT_EQ(std::to_string(lines), json::Write(*item.Find("count")));
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  std::string db_;
+  std::unique_ptr<server::App> app_;
+  uint16_t port_ = 0;
+  std::string base_, admin_;
+};
+
+TEST_F(BulkTest, KickOffIsValidated) {
+  std::string token = Client("backend", "system/*.rs");
+  EXPECT_EQ(Send("GET", "/fhir/$export", "", {{"Prefer", "respond-async"}}).status, 401);
+  EXPECT_EQ(Authed("GET", "/fhir/$export", token, {{"Accept", "application/fhir+json"}}).status,
+            400);
+  EXPECT_EQ(
+      Authed("GET", "/fhir/$export", token, {{"Accept", "text/csv"}, {"Prefer", "respond-async"}})
+          .status,
+      400);
+  EXPECT_EQ(KickOff("/fhir/$export?_outputFormat=text/csv", token).status, 400);
+  EXPECT_EQ(KickOff("/fhir/$export?_type=Nope", token).status, 400);
+  EXPECT_EQ(KickOff("/fhir/$export?_since=yesterday", token).status, 400);
+  EXPECT_EQ(KickOff("/fhir/$export?_typeFilter=Observation?nope=1", token).status, 400);
+  EXPECT_EQ(KickOff("/fhir/Group/missing/$export", token).status, 404);
+  std::string narrow = Client("narrow", "system/Observation.rs");
+  auto refused = KickOff("/fhir/$export?_type=Patient", narrow);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_NE(refused.body.find("OperationOutcome"), std::string::npos);
+}
+
+TEST_F(BulkTest, SystemExportManifestAndFiles) {
+  std::string token = Client("backend", "system/*.rs");
+  auto kick = KickOff("/fhir/$export?_type=Patient,Observation", token);
+  ASSERT_EQ(kick.status, 202) << kick.body;
+  std::string status_url(kick.Header("Content-Location"));
+  ASSERT_TRUE(status_url.starts_with(base_ + "/bulk/status/")) << status_url;
+  json::Value manifest = Wait(status_url, token);
+  ASSERT_TRUE(manifest.is_object());
+  EXPECT_FALSE(manifest.GetString("transactionTime").empty());
+  EXPECT_EQ(manifest.GetString("request"), base_ + "/fhir/$export?_type=Patient,Observation");
+  EXPECT_EQ(json::Write(*manifest.Find("requiresAccessToken")), "true");
+  EXPECT_EQ(json::Write(*manifest.Find("error")), "[]");
+  auto files = Files(manifest, token);
+  EXPECT_EQ(files["Patient"].size(), 2u);
+  EXPECT_EQ(files["Observation"].size(), 3u);
+  EXPECT_EQ(files.count("Group"), 0u);
+  // Files are served gzipped when asked, and only to the client that asked.
+  std::string url(manifest.Find("output")->as_array()[0].GetString("url"));
+  auto gz = Authed("GET", url, token, {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(gz.Header("Content-Encoding"), "gzip");
+  EXPECT_NE(Gunzip(gz.body).find("resourceType"), std::string::npos);
+  std::string other = Client("other", "system/*.rs");
+  EXPECT_EQ(Authed("GET", url, other).status, 404);
+  EXPECT_EQ(Authed("GET", status_url, other).status, 404);
+  EXPECT_EQ(Send("GET", url, "", {}).status, 401);
+}
+
+TEST_F(BulkTest, ScopesLimitWhatIsExported) {
+  std::string token = Client("narrow", "system/Observation.rs");
+  auto kick = KickOff("/fhir/$export", token);
+  ASSERT_EQ(kick.status, 202) << kick.body;
+  auto files = Files(Wait(std::string(kick.Header("Content-Location")), token), token);
+  EXPECT_EQ(files.size(), 1u);
+  EXPECT_EQ(files["Observation"].size(), 3u);
+}
+
+TEST_F(BulkTest, GroupAndPatientLevels) {
+  std::string token = Client("backend", "system/*.rs");
+  auto group = KickOff("/fhir/Group/g1/$export", token);
+  ASSERT_EQ(group.status, 202) << group.body;
+  auto files = Files(Wait(std::string(group.Header("Content-Location")), token), token);
+  EXPECT_EQ(files["Patient"], std::vector<std::string>{"pa"});
+  EXPECT_EQ(files["Observation"], (std::vector<std::string>{"o1", "o2"}));
+  EXPECT_EQ(files["Group"], std::vector<std::string>{"g1"});  // in pa's compartment (member)
+
+  auto patient = Authed(
+      "POST", "/fhir/Patient/$export", token,
+      {{"Accept", "application/fhir+json"},
+       {"Prefer", "respond-async"},
+       {"Content-Type", "application/fhir+json"}},
+      R"({"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/pb"}},{"name":"_type","valueString":"Observation"}]})");
+  ASSERT_EQ(patient.status, 202) << patient.body;  // the patient parameter narrows it
+  files = Files(Wait(std::string(patient.Header("Content-Location")), token), token);
+  EXPECT_EQ(files["Observation"], std::vector<std::string>{"o3"});
+  auto all = KickOff("/fhir/Patient/$export?_type=Observation", token);
+  ASSERT_EQ(all.status, 202);
+  files = Files(Wait(std::string(all.Header("Content-Location")), token), token);
+  EXPECT_EQ(files["Observation"].size(), 3u);
+}
+
+TEST_F(BulkTest, TypeFilterSinceAndDeletions) {
+  std::string token = Client("backend", "system/*.rs");
+  auto filtered = KickOff("/fhir/$export?_type=Observation&_typeFilter=" +
+                              std::string("Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C8867-4"),
+                          token);
+  ASSERT_EQ(filtered.status, 202) << filtered.body;
+  json::Value manifest = Wait(std::string(filtered.Header("Content-Location")), token);
+  auto files = Files(manifest, token);
+  EXPECT_EQ(files["Observation"], (std::vector<std::string>{"o1", "o3"}));
+  std::string since(manifest.GetString("transactionTime"));
+  // Changes after that instant: one update, one deletion.
+  Put("Observation/o2",
+      R"({"resourceType":"Observation","id":"o2","status":"amended","code":{"text":"w"},"subject":{"reference":"Patient/pa"}})");
+  ASSERT_EQ(Authed("DELETE", "/fhir/Observation/o3", admin_).status, 204);
+  auto changed = KickOff("/fhir/$export?_type=Observation&_since=" + since, token);
+  ASSERT_EQ(changed.status, 202) << changed.body;
+  manifest = Wait(std::string(changed.Header("Content-Location")), token);
+  files = Files(manifest, token);
+  EXPECT_EQ(files["Observation"], std::vector<std::string>{"o2"});
+  ASSERT_TRUE(manifest.Find("deleted")) << json::Write(manifest);
+  std::string deleted_url(manifest.Find("deleted")->as_array()[0].GetString("url"));
+  auto deleted = Authed("GET", deleted_url, token);
+  EXPECT_NE(deleted.body.find("\"method\":\"DELETE\",\"url\":\"Observation/o3\""),
+            std::string::npos)
+      << deleted.body;
+}
+
+TEST_F(BulkTest, CancelledExportsAreGone) {
+  std::string token = Client("backend", "system/*.rs");
+  auto kick = KickOff("/fhir/$export", token);
+  ASSERT_EQ(kick.status, 202);
+  std::string status_url(kick.Header("Content-Location"));
+  auto cancelled = Authed("DELETE", status_url, token);
+  EXPECT_EQ(cancelled.status, 202);
+  auto after = Authed("GET", status_url, token);
+  EXPECT_EQ(after.status, 404);
+  EXPECT_NE(after.body.find("OperationOutcome"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fhirstone
