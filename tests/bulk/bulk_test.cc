@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "server/admin.h"
 #include "server/app.h"
+#include "support/fakes.h"
 #include "support/http_client.h"
 
 namespace fhirstone {
@@ -53,7 +54,9 @@ class BulkTest : public ::testing::Test {
     config.db = db_;
     config.threads = 2;
     config.bulk_dir = (dir_ / "bulk").string();
-    auto app = server::App::Start(config);
+    config.bulk_expire_seconds = 600;
+    config_ = config;
+    auto app = server::App::Start(config, &clock_, nullptr);
     ASSERT_TRUE(app) << app.error().message();
     app_ = std::move(app).value();
     port_ = app_->port();
@@ -166,6 +169,8 @@ class BulkTest : public ::testing::Test {
     return out;
   }
 
+  test::FakeClock clock_{SystemClock().NowMicros()};
+  server::ServeConfig config_;
   fs::path dir_;
   std::string db_;
   std::unique_ptr<server::App> app_;
@@ -290,6 +295,40 @@ TEST_F(BulkTest, CancelledExportsAreGone) {
   auto after = Authed("GET", status_url, token);
   EXPECT_EQ(after.status, 404);
   EXPECT_NE(after.body.find("OperationOutcome"), std::string::npos);
+}
+
+TEST_F(BulkTest, FilesExpire) {
+  std::string token = Client("backend", "system/*.rs");
+  auto kick = KickOff("/fhir/$export?_type=Patient", token);
+  ASSERT_EQ(kick.status, 202);
+  std::string status_url(kick.Header("Content-Location"));
+  json::Value manifest = Wait(status_url, token);
+  std::string url(manifest.Find("output")->as_array()[0].GetString("url"));
+  EXPECT_EQ(Authed("GET", url, token).status, 200);
+  clock_.Advance(601LL * 1000000);
+  std::string fresh = Client("backend2", "system/*.rs");  // the first token expired meanwhile
+  EXPECT_EQ(Authed("GET", url, fresh).status, 404);
+  auto gone = Authed("GET", status_url, token);
+  EXPECT_EQ(gone.status, 401);  // the token is older than the files
+}
+
+TEST_F(BulkTest, JobsSurviveARestart) {
+  std::string token = Client("backend", "system/*.rs");
+  auto kick = KickOff("/fhir/$export?_type=Observation", token);
+  ASSERT_EQ(kick.status, 202);
+  std::string status_url(kick.Header("Content-Location"));
+  app_->Stop();  // whatever state the job was in, it is in the database
+  config_.listen = "127.0.0.1:" + std::to_string(port_);  // the same base URL: tokens stay valid
+  auto app = server::App::Start(config_, &clock_, nullptr);
+  ASSERT_TRUE(app) << app.error().message();
+  app_ = std::move(app).value();
+  port_ = app_->port();
+  std::string old_base = base_;
+  base_ = app_->base_url();
+  status_url = base_ + status_url.substr(old_base.size());
+  json::Value manifest = Wait(status_url, token);  // tokens verify on the new process too
+  auto files = Files(manifest, token);
+  EXPECT_EQ(files["Observation"].size(), 3u);
 }
 
 }  // namespace
