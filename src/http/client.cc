@@ -114,9 +114,19 @@ Result<Response> Get(std::string_view url, const FetchOptions& options) {
     ssl.emplace(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl->native_handle(), TLS1_2_VERSION);
     ssl->set_default_verify_paths();
+    if (!options.ca_file.empty()) {
+      ssl->load_verify_file(options.ca_file, ec);
+      if (ec) {
+        return Error::Invalid("TLS: cannot load the CA file '" + options.ca_file +
+                              "': " + ec.message());
+      }
+    }
     ssl->set_verify_mode(asio::ssl::verify_peer);
     tls_stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *ssl);
-    if (!SSL_set_tlsext_host_name(tls_stream->native_handle(), u->host.c_str()))
+    // SNI carries host names only (RFC 6066 3), never an IP address literal.
+    beast::error_code not_an_address;
+    asio::ip::make_address(u->host, not_an_address);
+    if (not_an_address && !SSL_set_tlsext_host_name(tls_stream->native_handle(), u->host.c_str()))
       return Error::Unavailable("TLS: the host name cannot be sent");
     tls_stream->set_verify_callback(asio::ssl::host_name_verification(u->host));
   } else {

@@ -17,11 +17,13 @@ struct FetchOptions {
   std::chrono::milliseconds timeout{5000};
   size_t max_body_bytes = 1024 * 1024;
   std::string accept = "application/json";
+  // https: a PEM file of further CAs to trust besides the system's (e.g. a test's own CA).
+  std::string ca_file;
 };
 
 // GETs `url` (http:// or https://). Error::Unavailable when the server cannot be reached, answers
-// too slowly or too much, or TLS fails; Error::Invalid for a malformed URL. Any status is
-// returned as a Response.
+// too slowly or too much, or TLS fails; Error::Invalid for a malformed URL or an unusable
+// options.ca_file. Any status is returned as a Response.
 Result<Response> Get(std::string_view url, const FetchOptions& options = {});
 
 }  // namespace fhirstone::http

@@ -13,8 +13,17 @@
 // Refused requests (400/408/413/431) are answered through the TransportErrorRenderer and the
 // connection is then closed gracefully: shut down our side, discard what the peer still sends for
 // a short while (so the kernel does not reset the connection before the peer read the answer).
+//
+// TLS: the connection logic is written once, as templates over the stream type (a plain
+// beast::tcp_stream or a beast::ssl_stream over one); the TLS variant first reads the client's
+// first bytes (a plain HTTP request gets a 400 in clear text and the close), then completes the
+// handshake, both within read_timeout, then runs the same Serve loop. Timeouts, cancellation and
+// closing always act on the TCP layer underneath. A graceful TLS close sends close_notify first.
 #include "http/server.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -26,11 +35,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -41,9 +52,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <future>
@@ -53,6 +66,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -65,6 +79,10 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using Parser = bhttp::request_parser<bhttp::string_body>;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <typename Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
 using namespace std::chrono_literals;
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
@@ -74,6 +92,15 @@ constexpr size_t kKeepBufferBytes = 64 * 1024;
 // A graceful close discards at most this much of what the peer still sends.
 constexpr size_t kMaxDrainBytes = 1024 * 1024;
 constexpr std::chrono::milliseconds kMaxLinger = 1000ms;
+// HSTS (RFC 6797): one year, this host only (subdomains may be other services).
+constexpr char kHstsValue[] = "max-age=31536000";
+// TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers only. TLS 1.3 keeps
+// OpenSSL's default suites (all AEAD).
+constexpr char kTls12Ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr char kTlsGroups[] = "X25519:P-256:P-384";
 
 std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -161,15 +188,39 @@ bool ExpectsContinue(const bhttp::request<bhttp::string_body>& message) {
          beast::iequals(it->value(), "100-continue");
 }
 
-// One accepted connection. Only touched on its strand (the stream's executor).
-struct Connection {
-  explicit Connection(tcp::socket socket)
+// What Stop() needs of a connection of either kind.
+class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
+ public:
+  virtual ~ConnectionBase() = default;
+  // Thread-safe: closes the connection on its strand if it is waiting for a next request.
+  virtual void CloseIfIdle() = 0;
+};
+
+// One accepted connection over a PlainStream or a TlsStream. Only touched on its strand (the
+// stream's executor), except CloseIfIdle().
+template <typename Stream>
+struct Connection final : ConnectionBase {
+  // `extra`: the ssl::context for a TlsStream.
+  template <typename... Extra>
+  explicit Connection(tcp::socket socket, Extra&... extra)
       : remote_address(PeerAddress(socket)),
-        stream(std::move(socket)),
+        stream(std::move(socket), extra...),
         read_timer(stream.get_executor()) {}
 
+  // The TCP layer: deadlines, cancellation, shutdown and close act here.
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream); }
+  tcp::socket& socket() { return tcp().socket(); }
+
+  void CloseIfIdle() override {
+    asio::post(stream.get_executor(), [self = shared_from_this(), this] {
+      if (!idle) return;
+      beast::error_code ignored;
+      socket().close(ignored);
+    });
+  }
+
   std::string remote_address;
-  beast::tcp_stream stream;
+  Stream stream;
   asio::steady_timer read_timer;
   beast::flat_buffer buffer;
   bool idle = false;             // waiting for the next request; Stop() may close it
@@ -199,6 +250,7 @@ class ServerImpl final : public Server {
 
   ~ServerImpl() override { Stop(); }
 
+  Status ConfigureTls();
   Status Listen();
   void Run();
 
@@ -231,7 +283,7 @@ class ServerImpl final : public Server {
   // Keeps a connection known to Stop() while its coroutine lives.
   class Registration {
    public:
-    Registration(ServerImpl& server, std::shared_ptr<Connection> connection)
+    Registration(ServerImpl& server, std::shared_ptr<ConnectionBase> connection)
         : server_(server), connection_(std::move(connection)) {
       std::lock_guard lock(server_.connections_mu_);
       server_.connections_.insert(connection_);
@@ -245,16 +297,26 @@ class ServerImpl final : public Server {
 
    private:
     ServerImpl& server_;
-    std::shared_ptr<Connection> connection_;
+    std::shared_ptr<ConnectionBase> connection_;
   };
 
   asio::awaitable<void> Accept();
-  asio::awaitable<void> Session(std::shared_ptr<Connection> c);
-  asio::awaitable<void> Serve(std::shared_ptr<Connection> c);
-  asio::awaitable<ReadOutcome> ReadRequest(std::shared_ptr<Connection> c, Parser& parser);
-  asio::awaitable<bool> WriteResponse(Connection& c, Response response, unsigned version, bool head,
-                                      bool keep_alive);
-  asio::awaitable<void> CloseGracefully(Connection& c);
+  template <typename Stream>
+  asio::awaitable<void> Session(std::shared_ptr<Connection<Stream>> c);
+  asio::awaitable<bool> Handshake(Connection<TlsStream>& c);
+  template <typename Stream>
+  asio::awaitable<void> Serve(std::shared_ptr<Connection<Stream>> c);
+  template <typename Stream>
+  asio::awaitable<ReadOutcome> ReadRequest(std::shared_ptr<Connection<Stream>> c, Parser& parser);
+  template <typename Stream>
+  asio::awaitable<bool> WriteResponse(Connection<Stream>& c, Response response, unsigned version,
+                                      bool head, bool keep_alive);
+  template <typename Stream>
+  asio::awaitable<void> CloseGracefully(Connection<Stream>& c);
+  template <typename Stream>
+  asio::awaitable<void> Drain(Connection<Stream>& c);
+  bhttp::response<bhttp::string_body> ToMessage(Response response, unsigned version, bool head,
+                                                bool keep_alive, bool secure) const;
   ReadOutcome Refusal(const beast::error_code& ec, bool timed_out) const;
   Response CallHandler(Request& request);
   Response RenderError(int status, std::string_view message);
@@ -277,12 +339,15 @@ class ServerImpl final : public Server {
   int active_ = 0;  // requests in flight
 
   std::mutex connections_mu_;
-  std::unordered_set<std::shared_ptr<Connection>> connections_;
+  std::unordered_set<std::shared_ptr<ConnectionBase>> connections_;
 
   std::mutex signal_mu_;
   std::condition_variable signal_cv_;
   bool signalled_ = false;
   bool stop_requested_ = false;
+
+  // Null without TLS. Outlives the connections' streams (destroyed with ioc_, declared below).
+  std::unique_ptr<asio::ssl::context> tls_;
 
   // Declared last: destroyed (by Stop) before anything the coroutines refer to.
   std::unique_ptr<asio::io_context> ioc_;
@@ -314,9 +379,88 @@ Result<asio::ip::address> ResolveHost(asio::io_context& ioc, std::string host) {
   return results.begin()->endpoint().address();
 }
 
+bool IsLoopback(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback();
+  }
+  return address.is_loopback();  // 127.0.0.0/8 or ::1
+}
+
+// The OpenSSL error queue as text (the first, innermost reason first), then clears it.
+std::string OpenSslErrors() {
+  std::string text;
+  while (unsigned long code = ERR_get_error()) {
+    const char* reason = ERR_SYSTEM_ERROR(code) ? std::strerror(ERR_GET_REASON(code))
+                                                : ERR_reason_error_string(code);
+    std::string part = reason != nullptr ? reason : "";
+    if (part.empty()) {
+      char buffer[256];
+      ERR_error_string_n(code, buffer, sizeof(buffer));
+      part = buffer;
+    }
+    if (text.find(part) != std::string::npos) continue;
+    if (!text.empty()) text += "; ";
+    text += part;
+  }
+  return text.empty() ? "unknown error" : text;
+}
+
+// Refuses to ask for a passphrase on the terminal: an encrypted key fails to load instead.
+int NoPassphrase(char*, int, int, void*) { return 0; }
+
+Status ServerImpl::ConfigureTls() {
+  const std::string& cert = options_.tls_cert_file;
+  const std::string& key = options_.tls_key_file;
+  if (cert.empty() && key.empty()) return Ok();
+  if (cert.empty() || key.empty()) {
+    return Error::Invalid(
+        "http: TLS needs both a certificate chain file and a private key file (--tls-cert and "
+        "--tls-key)");
+  }
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* ctx = context->native_handle();
+  ERR_clear_error();
+  auto fail = [](std::string what) {
+    return Error::Invalid("http: " + what + ": " + OpenSslErrors());
+  };
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    return fail("cannot require TLS 1.2");
+  }
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Idle keep-alive connections give their read and write buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return fail("cannot set the TLS ciphers");
+  if (SSL_CTX_set1_groups_list(ctx, kTlsGroups) != 1) return fail("cannot set the TLS groups");
+  SSL_CTX_set_default_passwd_cb(ctx, NoPassphrase);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+    return fail("cannot load the TLS certificate chain from '" + cert + "'");
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    unsigned long last = ERR_peek_last_error();
+    if (ERR_GET_LIB(last) == ERR_LIB_X509 && ERR_GET_REASON(last) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return Error::Invalid("http: the TLS private key in '" + key +
+                            "' does not match the certificate in '" + cert + "'");
+    }
+    return fail("cannot load the TLS private key (PEM, not encrypted) from '" + key + "'");
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return Error::Invalid("http: the TLS private key in '" + key +
+                          "' does not match the certificate in '" + cert + "'");
+  }
+  tls_ = std::move(context);
+  return Ok();
+}
+
 Status ServerImpl::Listen() {
   auto address = ResolveHost(*ioc_, options_.host);
   if (!address) return address.error();
+  if (!tls_ && !options_.allow_plain_http_on_public && !IsLoopback(*address)) {
+    return Error::Invalid("refusing to serve plain HTTP on " + options_.host +
+                          ": give --tls-cert/--tls-key, or --insecure-http to allow it");
+  }
   tcp::endpoint endpoint(*address, options_.port);
   auto fail = [&](const char* what, const beast::error_code& ec) {
     return Error::Unavailable("http: cannot " + std::string(what) + " " +
@@ -369,32 +513,69 @@ asio::awaitable<void> ServerImpl::Accept() {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<Connection>(tcp::socket(std::move(socket)));
-    auto executor = connection->stream.get_executor();
-    asio::co_spawn(executor, Session(std::move(connection)), asio::detached);
+    if (tls_) {
+      auto connection = std::make_shared<Connection<TlsStream>>(std::move(socket), *tls_);
+      auto executor = connection->stream.get_executor();
+      asio::co_spawn(executor, Session(std::move(connection)), asio::detached);
+    } else {
+      auto connection = std::make_shared<Connection<PlainStream>>(std::move(socket));
+      auto executor = connection->stream.get_executor();
+      asio::co_spawn(executor, Session(std::move(connection)), asio::detached);
+    }
   }
 }
 
-asio::awaitable<void> ServerImpl::Session(std::shared_ptr<Connection> c) {
+template <typename Stream>
+asio::awaitable<void> ServerImpl::Session(std::shared_ptr<Connection<Stream>> c) {
   Registration registration(*this, c);
   try {
-    co_await Serve(c);
+    bool ready = true;
+    if constexpr (kIsTls<Stream>) ready = co_await Handshake(*c);
+    if (ready) co_await Serve(c);
   } catch (...) {
     // Only allocation failure can get here; the connection is dropped below.
   }
   beast::error_code ignored;
   c->read_timer.cancel();
-  c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  c->stream.socket().close(ignored);
+  c->socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c->socket().close(ignored);
 }
 
-asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection> c) {
+asio::awaitable<bool> ServerImpl::Handshake(Connection<TlsStream>& c) {
+  // The client speaks first. A TLS record starts with 0x16 (handshake); anything else is most
+  // likely plain HTTP sent to the HTTPS port, which gets a clear answer instead of a reset.
+  c.tcp().expires_after(options_.read_timeout);
+  auto [detect_ec, is_tls] = co_await beast::async_detect_ssl(c.tcp(), c.buffer, kNoThrow);
+  if (detect_ec) co_return false;
+  if (!is_tls) {
+    auto message = ToMessage(
+        RenderError(400, "this port speaks HTTPS only: the request must be sent over TLS"), 11,
+        false, false, /*secure=*/false);
+    auto [write_ec, written] = co_await bhttp::async_write(c.tcp(), message, kNoThrow);
+    if (!write_ec) {
+      c.tcp().expires_after(LingerTime());
+      co_await Drain(c);
+    }
+    co_return false;
+  }
+  auto [ec, used] =
+      co_await c.stream.async_handshake(asio::ssl::stream_base::server, c.buffer.data(), kNoThrow);
+  c.tcp().expires_never();
+  if (ec) co_return false;
+  c.buffer.consume(used);
+  // The engine takes all it was given (at most one read); were anything left, it would be
+  // ciphertext that Serve must not mistake for a request.
+  co_return c.buffer.size() == 0;
+}
+
+template <typename Stream>
+asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection<Stream>> c) {
   for (;;) {
     if (c->buffer.size() == 0) {
       if (c->buffer.capacity() > kKeepBufferBytes) c->buffer.shrink_to_fit();
       if (stopping_.load()) co_return;
       c->idle = true;
-      c->stream.expires_after(options_.idle_timeout);
+      c->tcp().expires_after(options_.idle_timeout);
       auto [ec, n] = co_await c->stream.async_read_some(c->buffer.prepare(kReadChunk), kNoThrow);
       c->idle = false;
       if (ec) co_return;  // idle timeout, the peer closed, or Stop()
@@ -443,9 +624,10 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection> c) {
   }
 }
 
-asio::awaitable<ReadOutcome> ServerImpl::ReadRequest(std::shared_ptr<Connection> c,
+template <typename Stream>
+asio::awaitable<ReadOutcome> ServerImpl::ReadRequest(std::shared_ptr<Connection<Stream>> c,
                                                      Parser& parser) {
-  c->stream.expires_never();
+  c->tcp().expires_never();
   c->timed_out = false;
   c->reading = true;
   uint64_t generation = ++c->read_generation;
@@ -454,7 +636,7 @@ asio::awaitable<ReadOutcome> ServerImpl::ReadRequest(std::shared_ptr<Connection>
     if (ec || !c->reading || c->read_generation != generation) return;
     c->timed_out = true;
     beast::error_code ignored;
-    c->stream.socket().cancel(ignored);
+    c->socket().cancel(ignored);
   });
 
   auto [ec, n] = co_await bhttp::async_read_header(c->stream, c->buffer, parser, kNoThrow);
@@ -526,14 +708,16 @@ Response ServerImpl::RenderError(int status, std::string_view message) {
   return response;
 }
 
-asio::awaitable<bool> ServerImpl::WriteResponse(Connection& c, Response response, unsigned version,
-                                                bool head, bool keep_alive) {
+bhttp::response<bhttp::string_body> ServerImpl::ToMessage(Response response, unsigned version,
+                                                          bool head, bool keep_alive,
+                                                          bool secure) const {
   bhttp::response<bhttp::string_body> message;
   message.version(version);
   int status = (response.status >= 100 && response.status <= 999) ? response.status : 500;
   message.result(static_cast<unsigned>(status));
   bool has_server = false;
   bool has_date = false;
+  bool has_hsts = false;
   for (auto& [name, value] : response.headers) {
     if (!IsFieldName(name)) continue;
     bhttp::field field = bhttp::string_to_field(name);
@@ -543,6 +727,7 @@ asio::awaitable<bool> ServerImpl::WriteResponse(Connection& c, Response response
     }
     has_server = has_server || field == bhttp::field::server;
     has_date = has_date || field == bhttp::field::date;
+    has_hsts = has_hsts || field == bhttp::field::strict_transport_security;
     SanitizeFieldValue(value);
     message.insert(name, value);
   }
@@ -550,6 +735,8 @@ asio::awaitable<bool> ServerImpl::WriteResponse(Connection& c, Response response
     message.set(bhttp::field::server, options_.server_header);
   }
   if (!has_date) message.set(bhttp::field::date, HttpDate());
+  // Only over TLS: a browser ignores it on plain HTTP, where an attacker could forge it anyway.
+  if (secure && !has_hsts) message.set(bhttp::field::strict_transport_security, kHstsValue);
   bool bodiless = status < 200 || status == 204 || status == 304;
   if (!bodiless) {
     // A HEAD answer announces the length of the body it does not send.
@@ -557,24 +744,40 @@ asio::awaitable<bool> ServerImpl::WriteResponse(Connection& c, Response response
     if (!head) message.body() = std::move(response.body);
   }
   message.keep_alive(keep_alive);
+  return message;
+}
 
-  c.stream.expires_after(options_.read_timeout);
+template <typename Stream>
+asio::awaitable<bool> ServerImpl::WriteResponse(Connection<Stream>& c, Response response,
+                                                unsigned version, bool head, bool keep_alive) {
+  auto message = ToMessage(std::move(response), version, head, keep_alive, kIsTls<Stream>);
+  c.tcp().expires_after(options_.read_timeout);
   auto [ec, n] = co_await bhttp::async_write(c.stream, message, kNoThrow);
-  c.stream.expires_never();
+  c.tcp().expires_never();
   co_return !ec;
 }
 
-asio::awaitable<void> ServerImpl::CloseGracefully(Connection& c) {
+template <typename Stream>
+asio::awaitable<void> ServerImpl::CloseGracefully(Connection<Stream>& c) {
+  // One linger time for the TLS close_notify exchange and the drain together.
+  c.tcp().expires_after(LingerTime());
+  if constexpr (kIsTls<Stream>) co_await c.stream.async_shutdown(kNoThrow);
+  co_await Drain(c);
+}
+
+template <typename Stream>
+asio::awaitable<void> ServerImpl::Drain(Connection<Stream>& c) {
+  // REQUIRES: a deadline is set on c.tcp().
+  // Raw bytes on the TCP layer: with TLS, whatever the peer still sends is discarded unread.
   beast::error_code ignored;
-  c.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  c.stream.expires_after(LingerTime());
+  c.socket().shutdown(tcp::socket::shutdown_send, ignored);
   size_t drained = 0;
   while (drained < kMaxDrainBytes) {
-    auto [ec, n] = co_await c.stream.async_read_some(c.buffer.prepare(kReadChunk), kNoThrow);
+    auto [ec, n] = co_await c.tcp().async_read_some(c.buffer.prepare(kReadChunk), kNoThrow);
     if (ec) break;
     drained += n;
   }
-  c.stream.socket().close(ignored);
+  c.socket().close(ignored);
 }
 
 void ServerImpl::Stop() {
@@ -600,18 +803,12 @@ void ServerImpl::Stop() {
     closed->get_future().wait_until(deadline);
 
     // Close the connections that wait for a next request; busy ones close after their answer.
-    std::vector<std::shared_ptr<Connection>> connections;
+    std::vector<std::shared_ptr<ConnectionBase>> connections;
     {
       std::lock_guard lock(connections_mu_);
       connections.assign(connections_.begin(), connections_.end());
     }
-    for (auto& connection : connections) {
-      asio::post(connection->stream.get_executor(), [connection] {
-        if (!connection->idle) return;
-        beast::error_code ignored;
-        connection->stream.socket().close(ignored);
-      });
-    }
+    for (auto& connection : connections) connection->CloseIfIdle();
 
     std::unique_lock lock(active_mu_);
     active_cv_.wait_until(lock, deadline, [this] { return active_ == 0; });
@@ -658,6 +855,7 @@ void ServerImpl::WaitForSignal() {
 Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Handler handler,
                                               TransportErrorRenderer render_error) {
   auto server = std::make_unique<ServerImpl>(options, std::move(handler), std::move(render_error));
+  FHIRSTONE_RETURN_IF_ERROR(server->ConfigureTls());
   FHIRSTONE_RETURN_IF_ERROR(server->Listen());
   server->Run();
   return std::unique_ptr<Server>(std::move(server));

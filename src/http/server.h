@@ -2,6 +2,8 @@
 // request on a pool of I/O threads. It owns its io_context and threads. Keep-alive, pipelining-safe
 // sequential processing per connection, limits (body size, header size, idle and read timeouts),
 // and a graceful Stop(): stop accepting, let in-flight requests finish, then join the threads.
+// It speaks either plain HTTP or, given a certificate and key, only HTTPS (TLS 1.2+, with HSTS);
+// plain HTTP is refused on any address but loopback unless explicitly allowed.
 // Start/Stop are called from one controlling thread; the handler runs concurrently.
 #pragma once
 
@@ -29,6 +31,17 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};    // keep-alive wait for the next request
   std::chrono::milliseconds shutdown_grace{10000};  // how long Stop() waits for in-flight work
   std::string server_header = "Fhirstone";
+
+  // TLS (--tls-cert, --tls-key): PEM files with the certificate chain (leaf first) and its
+  // unencrypted private key. When both are set the server speaks only HTTPS: TLS 1.2 and 1.3,
+  // forward-secret AEAD ciphers, and Strict-Transport-Security on every answer unless the handler
+  // sets its own. Setting only one of them is an error. The files are read once, by Start().
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Without TLS, Start() refuses a host that is not a loopback address (127.0.0.0/8, ::1,
+  // "localhost"; 0.0.0.0 and :: are public) unless this is set (--insecure-http, e.g. behind a
+  // proxy that terminates TLS).
+  bool allow_plain_http_on_public = false;
 };
 
 class Server {
@@ -37,7 +50,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds, listens and starts the I/O threads; returns once the port is open.
+  // Loads the TLS certificate and key (if any), binds, listens and starts the I/O threads; returns
+  // once the port is open. Error::Invalid for unusable TLS files (naming the file) and for plain
+  // HTTP on a public address; Error::Unavailable when the address cannot be bound.
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, Handler handler,
                                                TransportErrorRenderer render_error);
 

@@ -390,6 +390,9 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
   options.server_header = std::string("Fhirstone/") + FHIRSTONE_VERSION;
+  options.tls_cert_file = config.tls_cert;
+  options.tls_key_file = config.tls_key;
+  options.allow_plain_http_on_public = config.insecure_http;
   Impl* raw = &impl;
   auto server = http::Server::Start(
       options, [raw](http::Request& request) { return raw->Route(request); },
@@ -406,7 +409,8 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     std::string host = listen->first;
     if (host == "0.0.0.0" || host == "::") host = "localhost";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
-    impl.base_url = "http://" + host + ":" + std::to_string(impl.server->port());
+    impl.base_url = std::string(config.tls_cert.empty() ? "http://" : "https://") + host + ":" +
+                    std::to_string(impl.server->port());
   } else {
     impl.base_url = config.base_url;
     while (!impl.base_url.empty() && impl.base_url.back() == '/') impl.base_url.pop_back();

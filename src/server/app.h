@@ -39,6 +39,11 @@ struct ServeConfig {
   // The sandbox: demo data, demo users, the sample app and the launcher.
   bool demo = false;
   int demo_patients = 100;
+  // TLS: with both set the server speaks only HTTPS (TLS 1.2+). Plain HTTP is refused on a
+  // non-loopback address unless insecure_http says so explicitly.
+  std::string tls_cert;
+  std::string tls_key;
+  bool insecure_http = false;
   // Bulk export files: where they are written and how long they stay after completion.
   std::string bulk_dir = "var/bulk";
   int64_t bulk_expire_seconds = 3600;

@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
   serve->add_option("--demo-patients", config.demo_patients, "Patients in the demo data set")
       ->capture_default_str()
       ->check(CLI::Range(2, 100000));
+  serve->add_option("--tls-cert", config.tls_cert,
+                    "PEM certificate chain: with --tls-key the server speaks only HTTPS (TLS 1.2+, "
+                    "HSTS)");
+  serve->add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert (unencrypted)");
+  serve->add_flag("--insecure-http", config.insecure_http,
+                  "Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)");
   serve->add_option("--bulk-dir", config.bulk_dir, "Where bulk export ($export) files are written")
       ->capture_default_str();
   serve
