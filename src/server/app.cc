@@ -1,9 +1,13 @@
 #include "server/app.h"
 
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "api/error_response.h"
@@ -16,6 +20,11 @@
 #include "common/strings.h"
 #include "db/database.h"
 #include "http/server.h"
+#include "ops/access_log.h"
+#include "ops/health.h"
+#include "ops/metrics.h"
+#include "ops/rate_limit.h"
+#include "ops/request_info.h"
 #include "sandbox/sandbox.h"
 #include "search/query.h"
 #include "search/registry.h"
@@ -51,6 +60,11 @@ struct App::Impl {
   std::unique_ptr<sandbox::Sandbox> sandbox_owner;
   bool open = false;
   std::vector<DemoAccount> demo_accounts;
+  ops::Registry metrics_registry;
+  ops::ServerMetrics metrics{metrics_registry};
+  std::unique_ptr<ops::RateLimiter> limiter;  // null: no rate limits
+  std::unique_ptr<ops::ConcurrencyLimiter> search_limiter;
+  std::shared_ptr<spdlog::logger> access_log;  // null: off
   std::unique_ptr<http::Server> server;
   std::string base_url;
   bool stopped = false;
@@ -207,7 +221,93 @@ struct App::Impl {
     return Ok();
   }
 
-  http::Response Route(http::Request& request) {
+  // Every request: health, readiness and metrics first; then Route; then the request id, the
+  // metrics and one access log line (path without query values, no tokens, no bodies).
+  http::Response Serve(http::Request& request) {
+    auto started = std::chrono::steady_clock::now();
+    int64_t started_micros = clock->NowMicros();
+    std::string request_id = ops::NewRequestId();
+    std::string_view path = request.Path();
+    std::string client_id;
+    http::Response response;
+    if (path == "/healthz") {
+      response = ops::Healthz();
+    } else if (path == "/readyz") {
+      response = ops::Readyz(
+          [this]() -> Status { return db ? db->Ping() : Status(Error::Unavailable("starting")); });
+    } else if (path == "/metrics") {
+      response = ops::MetricsResponse(metrics_registry);
+    } else {
+      response = Route(request, &client_id);
+    }
+    response.SetHeader("X-Request-Id", request_id);
+    int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count();
+    ops::RequestLabels labels = ops::ClassifyRequest(request.method, request.target);
+    metrics.RecordRequest(labels.interaction, labels.resource_type, response.status, micros);
+    if (path == "/auth/token") CountToken(request, response);
+    if (access_log) {
+      ops::AccessLogEntry entry;
+      entry.start_micros = started_micros;
+      entry.request_id = request_id;
+      entry.method = request.method;
+      entry.target = request.target;
+      entry.status = response.status;
+      entry.duration_micros = micros;
+      entry.client_id = client_id;
+      entry.remote = request.remote_address;
+      entry.response_bytes = static_cast<int64_t>(response.body.size());
+      access_log->info(ops::AccessLogLine(entry));
+    }
+    return response;
+  }
+
+  void CountToken(const http::Request& request, const http::Response& response) {
+    std::string_view grant = "other";
+    for (std::string_view g : {"authorization_code", "refresh_token", "client_credentials"})
+      if (request.body.find("grant_type=" + std::string(g)) != std::string::npos) grant = g;
+    if (response.status == 200) {
+      metrics.tokens_issued.Get(std::array<std::string_view, 1>{grant}).Inc();
+    } else {
+      std::string_view reason = "other";
+      for (std::string_view e : {"invalid_request", "invalid_client", "invalid_grant",
+                                 "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
+        if (response.body.find("\"" + std::string(e) + "\"") != std::string::npos) reason = e;
+      metrics.tokens_refused.Get(std::array<std::string_view, 1>{reason}).Inc();
+    }
+  }
+
+  // Rate limits and the expensive-search limit for one FHIR or bulk request; an answer when
+  // refused.
+  std::optional<http::Response> Limit(const http::Request& request,
+                                      const api::AccessContext* access,
+                                      std::optional<ops::ConcurrencyLimiter::Permit>& permit,
+                                      ops::Decision& decision) {
+    std::string_view address = ops::ClientAddress(request, {});
+    if (limiter) {
+      decision = limiter->CheckCaller(
+          {access ? std::string_view(access->client_id) : std::string_view(),
+           access ? std::string_view(access->fhir_user) : std::string_view(), address});
+      if (!decision.allowed) {
+        metrics.rate_limited.Get(std::array<std::string_view, 1>{ops::KindName(decision.kind)})
+            .Inc();
+        return ops::ThrottledResponse(decision);
+      }
+    }
+    if (search_limiter && ops::IsExpensiveSearch(request.method, request.target, request.body)) {
+      std::string key = access && !access->client_id.empty() ? "client:" + access->client_id
+                                                             : "ip:" + std::string(address);
+      permit = search_limiter->TryAcquire(key);
+      if (!permit->granted()) {
+        metrics.rate_limited.Get(std::array<std::string_view, 1>{"search"}).Inc();
+        return ops::BusyResponse("Too many expensive searches are running: retry shortly");
+      }
+    }
+    return std::nullopt;
+  }
+
+  http::Response Route(http::Request& request, std::string* client_id) {
     std::string_view path = request.Path();
     oauth::AuthorizationServer* authorization = auth.load(std::memory_order_acquire);
     if (authorization && authorization->Handles(path)) return authorization->Handle(request);
@@ -215,14 +315,23 @@ struct App::Impl {
       bulk::BulkExport* exporter = bulk.load(std::memory_order_acquire);
       if (!exporter || (!open && !authorization))
         return api::ErrorResponse(Error::Unavailable("The server is starting"));
-      if (open) return exporter->Handle(request, nullptr);
+      std::optional<ops::ConcurrencyLimiter::Permit> permit;
+      ops::Decision decision;
+      if (open) {
+        if (auto refused = Limit(request, nullptr, permit, decision)) return *refused;
+        return exporter->Handle(request, nullptr);
+      }
       auto access = authorization->Authenticate(request);
       if (!access) {
         http::Response response = api::ErrorResponse(access.error());
         response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
         return response;
       }
-      return exporter->Handle(request, access->get());
+      *client_id = (*access)->client_id;
+      if (auto refused = Limit(request, access->get(), permit, decision)) return *refused;
+      http::Response response = exporter->Handle(request, access->get());
+      if (limiter) ops::AddHeaders(decision, response);
+      return response;
     }
     if (path == "/fhir" || path.starts_with("/fhir/")) {
       api::FhirApi* fhir = api.load(std::memory_order_acquire);
@@ -231,11 +340,22 @@ struct App::Impl {
       std::string origin(request.Header("Origin"));
       if (request.method == "OPTIONS") return Preflight(origin);
       http::Response response;
+      std::optional<ops::ConcurrencyLimiter::Permit> permit;
+      ops::Decision decision;
       if (open || path == "/fhir/metadata") {
-        response = fhir->Handle(request);
+        if (auto refused = Limit(request, nullptr, permit, decision)) {
+          response = *refused;
+        } else {
+          response = fhir->Handle(request);
+        }
       } else {
         auto access = authorization->Authenticate(request);
-        if (access) {
+        if (access) *client_id = (*access)->client_id;
+        std::optional<http::Response> refused;
+        if (access) refused = Limit(request, access->get(), permit, decision);
+        if (refused) {
+          response = std::move(*refused);
+        } else if (access) {
           response = fhir->Handle(request, access->get());
           // Patient data answered to a token must not be served from a cache to anyone else
           // (a browser would otherwise replay it to a later request without the token).
@@ -245,11 +365,15 @@ struct App::Impl {
           response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
         }
       }
+      if (limiter && decision.limit > 0 && response.status != 429)
+        ops::AddHeaders(decision, response);
       if (!origin.empty()) {
         response.SetHeader("Access-Control-Allow-Origin", origin);
         response.SetHeader("Vary", "Origin");
         response.SetHeader("Access-Control-Expose-Headers",
-                           "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate");
+                           "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate, "
+                           "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+                           "Retry-After");
       }
       return response;
     }
@@ -394,8 +518,52 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   options.tls_key_file = config.tls_key;
   options.allow_plain_http_on_public = config.insecure_http;
   Impl* raw = &impl;
+  // Access log, rate limits and the expensive-search limit, from the configuration.
+  if (config.access_log != "off") {
+    try {
+      impl.access_log =
+          config.access_log == "-"
+              ? spdlog::stdout_logger_mt("fhirstone-access-" +
+                                         std::to_string(reinterpret_cast<uintptr_t>(&impl)))
+              : spdlog::basic_logger_mt(
+                    "fhirstone-access-" + std::to_string(reinterpret_cast<uintptr_t>(&impl)),
+                    config.access_log);
+      impl.access_log->set_pattern("%v");
+      impl.access_log->set_level(spdlog::level::info);
+    } catch (const std::exception& e) {
+      return Error::Invalid(std::string("--access-log: ") + e.what());
+    }
+  }
+  {
+    ops::RateLimiterOptions limits;
+    bool any = false;
+    for (auto [text, target] : {std::pair{&config.rate_limit_client, &limits.client},
+                                std::pair{&config.rate_limit_user, &limits.user},
+                                std::pair{&config.rate_limit_ip, &limits.ip}}) {
+      auto limit = ops::ParseLimit(*text);
+      if (!limit) return Error::Invalid("rate limit '" + *text + "': " + limit.error().message());
+      *target = *limit;
+      any |= !limit->unlimited();
+    }
+    for (const auto& o : config.rate_limit_overrides) {
+      size_t eq = o.find('=');
+      if (eq == std::string::npos)
+        return Error::Invalid("--rate-limit-override must be CLIENT_ID=LIMIT, not '" + o + "'");
+      auto limit = ops::ParseLimit(std::string_view(o).substr(eq + 1));
+      if (!limit) return Error::Invalid("rate limit '" + o + "': " + limit.error().message());
+      limits.client_overrides[o.substr(0, eq)] = *limit;
+      any = true;
+    }
+    if (any) impl.limiter = std::make_unique<ops::RateLimiter>(*impl.clock, limits);
+    if (config.max_expensive_searches > 0) {
+      ops::ConcurrencyOptions c;
+      c.max_global = config.max_expensive_searches;
+      c.max_per_key = config.max_expensive_searches_per_caller;
+      impl.search_limiter = std::make_unique<ops::ConcurrencyLimiter>(c);
+    }
+  }
   auto server = http::Server::Start(
-      options, [raw](http::Request& request) { return raw->Route(request); },
+      options, [raw](http::Request& request) { return raw->Serve(request); },
       [](int status, std::string_view message) {
         ErrorCode code = status == 413 ? ErrorCode::kTooLarge : ErrorCode::kInvalid;
         http::Response response = api::ErrorResponse(Error(code, std::string(message)));
@@ -495,6 +663,10 @@ void App::Stop() {
   impl_->auth.store(nullptr);
   impl_->sandbox.store(nullptr);
   impl_->bulk.store(nullptr);
+  if (impl_->access_log) {
+    impl_->access_log->flush();
+    spdlog::drop(impl_->access_log->name());
+  }
   impl_->bulk_owner.reset();  // stops the export worker before the store goes
   impl_->sandbox_owner.reset();
   impl_->api_owner.reset();

@@ -44,6 +44,17 @@ struct ServeConfig {
   std::string tls_cert;
   std::string tls_key;
   bool insecure_http = false;
+  // Rate limits ("RATE/s|RATE/min:BURST" or "off"): per OAuth client, per user and, for callers
+  // without a token, per address; per-client overrides as CLIENT_ID=LIMIT. Off by default.
+  std::string rate_limit_client = "off";
+  std::string rate_limit_user = "off";
+  std::string rate_limit_ip = "off";
+  std::vector<std::string> rate_limit_overrides;
+  // Expensive searches (_include, chains, _has...) in flight at once, overall and per caller.
+  int max_expensive_searches = 8;
+  int max_expensive_searches_per_caller = 2;
+  // Access log: JSON lines to stdout ("-"), a file, or "off".
+  std::string access_log = "-";
   // Bulk export files: where they are written and how long they stay after completion.
   std::string bulk_dir = "var/bulk";
   int64_t bulk_expire_seconds = 3600;

@@ -92,6 +92,27 @@ int main(int argc, char** argv) {
   serve->add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert (unencrypted)");
   serve->add_flag("--insecure-http", config.insecure_http,
                   "Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)");
+  serve
+      ->add_option("--rate-limit-client", config.rate_limit_client,
+                   "Requests per OAuth client: RATE/s or RATE/min, then :BURST (e.g. 600/min:100), "
+                   "or off")
+      ->capture_default_str();
+  serve->add_option("--rate-limit-user", config.rate_limit_user, "Requests per user, as above")
+      ->capture_default_str();
+  serve
+      ->add_option("--rate-limit-ip", config.rate_limit_ip,
+                   "Requests per address for callers without a token, as above")
+      ->capture_default_str();
+  serve->add_option("--rate-limit-override", config.rate_limit_overrides,
+                    "A client's own limit, CLIENT_ID=LIMIT (repeat for several)");
+  serve
+      ->add_option("--max-expensive-searches", config.max_expensive_searches,
+                   "Expensive searches (_include, chains, _has...) running at once (0: no limit)")
+      ->capture_default_str();
+  serve
+      ->add_option("--access-log", config.access_log,
+                   "Access log as JSON lines: - (stdout), a file, or off")
+      ->capture_default_str();
   serve->add_option("--bulk-dir", config.bulk_dir, "Where bulk export ($export) files are written")
       ->capture_default_str();
   serve

@@ -1,0 +1,150 @@
+// Operations end to end: /healthz, /readyz, /metrics, X-Request-Id, per-address and per-client
+// rate limits (429 with Retry-After, RateLimit-* and an OperationOutcome), and an access log
+// that carries no query values and no tokens.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/json.h"
+#include "server/admin.h"
+#include "server/app.h"
+#include "support/fakes.h"
+#include "support/http_client.h"
+
+namespace fhirstone {
+namespace {
+
+namespace fs = std::filesystem;
+
+class OpsTest : public ::testing::Test {
+ protected:
+  void Start(server::ServeConfig config) {
+    dir_ = fs::temp_directory_path() /
+           ("fhirstone-ops-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    config.listen = "127.0.0.1:0";
+    config.db = "sqlite:" + (dir_ / "db.sqlite").string();
+    config.bulk_dir = (dir_ / "bulk").string();
+    config.access_log = (dir_ / "access.log").string();
+    db_ = config.db;
+    auto app = server::App::Start(config, &clock_, nullptr);
+    ASSERT_TRUE(app) << app.error().message();
+    app_ = std::move(app).value();
+  }
+  void TearDown() override {
+    if (app_) app_->Stop();
+    app_.reset();
+    fs::remove_all(dir_);
+  }
+  http::Response Get(const std::string& target, http::Headers headers = {}) {
+    http::Request r = test::MakeRequest("GET", target);
+    r.headers = std::move(headers);
+    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
+    EXPECT_TRUE(response);
+    return response ? std::move(response).value() : http::Response{};
+  }
+  std::string AccessLog() {
+    std::ifstream in(dir_ / "access.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+  test::FakeClock clock_{SystemClock().NowMicros()};
+  fs::path dir_;
+  std::string db_;
+  std::unique_ptr<server::App> app_;
+};
+
+TEST_F(OpsTest, HealthReadinessMetricsAndRequestIds) {
+  server::ServeConfig config;
+  config.open = true;
+  Start(config);
+  auto health = Get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  auto read = Get("/fhir/Patient?name=Ada");
+  EXPECT_EQ(read.status, 200);
+  std::string id(read.Header("X-Request-Id"));
+  EXPECT_EQ(id.size(), 16u);
+  EXPECT_NE(Get("/fhir/metadata").Header("X-Request-Id"), id);
+  auto metrics = Get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("fhirstone_http_requests_total{interaction=\"search-type\","
+                              "resource_type=\"Patient\",status=\"200\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("fhirstone_http_request_duration_seconds_bucket"), std::string::npos);
+  app_->Stop();
+  std::string log = AccessLog();
+  EXPECT_NE(log.find("\"request_id\":\"" + id + "\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"path\":\"/fhir/Patient?name=*\""), std::string::npos) << log;
+  EXPECT_EQ(log.find("Ada"), std::string::npos);  // no query values (PHI) in logs
+}
+
+TEST_F(OpsTest, PerAddressLimitWithoutToken) {
+  server::ServeConfig config;
+  config.open = true;
+  config.rate_limit_ip = "1/s:3";
+  Start(config);
+  for (int i = 0; i < 3; ++i) {
+    auto ok = Get("/fhir/Patient");
+    EXPECT_EQ(ok.status, 200);
+    EXPECT_EQ(ok.Header("RateLimit-Limit"), "3");
+  }
+  auto refused = Get("/fhir/Patient");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.Header("Retry-After"), "1");
+  EXPECT_EQ(refused.Header("RateLimit-Remaining"), "0");
+  EXPECT_NE(refused.body.find("OperationOutcome"), std::string::npos);
+  clock_.Advance(1100000);
+  EXPECT_EQ(Get("/fhir/Patient").status, 200);
+  EXPECT_NE(Get("/metrics").body.find("fhirstone_rate_limited_total{kind=\"ip\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(Get("/healthz").status, 200);  // never limited
+}
+
+TEST_F(OpsTest, PerClientLimitsAndOverrides) {
+  server::ServeConfig config;
+  config.rate_limit_client = "1/s:2";
+  config.rate_limit_overrides = {"vip=1/s:5"};
+  Start(config);
+  auto token_of = [&](const std::string& id) {
+    server::ClientSpec spec;
+    spec.client_id = id;
+    spec.name = id;
+    spec.type = "confidential-symmetric";
+    spec.redirect_uris = {"https://x.example/cb"};
+    spec.scopes = "system/*.rs";
+    auto reg = server::AddClient(db_, spec);
+    EXPECT_TRUE(reg);
+    http::Request r =
+        test::MakeRequest("POST", "/auth/token",
+                          "grant_type=client_credentials&scope=system/*.rs&client_id=" + id +
+                              "&client_secret=" + reg->client_secret);
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
+    return std::string(json::Parse(response->body)->GetString("access_token"));
+  };
+  std::string plain = "Bearer " + token_of("plain");
+  std::string vip = "Bearer " + token_of("vip");
+  int plain_ok = 0, vip_ok = 0;
+  for (int i = 0; i < 6; ++i) {
+    plain_ok += Get("/fhir/Patient", {{"Authorization", plain}}).status == 200;
+    vip_ok += Get("/fhir/Patient", {{"Authorization", vip}}).status == 200;
+  }
+  EXPECT_EQ(plain_ok, 2);
+  EXPECT_EQ(vip_ok, 5);
+  app_->Stop();
+  std::string log = AccessLog();
+  EXPECT_NE(log.find("\"client_id\":\"vip\""), std::string::npos);
+  EXPECT_EQ(log.find("Bearer"), std::string::npos);  // no tokens in logs
+  EXPECT_EQ(log.find("client_secret="), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fhirstone
