@@ -573,6 +573,7 @@ struct BulkExport::Impl {
     Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id});
 
     struct Output {
+      std::unique_ptr<char[]> buffer;  // 1 MiB: few, large writes
       std::ofstream file;
       std::string name;
       int part = 0;
@@ -598,6 +599,8 @@ struct BulkExport::Impl {
       }
       if (!o.file.is_open()) {
         o.name = key + "-" + std::to_string(++o.part) + ".ndjson";
+        if (!o.buffer) o.buffer.reset(new char[1 << 20]);
+        o.file.rdbuf()->pubsetbuf(o.buffer.get(), 1 << 20);
         o.file.open(dir / o.name, std::ios::binary | std::ios::trunc);
         if (!o.file) return Error::Unavailable("cannot write " + o.name);
       }
@@ -607,21 +610,21 @@ struct BulkExport::Impl {
       return Ok();
     };
     int64_t total = 0;
-    std::string current_type;
+    int64_t seen = 0;
     std::shared_ptr<const search::Registry> reg = registry.Get();
     int64_t snapshot = 0;
     Status status = store.Export(
         query,
         [&](const store::ResourceVersion& v) -> Status {
-          if (IsCancelled(id)) return Error::Conflict("cancelled");
-          {
-            std::unique_lock lock(mu);
-            if (stopping) return Error::Unavailable("stopping");
-          }
-          if (v.type != current_type || total % 5000 == 0) {
-            current_type = v.type;
-            Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
-                 {"Exporting " + v.type + ": " + std::to_string(total) + " resources written", id});
+          if (++seen % 1024 == 1) {  // now and then: cancelled, stopping, progress
+            if (IsCancelled(id)) return Error::Conflict("cancelled");
+            {
+              std::unique_lock lock(mu);
+              if (stopping) return Error::Unavailable("stopping");
+            }
+            if (seen % 16384 == 1)
+              Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
+                   {"Exporting: " + std::to_string(total) + " resources written", id});
           }
           if (v.deleted) {
             // Patient level: deletions count only when their last version was the patients'.

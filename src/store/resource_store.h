@@ -124,7 +124,8 @@ class ResourceStore {
   // SearchParameter).
   virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;
   // Streams what `query` selects from one consistent snapshot (a single read transaction):
-  // `emit` gets each current resource, type by type in id order, and, with `since`, each
+  // `emit` gets each current resource (in storage order, or type by type with a patient
+  // filter), and, with `since`, each
   // resource deleted after it (deleted = true, body = its last version before the deletion, so
   // that the caller can tell whose it was). `*snapshot_time` is the time of the newest change the
   // snapshot holds (the export's transactionTime). Memory stays bounded; `emit` may stop the
