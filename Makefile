@@ -5,7 +5,7 @@ LISTEN     ?= 127.0.0.1:8080
 BASE_URL   ?= http://localhost:8080
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth clean format
+.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth bench-export clean format
 
 all: build
 
@@ -52,6 +52,9 @@ bench-search: deps-bench build
 
 bench-auth: deps-bench build
 	bench/auth.sh
+
+bench-export: deps-bench build
+	bench/export.sh
 
 clean:
 	rm -rf build

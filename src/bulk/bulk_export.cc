@@ -573,7 +573,7 @@ struct BulkExport::Impl {
     Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id});
 
     struct Output {
-      std::unique_ptr<char[]> buffer;  // 1 MiB: few, large writes
+      std::string pending;  // lines not yet written: written in pieces of about 1 MiB
       std::ofstream file;
       std::string name;
       int part = 0;
@@ -583,6 +583,8 @@ struct BulkExport::Impl {
     std::map<std::string, Output> outputs;  // by type, "deleted" for deletions
     auto close = [&](const std::string& key, Output& o) -> Status {
       if (!o.file.is_open()) return Ok();
+      o.file.write(o.pending.data(), static_cast<std::streamsize>(o.pending.size()));
+      o.pending.clear();
       o.file.close();
       if (!o.file) return Error::Unavailable("writing " + o.name + " failed");
       return Exec(db,
@@ -599,12 +601,17 @@ struct BulkExport::Impl {
       }
       if (!o.file.is_open()) {
         o.name = key + "-" + std::to_string(++o.part) + ".ndjson";
-        if (!o.buffer) o.buffer.reset(new char[1 << 20]);
-        o.file.rdbuf()->pubsetbuf(o.buffer.get(), 1 << 20);
         o.file.open(dir / o.name, std::ios::binary | std::ios::trunc);
         if (!o.file) return Error::Unavailable("cannot write " + o.name);
+        o.pending.reserve(1 << 20);
       }
-      o.file << line << '\n';
+      o.pending += line;
+      o.pending += '\n';
+      if (o.pending.size() >= (1 << 20)) {
+        o.file.write(o.pending.data(), static_cast<std::streamsize>(o.pending.size()));
+        o.pending.clear();
+        if (!o.file) return Error::Unavailable("writing " + o.name + " failed");
+      }
       o.bytes += line.size() + 1;
       ++o.count;
       return Ok();

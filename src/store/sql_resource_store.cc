@@ -427,6 +427,17 @@ class SqlResourceStore : public ResourceStore {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     db::Connection& conn = **lease;
+    // One pass over the data gains nothing from a large page cache, and rebuilding it page by
+    // page costs: the scan runs with SQLite's small default and restores the connection's after.
+    bool sqlite = conn.dialect() == db::Dialect::kSqlite;
+    if (sqlite) FHIRSTONE_RETURN_IF_ERROR(conn.Execute("PRAGMA cache_size=-2000"));
+    struct RestoreCache {
+      db::Connection& conn;
+      bool sqlite;
+      ~RestoreCache() {
+        if (sqlite) (void)conn.Execute("PRAGMA cache_size=-65536");
+      }
+    } restore{conn, sqlite};
     auto tx = db::Transaction::Begin(conn, /*write=*/false);
     if (!tx) return std::move(tx).error();
     // The newest change: the last history row (txid grows with every write, in commit order).
