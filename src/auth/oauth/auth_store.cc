@@ -1,6 +1,7 @@
 #include "auth/oauth/auth_store.h"
 
 #include <functional>
+#include <optional>
 #include <variant>
 
 #include "common/strings.h"
@@ -44,10 +45,19 @@ CREATE TABLE auth_jti (
 )sql"}};
 }
 
+// Runs `run` on the statement `sql` with `binds`, on a leased connection; `write` wraps it in a
+// write transaction of its own, so that writers queue on the database's in-process write lock
+// instead of colliding in SQLite's busy handler.
 Status Prepared(db::Database& database, std::string_view sql, const std::vector<Bind>& binds,
-                const std::function<Status(db::Statement&)>& run) {
+                bool write, const std::function<Status(db::Statement&)>& run) {
   auto lease = database.Acquire();
   if (!lease) return std::move(lease).error();
+  std::optional<db::Transaction> tx;
+  if (write) {
+    auto begun = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!begun) return std::move(begun).error();
+    tx.emplace(std::move(begun).value());
+  }
   auto stmt = (*lease)->Prepare(sql);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
@@ -61,38 +71,27 @@ Status Prepared(db::Database& database, std::string_view sql, const std::vector<
   }
   Status status = run(s);
   s.Reset();
-  return status;
+  if (!status || !tx) return status;
+  return tx->Commit();
 }
 
-// A write, in a write transaction of its own: writers queue on the database's in-process write
-// lock instead of colliding in SQLite's busy handler.
+// A write: the rows it changed.
 Result<int64_t> Exec(db::Database& database, std::string_view sql, const std::vector<Bind>& binds) {
-  auto lease = database.Acquire();
-  if (!lease) return std::move(lease).error();
-  auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-  if (!tx) return std::move(tx).error();
-  auto stmt = (*lease)->Prepare(sql);
-  if (!stmt) return std::move(stmt).error();
-  db::Statement& s = **stmt;
-  for (size_t i = 0; i < binds.size(); ++i) {
-    int index = static_cast<int>(i) + 1;
-    if (const auto* n = std::get_if<int64_t>(&binds[i])) {
-      s.BindInt(index, *n);
-    } else {
-      s.BindText(index, std::get<std::string>(binds[i]));
-    }
-  }
-  auto n = s.Run();
-  s.Reset();
-  if (!n) return std::move(n).error();
-  FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-  return *n;
+  int64_t changes = 0;
+  FHIRSTONE_RETURN_IF_ERROR(
+      Prepared(database, sql, binds, /*write=*/true, [&](db::Statement& s) -> Status {
+        auto n = s.Run();
+        if (!n) return std::move(n).error();
+        changes = *n;
+        return Ok();
+      }));
+  return changes;
 }
 
 Result<std::vector<Row>> Query(db::Database& database, std::string_view sql,
                                const std::vector<Bind>& binds, int columns) {
   std::vector<Row> rows;
-  Status status = Prepared(database, sql, binds, [&](db::Statement& s) -> Status {
+  Status status = Prepared(database, sql, binds, /*write=*/false, [&](db::Statement& s) -> Status {
     while (true) {
       auto more = s.Step();
       if (!more) return std::move(more).error();
