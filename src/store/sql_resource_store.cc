@@ -467,21 +467,27 @@ class SqlResourceStore : public ResourceStore {
       auto stmt = conn.Prepare(sql);
       if (!stmt) return std::move(stmt).error();
       db::Statement& st = **stmt;
+      ResourceVersion v;  // reused row after row: its strings keep their capacity
       while (true) {
         auto more = st.Step();
         if (!more) return Finish(st, std::move(more).error());
         if (!*more) break;
         std::string_view type = st.ColumnText(0);
-        if (!wanted.count(std::string(type))) continue;
-        ResourceVersion v;
-        v.type = std::string(type);
-        v.id = std::string(st.ColumnText(1));
+        if (type != v.type) {
+          v.type.assign(type);
+          if (!wanted.count(v.type)) {
+            v.type.clear();
+            continue;
+          }
+        }
+        v.id.assign(st.ColumnText(1));
         v.version = st.ColumnInt(2);
         v.last_updated = st.ColumnInt(3);
         v.deleted = st.ColumnInt(4) != 0;
         v.method = v.deleted ? Method::kDelete : Method::kUpdate;
+        v.body.clear();
         if (!v.deleted) {
-          v.body = std::string(st.ColumnText(5));
+          v.body.assign(st.ColumnText(5));
         } else {
           auto previous = conn.Prepare(
               "SELECT body FROM resource_history WHERE type = ? AND id = ? AND version = ?");
