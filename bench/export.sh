@@ -16,14 +16,14 @@
 # of the cost (bench_export_ceiling modes, see export_ceiling.cc): the SELECT alone, the files
 # split by type, the export's own loop without the server, each also with SQLite's default page
 # cache, and the previous (type, id) order. Writes bench/results/DATE-export.md.
-# Environment: PATIENTS (default 1000), RUNS (default 3), POLL_MS (default 50), THREADS (server
+# Environment: PATIENTS (default 1000), RUNS (default 3), POLL_MS (default 10: the status is polled often so that the timing is not rounded up by the polling), THREADS (server
 # I/O threads, default 2), BUILD_JOBS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR=$PWD/bench
 PATIENTS=${PATIENTS:-1000}
 RUNS=${RUNS:-3}
-POLL_MS=${POLL_MS:-50}
+POLL_MS=${POLL_MS:-10}
 THREADS=${THREADS:-2}
 BUILD=${BUILD:-build/release}
 WORK=bench/work

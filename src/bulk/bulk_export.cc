@@ -549,7 +549,7 @@ struct BulkExport::Impl {
       query.since = ParseInt64(since->as_string());
     bool patient_level = spec->GetString("level") != "system";
     // _typeFilter: the ids of each filtered type that match one of its filters.
-    std::map<std::string, std::unordered_set<std::string>> allowed_ids;
+    std::map<std::string, std::unordered_set<std::string>, std::less<>> allowed_ids;
     if (const json::Value* filters = spec->Find("type_filters"); filters && filters->is_object()) {
       for (const auto& [type, list] : filters->as_object()) {
         auto& ids = allowed_ids[type];
@@ -580,7 +580,7 @@ struct BulkExport::Impl {
       int64_t count = 0;
       size_t bytes = 0;
     };
-    std::map<std::string, Output> outputs;  // by type, "deleted" for deletions
+    std::map<std::string, Output, std::less<>> outputs;  // by type, "deleted" for deletions
     auto close = [&](const std::string& key, Output& o) -> Status {
       if (!o.file.is_open()) return Ok();
       o.file.write(o.pending.data(), static_cast<std::streamsize>(o.pending.size()));
@@ -592,15 +592,17 @@ struct BulkExport::Impl {
                   {id, o.name, key == "deleted" ? std::string("Bundle") : key,
                    key == "deleted" ? std::string("deleted") : std::string("output"), o.count});
     };
-    auto write = [&](const std::string& key, const std::string& line) -> Status {
-      Output& o = outputs[key];
+    auto write = [&](std::string_view key, std::string_view line) -> Status {
+      auto found = outputs.find(key);
+      if (found == outputs.end()) found = outputs.emplace(std::string(key), Output{}).first;
+      Output& o = found->second;
       if (o.file.is_open() && o.bytes + line.size() + 1 > options.max_file_bytes && o.count > 0) {
-        FHIRSTONE_RETURN_IF_ERROR(close(key, o));
+        FHIRSTONE_RETURN_IF_ERROR(close(found->first, o));
         o.count = 0;
         o.bytes = 0;
       }
       if (!o.file.is_open()) {
-        o.name = key + "-" + std::to_string(++o.part) + ".ndjson";
+        o.name = std::string(key) + "-" + std::to_string(++o.part) + ".ndjson";
         o.file.open(dir / o.name, std::ios::binary | std::ios::trunc);
         if (!o.file) return Error::Unavailable("cannot write " + o.name);
         o.pending.reserve(1 << 20);
@@ -622,7 +624,7 @@ struct BulkExport::Impl {
     int64_t snapshot = 0;
     Status status = store.Export(
         query,
-        [&](const store::ResourceVersion& v) -> Status {
+        [&](const store::ExportRow& v) -> Status {
           if (++seen % 1024 == 1) {  // now and then: cancelled, stopping, progress
             if (IsCancelled(id)) return Error::Conflict("cancelled");
             {
@@ -640,13 +642,13 @@ struct BulkExport::Impl {
             std::string line =
                 "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":{"
                 "\"method\":\"DELETE\",\"url\":";
-            json::WriteString(v.type + "/" + v.id, line);
+            json::WriteString(std::string(v.type) + "/" + std::string(v.id), line);
             line += "}}]}";
             ++total;
             return write("deleted", line);
           }
           if (auto it = allowed_ids.find(v.type);
-              it != allowed_ids.end() && !it->second.count(v.id))
+              it != allowed_ids.end() && !it->second.count(std::string(v.id)))
             return Ok();
           ++total;
           return write(v.type, v.body);
@@ -686,7 +688,7 @@ struct BulkExport::Impl {
   }
 
   // Whether `v` (its body) is in the compartment of one of `patients`, as the index sees it.
-  bool InCompartment(const search::Registry& reg, const store::ResourceVersion& v,
+  bool InCompartment(const search::Registry& reg, const store::ExportRow& v,
                      const std::vector<std::string>& patients) {
     if (v.type == "Patient")
       return std::find(patients.begin(), patients.end(), v.id) != patients.end();

@@ -93,6 +93,16 @@ struct ExportQuery {
   std::vector<std::string> patients;
 };
 
+// One row of an export, valid only during the callback that receives it.
+struct ExportRow {
+  std::string_view type;
+  std::string_view id;
+  std::string_view body;  // compact JSON; for a deletion, the last version before it
+  int64_t version = 0;
+  int64_t last_updated = 0;
+  bool deleted = false;
+};
+
 class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
@@ -131,7 +141,7 @@ class ResourceStore {
   // snapshot holds (the export's transactionTime). Memory stays bounded; `emit` may stop the
   // scan by returning an error.
   virtual Status Export(const ExportQuery& query,
-                        const std::function<Status(const ResourceVersion&)>& emit,
+                        const std::function<Status(const ExportRow&)>& emit,
                         int64_t* snapshot_time) = 0;
   // Rebuilds the search index of every resource with the registry now in force, in batches of
   // short write transactions so that writes go on meanwhile; returns the resources reindexed.

@@ -422,7 +422,7 @@ class SqlResourceStore : public ResourceStore {
     return out;
   }
 
-  Status Export(const ExportQuery& q, const std::function<Status(const ResourceVersion&)>& emit,
+  Status Export(const ExportQuery& q, const std::function<Status(const ExportRow&)>& emit,
                 int64_t* snapshot_time) override {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
@@ -467,27 +467,26 @@ class SqlResourceStore : public ResourceStore {
       auto stmt = conn.Prepare(sql);
       if (!stmt) return std::move(stmt).error();
       db::Statement& st = **stmt;
-      ResourceVersion v;  // reused row after row: its strings keep their capacity
+      std::string wanted_type;  // the last type looked up, and whether it is wanted
+      bool wanted_last = false;
+      std::string previous_body;
       while (true) {
         auto more = st.Step();
         if (!more) return Finish(st, std::move(more).error());
         if (!*more) break;
-        std::string_view type = st.ColumnText(0);
-        if (type != v.type) {
-          v.type.assign(type);
-          if (!wanted.count(v.type)) {
-            v.type.clear();
-            continue;
-          }
+        ExportRow v;
+        v.type = st.ColumnText(0);
+        if (v.type != wanted_type) {
+          wanted_type.assign(v.type);
+          wanted_last = wanted.count(wanted_type) > 0;
         }
-        v.id.assign(st.ColumnText(1));
+        if (!wanted_last) continue;
+        v.id = st.ColumnText(1);
         v.version = st.ColumnInt(2);
         v.last_updated = st.ColumnInt(3);
         v.deleted = st.ColumnInt(4) != 0;
-        v.method = v.deleted ? Method::kDelete : Method::kUpdate;
-        v.body.clear();
         if (!v.deleted) {
-          v.body.assign(st.ColumnText(5));
+          v.body = st.ColumnText(5);
         } else {
           auto previous = conn.Prepare(
               "SELECT body FROM resource_history WHERE type = ? AND id = ? AND version = ?");
@@ -496,9 +495,11 @@ class SqlResourceStore : public ResourceStore {
           (*previous)->BindText(2, v.id);
           (*previous)->BindInt(3, v.version - 1);
           auto found = (*previous)->Step();
-          if (found && *found) v.body = std::string((*previous)->ColumnText(0));
+          previous_body.clear();
+          if (found && *found) previous_body.assign((*previous)->ColumnText(0));
           (*previous)->Reset();
-          if (v.body.empty()) continue;
+          if (previous_body.empty()) continue;
+          v.body = previous_body;
         }
         Status status = emit(v);
         if (!status) {
@@ -547,15 +548,15 @@ class SqlResourceStore : public ResourceStore {
         auto more = st.Step();
         if (!more) return Finish(st, std::move(more).error());
         if (!*more) break;
-        ResourceVersion v;
+        ExportRow v;
         v.type = type;
-        v.id = std::string(st.ColumnText(0));
+        v.id = st.ColumnText(0);
         v.version = st.ColumnInt(1);
         v.last_updated = st.ColumnInt(2);
         v.deleted = st.ColumnInt(3) != 0;
-        v.method = v.deleted ? Method::kDelete : Method::kUpdate;
+        std::string previous_body;
         if (!v.deleted) {
-          v.body = std::string(st.ColumnText(4));
+          v.body = st.ColumnText(4);
         } else {
           auto previous = conn.Prepare(
               "SELECT body FROM resource_history WHERE type = ? AND id = ? AND version = ?");
@@ -564,9 +565,10 @@ class SqlResourceStore : public ResourceStore {
           (*previous)->BindText(2, v.id);
           (*previous)->BindInt(3, v.version - 1);
           auto found = (*previous)->Step();
-          if (found && *found) v.body = std::string((*previous)->ColumnText(0));
+          if (found && *found) previous_body.assign((*previous)->ColumnText(0));
           (*previous)->Reset();
-          if (v.body.empty()) continue;  // never had a live version
+          if (previous_body.empty()) continue;  // never had a live version
+          v.body = previous_body;
         }
         Status status = emit(v);
         if (!status) {
