@@ -16,7 +16,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <unordered_set>
 #include <variant>
 
 #include "api/error_response.h"
@@ -274,15 +273,7 @@ struct BulkExport::Impl {
     // Every filter must be a valid search of its type.
     for (const auto& [type, filters] : type_filters) {
       for (const auto& f : filters) {
-        Params fp;
-        for (auto part : Split(f, '&')) {
-          size_t eq = part.find('=');
-          fp.emplace_back(PercentDecode(part.substr(0, eq)),
-                          eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
-        }
-        search::ParseOptions strict;
-        strict.strict = true;
-        auto parsed = search::ParseQuery(*reg, {type}, fp, strict);
+        auto parsed = ParseFilter(*reg, type, f);
         if (!parsed)
           return Outcome(400, ErrorCode::kInvalid,
                          "_typeFilter " + type + "?" + f + ": " + parsed.error().message());
@@ -548,17 +539,17 @@ struct BulkExport::Impl {
     if (const json::Value* since = spec->Find("since"); since && since->is_number())
       query.since = ParseInt64(since->as_string());
     bool patient_level = spec->GetString("level") != "system";
-    // _typeFilter: the ids of each filtered type that match one of its filters.
-    std::map<std::string, std::unordered_set<std::string>, std::less<>> allowed_ids;
+    // _typeFilter: each filter's criteria go to the store, which reads only matching resources.
     if (const json::Value* filters = spec->Find("type_filters"); filters && filters->is_object()) {
+      std::shared_ptr<const search::Registry> reg = registry.Get();
       for (const auto& [type, list] : filters->as_object()) {
-        auto& ids = allowed_ids[type];
         for (const auto& f : list.as_array()) {
-          Status st = CollectMatches(type, f.as_string(), ids);
-          if (!st) {
-            Fail(id, st.error().message());
+          auto parsed = ParseFilter(*reg, type, f.as_string());
+          if (!parsed) {
+            Fail(id, parsed.error().message());
             return;
           }
+          query.filters.emplace_back(type, std::move(parsed).value());
         }
       }
     }
@@ -647,9 +638,6 @@ struct BulkExport::Impl {
             ++total;
             return write("deleted", line);
           }
-          if (auto it = allowed_ids.find(v.type);
-              it != allowed_ids.end() && !it->second.count(std::string(v.id)))
-            return Ok();
           ++total;
           return write(v.type, v.body);
         },
@@ -704,32 +692,23 @@ struct BulkExport::Impl {
     return false;
   }
 
-  Status CollectMatches(const std::string& type, const std::string& filter,
-                        std::unordered_set<std::string>& ids) {
+  // A _typeFilter value (a query without the type) as a search of `type`.
+  static Result<search::SearchQuery> ParseFilter(const search::Registry& reg,
+                                                 const std::string& type,
+                                                 const std::string& filter) {
     Params fp;
     for (auto part : Split(filter, '&')) {
       size_t eq = part.find('=');
       fp.emplace_back(PercentDecode(part.substr(0, eq)),
                       eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
     }
-    search::ParseOptions o;
-    o.strict = true;
-    o.max_count = 1000;
-    std::shared_ptr<const search::Registry> reg = registry.Get();
-    auto query = search::ParseQuery(*reg, {type}, fp, o);
+    search::ParseOptions strict;
+    strict.strict = true;
+    auto query = search::ParseQuery(reg, {type}, fp, strict);
     if (!query) return std::move(query).error();
-    query->count = 1000;
-    query->total = search::TotalMode::kNone;
-    query->includes.clear();
-    query->elements.clear();
-    query->summary = search::SummaryMode::kNone;
-    while (true) {
-      auto page = store.Search(*query);
-      if (!page) return std::move(page).error();
-      for (const auto& m : page->matches) ids.insert(m.id);
-      if (!page->next_page) return Ok();
-      query->page = page->next_page;
-    }
+    if (query->criteria.empty())
+      return Error::Invalid("_typeFilter " + type + "?" + filter + " has no search criteria");
+    return query;
   }
 
   void Fail(const std::string& id, const std::string& message) {

@@ -91,6 +91,9 @@ struct ExportQuery {
   // When non-empty: only resources in the compartments of these patients (Patient: these ids);
   // types outside the Patient compartment are skipped.
   std::vector<std::string> patients;
+  // _typeFilter: a type listed here exports only the resources matching one of its searches
+  // (their criteria; the other search parameters are ignored).
+  std::vector<std::pair<std::string, search::SearchQuery>> filters;
 };
 
 // One row of an export, valid only during the callback that receives it.

@@ -453,10 +453,22 @@ class SqlResourceStore : public ResourceStore {
         registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
     // Without a patient filter: one scan of the table in storage order, the types picked out
     // here (an order by type and id would cost an index lookup per row).
+    auto filtered = [&](const std::string& type) {
+      for (const auto& [t, f] : q.filters)
+        if (t == type) return true;
+      return false;
+    };
     std::vector<std::string> per_type = q.types;
     if (q.patients.empty() && q.types.size() > 1) {
       per_type.clear();
-      std::unordered_set<std::string> wanted(q.types.begin(), q.types.end());
+      std::unordered_set<std::string> wanted;
+      for (const auto& t : q.types) {
+        if (filtered(t)) {
+          per_type.push_back(t);  // read with its filters below
+        } else {
+          wanted.insert(t);
+        }
+      }
       std::string sql =
           "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resource r";
       if (q.since) {
@@ -513,8 +525,26 @@ class SqlResourceStore : public ResourceStore {
       std::string sql =
           "SELECT r.id, r.version, r.last_updated, r.deleted, r.body FROM resource r WHERE "
           "r.type = ?";
-      std::vector<std::string> bindings{type};
+      std::vector<internal::Binding> bindings{type};
       if (q.since) sql += " AND r.last_updated > " + std::to_string(*q.since);
+      if (filtered(type)) {  // (all criteria of one filter) OR (those of another) ...
+        std::string any;
+        int counter = 0;
+        for (const auto& [t, f] : q.filters) {
+          if (t != type) continue;
+          std::string all = "1";
+          for (const auto& c : f.criteria) {
+            auto condition = internal::CriterionSql(c, "r", counter, fhir_base_, type,
+                                                    /*filter=*/false);
+            if (!condition) return std::move(condition).error();
+            all += " AND " + condition->text;
+            bindings.insert(bindings.end(), condition->bindings.begin(), condition->bindings.end());
+          }
+          any += (any.empty() ? "(" : " OR (") + all + ")";
+        }
+        // Deleted resources keep no index rows: their deletions are reported as they are.
+        sql += " AND (r.deleted = 1 OR " + any + ")";
+      }
       if (!q.patients.empty()) {
         std::string list;
         for (size_t i = 0; i < q.patients.size(); ++i) list += i ? ",?" : "?";
@@ -542,8 +572,8 @@ class SqlResourceStore : public ResourceStore {
       auto stmt = conn.Prepare(sql);
       if (!stmt) return std::move(stmt).error();
       db::Statement& st = **stmt;
-      for (size_t i = 0; i < bindings.size(); ++i)
-        st.BindText(static_cast<int>(i) + 1, bindings[i]);
+      int bind_index = 1;
+      internal::Bind(st, bind_index, bindings);
       while (true) {
         auto more = st.Step();
         if (!more) return Finish(st, std::move(more).error());

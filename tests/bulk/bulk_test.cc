@@ -268,6 +268,15 @@ TEST_F(BulkTest, TypeFilterSinceAndDeletions) {
   auto files = Files(manifest, token);
   EXPECT_EQ(files["Observation"], (std::vector<std::string>{"o1", "o3"}));
   std::string since(manifest.GetString("transactionTime"));
+  // Several filters of a type are OR'ed; unfiltered types come whole (one scan beside).
+  auto two = KickOff("/fhir/$export?_type=Patient,Observation&_typeFilter=" +
+                         std::string("Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C29463-7,"
+                                     "Observation%3Fsubject%3DPatient%2Fpb"),
+                     token);
+  ASSERT_EQ(two.status, 202) << two.body;
+  auto both = Files(Wait(std::string(two.Header("Content-Location")), token), token);
+  EXPECT_EQ(both["Observation"], (std::vector<std::string>{"o2", "o3"}));
+  EXPECT_EQ(both["Patient"].size(), 2u);
   // Changes after that instant: one update, one deletion.
   Put("Observation/o2",
       R"({"resourceType":"Observation","id":"o2","status":"amended","code":{"text":"w"},"subject":{"reference":"Patient/pa"}})");
