@@ -488,18 +488,20 @@ struct AuthorizationServer::Impl {
         return ErrorPage(500, "Server error", "The request could not be stored.");
       return EncounterPicker(s, request_id, c, patient);
     }
-    if (!store.PutRequest(request_id, s.id_hash, flow, Now() + 900))
-      return ErrorPage(500, "Server error", "The request could not be stored.");
     // What may be granted at all: what the client is registered for.
     auto allowed = scopes::Parse(c.allowed_scopes);
     scopes::ScopeSet grantable =
         allowed ? scopes::Restrict(*requested, *allowed) : scopes::ScopeSet{};
     auto consent = store.FindConsent((*user)->user_id, c.client_id);
-    if (consent && *consent) {
+    if (consent && *consent) {  // remembered: the code at once, the request is done
       auto consented = scopes::Parse((*consent)->scope);
-      if (consented && scopes::IsCoveredBy(grantable, *consented))
+      if (consented && scopes::IsCoveredBy(grantable, *consented)) {
+        store.DeleteRequest(request_id);
         return IssueCode(flow, c, grantable.ToString());
+      }
     }
+    if (!store.PutRequest(request_id, s.id_hash, flow, Now() + 900))
+      return ErrorPage(500, "Server error", "The request could not be stored.");
     return ConsentPage(s, request_id, c, **user, grantable, patient);
   }
 
@@ -1334,7 +1336,8 @@ struct AuthorizationServer::Impl {
         json::Value app = json::Value::EmptyObject();
         app.Set("client_id", c.client_id);
         app.Set("client_name", client && *client ? (*client)->name : c.client_id);
-        app.Set("granted_at", FormatInstant(c.granted_at * 1000000));
+        std::string when = FormatInstant(c.granted_at * 1000000);  // 2026-11-29T05:38:39.000Z
+        app.Set("granted_at", when.substr(0, 10) + " " + when.substr(11, 5) + " UTC");
         json::Value list = json::Value::EmptyArray();
         for (auto token : Split(c.scope, ' ')) {
           if (token.empty()) continue;
