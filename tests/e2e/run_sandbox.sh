@@ -7,59 +7,17 @@
 # ctest, build/release/tests).
 set -euo pipefail
 
-die() { echo "e2e-sandbox: $*" >&2; exit 1; }
-[ $# -eq 1 ] || die "usage: run_sandbox.sh PATH/TO/fhirstone"
-bin=$(realpath "$1")
-[ -x "$bin" ] || die "not an executable: $1"
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-chromium_bin=${CHROMIUM:-/usr/bin/chromium}
+NAME=e2e-sandbox
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 artifacts=${E2E_ARTIFACTS:-$(pwd)/e2e-artifacts/sandbox}
-
-command -v node > /dev/null || die "node is missing (tools/install-deps.sh test installs nodejs npm)"
-command -v npm > /dev/null || die "npm is missing (tools/install-deps.sh test installs nodejs npm)"
-[ -x "$chromium_bin" ] || die "$chromium_bin is missing (tools/install-deps.sh test installs chromium)"
-
-# npm dependencies (playwright-core) from package-lock.json; never a browser download.
-export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-stamp="$here/node_modules/.package-lock.json"
-if [ ! -f "$stamp" ] || [ "$here/package-lock.json" -nt "$stamp" ]; then
-  echo "e2e-sandbox: npm ci"
-  (cd "$here" && npm ci --no-audit --no-fund) || die "npm ci failed"
-fi
+e2e_on_exit() { echo "e2e-sandbox: screenshots in $artifacts"; }
+e2e_setup "$@"
 
 # The screenshots of an earlier run go; other files in the folder stay.
 mkdir -p "$artifacts"
 artifacts=$(realpath "$artifacts")
 rm -f "$artifacts"/[0-9][0-9]-*.png
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/fhirstone-e2e-sandbox.XXXXXX")
-server_pid=""
-node_pid=""
-cleanup() {
-  local rc=$?
-  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2> /dev/null; then
-    kill "$node_pid" 2> /dev/null || true
-    wait "$node_pid" 2> /dev/null || true
-  fi
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
-  if [ $rc -ne 0 ]; then
-    echo "===== e2e-sandbox FAILED (exit $rc); server log: =====" >&2
-    cat "$work/server.log" >&2 2> /dev/null || echo "(no server log)" >&2
-    echo "===== end of server log =====" >&2
-  fi
-  echo "e2e-sandbox: screenshots in $artifacts"
-  # The browser may still be writing its profile for a moment after a kill.
-  for _ in $(seq 1 20); do
-    rm -rf "$work" 2> /dev/null && break
-    sleep 0.3
-  done
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 port=$(node -e '
   const s = require("net").createServer();
