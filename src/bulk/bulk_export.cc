@@ -178,15 +178,7 @@ struct BulkExport::Impl {
                      "Accept must be application/fhir+json for a bulk export kick-off");
     if (AsciiLower(request.Header("Prefer")).find("respond-async") == std::string::npos)
       return Outcome(400, ErrorCode::kInvalid, "A bulk export needs Prefer: respond-async");
-    Params params;
-    {
-      for (auto part : Split(request.Query(), '&')) {
-        if (part.empty()) continue;
-        size_t eq = part.find('=');
-        params.emplace_back(PercentDecode(part.substr(0, eq)),
-                            eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
-      }
-    }
+    Params params = SplitQuery(request.Query());
     std::vector<std::string> patients;
     if (request.method == "POST") {
       auto body = json::Parse(request.body);
@@ -342,6 +334,18 @@ struct BulkExport::Impl {
         api::InformationOutcome("The export is queued; poll " + Url("/bulk/status/" + id)));
     r.SetHeader("Content-Type", "application/fhir+json");
     return r;
+  }
+
+  // name=value pairs of a query string (or of a _typeFilter value), percent-decoded.
+  static Params SplitQuery(std::string_view query) {
+    Params out;
+    for (auto part : Split(query, '&')) {
+      if (part.empty()) continue;
+      size_t eq = part.find('=');
+      out.emplace_back(PercentDecode(part.substr(0, eq)),
+                       eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
+    }
+    return out;
   }
 
   static std::string PercentDecode(std::string_view s) {
@@ -696,12 +700,7 @@ struct BulkExport::Impl {
   static Result<search::SearchQuery> ParseFilter(const search::Registry& reg,
                                                  const std::string& type,
                                                  const std::string& filter) {
-    Params fp;
-    for (auto part : Split(filter, '&')) {
-      size_t eq = part.find('=');
-      fp.emplace_back(PercentDecode(part.substr(0, eq)),
-                      eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
-    }
+    Params fp = SplitQuery(filter);
     search::ParseOptions strict;
     strict.strict = true;
     auto query = search::ParseQuery(reg, {type}, fp, strict);
