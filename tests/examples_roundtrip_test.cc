@@ -63,6 +63,10 @@ TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
     ASSERT_TRUE(sent) << sent.error().message();
     std::string type(sent->GetString("resourceType"));
     std::string id(sent->GetString("id"));
+    // The audit log is append-only and names its records: AuditEvents are POSTed and the id
+    // they carry is replaced by the server's (docs/decisions/0010-audit.md).
+    bool append_only = type == "AuditEvent";
+    if (append_only) id.clear();
     http::Request put = test::MakeRequest(id.empty() ? "POST" : "PUT",
                                           "/fhir/" + type + (id.empty() ? "" : "/" + id), text);
     put.headers.emplace_back("Content-Type", "application/fhir+json");
@@ -90,7 +94,10 @@ TEST(ExamplesRoundTripTest, EveryOfficialExampleRoundTrips) {
     json::Value actual = std::move(received).value();
     StripServerMeta(expected);
     StripServerMeta(actual);
-    if (!expected.Find("id")) actual.Erase("id");
+    if (!expected.Find("id") || append_only) {
+      expected.Erase("id");
+      actual.Erase("id");
+    }
     if (expected == actual) {
       ++passed;
     } else {

@@ -16,6 +16,36 @@ std::optional<std::string_view> FhirRequest::Param(std::string_view name) const 
   return std::nullopt;
 }
 
+const store::AuditRecord* AuditOf(const FhirRequest& req) {
+  return req.audit ? &req.audit->record : nullptr;
+}
+
+void NoteWritten(const FhirRequest& req) {
+  if (req.audit) req.audit->written = true;
+}
+
+void NoteDisclosed(const FhirRequest& req, const store::ResourceVersion& v) {
+  if (!req.audit) return;
+  store::AuditRecord& r = req.audit->record;
+  if (r.version == 0 && r.entity.size() == v.type.size() + 1 + v.id.size() &&
+      r.entity.starts_with(v.type) && r.entity.ends_with(v.id))
+    r.version = v.version;    // the version read
+  if (v.type == "Patient") {  // the patient is known without looking inside
+    if (r.patient.empty() && r.resources.empty()) {
+      r.patient = v.id;
+      return;
+    }
+    if (r.patient == v.id) return;
+  }
+  if (!r.patient.empty() && r.resources.empty()) {  // several resources: all found on append
+    r.resources.push_back(
+        "{\"resourceType\":\"Patient\",\"id\":" + json::Write(json::Value(r.patient)) + "}");
+    r.patient.clear();
+  }
+  if (v.body.empty()) return;  // a deletion discloses no data
+  r.resources.push_back(v.body);
+}
+
 std::optional<std::string> DecodeBase64(std::string_view text) {
   std::string compact;
   for (char c : text)

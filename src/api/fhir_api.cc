@@ -11,6 +11,7 @@
 #include "api/internal/request.h"
 #include "common/strings.h"
 #include "fhir/model.h"
+#include "store/audit_queue.h"
 
 namespace fhirstone::api {
 namespace {
@@ -200,6 +201,44 @@ PreferReturn ParsePrefer(std::string_view prefer) {
   return PreferReturn::kRepresentation;
 }
 
+// The restful-interaction code (http://hl7.org/fhir/restful-interaction) and the
+// AuditEvent.action of an interaction, for the audit log.
+std::pair<std::string_view, char> AuditInteraction(Interaction interaction) {
+  switch (interaction) {
+    case Interaction::kCapabilities:
+      return {"capabilities", 'R'};
+    case Interaction::kRead:
+      return {"read", 'R'};
+    case Interaction::kVRead:
+      return {"vread", 'R'};
+    case Interaction::kUpdate:
+    case Interaction::kConditionalUpdate:
+      return {"update", 'U'};
+    case Interaction::kDelete:
+    case Interaction::kConditionalDelete:
+      return {"delete", 'D'};
+    case Interaction::kCreate:
+      return {"create", 'C'};
+    case Interaction::kHistoryInstance:
+      return {"history-instance", 'R'};
+    case Interaction::kHistoryType:
+      return {"history-type", 'R'};
+    case Interaction::kHistorySystem:
+      return {"history-system", 'R'};
+    case Interaction::kSearchType:
+      return {"search-type", 'E'};
+    case Interaction::kSearchSystem:
+      return {"search-system", 'E'};
+    case Interaction::kReindex:
+      return {"operation", 'E'};
+    case Interaction::kBatch:
+      return {"batch", 'E'};
+    case Interaction::kPatch:
+      return {"patch", 'U'};
+  }
+  return {"", 'E'};
+}
+
 }  // namespace
 
 struct FhirApi::Impl {
@@ -209,17 +248,82 @@ struct FhirApi::Impl {
   json::Value capability_statement;
   std::string capability_body;
 
-  Result<http::Response> Dispatch(http::Request& http, const AccessContext* access, bool& pretty) {
+  // Dispatch, then the audit record of what it did (unless its writes appended theirs).
+  http::Response Serve(http::Request& http, const AccessContext* access) {
+    bool pretty = false;
+    store::AuditQueue* queue = ctx.options.audit;
+    AuditTrail trail;
+    if (queue) {
+      store::AuditRecord& r = trail.record;
+      r.started = ctx.clock.NowMicros();
+      r.request_id = http.request_id;
+      r.address = http.remote_address;
+      if (access) {
+        r.user = access->fhir_user;
+        r.client_id = access->client_id;
+      }
+    }
+    auto response = Dispatch(http, access, pretty, queue ? &trail : nullptr);
+    http::Response out;
+    if (response) {
+      out = std::move(response).value();
+    } else {
+      const Error& error = response.error();
+      if (error.code() == ErrorCode::kInternal)
+        spdlog::error("{} {}: internal error: {}", http.method, http.Path(), error.message());
+      out = ErrorResponse(error, pretty);
+      if (error.code() == ErrorCode::kMethodNotAllowed)
+        out.SetHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE");
+      trail.record.outcome_desc = error.message();
+    }
+    if (!queue || trail.record.subtype == "capabilities") return out;
+    store::AuditRecord& r = trail.record;
+    if (out.status >= 400) {
+      r.outcome = out.status >= 500 ? 8 : 4;
+      r.resources.clear();
+      if (out.status == 403) {  // a security event: the outcome says what was refused
+        r.type = store::AuditType::kSecurityAlert;
+        r.subtype = "access-denied";
+      }
+    } else if (trail.written) {
+      return out;  // appended with the data
+    }
+    if (r.subtype.empty() && r.action == 'E' && r.entity.empty() && http.Path() == "/fhir")
+      r.subtype = http.body.find("\"transaction\"") != std::string::npos ? "transaction" : "batch";
+    queue->Submit(std::move(r));
+    return out;
+  }
+
+  Result<http::Response> Dispatch(http::Request& http, const AccessContext* access, bool& pretty,
+                                  AuditTrail* audit) {
     auto target = ParseTarget(http.target);
     if (!target) return std::move(target).error();
     FhirRequest req;
     req.http = &http;
     req.access = access;
+    req.audit = audit;
     req.params = std::move(target->params);
     auto is_pretty = ParsePretty(req);
     if (!is_pretty) return std::move(is_pretty).error();
     pretty = req.pretty = *is_pretty;
     FHIRSTONE_RETURN_IF_ERROR(Classify(target->segments, http.method, !http.Query().empty(), req));
+    if (audit) {
+      store::AuditRecord& r = audit->record;
+      auto [subtype, action] = AuditInteraction(req.interaction);
+      // Batches and transactions: each entry's write records its own interaction.
+      r.subtype = req.interaction == Interaction::kBatch ? "" : subtype;
+      r.action = action;
+      if (!req.type.empty()) r.entity = req.id.empty() ? req.type : req.type + "/" + req.id;
+      if (req.version > 0) r.version = req.version;
+      if (!req.compartment_type.empty()) {
+        r.entity = req.type;
+        if (req.compartment_type == "Patient") r.patient = req.compartment_id;
+      }
+      if (req.type == "Patient" && !req.id.empty()) r.patient = req.id;
+      r.query = http.Query();
+      if (http.method == "POST" && req.interaction == Interaction::kSearchType)
+        r.query = http.body.substr(0, 4096);  // POST _search: the form body is the query
+    }
     FHIRSTONE_RETURN_IF_ERROR(Negotiate(http, req));
     req.prefer = ParsePrefer(http.Header("Prefer"));
     switch (req.interaction) {
@@ -283,9 +387,7 @@ FhirApi::FhirApi(store::ResourceStore& store, Clock& clock, IdGenerator& ids,
   // Bundle entries with GET are dispatched through the whole API, as if requested alone.
   Impl* impl = impl_.get();
   impl_->ctx.dispatch = [impl](http::Request& request, const AccessContext* access) {
-    bool pretty = false;
-    auto response = impl->Dispatch(request, access, pretty);
-    return response ? std::move(response).value() : ErrorResponse(response.error(), pretty);
+    return impl->Serve(request, access);
   };
 }
 
@@ -294,20 +396,11 @@ FhirApi::~FhirApi() = default;
 const std::string& FhirApi::fhir_base() const { return impl_->ctx.base; }
 
 http::Response FhirApi::Handle(http::Request& request, const AccessContext* access) {
-  bool pretty = false;
   try {
-    auto response = impl_->Dispatch(request, access, pretty);
-    if (response) return std::move(response).value();
-    const Error& error = response.error();
-    if (error.code() == ErrorCode::kInternal)
-      spdlog::error("{} {}: internal error: {}", request.method, request.Path(), error.message());
-    http::Response out = ErrorResponse(error, pretty);
-    if (error.code() == ErrorCode::kMethodNotAllowed)
-      out.SetHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE");
-    return out;
+    return impl_->Serve(request, access);
   } catch (const std::exception& e) {
     spdlog::error("{} {}: unexpected exception: {}", request.method, request.Path(), e.what());
-    return ErrorResponse(Error::Internal("The server failed to process the request"), pretty);
+    return ErrorResponse(Error::Internal("The server failed to process the request"), false);
   }
 }
 

@@ -16,6 +16,10 @@
 #include "search/registry.h"
 #include "store/resource_store.h"
 
+namespace fhirstone::store {
+class AuditQueue;
+}
+
 namespace fhirstone::api {
 
 struct ApiOptions {
@@ -29,6 +33,9 @@ struct ApiOptions {
   // The CapabilityStatement's rest.security (SMART on FHIR service and OAuth URIs); null when
   // the API is open.
   json::Value security;
+  // The audit log's queue: every interaction but reading the CapabilityStatement is recorded
+  // (writes in their own transaction, the rest through the queue). Null: nothing is audited.
+  store::AuditQueue* audit = nullptr;
 };
 
 class FhirApi {

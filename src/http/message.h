@@ -23,6 +23,7 @@ struct Request {
   Headers headers;
   std::string body;
   std::string remote_address;  // peer IP, for logs and limits
+  std::string request_id;      // set by the server for logs, audit and X-Request-Id
 
   std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }
   // The target before '?', and after it ("" when absent).

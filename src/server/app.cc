@@ -29,6 +29,7 @@
 #include "search/query.h"
 #include "search/registry.h"
 #include "server/import.h"
+#include "store/audit_queue.h"
 #include "store/sql_resource_store.h"
 
 #ifndef FHIRSTONE_VERSION
@@ -48,6 +49,7 @@ struct App::Impl {
   std::atomic<bool> reindex_running{false};
   std::unique_ptr<db::Database> db;
   std::unique_ptr<store::ResourceStore> store;
+  std::unique_ptr<store::AuditQueue> audit;  // null: auditing is off
   std::atomic<api::FhirApi*> api{nullptr};
   std::unique_ptr<api::FhirApi> api_owner;
   std::unique_ptr<oauth::AuthStore> auth_store;
@@ -187,7 +189,87 @@ struct App::Impl {
       if (!updated) return std::move(updated).error();
       return updated->resource.id;
     };
+    if (audit) {
+      hooks.record_security_event = [this](const oauth::FhirHooks::SecurityEvent& e) {
+        store::AuditRecord r;
+        r.started = clock->NowMicros();
+        r.type = e.kind == "login-failure" || e.kind == "token-refused"
+                     ? store::AuditType::kSecurityAlert
+                 : e.kind.starts_with("consent") ? store::AuditType::kSecurityAttributes
+                                                 : store::AuditType::kUserAuthentication;
+        r.subtype = e.kind;
+        r.action = 'E';
+        r.outcome = e.failure ? 4 : 0;
+        r.outcome_desc = e.detail;
+        r.user = e.user;
+        r.user_name = e.user_name;
+        r.client_id = e.client_id;
+        r.address = e.address;
+        r.request_id = e.request_id;
+        r.patient = e.patient;
+        audit->Submit(std::move(r));
+      };
+      hooks.patient_access_log =
+          [this](std::string_view patient,
+                 int limit) -> Result<std::vector<oauth::FhirHooks::AccessEntry>> {
+        search::QueryParams params{{"_count", std::to_string(limit)},
+                                   {"patient", std::string(patient)}};
+        auto registry = this->registry->Get();
+        auto query = search::ParseQuery(*registry, {"AuditEvent"}, params, {});
+        if (!query) return std::move(query).error();
+        query->total = search::TotalMode::kNone;
+        auto found = store->Search(*query);
+        if (!found) return std::move(found).error();
+        std::vector<oauth::FhirHooks::AccessEntry> out;
+        for (const auto& v : found->matches) {
+          auto e = json::Parse(v.body);
+          if (e) out.push_back(AccessEntryOf(*e));
+        }
+        return out;
+      };
+    }
     return hooks;
+  }
+
+  // One line of a patient's access page, from an AuditEvent.
+  static oauth::FhirHooks::AccessEntry AccessEntryOf(const json::Value& event) {
+    oauth::FhirHooks::AccessEntry out;
+    out.when = event.GetString("recorded");
+    out.refused = event.GetString("outcome") != "0";
+    if (const json::Value* agents = event.Find("agent"); agents && agents->is_array()) {
+      for (const auto& agent : agents->as_array()) {
+        const json::Value* who = agent.Find("who");
+        if (!who) continue;
+        if (const json::Value* id = who->Find("identifier"); id && out.app.empty())
+          out.app = id->GetString("value");
+        const json::Value* requestor = agent.Find("requestor");
+        bool asks = requestor && requestor->is_bool() && requestor->as_bool();
+        if (asks && out.who.empty())
+          out.who = !who->GetString("reference").empty() ? who->GetString("reference")
+                                                         : who->GetString("display");
+      }
+    }
+    if (out.who.empty()) out.who = out.app.empty() ? "(unknown)" : "Application " + out.app;
+    std::string what;
+    if (const json::Value* subtypes = event.Find("subtype");
+        subtypes && subtypes->is_array() && !subtypes->as_array().empty()) {
+      const json::Value& s = subtypes->as_array()[0];
+      what = !s.GetString("display").empty() ? s.GetString("display") : s.GetString("code");
+    }
+    if (const json::Value* entities = event.Find("entity"); entities && entities->is_array()) {
+      for (const auto& entity : entities->as_array()) {
+        std::string_view target;
+        if (const json::Value* w = entity.Find("what")) target = w->GetString("reference");
+        if (target.empty()) target = entity.GetString("name");
+        if (target.empty() || target.starts_with("Patient/") && !what.empty() &&
+                                  target.find("/_history/") == std::string_view::npos)
+          continue;
+        what += (what.empty() ? "" : " ") + std::string(target);
+        break;
+      }
+    }
+    out.what = what.empty() ? "(access)" : what;
+    return out;
   }
 
   static std::string PatientName(const json::Value& patient) {
@@ -227,6 +309,7 @@ struct App::Impl {
     auto started = std::chrono::steady_clock::now();
     int64_t started_micros = clock->NowMicros();
     std::string request_id = ops::NewRequestId();
+    request.request_id = request_id;
     std::string_view path = request.Path();
     std::string client_id;
     http::Response response;
@@ -236,6 +319,7 @@ struct App::Impl {
       response = ops::Readyz(
           [this]() -> Status { return db ? db->Ping() : Status(Error::Unavailable("starting")); });
     } else if (path == "/metrics") {
+      metrics.audit_backlog.Set(audit ? static_cast<double>(audit->backlog()) : 0);
       response = ops::MetricsResponse(metrics_registry);
     } else {
       response = Route(request, &client_id);
@@ -276,6 +360,44 @@ struct App::Impl {
         if (response.body.find("\"" + std::string(e) + "\"") != std::string::npos) reason = e;
       metrics.tokens_refused.Get(std::array<std::string_view, 1>{reason}).Inc();
     }
+  }
+
+  // A FHIR or bulk request refused before it reached the API (no valid access token).
+  void AuditRefused(const http::Request& request, const std::string& why) {
+    if (!audit) return;
+    store::AuditRecord r;
+    r.started = clock->NowMicros();
+    r.type = store::AuditType::kSecurityAlert;
+    r.subtype = "access-denied";
+    r.outcome = 4;
+    r.outcome_desc = why;
+    r.address = request.remote_address;
+    r.request_id = request.request_id;
+    ops::RequestLabels labels = ops::ClassifyRequest(request.method, request.target);
+    r.entity = labels.resource_type;
+    audit->Submit(std::move(r));
+  }
+
+  // A bulk data request (kick-off, status, download, cancel): the operation on the audit log.
+  void AuditBulk(const http::Request& request, const api::AccessContext* access,
+                 const http::Response& response) {
+    if (!audit) return;
+    store::AuditRecord r;
+    r.started = clock->NowMicros();
+    r.subtype = "operation";
+    r.action = request.method == "DELETE" ? 'D' : 'E';
+    r.outcome = response.status >= 500 ? 8 : response.status >= 400 ? 4 : 0;
+    if (response.status >= 400) r.outcome_desc = "HTTP " + std::to_string(response.status);
+    if (access) {
+      r.user = access->fhir_user;
+      r.client_id = access->client_id;
+    }
+    r.address = request.remote_address;
+    r.request_id = request.request_id;
+    std::string_view path = request.Path();
+    r.entity = path.substr(path.find_last_of('/') + 1);  // $export, or the job or file id
+    r.query = request.Query();
+    audit->Submit(std::move(r));
   }
 
   // Rate limits and the expensive-search limit for one FHIR or bulk request; an answer when
@@ -319,17 +441,21 @@ struct App::Impl {
       ops::Decision decision;
       if (open) {
         if (auto refused = Limit(request, nullptr, permit, decision)) return *refused;
-        return exporter->Handle(request, nullptr);
+        http::Response response = exporter->Handle(request, nullptr);
+        AuditBulk(request, nullptr, response);
+        return response;
       }
       auto access = authorization->Authenticate(request);
       if (!access) {
         http::Response response = api::ErrorResponse(access.error());
         response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
+        AuditRefused(request, access.error().message());
         return response;
       }
       *client_id = (*access)->client_id;
       if (auto refused = Limit(request, access->get(), permit, decision)) return *refused;
       http::Response response = exporter->Handle(request, access->get());
+      AuditBulk(request, access->get(), response);
       if (limiter) ops::AddHeaders(decision, response);
       return response;
     }
@@ -363,6 +489,7 @@ struct App::Impl {
         } else {
           response = api::ErrorResponse(access.error());
           response.SetHeader("WWW-Authenticate", authorization->ChallengeFor(access.error()));
+          AuditRefused(request, access.error().message());
         }
       }
       if (limiter && decision.limit > 0 && response.status != 429)
@@ -439,6 +566,12 @@ Result<std::unique_ptr<OfflineStack>> OpenOffline(const std::string& db_url, std
 
 }  // namespace
 
+Result<store::AuditVerification> VerifyAudit(const std::string& db_url) {
+  auto stack = OpenOffline(db_url, "");
+  if (!stack) return std::move(stack).error();
+  return (*stack)->store->VerifyAudit();
+}
+
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto stack = OpenOffline(db_url, std::move(base_url));
   if (!stack) return std::move(stack).error();
@@ -458,7 +591,23 @@ Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
   api::FhirApi api(*stack.store, stack.clock, stack.ids, *stack.holder, options);
   auto importer = Importer::Create(*stack.db, api);
   if (!importer) return std::move(importer).error();
-  return (*importer)->Run(paths, on_progress);
+  auto summary = (*importer)->Run(paths, on_progress);
+  // One audit record for the import as a whole (the resources loaded are not accesses).
+  store::AuditRecord r;
+  r.started = stack.clock.NowMicros();
+  r.subtype = "operation";
+  r.action = 'C';
+  r.entity = "import";
+  r.user_name = "fhirstone import (command line)";
+  r.outcome = summary.failed > 0 ? 4 : 0;
+  r.outcome_desc = std::to_string(summary.resources) + " resources from " +
+                   std::to_string(summary.documents) + " documents loaded, " +
+                   std::to_string(summary.skipped) + " skipped, " + std::to_string(summary.failed) +
+                   " failed";
+  if (auto appended = stack.store->AppendAudit({r}); !appended)
+    spdlog::warn("the import could not be recorded in the audit log: {}",
+                 appended.error().message());
+  return summary;
 }
 
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
@@ -589,6 +738,11 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
+  if (config.audit) {
+    impl.audit = std::make_unique<store::AuditQueue>(*impl.store, config.audit_delay_ms);
+  } else {
+    spdlog::warn("AUDIT OFF: accesses to the FHIR API are not recorded in the audit log.");
+  }
   impl.open = config.open;
   auto auth_store = oauth::AuthStore::Open(*impl.db);
   if (!auth_store) return std::move(auth_store).error();
@@ -615,14 +769,16 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   api_options.software_version = FHIRSTONE_VERSION;
   if (!config.open) api_options.security = impl.auth_owner->CapabilitySecurity();
   api_options.start_reindex = [raw]() -> Status { return raw->StartReindex(); };
-  impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
-                                                  *impl.registry, api_options);
-  if (config.demo) {
+  if (config.demo) {  // the server loads its demo data: not an access to record
+    api::FhirApi loader(*impl.store, *impl.clock, *impl.ids, *impl.registry, api_options);
     auto accounts =
-        SetUpDemo(*impl.db, *impl.api_owner, *impl.auth_store, impl.base_url, config.demo_patients);
+        SetUpDemo(*impl.db, loader, *impl.auth_store, impl.base_url, config.demo_patients);
     if (!accounts) return std::move(accounts).error();
     impl.demo_accounts = std::move(accounts).value();
   }
+  api_options.audit = impl.audit.get();
+  impl.api_owner = std::make_unique<api::FhirApi>(*impl.store, *impl.clock, *impl.ids,
+                                                  *impl.registry, api_options);
   sandbox::SandboxOptions sandbox_options;
   sandbox_options.base_url = impl.base_url;
   sandbox_options.software_version = FHIRSTONE_VERSION;
@@ -654,6 +810,10 @@ const std::vector<DemoAccount>& App::demo_accounts() const { return impl_->demo_
 
 void App::WaitForSignal() { impl_->server->WaitForSignal(); }
 
+void App::FlushAudit() {
+  if (impl_->audit) impl_->audit->Flush();
+}
+
 void App::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
@@ -673,6 +833,7 @@ void App::Stop() {
   impl_->auth_owner.reset();
   impl_->tokens.reset();
   impl_->auth_store.reset();
+  impl_->audit.reset();  // appends what is still queued
   impl_->store.reset();
   impl_->db.reset();  // closes every connection: the WAL is checkpointed
 }

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "server/demo.h"
+#include "store/audit.h"
 
 namespace fhirstone::store {
 class ResourceStore;
@@ -58,6 +59,10 @@ struct ServeConfig {
   // Bulk export files: where they are written and how long they stay after completion.
   std::string bulk_dir = "var/bulk";
   int64_t bulk_expire_seconds = 3600;
+  // The audit log: an AuditEvent for every access and security event. On unless turned off
+  // explicitly; reads and security events are appended within audit_delay_ms.
+  bool audit = true;
+  int audit_delay_ms = 100;
 };
 
 class App {
@@ -77,6 +82,8 @@ class App {
   const std::vector<DemoAccount>& demo_accounts() const;
   // Blocks until SIGINT or SIGTERM.
   void WaitForSignal();
+  // Returns once every audit record queued so far is in the audit log.
+  void FlushAudit();
   // Finishes in-flight requests, stops the server and closes the database. Idempotent.
   void Stop();
 
@@ -92,6 +99,9 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
 // Loads custom parameters, then rebuilds the search index of every resource (fhirstone reindex,
 // POST /fhir/$reindex). Writes go on meanwhile.
 Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder);
+
+// fhirstone audit verify: checks the hash chain of the audit log in the database at `db_url`.
+Result<store::AuditVerification> VerifyAudit(const std::string& db_url);
 
 // fhirstone reindex: opens the database at `db_url`, then ReindexAll. `base_url` is the server's
 // public URL, as `serve --base-url` (references under it are local).

@@ -122,6 +122,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{60}, int64_t{30LL * 24 * 3600}));
   serve->add_flag("--require-pkce", config.require_pkce,
                   "Require PKCE of confidential clients too (public clients always need it)");
+  bool no_audit = false;
+  serve->add_flag("--no-audit", no_audit,
+                  "Do not record accesses in the audit log (benchmarks and development only)");
+  serve
+      ->add_option("--audit-delay-ms", config.audit_delay_ms,
+                   "Longest delay before a read or security event is in the audit log")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+
+  // fhirstone audit verify: checks the audit log's hash chain.
+  CLI::App* audit = cli.add_subcommand("audit", "Inspect the audit log");
+  audit->require_subcommand(1);
+  CLI::App* audit_verify = audit->add_subcommand(
+      "verify",
+      "Check the audit log's hash chain: report every changed or removed record (exit 1 then)");
+  std::string audit_db = "sqlite:var/fhirstone.db";
+  audit_verify->add_option("--db", audit_db, "Database URL: sqlite:PATH")->capture_default_str();
 
   // fhirstone client add|list, user add, keys rotate, launch: the authorization server's state.
   std::string admin_db = "sqlite:var/fhirstone.db";
@@ -258,6 +275,7 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (serve->parsed()) {
+    config.audit = !no_audit;
     EnsureDatabaseFolder(config.db);
     auto app = fhirstone::server::App::Start(config);
     if (!app) {
@@ -446,6 +464,17 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s\n", value->c_str());
+  }
+  if (audit_verify->parsed()) {
+    auto report = fhirstone::server::VerifyAudit(audit_db);
+    if (!report) {
+      spdlog::error("audit verify failed: {}", report.error().message());
+      return 2;
+    }
+    for (const auto& problem : report->problems) std::printf("TAMPERED: %s\n", problem.c_str());
+    std::printf("%lld audit records, head %s: %s\n", static_cast<long long>(report->records),
+                report->head.c_str(), report->problems.empty() ? "intact" : "NOT intact");
+    return report->problems.empty() ? 0 : 1;
   }
   if (reindex->parsed()) {
     auto count = fhirstone::server::Reindex(reindex_db, reindex_base);

@@ -17,6 +17,7 @@
 #include "common/result.h"
 #include "common/time.h"
 #include "search/query.h"
+#include "store/audit.h"
 
 namespace fhirstone::store {
 
@@ -70,7 +71,10 @@ struct SearchResult {
 };
 
 // The operations of one write transaction: they see each other's writes and commit or roll
-// back together (batches, transactions, conditional operations). Used by one thread.
+// back together (batches, transactions, conditional operations). Used by one thread. When the
+// transaction was opened with an audit record, each version written appends that record to the
+// audit log (with the resource, its version and its patients) in the same transaction.
+// AuditEvent resources are the audit log: a create appends to it, updates and deletes are refused.
 class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
@@ -118,21 +122,38 @@ class ResourceStore {
   virtual Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
                                         int64_t version) = 0;
   // Stores `resource` (REQUIRES: valid, with resourceType) under a new server-assigned id.
-  virtual Result<ResourceVersion> Create(json::Value resource) = 0;
+  // With `audit` (who asks, how), the write appends an audit record in its own transaction: one
+  // per patient whose data it is. An AuditEvent is appended to the audit log instead.
+  virtual Result<ResourceVersion> Create(json::Value resource, const AuditRecord* audit) = 0;
+  Result<ResourceVersion> Create(json::Value resource) { return Create(std::move(resource), {}); }
   // Stores a new version of resource.id (creating it if absent or deleted). With if_match,
   // fails with PreconditionFailed unless the current live version is exactly that.
-  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) = 0;
+  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match,
+                                      const AuditRecord* audit) = 0;
+  Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) {
+    return Update(std::move(resource), if_match, {});
+  }
   // Logical delete; with if_match as for Update.
   virtual Result<DeleteResult> Delete(std::string_view type, std::string_view id,
-                                      std::optional<int64_t> if_match) = 0;
+                                      std::optional<int64_t> if_match,
+                                      const AuditRecord* audit) = 0;
+  Result<DeleteResult> Delete(std::string_view type, std::string_view id,
+                              std::optional<int64_t> if_match) {
+    return Delete(type, id, if_match, {});
+  }
   virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
   // Runs a parsed search. Pages are stable while writes happen: a match never repeats and is
   // never skipped between pages (see docs/decisions/0004-search.md).
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
   // Runs `work` in one write transaction, which commits when `work` succeeds and rolls back
   // entirely otherwise. Writers are serialized, so a search inside sees no concurrent change
-  // (conditional operations are safe under concurrency).
-  virtual Status InTransaction(const std::function<Status(StoreTransaction&)>& work) = 0;
+  // (conditional operations are safe under concurrency). With `audit`, every version written
+  // appends an audit record, as Create does.
+  virtual Status InTransaction(const std::function<Status(StoreTransaction&)>& work,
+                               const AuditRecord* audit) = 0;
+  Status InTransaction(const std::function<Status(StoreTransaction&)>& work) {
+    return InTransaction(work, {});
+  }
   // The current version of every live resource of `type` (for small types such as
   // SearchParameter).
   virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;
@@ -149,6 +170,13 @@ class ResourceStore {
   // Rebuilds the search index of every resource with the registry now in force, in batches of
   // short write transactions so that writes go on meanwhile; returns the resources reindexed.
   virtual Result<int64_t> Reindex() = 0;
+
+  // Appends `records` to the audit log in one write (group-committed with other writes). A
+  // record with `resources` becomes one record per distinct patient of those resources (one
+  // without a patient when some belong to none).
+  virtual Status AppendAudit(const std::vector<AuditRecord>& records) = 0;
+  // Checks the audit log's hash chain from its first record to its head.
+  virtual Result<AuditVerification> VerifyAudit() = 0;
 
  protected:
   ResourceStore() = default;

@@ -1,5 +1,7 @@
 #include "store/sql_resource_store.h"
 
+#include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -9,6 +11,7 @@
 
 #include "common/time.h"
 #include "search/extract.h"
+#include "store/internal/audit_sql.h"
 #include "store/internal/search_sql.h"
 
 namespace fhirstone::store {
@@ -28,6 +31,7 @@ const std::vector<db::Migration>& Migrations() {
        "CREATE UNIQUE INDEX resource_history_version ON resource_history (type, id, version);"
        "CREATE INDEX resource_history_type ON resource_history (type, txid);"},
       {2, "search index", internal::IndexSchema()},
+      {3, "audit log", internal::AuditSchema()},
   };
   return kMigrations;
 }
@@ -92,6 +96,7 @@ class SqlResourceStore : public ResourceStore {
       : db_(db), clock_(clock), ids_(ids), registry_(registry), fhir_base_(std::move(fhir_base)) {}
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+    if (type == kAuditEvent) return ReadAudit(id, 1);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     return ReadIn(**lease, type, id);
@@ -99,6 +104,7 @@ class SqlResourceStore : public ResourceStore {
 
   Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
                                 int64_t version) override {
+    if (type == kAuditEvent) return ReadAudit(id, version);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     auto stmt = (*lease)->Prepare(
@@ -128,45 +134,74 @@ class SqlResourceStore : public ResourceStore {
     return v;
   }
 
-  Result<ResourceVersion> Create(json::Value resource) override {
+  Result<ResourceVersion> Create(json::Value resource, const AuditRecord* audit) override {
+    if (resource.GetString("resourceType") == kAuditEvent) {
+      Result<ResourceVersion> out = Error::Internal("The write did not run");
+      FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
+        out = AppendAuditEventIn(conn, resource);
+        return out ? Ok() : Status(out.error());
+      }));
+      return out;
+    }
     search::IndexEntries entries;
     auto registry = Extract(resource, nullptr, entries);
     Result<ResourceVersion> out = Error::Internal("The write did not run");
     FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
       Extract(resource, &registry, entries);
       out = CreateIn(conn, std::move(resource), "", entries);
-      return out ? Ok() : Status(out.error());
+      if (!out) return out.error();
+      return AuditWriteIn(conn, audit, *out, &entries, registry.get());
     }));
     return out;
   }
 
-  Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
+  Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match,
+                              const AuditRecord* audit) override {
+    if (resource.GetString("resourceType") == kAuditEvent) return AuditEventImmutable();
     search::IndexEntries entries;
     auto registry = Extract(resource, nullptr, entries);
     Result<UpdateResult> out = Error::Internal("The write did not run");
     FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
       Extract(resource, &registry, entries);
       out = UpdateIn(conn, std::move(resource), if_match, entries);
-      return out ? Ok() : Status(out.error());
+      if (!out) return out.error();
+      return AuditWriteIn(conn, audit, out->resource, &entries, registry.get());
     }));
     return out;
   }
 
   Result<DeleteResult> Delete(std::string_view type, std::string_view id,
-                              std::optional<int64_t> if_match) override {
+                              std::optional<int64_t> if_match, const AuditRecord* audit) override {
+    if (type == kAuditEvent) return AuditEventImmutable();
     Result<DeleteResult> out = Error::Internal("The write did not run");
     FHIRSTONE_RETURN_IF_ERROR(RunWrite([&](db::Connection& conn) -> Status {
-      out = DeleteIn(conn, type, id, if_match);
-      return out ? Ok() : Status(out.error());
+      return AuditedDeleteIn(conn, type, id, if_match, audit, out);
     }));
     return out;
   }
 
-  Status InTransaction(const std::function<Status(StoreTransaction&)>& work) override {
+  Status InTransaction(const std::function<Status(StoreTransaction&)>& work,
+                       const AuditRecord* audit) override {
     return RunWrite([&](db::Connection& conn) -> Status {
-      SqlStoreTransaction context(*this, conn);
+      SqlStoreTransaction context(*this, conn, audit);
       return work(context);
     });
+  }
+
+  Status AppendAudit(const std::vector<AuditRecord>& records) override {
+    std::vector<AuditRecord> expanded = ExpandPerPatient(records);
+    if (expanded.empty()) return Ok();
+    return RunWrite([&](db::Connection& conn) -> Status {
+      // A retry after a failed group must not see seq and hash of the failed attempt.
+      std::vector<AuditRecord> batch = expanded;
+      return internal::AppendAuditRecords(conn, clock_.NowMicros(), batch);
+    });
+  }
+
+  Result<AuditVerification> VerifyAudit() override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    return internal::VerifyAuditChain(**lease);
   }
 
   // Group commit. Concurrent writes share one SQLite transaction, each inside its own savepoint
@@ -204,33 +239,238 @@ class SqlResourceStore : public ResourceStore {
   // The operations of one write transaction on one connection (they see each other's writes).
   class SqlStoreTransaction : public StoreTransaction {
    public:
-    SqlStoreTransaction(SqlResourceStore& store, db::Connection& conn)
-        : store_(store), conn_(conn) {}
+    SqlStoreTransaction(SqlResourceStore& store, db::Connection& conn, const AuditRecord* audit)
+        : store_(store), conn_(conn), audit_(audit) {}
     Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+      if (type == kAuditEvent) return store_.ReadAuditIn(conn_, id, 1);
       return store_.ReadIn(conn_, type, id);
     }
     Result<ResourceVersion> Create(json::Value resource, std::string id) override {
+      if (resource.GetString("resourceType") == kAuditEvent)
+        return store_.AppendAuditEventIn(conn_, resource);
       search::IndexEntries entries;
-      store_.Extract(resource, nullptr, entries);
-      return store_.CreateIn(conn_, std::move(resource), std::move(id), entries);
+      auto registry = store_.Extract(resource, nullptr, entries);
+      auto v = store_.CreateIn(conn_, std::move(resource), std::move(id), entries);
+      if (!v) return v;
+      FHIRSTONE_RETURN_IF_ERROR(store_.AuditWriteIn(conn_, audit_, *v, &entries, registry.get()));
+      return v;
     }
     Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
+      if (resource.GetString("resourceType") == kAuditEvent) return AuditEventImmutable();
       search::IndexEntries entries;
-      store_.Extract(resource, nullptr, entries);
-      return store_.UpdateIn(conn_, std::move(resource), if_match, entries);
+      auto registry = store_.Extract(resource, nullptr, entries);
+      auto u = store_.UpdateIn(conn_, std::move(resource), if_match, entries);
+      if (!u) return u;
+      FHIRSTONE_RETURN_IF_ERROR(
+          store_.AuditWriteIn(conn_, audit_, u->resource, &entries, registry.get()));
+      return u;
     }
     Result<DeleteResult> Delete(std::string_view type, std::string_view id,
                                 std::optional<int64_t> if_match) override {
-      return store_.DeleteIn(conn_, type, id, if_match);
+      if (type == kAuditEvent) return AuditEventImmutable();
+      Result<DeleteResult> out = Error::Internal("The delete did not run");
+      FHIRSTONE_RETURN_IF_ERROR(store_.AuditedDeleteIn(conn_, type, id, if_match, audit_, out));
+      return out;
     }
     Result<SearchResult> Search(const search::SearchQuery& query) override {
+      if (IsAuditSearch(query))
+        return internal::SearchAuditEvents(conn_, query, store_.fhir_base_,
+                                           /*in_transaction=*/true);
       return internal::RunSearch(conn_, query, store_.fhir_base_, /*in_transaction=*/true);
     }
 
    private:
     SqlResourceStore& store_;
     db::Connection& conn_;
+    const AuditRecord* audit_;
   };
+
+  static constexpr std::string_view kAuditEvent = "AuditEvent";
+
+  static Error AuditEventImmutable() {
+    return Error::MethodNotAllowed(
+        "AuditEvent resources are the server's audit log: they can be created (POST) but never "
+        "changed or deleted");
+  }
+
+  static bool IsAuditSearch(const search::SearchQuery& query) {
+    return query.types.size() == 1 && query.types.front() == kAuditEvent;
+  }
+
+  Result<ResourceVersion> ReadAudit(std::string_view id, int64_t version) {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    return ReadAuditIn(**lease, id, version);
+  }
+
+  Result<ResourceVersion> ReadAuditIn(db::Connection& conn, std::string_view id, int64_t version) {
+    int64_t seq = 0;
+    auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), seq);
+    if (ec != std::errc() || end != id.data() + id.size() || seq <= 0)
+      return NotFound(kAuditEvent, id);
+    if (version != 1)
+      return Error::NotFound("Version " + std::to_string(version) + " of AuditEvent/" +
+                             std::string(id) + " is not known: audit events have one version");
+    auto body = internal::ReadAuditEvent(conn, seq, fhir_base_);
+    if (!body) return std::move(body).error();
+    ResourceVersion v;
+    v.type = kAuditEvent;
+    v.id = std::to_string(seq);
+    v.version = 1;
+    v.body = std::move(body).value();
+    // lastUpdated is the time recorded: read it back from the rendered meta.
+    if (auto parsed = json::Parse(v.body); parsed) {
+      if (const json::Value* meta = parsed->Find("meta"); meta)
+        if (auto t = ParseFhirDateTime(meta->GetString("lastUpdated")); t) v.last_updated = t->low;
+    }
+    return v;
+  }
+
+  // A client's AuditEvent, appended to the audit log. REQUIRES: a write transaction on `conn`.
+  Result<ResourceVersion> AppendAuditEventIn(db::Connection& conn, const json::Value& resource) {
+    std::vector<AuditRecord> records(1);
+    AuditRecord& r = records.front();
+    internal::AuditFieldsFromBody(resource, r);
+    r.body = json::Write(resource);
+    FHIRSTONE_RETURN_IF_ERROR(internal::AppendAuditRecords(conn, clock_.NowMicros(), records));
+    ResourceVersion v;
+    v.type = kAuditEvent;
+    v.id = std::to_string(r.seq);
+    v.version = 1;
+    v.last_updated = r.recorded;
+    v.method = Method::kCreate;
+    v.body = std::move(r.body);
+    return v;
+  }
+
+  // The patients whose data `resource` of `type` is (the Patient compartment), from its index.
+  std::vector<std::string> PatientsOf(std::string_view type, std::string_view id,
+                                      const search::IndexEntries& entries,
+                                      const search::Registry* registry) {
+    std::vector<std::string> out;
+    if (type == "Patient") {
+      out.emplace_back(id);
+      return out;
+    }
+    if (!registry) return out;
+    const auto& params = registry->CompartmentParams("Patient", type);
+    for (const auto& ref : entries.references) {
+      if (ref.target_type != "Patient" || ref.target_id.empty()) continue;
+      if (std::find(params.begin(), params.end(), ref.param) == params.end()) continue;
+      if (std::find(out.begin(), out.end(), ref.target_id) == out.end())
+        out.push_back(ref.target_id);
+    }
+    return out;
+  }
+
+  // Appends the audit records of one version written, from `audit` (nothing when null).
+  // REQUIRES: a write transaction on `conn`.
+  Status AuditWriteIn(db::Connection& conn, const AuditRecord* audit, const ResourceVersion& v,
+                      const search::IndexEntries* entries, const search::Registry* registry) {
+    if (!audit) return Ok();
+    std::vector<std::string> patients;
+    if (entries) patients = PatientsOf(v.type, v.id, *entries, registry);
+    if (patients.empty()) patients.emplace_back();
+    std::vector<AuditRecord> records;
+    for (auto& patient : patients) {
+      AuditRecord& r = records.emplace_back(*audit);
+      r.resources.clear();
+      r.entity = v.type + "/" + v.id;
+      r.version = v.version;
+      // An update that creates (the first version) is a create.
+      r.action = v.method == Method::kDelete ? 'D' : v.version == 1 ? 'C' : 'U';
+      if (r.subtype.empty())  // a batch or transaction: the interaction of each entry
+        r.subtype = v.method == Method::kCreate   ? "create"
+                    : v.method == Method::kDelete ? "delete"
+                                                  : "update";
+      r.patient = std::move(patient);
+    }
+    return internal::AppendAuditRecords(conn, clock_.NowMicros(), records);
+  }
+
+  // Delete, audited with the patients of the version it ends. REQUIRES: a write transaction.
+  Status AuditedDeleteIn(db::Connection& conn, std::string_view type, std::string_view id,
+                         std::optional<int64_t> if_match, const AuditRecord* audit,
+                         Result<DeleteResult>& out) {
+    search::IndexEntries entries;
+    std::shared_ptr<const search::Registry> registry;
+    bool have_entries = false;
+    if (audit) {
+      auto current = ReadIn(conn, type, id);
+      if (current) {
+        if (auto parsed = json::Parse(current->body); parsed) {
+          registry = Extract(*parsed, nullptr, entries);
+          have_entries = true;
+        }
+      }
+    }
+    out = DeleteIn(conn, type, id, if_match);
+    if (!out) return out.error();
+    if (!out->deleted) return Ok();
+    return AuditWriteIn(conn, audit, *out->deleted, have_entries ? &entries : nullptr,
+                        registry.get());
+  }
+
+  // One record per distinct patient of the resources a record carries.
+  std::vector<AuditRecord> ExpandPerPatient(const std::vector<AuditRecord>& records) {
+    std::vector<AuditRecord> out;
+    out.reserve(records.size());
+    std::shared_ptr<const search::Registry> registry =
+        registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
+    auto without_resources = [](const AuditRecord& r) {
+      AuditRecord copy;
+      copy.started = r.started;
+      copy.type = r.type;
+      copy.subtype = r.subtype;
+      copy.action = r.action;
+      copy.outcome = r.outcome;
+      copy.outcome_desc = r.outcome_desc;
+      copy.user = r.user;
+      copy.user_name = r.user_name;
+      copy.client_id = r.client_id;
+      copy.address = r.address;
+      copy.request_id = r.request_id;
+      copy.entity = r.entity;
+      copy.version = r.version;
+      copy.query = r.query;
+      copy.patient = r.patient;
+      copy.body = r.body;
+      return copy;
+    };
+    for (const auto& r : records) {
+      if (r.resources.empty()) {
+        out.push_back(without_resources(r));
+        continue;
+      }
+      std::vector<std::string> patients;
+      bool some_without = false;
+      for (const auto& body : r.resources) {
+        auto parsed = json::Parse(body);
+        if (!parsed || !parsed->is_object()) continue;
+        std::string_view type = parsed->GetString("resourceType");
+        search::IndexEntries entries;
+        if (registry && type != "Patient") {
+          const auto& params = registry->CompartmentParams("Patient", type);
+          if (!params.empty()) entries = search::ExtractIndex(params, *parsed, fhir_base_);
+        }
+        std::vector<std::string> found =
+            PatientsOf(type, parsed->GetString("id"), entries, registry.get());
+        if (found.empty()) some_without = true;
+        for (auto& p : found)
+          if (std::find(patients.begin(), patients.end(), p) == patients.end())
+            patients.push_back(std::move(p));
+      }
+      if (patients.empty() || some_without) {
+        out.push_back(without_resources(r));
+        out.back().patient.clear();
+      }
+      for (auto& p : patients) {
+        out.push_back(without_resources(r));
+        out.back().patient = std::move(p);
+      }
+    }
+    return out;
+  }
 
   // Extracts the index entries of `resource` with the registry in force. With `used`, only when
   // the registry changed since *used was taken (a reindex began while a write waited for the
@@ -333,6 +573,10 @@ class SqlResourceStore : public ResourceStore {
   }
 
   Result<HistoryPage> History(const HistoryQuery& q) override {
+    if (q.type == kAuditEvent)
+      return Error::NotSupported(
+          "AuditEvent has no history: each audit event has one version; search AuditEvent "
+          "instead");
     std::string where = " WHERE 1=1";
     if (!q.type.empty()) where += " AND type = ?";
     if (!q.id.empty()) where += " AND id = ?";
@@ -400,6 +644,8 @@ class SqlResourceStore : public ResourceStore {
   Result<SearchResult> Search(const search::SearchQuery& query) override {
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
+    if (IsAuditSearch(query))
+      return internal::SearchAuditEvents(**lease, query, fhir_base_, /*in_transaction=*/false);
     return internal::RunSearch(**lease, query, fhir_base_, /*in_transaction=*/false);
   }
 

@@ -1135,5 +1135,186 @@ TEST_F(AuthTest, AdminClientApi) {
   EXPECT_EQ(Send("GET", "/auth/admin/clients/" + id, "", admin).status, 404);
 }
 
+// ---- the audit log (AuditEvent) ----
+
+// The AuditEvents of a search by the administrator (after the queued records are appended).
+std::vector<json::Value> AuditEventsOf(const http::Response& bundle) {
+  std::vector<json::Value> out;
+  json::Value b = ParseJson(bundle.body);
+  if (const json::Value* entries = b.Find("entry"); entries && entries->is_array())
+    for (const auto& e : entries->as_array())
+      if (const json::Value* r = e.Find("resource")) out.push_back(*r);
+  return out;
+}
+
+TEST_F(AuthTest, AuditRecordsEveryAccessAndSecurityEvent) {
+  // Writes are in the log with their data, at once: the seeding PUTs of the admin client.
+  auto seeded = Fhir("GET", "AuditEvent?entity=Observation/oa-lab&action=C", admin_token_);
+  ASSERT_EQ(seeded.status, 200) << seeded.body;
+  auto writes = AuditEventsOf(seeded);
+  ASSERT_EQ(writes.size(), 1u) << seeded.body;
+  std::string write = json::Write(writes[0]);
+  EXPECT_NE(write.find("\"code\":\"update\""), std::string::npos) << write;  // PUT as create
+  EXPECT_NE(write.find("\"value\":\"admin\""), std::string::npos);           // the client
+  EXPECT_NE(write.find("\"reference\":\"Patient/pa\""), std::string::npos);  // whose data
+
+  // A patient's app reads; the record names the user, the app, the resource and the patient.
+  json::Value t = Login("ada", "ada-password-1", "launch/patient openid fhirUser patient/*.rs");
+  std::string token(t.GetString("access_token"));
+  auto read = Fhir("GET", "Observation/oa-lab", token);
+  ASSERT_EQ(read.status, 200);
+  std::string request_id(read.Header("X-Request-Id"));
+  ASSERT_FALSE(request_id.empty());
+  EXPECT_EQ(Fhir("GET", "Observation/ob-lab", token).status, 403);  // another patient's
+  EXPECT_EQ(Fhir("GET", "Observation/oa-lab", "").status, 401);     // no token
+  Browser b;
+  auto login = BrowserGet(b, "/auth/login");
+  BrowserPost(b, "/auth/login",
+              {{"csrf", HiddenInput(login.body, "csrf")},
+               {"username", "ada"},
+               {"password", "wrong-password"}});
+  app_->FlushAudit();
+
+  auto reads = AuditEventsOf(Fhir("GET", "AuditEvent?subtype=read&patient=pa", admin_token_));
+  ASSERT_EQ(reads.size(), 1u);
+  std::string r = json::Write(reads[0]);
+  EXPECT_EQ(reads[0].GetString("action"), "R");
+  EXPECT_EQ(reads[0].GetString("outcome"), "0");
+  EXPECT_NE(r.find("\"who\":{\"reference\":\"Patient/pa\"}"), std::string::npos) << r;
+  EXPECT_NE(r.find("\"value\":\"app\""), std::string::npos) << r;
+  EXPECT_NE(r.find("Observation/oa-lab/_history/1"), std::string::npos) << r;
+  EXPECT_NE(r.find("\"address\":\"127.0.0.1\""), std::string::npos) << r;
+  EXPECT_NE(r.find("\"value\":\"" + request_id + "\""), std::string::npos) << r;
+
+  // Refusals are security alerts with the reason.
+  auto denied = AuditEventsOf(Fhir(
+      "GET",
+      "AuditEvent?type=http://dicom.nema.org/resources/ontology/DCM|110113&subtype=access-denied",
+      admin_token_));
+  ASSERT_EQ(denied.size(), 2u);
+  for (const auto& d : denied) EXPECT_EQ(d.GetString("outcome"), "4");
+  std::string refused = json::Write(denied[1]);  // oldest last: the 403 came first
+  EXPECT_NE(refused.find("Observation/ob-lab"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"value\":\"app\""), std::string::npos) << refused;
+
+  // Security events: the login, the token issued, the failed login.
+  auto logins =
+      AuditEventsOf(Fhir("GET", "AuditEvent?subtype=login&agent=Patient/pa", admin_token_));
+  EXPECT_EQ(logins.size(), 1u);
+  auto tokens = AuditEventsOf(Fhir("GET", "AuditEvent?subtype=token&patient=pa", admin_token_));
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_NE(json::Write(tokens[0]).find("\"value\":\"app\""), std::string::npos);
+  auto failures = AuditEventsOf(Fhir("GET", "AuditEvent?subtype=login-failure", admin_token_));
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_NE(json::Write(failures[0]).find("\"display\":\"ada\""), std::string::npos);
+  // Nothing secret is recorded.
+  auto all = Fhir("GET", "AuditEvent?_count=1000", admin_token_);
+  EXPECT_EQ(all.body.find(token), std::string::npos);
+  EXPECT_EQ(all.body.find("wrong-password"), std::string::npos);
+  EXPECT_EQ(all.body.find("ada-password-1"), std::string::npos);
+
+  // The chain holds.
+  auto verified = server::VerifyAudit(db_);
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_TRUE(verified->problems.empty());
+  EXPECT_GT(verified->records, 10);
+}
+
+TEST_F(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
+  json::Value doctor =
+      Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
+  std::string dr(doctor.GetString("access_token"));
+  ASSERT_EQ(Fhir("GET", "Patient/pa", dr).status, 200);
+  ASSERT_EQ(Fhir("GET", "Observation?patient=pa", dr).status, 200);
+  ASSERT_EQ(Fhir("GET", "Observation", dr).status, 200);  // both patients' data
+  app_->FlushAudit();
+
+  // Through the API: patient/AuditEvent.rs sees Ada's records and no one else's.
+  json::Value t = Login("ada", "ada-password-1", "launch/patient openid fhirUser patient/*.rs");
+  std::string token(t.GetString("access_token"));
+  auto mine = Fhir("GET", "AuditEvent?agent=Practitioner/dr", token);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  auto events = AuditEventsOf(mine);
+  // The read of Patient/pa, the search by patient, her part of the search of every Observation.
+  ASSERT_EQ(events.size(), 3u) << mine.body;
+  for (const auto& e : events) {
+    std::string text = json::Write(e);
+    EXPECT_NE(text.find("Patient/pa"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Patient/pb"), std::string::npos) << text;
+  }
+  EXPECT_TRUE(AuditEventsOf(Fhir("GET", "AuditEvent?patient=pb", token)).empty());
+  EXPECT_EQ(Fhir("GET", "AuditEvent/" + std::string(events[0].GetString("id")), token).status, 200);
+  // A record of Grace's data is out of Ada's compartment.
+  auto grace = AuditEventsOf(Fhir("GET", "AuditEvent?patient=pb&_count=1", admin_token_));
+  ASSERT_EQ(grace.size(), 1u);
+  EXPECT_EQ(Fhir("GET", "AuditEvent/" + std::string(grace[0].GetString("id")), token).status, 403);
+  // Without AuditEvent in the scopes, the log stays closed.
+  json::Value narrow = Login("ada", "ada-password-1", "launch/patient patient/Observation.rs");
+  EXPECT_EQ(Fhir("GET", "AuditEvent", std::string(narrow.GetString("access_token"))).status, 403);
+
+  // On a page, after signing in.
+  Browser b;
+  auto login = BrowserGet(b, "/auth/login");
+  auto signed_in = BrowserPost(b, "/auth/login",
+                               {{"csrf", HiddenInput(login.body, "csrf")},
+                                {"username", "ada"},
+                                {"password", "ada-password-1"}});
+  ASSERT_EQ(signed_in.status, 302);
+  auto apps = BrowserGet(b, "/auth/apps");
+  EXPECT_NE(apps.body.find("/auth/access"), std::string::npos);
+  auto page = BrowserGet(b, "/auth/access");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("Practitioner/dr"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("Patient/pa"), std::string::npos);
+  EXPECT_EQ(page.body.find("Patient/pb"), std::string::npos);
+  EXPECT_EQ(page.Header("Cache-Control"), "no-store");
+  // A practitioner has no such page.
+  Browser c;
+  login = BrowserGet(c, "/auth/login");
+  BrowserPost(c, "/auth/login",
+              {{"csrf", HiddenInput(login.body, "csrf")},
+               {"username", "drsmith"},
+               {"password", "smith-password-1"}});
+  EXPECT_EQ(BrowserGet(c, "/auth/access").status, 403);
+}
+
+TEST_F(AuthTest, AuditEventsAreAppendOnly) {
+  std::string event =
+      R"({"resourceType":"AuditEvent","type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest"},)"
+      R"("action":"R","recorded":"2026-01-01T00:00:00Z","outcome":"0",)"
+      R"("agent":[{"who":{"reference":"Practitioner/dr"},"requestor":true}],)"
+      R"("source":{"observer":{"display":"An EHR"}},"entity":[{"what":{"reference":"Patient/pb"}}]})";
+  auto created = Fhir("POST", "AuditEvent", admin_token_, event);
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::string id(ParseJson(created.body).GetString("id"));
+  auto found = AuditEventsOf(Fhir("GET", "AuditEvent?_id=" + id + "&patient=pb", admin_token_));
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].GetString("recorded"), "2026-01-01T00:00:00Z");
+  auto put = Fhir("PUT", "AuditEvent/" + id, admin_token_, json::Write(ParseJson(created.body)));
+  EXPECT_EQ(put.status, 405) << put.body;
+  EXPECT_NE(put.body.find("OperationOutcome"), std::string::npos);
+  EXPECT_EQ(Fhir("DELETE", "AuditEvent/" + id, admin_token_).status, 405);
+  std::string with_id = event;
+  with_id.insert(with_id.find(","), R"(,"id":"custom-id")");
+  EXPECT_EQ(Fhir("PUT", "AuditEvent/custom-id", admin_token_, with_id).status, 405);
+  auto history = Fhir("GET", "AuditEvent/_history", admin_token_);
+  EXPECT_GE(history.status, 400) << history.body;
+  EXPECT_NE(history.body.find("search AuditEvent"), std::string::npos) << history.body;
+  auto unsupported = Fhir("GET", "AuditEvent?policy=x", admin_token_);
+  EXPECT_EQ(unsupported.status, 400) << unsupported.body;
+  EXPECT_EQ(Fhir("GET", "AuditEvent?_include=AuditEvent:agent", admin_token_).status, 400);
+  EXPECT_EQ(Fhir("GET", "AuditEvent?date=not-a-date", admin_token_).status, 400);
+  // Paging and sorting by date.
+  auto page = ParseJson(Fhir("GET", "AuditEvent?_count=2&_sort=date", admin_token_).body);
+  const json::Value* links = page.Find("link");
+  ASSERT_TRUE(links && links->is_array());
+  bool has_next = false;
+  for (const auto& l : links->as_array()) has_next |= l.GetString("relation") == "next";
+  EXPECT_TRUE(has_next);
+  EXPECT_EQ(
+      AuditEventsOf(Fhir("GET", "AuditEvent?_count=2&_sort=date", admin_token_))[0].GetString("id"),
+      "1");
+}
+
 }  // namespace
 }  // namespace fhirstone

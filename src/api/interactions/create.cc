@@ -16,30 +16,39 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
   std::string_view if_none_exist = Trim(req.http->Header("If-None-Exist"));
   if (if_none_exist.starts_with("?")) if_none_exist.remove_prefix(1);
   if (if_none_exist.empty()) {
-    auto created = ctx.store.Create(std::move(resource).value());
+    auto created = ctx.store.Create(std::move(resource).value(), AuditOf(req));
     if (!created) return std::move(created).error();
+    NoteWritten(req);
     return WriteResponse(201, *created, req, ctx,
                          "Created " + created->type + "/" + created->id + " version 1");
   }
   FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
   store::ResourceVersion result;
   bool created = false;
-  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
-    auto matches = MatchConditional(ctx, tx, req.type, if_none_exist, 2);
-    if (!matches) return std::move(matches).error();
-    if (matches->size() > 1)
-      return Error::PreconditionFailed("If-None-Exist matches " + std::to_string(matches->size()) +
-                                       " or more resources: the criteria are not selective enough");
-    if (matches->size() == 1) {
-      result = std::move(matches->front());
-      return Ok();
-    }
-    auto v = tx.Create(std::move(resource).value(), "");
-    if (!v) return std::move(v).error();
-    result = std::move(v).value();
-    created = true;
-    return Ok();
-  }));
+  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
+      [&](store::StoreTransaction& tx) -> Status {
+        auto matches = MatchConditional(ctx, tx, req.type, if_none_exist, 2);
+        if (!matches) return std::move(matches).error();
+        if (matches->size() > 1)
+          return Error::PreconditionFailed(
+              "If-None-Exist matches " + std::to_string(matches->size()) +
+              " or more resources: the criteria are not selective enough");
+        if (matches->size() == 1) {
+          result = std::move(matches->front());
+          return Ok();
+        }
+        auto v = tx.Create(std::move(resource).value(), "");
+        if (!v) return std::move(v).error();
+        result = std::move(v).value();
+        created = true;
+        return Ok();
+      },
+      AuditOf(req)));
+  if (created) {
+    NoteWritten(req);
+  } else {
+    NoteDisclosed(req, result);
+  }
   if (created)
     return WriteResponse(201, result, req, ctx,
                          "Created " + result.type + "/" + result.id + " version 1");

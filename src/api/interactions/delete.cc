@@ -20,8 +20,9 @@ Result<http::Response> HandleDelete(const ApiContext& ctx, const FhirRequest& re
     auto existing = ctx.store.Read(req.type, req.id);
     if (existing) FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermDelete, *existing));
   }
-  auto result = ctx.store.Delete(req.type, req.id, if_match);
+  auto result = ctx.store.Delete(req.type, req.id, if_match, AuditOf(req));
   if (!result) return std::move(result).error();
+  if (result->deleted) NoteWritten(req);
   std::string message = result->deleted ? "Deleted " + req.type + "/" + req.id
                                         : req.type + "/" + req.id + " had nothing to delete";
   http::Response response;

@@ -84,6 +84,7 @@ Result<http::Response> HandleHistory(const ApiContext& ctx, const FhirRequest& r
   }
 
   std::string out;
+  for (const auto& v : page->entries) NoteDisclosed(req, v);
   out.reserve(256 + page->entries.size() * 512);
   out += "{\"resourceType\":\"Bundle\",\"id\":";
   json::WriteString(ctx.ids.NewId(), out);

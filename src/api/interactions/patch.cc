@@ -47,36 +47,39 @@ Result<http::Response> HandlePatch(const ApiContext& ctx, const FhirRequest& req
     if (!if_match) return Error::Invalid("If-Match must be a version ETag such as W/\"3\"");
   }
   store::UpdateResult result;
-  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
-    std::string id = req.id;
-    if (id.empty()) {  // conditional patch
-      auto matches = MatchConditional(ctx, tx, req.type, req.http->Query(), 2);
-      if (!matches) return std::move(matches).error();
-      if (matches->size() != 1)
-        return Error::PreconditionFailed(
-            "The patch criteria match " +
-            std::string(matches->empty() ? "nothing" : "several resources"));
-      id = matches->front().id;
-    }
-    auto current = tx.Read(req.type, id);
-    if (!current) return std::move(current).error();
-    if (if_match && current->version != *if_match)
-      return Error::PreconditionFailed("If-Match: version " + std::to_string(*if_match) +
-                                       " was expected but " + req.type + "/" + id +
-                                       " is at version " + std::to_string(current->version));
-    auto parsed = json::Parse(current->body);
-    if (!parsed) return Error::Internal("A stored resource could not be parsed");
-    auto patched = ApplyPatch(media, *parsed, *document);
-    if (!patched) return std::move(patched).error();
-    auto checked = PatchedResource(*parsed, *patched);
-    if (!checked) return std::move(checked).error();
-    FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *parsed));
-    FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *checked));
-    auto updated = tx.Update(std::move(checked).value(), current->version);
-    if (!updated) return std::move(updated).error();
-    result = std::move(updated).value();
-    return Ok();
-  }));
+  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
+      [&](store::StoreTransaction& tx) -> Status {
+        std::string id = req.id;
+        if (id.empty()) {  // conditional patch
+          auto matches = MatchConditional(ctx, tx, req.type, req.http->Query(), 2);
+          if (!matches) return std::move(matches).error();
+          if (matches->size() != 1)
+            return Error::PreconditionFailed(
+                "The patch criteria match " +
+                std::string(matches->empty() ? "nothing" : "several resources"));
+          id = matches->front().id;
+        }
+        auto current = tx.Read(req.type, id);
+        if (!current) return std::move(current).error();
+        if (if_match && current->version != *if_match)
+          return Error::PreconditionFailed("If-Match: version " + std::to_string(*if_match) +
+                                           " was expected but " + req.type + "/" + id +
+                                           " is at version " + std::to_string(current->version));
+        auto parsed = json::Parse(current->body);
+        if (!parsed) return Error::Internal("A stored resource could not be parsed");
+        auto patched = ApplyPatch(media, *parsed, *document);
+        if (!patched) return std::move(patched).error();
+        auto checked = PatchedResource(*parsed, *patched);
+        if (!checked) return std::move(checked).error();
+        FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *parsed));
+        FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *checked));
+        auto updated = tx.Update(std::move(checked).value(), current->version);
+        if (!updated) return std::move(updated).error();
+        result = std::move(updated).value();
+        return Ok();
+      },
+      AuditOf(req)));
+  NoteWritten(req);
   const store::ResourceVersion& v = result.resource;
   return WriteResponse(
       200, v, req, ctx,

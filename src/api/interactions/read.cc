@@ -48,6 +48,7 @@ Result<http::Response> HandleRead(const ApiContext& ctx, const FhirRequest& req)
   auto v = ctx.store.Read(req.type, req.id);
   if (!v) return std::move(v).error();
   FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermRead, *v));
+  NoteDisclosed(req, *v);
   return Answer(ctx, req, *v);
 }
 
@@ -56,6 +57,7 @@ Result<http::Response> HandleVRead(const ApiContext& ctx, const FhirRequest& req
   auto v = ctx.store.VRead(req.type, req.id, req.version);
   if (!v) return std::move(v).error();
   FHIRSTONE_RETURN_IF_ERROR(CheckStored(ctx, req, kPermRead, *v));
+  NoteDisclosed(req, *v);
   return Answer(ctx, req, *v);
 }
 

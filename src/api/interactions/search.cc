@@ -131,6 +131,8 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
       return !CheckStored(ctx, req, kPermRead, v) && !CheckStored(ctx, req, kPermSearch, v);
     });
   }
+  for (const auto& v : result->matches) NoteDisclosed(req, v);
+  for (const auto& v : result->included) NoteDisclosed(req, v);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   if (elapsed.count() >= 200) {

@@ -491,17 +491,20 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
         RunGet(ctx, req, e);
         continue;
       }
-      Status status = ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
-        std::vector<Entry> one;
-        one.push_back(std::move(e));
-        FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, one));
-        ReferenceRewriter rewriter(ctx, tx, {});
-        if (one[0].verb != Verb::kDelete)
-          FHIRSTONE_RETURN_IF_ERROR(rewriter.Rewrite(one[0].resource, false));
-        Status performed = Perform(ctx, req, tx, one[0]);
-        e = std::move(one[0]);
-        return performed;
-      });
+      Status status = ctx.store.InTransaction(
+          [&](store::StoreTransaction& tx) -> Status {
+            std::vector<Entry> one;
+            one.push_back(std::move(e));
+            FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, one));
+            ReferenceRewriter rewriter(ctx, tx, {});
+            if (one[0].verb != Verb::kDelete)
+              FHIRSTONE_RETURN_IF_ERROR(rewriter.Rewrite(one[0].resource, false));
+            Status performed = Perform(ctx, req, tx, one[0]);
+            e = std::move(one[0]);
+            return performed;
+          },
+          AuditOf(req));
+      if (status) NoteWritten(req);
       if (!status) errors[e.index] = std::move(status).error();
     }
     return JsonResponse(200,
@@ -523,31 +526,34 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
       return Error::Invalid(Where(e.index) + ": " + e.type + "/" + e.id +
                             " is written twice in one transaction");
   }
-  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction([&](store::StoreTransaction& tx) -> Status {
-    FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, entries));
-    std::map<std::string, std::string> ids;
-    for (const Entry& e : entries)
-      if (!e.full_url.empty() && !e.id.empty() && e.verb != Verb::kGet)
-        ids[e.full_url] = e.type + "/" + e.id;
-    ReferenceRewriter rewriter(ctx, tx, ids);
-    for (Entry& e : entries) {
-      if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
-      if (auto status = rewriter.Rewrite(e.resource, false); !status)
-        return AtEntry(status.error(), e.index);
-    }
-    // The spec's order: DELETE, POST, PUT and PATCH (in entry order), then GET.
-    for (int step = 0; step < 3; ++step) {
-      for (Entry& e : entries) {
-        bool now = step == 0   ? e.verb == Verb::kDelete
-                   : step == 1 ? e.verb == Verb::kPost
-                               : e.verb == Verb::kPut || e.verb == Verb::kPatch;
-        if (!now) continue;
-        if (auto status = Perform(ctx, req, tx, e); !status)
-          return AtEntry(status.error(), e.index);
-      }
-    }
-    return Ok();
-  }));
+  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
+      [&](store::StoreTransaction& tx) -> Status {
+        FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, entries));
+        std::map<std::string, std::string> ids;
+        for (const Entry& e : entries)
+          if (!e.full_url.empty() && !e.id.empty() && e.verb != Verb::kGet)
+            ids[e.full_url] = e.type + "/" + e.id;
+        ReferenceRewriter rewriter(ctx, tx, ids);
+        for (Entry& e : entries) {
+          if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
+          if (auto status = rewriter.Rewrite(e.resource, false); !status)
+            return AtEntry(status.error(), e.index);
+        }
+        // The spec's order: DELETE, POST, PUT and PATCH (in entry order), then GET.
+        for (int step = 0; step < 3; ++step) {
+          for (Entry& e : entries) {
+            bool now = step == 0   ? e.verb == Verb::kDelete
+                       : step == 1 ? e.verb == Verb::kPost
+                                   : e.verb == Verb::kPut || e.verb == Verb::kPatch;
+            if (!now) continue;
+            if (auto status = Perform(ctx, req, tx, e); !status)
+              return AtEntry(status.error(), e.index);
+          }
+        }
+        return Ok();
+      },
+      AuditOf(req)));
+  NoteWritten(req);
   for (Entry& e : entries)
     if (e.verb == Verb::kGet) RunGet(ctx, req, e);
   return JsonResponse(200,

@@ -38,8 +38,9 @@ Result<http::Response> HandleUpdate(const ApiContext& ctx, const FhirRequest& re
       return std::move(existing).error();
     }
   }
-  auto updated = ctx.store.Update(std::move(resource).value(), if_match);
+  auto updated = ctx.store.Update(std::move(resource).value(), if_match, AuditOf(req));
   if (!updated) return std::move(updated).error();
+  NoteWritten(req);
   const store::ResourceVersion& v = updated->resource;
   return WriteResponse(updated->created ? 201 : 200, v, req, ctx,
                        (updated->created ? "Created " : "Updated ") + v.type + "/" + v.id +

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "http/message.h"
 #include "search/registry.h"
+#include "store/audit.h"
 #include "store/resource_store.h"
 
 namespace fhirstone::api {
@@ -41,6 +42,14 @@ enum class Interaction {
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
 
+// What the audit log records of one request: who asks and how (filled before the interaction
+// runs), then what the interaction disclosed. Writes append their records with the data
+// (AuditOf); the rest is queued once the answer is known. One per request, on its thread.
+struct AuditTrail {
+  store::AuditRecord record;
+  bool written = false;  // the interaction's writes appended their records
+};
+
 using Params = std::vector<std::pair<std::string, std::string>>;
 
 struct FhirRequest {
@@ -57,6 +66,8 @@ struct FhirRequest {
   http::Request* http = nullptr;
   // What the caller may do; null: unrestricted.
   const AccessContext* access = nullptr;
+  // The audit trail; null when the API does not audit.
+  AuditTrail* audit = nullptr;
 
   // The first value of parameter `name`, if present.
   std::optional<std::string_view> Param(std::string_view name) const;
@@ -117,6 +128,14 @@ Result<json::Value> ParseResourceBody(const FhirRequest& req, std::string_view t
                                       bool validate = true);
 // The stored body re-rendered when _pretty/_summary/_elements ask for it, else as stored.
 Result<std::string> RenderResource(const std::string& stored, const FhirRequest& req);
+
+// Auditing: the record that writes append in their transaction (null when not audited), and what
+// an interaction notes once it succeeded.
+const store::AuditRecord* AuditOf(const FhirRequest& req);
+// The interaction wrote: its records are in the log already.
+void NoteWritten(const FhirRequest& req);
+// The interaction disclosed `v` (read, searched, listed in a history, or matched without a write).
+void NoteDisclosed(const FhirRequest& req, const store::ResourceVersion& v);
 
 // Access control (SMART scopes as an AccessContext). A Grant is what the request's access allows
 // for one permission on one type: unrestricted, or a list of allowances (each confined to the

@@ -216,6 +216,22 @@ struct AuthorizationServer::Impl {
 
   int64_t Now() { return clock.NowMicros() / 1000000; }
   std::string Url(std::string_view path) const { return options.base_url + std::string(path); }
+
+  // Records a security event in the audit log (when the composition root asked for it).
+  void Audit(const http::Request& request, FhirHooks::SecurityEvent event) {
+    if (!hooks.record_security_event) return;
+    event.address = request.remote_address;
+    event.request_id = request.request_id;
+    hooks.record_security_event(event);
+  }
+  // The FHIR reference of user `user_id`, "" when unknown.
+  std::string FhirUserOf(std::string_view user_id) {
+    auto user = store.FindUser(user_id);
+    return user && *user ? (*user)->fhir_user : "";
+  }
+  static std::string PatientOf(std::string_view fhir_user) {
+    return fhir_user.starts_with("Patient/") ? std::string(fhir_user.substr(8)) : "";
+  }
   std::string TokenEndpoint() const { return Url("/auth/token"); }
 
   // ---- discovery ----
@@ -690,6 +706,10 @@ struct AuthorizationServer::Impl {
     std::string key = AsciiLower(username) + "|" + request.remote_address;
     if (Throttled(key)) {
       spdlog::warn("login throttled after repeated failures");
+      Audit(request, {.kind = "login-failure",
+                      .failure = true,
+                      .user_name = username,
+                      .detail = "Too many failed attempts: throttled"});
       http::Response r =
           LoginPage(f->session, f->request_id, client,
                     "Too many failed attempts: wait a minute and try again.", username);
@@ -706,10 +726,18 @@ struct AuthorizationServer::Impl {
                        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
       RecordFailure(key);
       spdlog::info("login failed");
+      Audit(request, {.kind = "login-failure",
+                      .failure = true,
+                      .user_name = username,
+                      .detail = "Wrong username or password"});
       return LoginPage(f->session, f->request_id, client, "The username or password is wrong.",
                        username);
     }
     ClearFailures(key);
+    Audit(request, {.kind = "login",
+                    .user = (*user)->fhir_user,
+                    .patient = PatientOf((*user)->fhir_user),
+                    .client_id = client ? client->client_id : ""});
     // A fresh session id on sign-in; the pending request moves to it.
     http::Response response;
     store.DeleteSession(f->session.id_hash);
@@ -776,6 +804,15 @@ struct AuthorizationServer::Impl {
       granted += token;
     }
     RecordConsent(f->flow, f->client, granted);
+    {
+      std::string fhir_user = FhirUserOf(f->flow.GetString("user_id"));
+      std::string patient(f->flow.GetString("patient"));
+      Audit(request, {.kind = "consent-given",
+                      .user = fhir_user,
+                      .patient = patient.empty() ? PatientOf(fhir_user) : patient,
+                      .client_id = f->client.client_id,
+                      .detail = "Granted: " + (granted.empty() ? "nothing" : granted)});
+    }
     return IssueCode(f->flow, f->client, granted);
   }
 
@@ -1065,7 +1102,13 @@ struct AuthorizationServer::Impl {
                         "client_credentials");
     http::Response failure;
     auto auth = AuthenticateClient(request, form, &failure);
-    if (!auth) return failure;
+    if (!auth) {
+      Audit(request, {.kind = "token-refused",
+                      .failure = true,
+                      .client_id = GetOr(form, "client_id"),
+                      .detail = "Client authentication failed (" + grant_type + ")"});
+      return failure;
+    }
     http::Response response;
     if (grant_type == "authorization_code") {
       response = CodeGrant(*auth, form);
@@ -1074,11 +1117,40 @@ struct AuthorizationServer::Impl {
     } else {
       response = ClientCredentialsGrant(*auth, form);
     }
+    AuditToken(request, grant_type, auth->client.client_id, response);
     if (const std::string_view origin = request.Header("Origin"); !origin.empty()) {
       response.SetHeader("Access-Control-Allow-Origin", std::string(origin));
       response.SetHeader("Vary", "Origin");
     }
     return response;
+  }
+
+  // The audit record of a token request: who got which context, or why it was refused.
+  void AuditToken(const http::Request& request, const std::string& grant_type,
+                  const std::string& client_id, const http::Response& response) {
+    if (!hooks.record_security_event) return;
+    FhirHooks::SecurityEvent event;
+    event.client_id = client_id;
+    auto body = json::Parse(response.body);
+    if (response.status != 200) {
+      event.kind = "token-refused";
+      event.failure = true;
+      event.detail = grant_type + ": " +
+                     std::string(body ? body->GetString("error") : std::string_view("error")) +
+                     (body && !body->GetString("error_description").empty()
+                          ? " (" + std::string(body->GetString("error_description")) + ")"
+                          : std::string());
+    } else {
+      event.kind = grant_type == "refresh_token" ? "refresh" : "token";
+      if (body) {
+        event.detail = grant_type + ": " + std::string(body->GetString("scope"));
+        if (auto verified = tokens.Verify(body->GetString("access_token")); verified) {
+          event.user = (*verified)->access.fhir_user;
+          event.patient = (*verified)->access.patient;
+        }
+      }
+    }
+    Audit(request, std::move(event));
   }
 
   http::Response CodeGrant(const ClientAuth& auth, const Params& form) {
@@ -1309,6 +1381,7 @@ struct AuthorizationServer::Impl {
       if (payload && Grant::FromJson(*payload).client_id == auth->client.client_id)
         tokens.Revoke((*refresh)->grant_id, far);  // the refresh token and its access tokens
     }
+    Audit(request, {.kind = "revoke", .client_id = auth->client.client_id});
     http::Response r;  // RFC 7009 §2.2: 200 whether or not the token was known
     r.status = 200;
     r.SetHeader("Cache-Control", "no-store");
@@ -1351,7 +1424,49 @@ struct AuthorizationServer::Impl {
       }
     }
     data.Set("apps", std::move(apps));
+    if (hooks.patient_access_log && !PatientOf((*user)->fhir_user).empty())
+      data.Set("access_url", Url("/auth/access"));
     return Page(200, "apps", data);
+  }
+
+  // GET /auth/access: a patient's view of the audit log: who accessed their record, when, with
+  // which application, and whether it was allowed.
+  http::Response AccessLog(http::Request& request) {
+    auto s = LoadSession(request);
+    if (!s || s->session.user_id.empty()) return Redirect(Url("/auth/login"));
+    auto user = store.FindUser(s->session.user_id);
+    if (!user || !*user) return Redirect(Url("/auth/login"));
+    std::string patient = PatientOf((*user)->fhir_user);
+    if (patient.empty() || !hooks.patient_access_log)
+      return ErrorPage(403, "Not available",
+                       "This page shows the accesses to a patient's own record: sign in as a "
+                       "patient.");
+    constexpr int kLimit = 200;
+    auto entries = hooks.patient_access_log(patient, kLimit);
+    if (!entries) return ErrorPage(500, "Server error", "The access log could not be read.");
+    json::Value data = json::Value::EmptyObject();
+    data.Set("title", "Who accessed your record");
+    data.Set("user_display", (*user)->display.empty() ? (*user)->username : (*user)->display);
+    data.Set("limit", std::to_string(kLimit));
+    data.Set("apps_url", Url("/auth/apps"));
+    json::Value list = json::Value::EmptyArray();
+    for (const auto& e : *entries) {
+      json::Value row = json::Value::EmptyObject();
+      row.Set("when", e.when);
+      row.Set("when_words", e.when.size() >= 16
+                                ? e.when.substr(0, 10) + " " + e.when.substr(11, 5) + " UTC"
+                                : e.when);
+      row.Set("who", e.who == (*user)->fhir_user ? std::string("You") : e.who);
+      row.Set("app", e.app);
+      row.Set("what", e.what);
+      row.Set("refused", e.refused);
+      list.PushBack(std::move(row));
+    }
+    data.Set("has_entries", !list.as_array().empty());
+    data.Set("entries", std::move(list));
+    http::Response page = Page(200, "access_log", data);
+    page.SetHeader("Cache-Control", "no-store");
+    return page;
   }
 
   http::Response Withdraw(http::Request& request) {
@@ -1377,6 +1492,12 @@ struct AuthorizationServer::Impl {
       }
       store.DeleteConsent(user_id, client_id);
     }
+    std::string fhir_user = FhirUserOf(user_id);
+    Audit(request, {.kind = "consent-withdrawn",
+                    .user = fhir_user,
+                    .patient = PatientOf(fhir_user),
+                    .client_id = client_id,
+                    .detail = "Access withdrawn; the application's tokens were revoked"});
     return Redirect(Url("/auth/apps"));
   }
 
@@ -1384,6 +1505,10 @@ struct AuthorizationServer::Impl {
     auto f = LoadForm(request);
     if (!f) return FormError(f.error());
     store.DeleteSession(f->session.id_hash);
+    if (!f->session.session.user_id.empty()) {
+      std::string fhir_user = FhirUserOf(f->session.session.user_id);
+      Audit(request, {.kind = "logout", .user = fhir_user, .patient = PatientOf(fhir_user)});
+    }
     http::Response r = Redirect(Url("/auth/login"));
     r.headers.emplace_back(
         "Set-Cookie", std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
@@ -1584,6 +1709,7 @@ struct AuthorizationServer::Impl {
     if (path == "/auth/consent" && request.method == "POST") return DecideConsent(request);
     if (path == "/auth/encounter" && request.method == "POST") return ChooseEncounter(request);
     if (path == "/auth/apps" && get) return Apps(request);
+    if (path == "/auth/access" && get) return AccessLog(request);
     if (path == "/auth/apps/withdraw" && request.method == "POST") return Withdraw(request);
     if (path == "/auth/logout" && request.method == "POST") return Logout(request);
     if (path == "/auth/launch") return Launch(request);

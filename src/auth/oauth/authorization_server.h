@@ -6,6 +6,7 @@
 //   GET|POST /auth/authorize -> login -> patient picker -> consent -> redirect with a code
 //   POST /auth/token, /auth/introspect, /auth/revoke
 //   GET  /auth/apps (the user's authorized apps), POST /auth/apps/withdraw, /auth/logout
+//   GET  /auth/access (a patient's record accesses, from the audit log)
 //   GET  /auth/login (sign in without an app, e.g. to review apps), POST /auth/launch (EHR side)
 //   GET  /static/* (the pages' stylesheet)
 // It also checks bearer tokens for the FHIR API (Authenticate). Thread-safe.
@@ -46,6 +47,31 @@ struct FhirHooks {
   std::function<Result<std::string>(std::string_view id)> patient_name;
   // Writes a FHIR Consent resource (create when id is empty, else update); returns its id.
   std::function<Result<std::string>(const json::Value& consent)> write_consent;
+  // A security event for the audit log. Never carries a password, token or secret.
+  struct SecurityEvent {
+    // login, login-failure, logout, token, refresh, token-refused, revoke, consent-given,
+    // consent-withdrawn
+    std::string kind;
+    bool failure = false;
+    std::string user;       // the user's FHIR reference (fhirUser), when known
+    std::string user_name;  // the name typed at a failed login
+    std::string patient;    // the patient in context (id), when there is one
+    std::string client_id;
+    std::string address;  // the caller's address
+    std::string request_id;
+    std::string detail;  // what happened, e.g. the OAuth error
+  };
+  std::function<void(const SecurityEvent&)> record_security_event;
+  struct AccessEntry {
+    std::string when;  // FHIR instant
+    std::string who;   // the user's reference, or the application's id
+    std::string app;   // the client id, when an application asked
+    std::string what;  // the interaction and the resource or type
+    bool refused = false;
+  };
+  // The newest audit records about Patient/`patient`, at most `limit`.
+  std::function<Result<std::vector<AccessEntry>>(std::string_view patient, int limit)>
+      patient_access_log;
 };
 
 struct AuthOptions {

@@ -600,6 +600,16 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
 
 }  // namespace
 
+Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
+                         const std::string& high_column) {
+  Builder b;
+  Prefix prefix = SplitPrefix(value);
+  auto r = ParseDate(value);
+  if (!r) return std::move(r).error();
+  DateCondition(b, prefix, r->low, r->high, low_column, high_column);
+  return std::move(b.out);
+}
+
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
 
 int Selectivity(const Criterion& c) {

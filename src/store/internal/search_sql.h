@@ -40,6 +40,11 @@ Sql SortSql(const search::SortKey& key, const std::string& alias);
 
 void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
 
+// The condition that the time range [low_column, high_column) matches one date search value
+// (prefix and FHIR precision rules), e.g. "ge2026-01"; Invalid when malformed.
+Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
+                         const std::string& high_column);
+
 // Replaces the index rows of resource `rid` with `entries` (none: removes them).
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries);
 

@@ -1,0 +1,89 @@
+#include "store/audit_queue.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "store/resource_store.h"
+
+namespace fhirstone::store {
+
+AuditQueue::AuditQueue(ResourceStore& store, int max_delay_ms, size_t max_backlog)
+    : store_(store), max_delay_ms_(max_delay_ms), max_backlog_(max_backlog) {
+  writer_ = std::thread([this] { Run(); });
+}
+
+AuditQueue::~AuditQueue() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
+}
+
+void AuditQueue::Submit(AuditRecord record) {
+  std::unique_lock lock(mu_);
+  written_.wait(lock, [&] { return pending_.size() + in_flight_ < max_backlog_ || stopping_; });
+  pending_.push_back(std::move(record));
+  ++submitted_;
+  if (pending_.size() == 1) wake_.notify_one();
+}
+
+void AuditQueue::Flush() {
+  std::unique_lock lock(mu_);
+  int64_t target = submitted_;
+  wake_.notify_one();
+  written_.wait(lock, [&] { return appended_ >= target || (stopping_ && pending_.empty()); });
+}
+
+size_t AuditQueue::backlog() const {
+  std::lock_guard lock(mu_);
+  return pending_.size() + in_flight_;
+}
+
+int64_t AuditQueue::failures() const {
+  std::lock_guard lock(mu_);
+  return failures_;
+}
+
+void AuditQueue::Run() {
+  constexpr size_t kMaxBatch = 4096;
+  std::unique_lock lock(mu_);
+  std::vector<AuditRecord> batch;
+  while (true) {
+    wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+    if (pending_.empty() && stopping_) break;
+    // Let a batch gather unless it is already large: at most max_delay_ms_ after the first.
+    if (pending_.size() < kMaxBatch && !stopping_) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_delay_ms_);
+      wake_.wait_until(lock, deadline, [&] { return pending_.size() >= kMaxBatch || stopping_; });
+    }
+    if (batch.empty()) {
+      size_t n = std::min(pending_.size(), kMaxBatch);
+      batch.assign(std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.begin() + n));
+      pending_.erase(pending_.begin(), pending_.begin() + n);
+      in_flight_ = batch.size();
+    }
+    lock.unlock();
+    Status appended = store_.AppendAudit(batch);
+    lock.lock();
+    if (appended) {
+      appended_ += static_cast<int64_t>(batch.size());
+      in_flight_ = 0;
+      batch.clear();
+      written_.notify_all();
+      continue;
+    }
+    ++failures_;
+    spdlog::error("audit: {} records could not be appended, retrying: {}", batch.size(),
+                  appended.error().message());
+    if (stopping_ && failures_ > 100) break;  // the database is gone: give up at shutdown
+    // Retry the same batch after a pause (records stay in submission order).
+    wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return false; });
+  }
+  written_.notify_all();
+}
+
+}  // namespace fhirstone::store

@@ -1,0 +1,267 @@
+// The audit log of the SQL store: appends from writes (same transaction) and from the queue,
+// per-patient records, AuditEvent reads and searches, immutability and the hash chain.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "search/query.h"
+#include "search/registry.h"
+#include "store/audit_queue.h"
+#include "store/sql_resource_store.h"
+#include "support/fakes.h"
+
+namespace fhirstone::store {
+namespace {
+
+class AuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fhirstone-audit-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto db = db::Database::Open("sqlite:" + (dir_ / "store.db").string());
+    ASSERT_TRUE(db);
+    db_ = std::move(db).value();
+    auto registry = search::Registry::Builtin();
+    ASSERT_TRUE(registry);
+    holder_ = std::make_unique<search::RegistryHolder>(
+        std::shared_ptr<const search::Registry>(std::move(registry).value()));
+    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), "http://example.org/fhir");
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(store).value();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static json::Value Parse(std::string_view text) {
+    auto v = json::Parse(text);
+    EXPECT_TRUE(v) << text;
+    return v ? std::move(v).value() : json::Value();
+  }
+
+  static AuditRecord Who(std::string subtype, char action) {
+    AuditRecord r;
+    r.subtype = std::move(subtype);
+    r.action = action;
+    r.user = "Practitioner/doc";
+    r.client_id = "app-1";
+    r.address = "10.0.0.7";
+    r.request_id = "req-1";
+    return r;
+  }
+
+  Result<SearchResult> Search(std::vector<std::pair<std::string, std::string>> params) {
+    auto query = search::ParseQuery(*holder_->Get(), {"AuditEvent"}, params, {});
+    if (!query) return std::move(query).error();
+    return store_->Search(*query);
+  }
+
+  std::filesystem::path dir_;
+  test::FakeClock clock_;
+  test::SequentialIdGenerator ids_;
+  std::unique_ptr<search::RegistryHolder> holder_;
+  std::unique_ptr<db::Database> db_;
+  std::unique_ptr<ResourceStore> store_;
+};
+
+TEST_F(AuditTest, AuditedWritesAppendOneRecordPerPatientInTheirTransaction) {
+  AuditRecord who = Who("create", 'C');
+  auto patient = store_->Create(Parse(R"({"resourceType":"Patient","id":"x"})"), &who);
+  ASSERT_TRUE(patient);
+  auto observation =
+      store_->Create(Parse(R"({"resourceType":"Observation","status":"final","code":{"text":"bp"},)"
+                           R"("subject":{"reference":"Patient/)" +
+                           patient->id + R"("},"performer":[{"reference":"Practitioner/doc"}]})"),
+                     &who);
+  ASSERT_TRUE(observation);
+  // A write that fails leaves no audit record behind (the record rolls back with it).
+  AuditRecord update = Who("update", 'U');
+  auto refused = store_->Update(
+      Parse(R"({"resourceType":"Patient","id":")" + patient->id + R"("})"), 7, &update);
+  ASSERT_FALSE(refused);
+
+  auto all = Search({});
+  ASSERT_TRUE(all) << all.error().message();
+  ASSERT_EQ(all->matches.size(), 2u);
+  EXPECT_EQ(*all->total, 2);
+  // Newest first.
+  json::Value newest = Parse(all->matches[0].body);
+  EXPECT_EQ(newest.GetString("id"), "2");
+  EXPECT_EQ(newest.GetString("action"), "C");
+  std::string body = all->matches[0].body;
+  EXPECT_NE(body.find("\"reference\":\"Observation/" + observation->id + "/_history/1\""),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("\"reference\":\"Patient/" + patient->id + "\""), std::string::npos);
+  EXPECT_NE(body.find("\"reference\":\"Practitioner/doc\""), std::string::npos);
+  EXPECT_NE(body.find("\"value\":\"app-1\""), std::string::npos);
+  EXPECT_NE(body.find("\"address\":\"10.0.0.7\""), std::string::npos);
+  EXPECT_NE(body.find("\"value\":\"req-1\""), std::string::npos);
+
+  auto by_patient = Search({{"patient", "Patient/" + patient->id}});
+  ASSERT_TRUE(by_patient);
+  EXPECT_EQ(by_patient->matches.size(), 2u);
+  auto by_entity = Search({{"entity", "Observation/" + observation->id}});
+  ASSERT_TRUE(by_entity);
+  EXPECT_EQ(by_entity->matches.size(), 1u);
+  auto other = Search({{"patient", "someone-else"}});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->matches.size(), 0u);
+}
+
+TEST_F(AuditTest, DeletesAreAuditedWithThePatientOfTheLastVersion) {
+  auto observation =
+      store_->Create(Parse(R"({"resourceType":"Observation","status":"final","code":{"text":"hr"},)"
+                           R"("subject":{"reference":"Patient/p9"}})"));
+  ASSERT_TRUE(observation);
+  AuditRecord who = Who("delete", 'D');
+  ASSERT_TRUE(store_->Delete("Observation", observation->id, std::nullopt, &who));
+  auto found = Search({{"patient", "p9"}, {"action", "D"}});
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->matches.size(), 1u);
+  EXPECT_NE(found->matches[0].body.find("/_history/2"), std::string::npos);
+}
+
+TEST_F(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {
+  AuditQueue queue(*store_, /*max_delay_ms=*/5);
+  AuditRecord read = Who("search-type", 'R');
+  read.entity = "Observation";
+  read.query = "code=bp";
+  read.resources = {
+      R"({"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/a"}})",
+      R"({"resourceType":"Observation","id":"o2","subject":{"reference":"Patient/b"}})",
+      R"({"resourceType":"Observation","id":"o3","subject":{"reference":"Patient/a"}})"};
+  queue.Submit(read);
+  AuditRecord login;
+  login.type = AuditType::kUserAuthentication;
+  login.subtype = "login";
+  login.user_name = "alice";
+  login.outcome = 4;
+  queue.Submit(login);
+  queue.Flush();
+  EXPECT_EQ(queue.backlog(), 0u);
+
+  auto a = Search({{"patient", "a"}});
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->matches.size(), 1u);  // one record per patient, not per resource
+  // A patient's record names no other patient.
+  EXPECT_EQ(a->matches[0].body.find("Patient/b"), std::string::npos);
+  EXPECT_NE(a->matches[0].body.find("\"query\":\"Y29kZT1icA==\""), std::string::npos);
+  auto b = Search({{"patient", "b"}});
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->matches.size(), 1u);
+  auto logins = Search({{"type", "http://dicom.nema.org/resources/ontology/DCM|110114"},
+                        {"subtype", "login"},
+                        {"outcome", "4"}});
+  ASSERT_TRUE(logins) << logins.error().message();
+  ASSERT_EQ(logins->matches.size(), 1u);
+  EXPECT_NE(logins->matches[0].body.find("\"display\":\"alice\""), std::string::npos);
+  auto rest = Search({{"type", "rest"}, {"_sort", "date"}});
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(rest->matches.size(), 2u);
+}
+
+TEST_F(AuditTest, SearchesByDateAndPagesWithoutRepeats) {
+  std::vector<AuditRecord> records;
+  for (int i = 0; i < 7; ++i) records.push_back(Who("read", 'R'));
+  ASSERT_TRUE(store_->AppendAudit(records));
+  clock_.Advance(int64_t{48} * 3600 * 1000000);
+  ASSERT_TRUE(store_->AppendAudit({Who("vread", 'R')}));
+  std::string today = FormatInstant(clock_.NowMicros()).substr(0, 10);
+  auto recent = Search({{"date", "ge" + today}});
+  ASSERT_TRUE(recent) << recent.error().message();
+  ASSERT_EQ(recent->matches.size(), 1u);
+  auto older = Search({{"date", "lt" + today}});
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->matches.size(), 7u);
+  auto bad = Search({{"date", "yesterday"}});
+  EXPECT_FALSE(bad);
+
+  std::vector<std::string> seen;
+  std::optional<std::string> page;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto query = search::ParseQuery(*holder_->Get(), {"AuditEvent"}, {{"_count", "3"}}, {});
+    ASSERT_TRUE(query);
+    query->page = page;
+    auto result = store_->Search(*query);
+    ASSERT_TRUE(result) << result.error().message();
+    for (const auto& m : result->matches) seen.push_back(m.id);
+    ASSERT_TRUE(store_->AppendAudit({Who("read", 'R')}));  // new records do not shift pages
+    if (!result->next_page) break;
+    page = result->next_page;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"8", "7", "6", "5", "4", "3", "2", "1"}));
+}
+
+TEST_F(AuditTest, ClientAuditEventsAreAppendedAndNeverChanged) {
+  auto created = store_->Create(Parse(
+      R"({"resourceType":"AuditEvent","id":"mine","type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110114"},)"
+      R"("action":"E","recorded":"2020-01-01T00:00:00Z","outcome":"0",)"
+      R"("agent":[{"who":{"reference":"Patient/p1"},"requestor":true}],)"
+      R"("source":{"observer":{"display":"device"}}})"));
+  ASSERT_TRUE(created) << created.error().message();
+  EXPECT_EQ(created->id, "1");
+  auto read = store_->Read("AuditEvent", "1");
+  ASSERT_TRUE(read);
+  json::Value body = Parse(read->body);
+  EXPECT_EQ(body.GetString("id"), "1");
+  EXPECT_EQ(body.GetString("recorded"), "2020-01-01T00:00:00Z");
+  auto by_patient = Search({{"patient", "p1"}});
+  ASSERT_TRUE(by_patient);
+  EXPECT_EQ(by_patient->matches.size(), 1u);
+
+  auto update = store_->Update(body, std::nullopt);
+  ASSERT_FALSE(update);
+  EXPECT_EQ(update.error().code(), ErrorCode::kMethodNotAllowed);
+  auto remove = store_->Delete("AuditEvent", "1", std::nullopt);
+  ASSERT_FALSE(remove);
+  EXPECT_EQ(remove.error().code(), ErrorCode::kMethodNotAllowed);
+  EXPECT_FALSE(store_->Read("AuditEvent", "2"));
+  EXPECT_FALSE(store_->Read("AuditEvent", "abc"));
+  EXPECT_FALSE(store_->VRead("AuditEvent", "1", 2));
+}
+
+TEST_F(AuditTest, VerifyFindsChangedAndRemovedRecords) {
+  std::vector<AuditRecord> records;
+  for (int i = 0; i < 10; ++i) records.push_back(Who("read", 'R'));
+  ASSERT_TRUE(store_->AppendAudit(records));
+  auto intact = store_->VerifyAudit();
+  ASSERT_TRUE(intact);
+  EXPECT_EQ(intact->records, 10);
+  EXPECT_TRUE(intact->problems.empty());
+  EXPECT_EQ(intact->head.size(), 64u);
+
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  ASSERT_TRUE((*lease)->Execute("UPDATE audit_event SET who_ref = 'Practitioner/x' WHERE seq = 4"));
+  auto changed = store_->VerifyAudit();
+  ASSERT_TRUE(changed);
+  ASSERT_EQ(changed->problems.size(), 1u);
+  EXPECT_NE(changed->problems[0].find("record 4 was changed"), std::string::npos);
+  ASSERT_TRUE((*lease)->Execute("UPDATE audit_event SET who_ref = 'Practitioner/doc'"));
+
+  ASSERT_TRUE((*lease)->Execute("DELETE FROM audit_event WHERE seq = 6"));
+  auto removed = store_->VerifyAudit();
+  ASSERT_TRUE(removed);
+  ASSERT_FALSE(removed->problems.empty());
+  EXPECT_NE(removed->problems[0].find("records 6 to 6 were removed"), std::string::npos)
+      << removed->problems[0];
+
+  // Removing the newest records is found through the head.
+  ASSERT_TRUE((*lease)->Execute("DELETE FROM audit_event WHERE seq >= 5"));
+  auto truncated = store_->VerifyAudit();
+  ASSERT_TRUE(truncated);
+  ASSERT_EQ(truncated->problems.size(), 1u);
+  EXPECT_NE(truncated->problems[0].find("newest records 5 to 10 were removed"), std::string::npos)
+      << truncated->problems[0];
+}
+
+}  // namespace
+}  // namespace fhirstone::store
