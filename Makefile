@@ -5,7 +5,7 @@ LISTEN     ?= 127.0.0.1:8080
 BASE_URL   ?= http://localhost:8080
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth bench-export clean format
+.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth bench-export bench-audit clean format
 
 all: build
 
@@ -55,6 +55,9 @@ bench-auth: deps-bench build
 
 bench-export: deps-bench build
 	bench/export.sh
+
+bench-audit: deps-bench build
+	bench/audit.sh
 
 clean:
 	rm -rf build

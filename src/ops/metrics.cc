@@ -494,8 +494,10 @@ ServerMetrics::ServerMetrics(Registry& registry)
       http_request_duration(registry.Histograms("fhirstone_http_request_duration_seconds",
                                                 "Time from request to response, by interaction.",
                                                 {"interaction"})),
-      db_time(registry.GetHistogram("fhirstone_db_time_seconds",
-                                    "Time spent in the database, per request.")),
+      db_time(registry.Histograms("fhirstone_db_time_seconds",
+                                  "Time spent in the database, by store operation (read, search, "
+                                  "history, write).",
+                                  {"operation"})),
       tokens_issued(registry.Counters("fhirstone_tokens_issued_total",
                                       "Access tokens issued, by grant type.", {"grant_type"})),
       tokens_refused(registry.Counters("fhirstone_tokens_refused_total",

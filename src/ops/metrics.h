@@ -228,8 +228,9 @@ struct ServerMetrics {
   Family<Counter>& http_requests;
   // fhirstone_http_request_duration_seconds{interaction}
   Family<Histogram>& http_request_duration;
-  // fhirstone_db_time_seconds: time spent in the database per request
-  Histogram& db_time;
+  // fhirstone_db_time_seconds{operation}: time spent in the database, per store operation (read,
+  // search, history, write: a write waits for its group commit)
+  Family<Histogram>& db_time;
   // fhirstone_tokens_issued_total{grant_type}
   Family<Counter>& tokens_issued;
   // fhirstone_tokens_refused_total{reason}

@@ -135,7 +135,7 @@ TEST(MetricsTest, ServerMetricsUseTheAgreedNames) {
   metrics.tokens_refused.Get({"invalid_grant"}).Inc();
   metrics.rate_limited.Get({"ip"}).Inc();
   metrics.audit_backlog.Set(4);
-  metrics.db_time.Observe(0.002);
+  metrics.db_time.Get({"read"}).Observe(0.002);
   std::string text = registry.RenderPrometheus();
   EXPECT_NE(
       text.find("fhirstone_http_requests_total{interaction=\"read\",resource_type=\"Patient\","
@@ -146,7 +146,8 @@ TEST(MetricsTest, ServerMetricsUseTheAgreedNames) {
             std::string::npos);
   EXPECT_NE(text.find("fhirstone_http_request_duration_seconds_count{interaction=\"read\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("fhirstone_db_time_seconds_count 1\n"), std::string::npos);
+  EXPECT_NE(text.find("fhirstone_db_time_seconds_count{operation=\"read\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(text.find("fhirstone_tokens_issued_total{grant_type=\"authorization_code\"} 1\n"),
             std::string::npos);
   EXPECT_NE(text.find("fhirstone_tokens_refused_total{reason=\"invalid_grant\"} 1\n"),

@@ -604,7 +604,8 @@ Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
                    std::to_string(summary.documents) + " documents loaded, " +
                    std::to_string(summary.skipped) + " skipped, " + std::to_string(summary.failed) +
                    " failed";
-  if (auto appended = stack.store->AppendAudit({r}); !appended)
+  std::vector<store::AuditRecord> records{std::move(r)};
+  if (auto appended = stack.store->AppendAudit(records); !appended)
     spdlog::warn("the import could not be recorded in the audit log: {}",
                  appended.error().message());
   return summary;
@@ -738,6 +739,12 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
+  {
+    ops::ServerMetrics* metrics = &impl.metrics;
+    impl.store->ObserveTime([metrics](std::string_view operation, int64_t micros) {
+      metrics->db_time.Get({operation}).ObserveMicros(micros);
+    });
+  }
   if (config.audit) {
     impl.audit = std::make_unique<store::AuditQueue>(*impl.store, config.audit_delay_ms);
   } else {

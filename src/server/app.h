@@ -60,9 +60,10 @@ struct ServeConfig {
   std::string bulk_dir = "var/bulk";
   int64_t bulk_expire_seconds = 3600;
   // The audit log: an AuditEvent for every access and security event. On unless turned off
-  // explicitly; reads and security events are appended within audit_delay_ms.
+  // explicitly; reads and security events are appended within audit_delay_ms (writes with their
+  // data).
   bool audit = true;
-  int audit_delay_ms = 100;
+  int audit_delay_ms = 1000;
 };
 
 class App {

@@ -33,8 +33,10 @@ void AuditQueue::Submit(AuditRecord record) {
 void AuditQueue::Flush() {
   std::unique_lock lock(mu_);
   int64_t target = submitted_;
+  ++flushing_;  // the writer stops gathering
   wake_.notify_one();
   written_.wait(lock, [&] { return appended_ >= target || (stopping_ && pending_.empty()); });
+  --flushing_;
 }
 
 size_t AuditQueue::backlog() const {
@@ -51,26 +53,29 @@ void AuditQueue::Run() {
   constexpr size_t kMaxBatch = 4096;
   std::unique_lock lock(mu_);
   std::vector<AuditRecord> batch;
+  size_t taken = 0;  // records submitted in `batch` (it may grow: one per patient)
   while (true) {
     wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
     if (pending_.empty() && stopping_) break;
     // Let a batch gather unless it is already large: at most max_delay_ms_ after the first.
     if (pending_.size() < kMaxBatch && !stopping_) {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_delay_ms_);
-      wake_.wait_until(lock, deadline, [&] { return pending_.size() >= kMaxBatch || stopping_; });
+      wake_.wait_until(lock, deadline,
+                       [&] { return pending_.size() >= kMaxBatch || stopping_ || flushing_ > 0; });
     }
     if (batch.empty()) {
       size_t n = std::min(pending_.size(), kMaxBatch);
+      taken = n;
       batch.assign(std::make_move_iterator(pending_.begin()),
                    std::make_move_iterator(pending_.begin() + n));
       pending_.erase(pending_.begin(), pending_.begin() + n);
       in_flight_ = batch.size();
     }
     lock.unlock();
-    Status appended = store_.AppendAudit(batch);
+    Status appended = store_.AppendAudit(batch);  // on failure, batch can be passed again
     lock.lock();
     if (appended) {
-      appended_ += static_cast<int64_t>(batch.size());
+      appended_ += static_cast<int64_t>(taken);
       in_flight_ = 0;
       batch.clear();
       written_.notify_all();

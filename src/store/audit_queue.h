@@ -1,9 +1,10 @@
 // AuditQueue: the audit records of reads and security events, appended to the audit log by one
 // background thread in batches (one write per batch, group-committed with the other writes), at
-// most `max_delay_ms` after they were submitted. Writes are audited in their own transaction
-// instead (ResourceStore::Create and the others with an AuditRecord). When the log falls behind
-// by `max_backlog` records, Submit waits: a record is never dropped.
-// Thread-safe; the store outlives the queue; the destructor appends what is left.
+// most `max_delay_ms` after they were submitted. Large batches are what keeps auditing cheap:
+// each commit rewrites the index pages it touched (the patient index takes random inserts). Writes
+// are audited in their own transaction instead (ResourceStore::Create and the others with an
+// AuditRecord). When the log falls behind by `max_backlog` records, Submit waits: a record is never
+// dropped. Thread-safe; the store outlives the queue; the destructor appends what is left.
 #pragma once
 
 #include <condition_variable>
@@ -20,7 +21,7 @@ class ResourceStore;
 
 class AuditQueue {
  public:
-  AuditQueue(ResourceStore& store, int max_delay_ms = 100, size_t max_backlog = 100000);
+  AuditQueue(ResourceStore& store, int max_delay_ms = 1000, size_t max_backlog = 200000);
   ~AuditQueue();
   AuditQueue(const AuditQueue&) = delete;
   AuditQueue& operator=(const AuditQueue&) = delete;
@@ -47,6 +48,7 @@ class AuditQueue {
   int64_t submitted_ = 0;  // records ever submitted
   int64_t appended_ = 0;   // records ever appended (in submission order)
   int64_t failures_ = 0;
+  int flushing_ = 0;  // Flush calls waiting
   bool stopping_ = false;
   std::thread writer_;
 };

@@ -173,7 +173,8 @@ TEST_F(AuditTest, SearchesByDateAndPagesWithoutRepeats) {
   for (int i = 0; i < 7; ++i) records.push_back(Who("read", 'R'));
   ASSERT_TRUE(store_->AppendAudit(records));
   clock_.Advance(int64_t{48} * 3600 * 1000000);
-  ASSERT_TRUE(store_->AppendAudit({Who("vread", 'R')}));
+  std::vector<AuditRecord> later{Who("vread", 'R')};
+  ASSERT_TRUE(store_->AppendAudit(later));
   std::string today = FormatInstant(clock_.NowMicros()).substr(0, 10);
   auto recent = Search({{"date", "ge" + today}});
   ASSERT_TRUE(recent) << recent.error().message();
@@ -193,7 +194,8 @@ TEST_F(AuditTest, SearchesByDateAndPagesWithoutRepeats) {
     auto result = store_->Search(*query);
     ASSERT_TRUE(result) << result.error().message();
     for (const auto& m : result->matches) seen.push_back(m.id);
-    ASSERT_TRUE(store_->AppendAudit({Who("read", 'R')}));  // new records do not shift pages
+    std::vector<AuditRecord> more{Who("read", 'R')};
+    ASSERT_TRUE(store_->AppendAudit(more));  // new records do not shift pages
     if (!result->next_page) break;
     page = result->next_page;
   }
@@ -261,6 +263,33 @@ TEST_F(AuditTest, VerifyFindsChangedAndRemovedRecords) {
   ASSERT_EQ(truncated->problems.size(), 1u);
   EXPECT_NE(truncated->problems[0].find("newest records 5 to 10 were removed"), std::string::npos)
       << truncated->problems[0];
+}
+
+TEST_F(AuditTest, SearchesUseTheLogsIndexes) {
+  std::vector<std::pair<std::string, std::string>> expected[] = {
+      {{"patient", "a"}, {"audit_event_patient", ""}},
+      {{"entity", "Observation/o1"}, {"audit_event_entity", ""}},
+      {{"entity", "Patient/a"}, {"audit_event_patient", ""}},
+      {{"agent", "Practitioner/doc"}, {"audit_event_who", ""}},
+      {{"agent:identifier", "app-1"}, {"audit_event_client", ""}},
+  };
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  for (const auto& e : expected) {
+    auto found = Search({e[0]});
+    ASSERT_TRUE(found) << e[0].first;
+    auto plan = (*lease)->Prepare("EXPLAIN QUERY PLAN " + found->plan);
+    ASSERT_TRUE(plan) << found->plan;
+    std::string details;
+    while (true) {
+      auto row = (*plan)->Step();
+      ASSERT_TRUE(row);
+      if (!*row) break;
+      details += std::string((*plan)->ColumnText(3)) + "; ";
+    }
+    (*plan)->Reset();
+    EXPECT_NE(details.find(e[1].first), std::string::npos) << e[0].first << ": " << details;
+  }
 }
 
 }  // namespace

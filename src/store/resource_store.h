@@ -173,10 +173,17 @@ class ResourceStore {
 
   // Appends `records` to the audit log in one write (group-committed with other writes). A
   // record with `resources` becomes one record per distinct patient of those resources (one
-  // without a patient when some belong to none).
-  virtual Status AppendAudit(const std::vector<AuditRecord>& records) = 0;
+  // without a patient when some belong to none): `records` is rewritten so (and numbered); after
+  // a failure it can be passed again as it is.
+  virtual Status AppendAudit(std::vector<AuditRecord>& records) = 0;
   // Checks the audit log's hash chain from its first record to its head.
   virtual Result<AuditVerification> VerifyAudit() = 0;
+
+  // Called after each operation with its kind ("read", "search", "history", "write") and the
+  // time it took in the database (a write: until its group committed). Set once, before the
+  // store is shared between threads; `observer` must be thread-safe.
+  using TimeObserver = std::function<void(std::string_view operation, int64_t micros)>;
+  virtual void ObserveTime(TimeObserver observer) = 0;
 
  protected:
   ResourceStore() = default;

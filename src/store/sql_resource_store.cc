@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -95,7 +96,10 @@ class SqlResourceStore : public ResourceStore {
                    const search::RegistryHolder* registry, std::string fhir_base)
       : db_(db), clock_(clock), ids_(ids), registry_(registry), fhir_base_(std::move(fhir_base)) {}
 
+  void ObserveTime(TimeObserver observer) override { observer_ = std::move(observer); }
+
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+    Timer timer(*this, "read");
     if (type == kAuditEvent) return ReadAudit(id, 1);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
@@ -104,6 +108,7 @@ class SqlResourceStore : public ResourceStore {
 
   Result<ResourceVersion> VRead(std::string_view type, std::string_view id,
                                 int64_t version) override {
+    Timer timer(*this, "read");
     if (type == kAuditEvent) return ReadAudit(id, version);
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
@@ -188,13 +193,11 @@ class SqlResourceStore : public ResourceStore {
     });
   }
 
-  Status AppendAudit(const std::vector<AuditRecord>& records) override {
-    std::vector<AuditRecord> expanded = ExpandPerPatient(records);
-    if (expanded.empty()) return Ok();
+  Status AppendAudit(std::vector<AuditRecord>& records) override {
+    ExpandPerPatient(records);
+    if (records.empty()) return Ok();
     return RunWrite([&](db::Connection& conn) -> Status {
-      // A retry after a failed group must not see seq and hash of the failed attempt.
-      std::vector<AuditRecord> batch = expanded;
-      return internal::AppendAuditRecords(conn, clock_.NowMicros(), batch);
+      return internal::AppendAuditRecords(conn, clock_.NowMicros(), records);
     });
   }
 
@@ -210,6 +213,7 @@ class SqlResourceStore : public ResourceStore {
   // wakes their callers, and hands leadership on once its own write is done. A caller returns
   // only after the commit that holds its write.
   Status RunWrite(const std::function<Status(db::Connection&)>& work) {
+    Timer timer(*this, "write");
     WriteJob job{&work, std::nullopt};
     std::unique_lock lock(group_mu_);
     queue_.push_back(&job);
@@ -286,6 +290,23 @@ class SqlResourceStore : public ResourceStore {
   };
 
   static constexpr std::string_view kAuditEvent = "AuditEvent";
+
+  // Reports the time of one operation to the observer, if any.
+  struct Timer {
+    Timer(SqlResourceStore& store, std::string_view operation)
+        : store(store), operation(operation) {
+      if (store.observer_) start = std::chrono::steady_clock::now();
+    }
+    ~Timer() {
+      if (!store.observer_) return;
+      store.observer_(operation, std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - start)
+                                     .count());
+    }
+    SqlResourceStore& store;
+    std::string_view operation;
+    std::chrono::steady_clock::time_point start;
+  };
 
   static Error AuditEventImmutable() {
     return Error::MethodNotAllowed(
@@ -411,35 +432,18 @@ class SqlResourceStore : public ResourceStore {
                         registry.get());
   }
 
-  // One record per distinct patient of the resources a record carries.
-  std::vector<AuditRecord> ExpandPerPatient(const std::vector<AuditRecord>& records) {
+  // One record per distinct patient of the resources a record carries, in place.
+  void ExpandPerPatient(std::vector<AuditRecord>& records) {
+    bool any = false;
+    for (const auto& r : records) any |= !r.resources.empty();
+    if (!any) return;
     std::vector<AuditRecord> out;
     out.reserve(records.size());
     std::shared_ptr<const search::Registry> registry =
         registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
-    auto without_resources = [](const AuditRecord& r) {
-      AuditRecord copy;
-      copy.started = r.started;
-      copy.type = r.type;
-      copy.subtype = r.subtype;
-      copy.action = r.action;
-      copy.outcome = r.outcome;
-      copy.outcome_desc = r.outcome_desc;
-      copy.user = r.user;
-      copy.user_name = r.user_name;
-      copy.client_id = r.client_id;
-      copy.address = r.address;
-      copy.request_id = r.request_id;
-      copy.entity = r.entity;
-      copy.version = r.version;
-      copy.query = r.query;
-      copy.patient = r.patient;
-      copy.body = r.body;
-      return copy;
-    };
-    for (const auto& r : records) {
+    for (auto& r : records) {
       if (r.resources.empty()) {
-        out.push_back(without_resources(r));
+        out.push_back(std::move(r));
         continue;
       }
       std::vector<std::string> patients;
@@ -460,16 +464,17 @@ class SqlResourceStore : public ResourceStore {
           if (std::find(patients.begin(), patients.end(), p) == patients.end())
             patients.push_back(std::move(p));
       }
+      r.resources.clear();
       if (patients.empty() || some_without) {
-        out.push_back(without_resources(r));
+        out.push_back(r);
         out.back().patient.clear();
       }
       for (auto& p : patients) {
-        out.push_back(without_resources(r));
+        out.push_back(r);
         out.back().patient = std::move(p);
       }
     }
-    return out;
+    records = std::move(out);
   }
 
   // Extracts the index entries of `resource` with the registry in force. With `used`, only when
@@ -573,6 +578,7 @@ class SqlResourceStore : public ResourceStore {
   }
 
   Result<HistoryPage> History(const HistoryQuery& q) override {
+    Timer timer(*this, "history");
     if (q.type == kAuditEvent)
       return Error::NotSupported(
           "AuditEvent has no history: each audit event has one version; search AuditEvent "
@@ -642,6 +648,7 @@ class SqlResourceStore : public ResourceStore {
   }
 
   Result<SearchResult> Search(const search::SearchQuery& query) override {
+    Timer timer(*this, "search");
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     if (IsAuditSearch(query))
@@ -1065,6 +1072,7 @@ class SqlResourceStore : public ResourceStore {
   IdGenerator& ids_;
   const search::RegistryHolder* registry_;
   const std::string fhir_base_;
+  TimeObserver observer_;
   std::mutex group_mu_;
   std::condition_variable group_cv_;
   std::deque<WriteJob*> queue_;

@@ -63,6 +63,7 @@ class OpsTest : public ::testing::Test {
 TEST_F(OpsTest, HealthReadinessMetricsAndRequestIds) {
   server::ServeConfig config;
   config.open = true;
+  config.audit_delay_ms = 10000;  // the backlog stays visible until FlushAudit
   Start(config);
   auto health = Get("/healthz");
   EXPECT_EQ(health.status, 200);
@@ -79,6 +80,13 @@ TEST_F(OpsTest, HealthReadinessMetricsAndRequestIds) {
             std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("fhirstone_http_request_duration_seconds_bucket"), std::string::npos);
+  // Database time by operation; the audit backlog (the search's record, queued for up to 1 s).
+  EXPECT_NE(metrics.body.find("fhirstone_db_time_seconds_count{operation=\"search\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("fhirstone_audit_backlog 1\n"), std::string::npos) << metrics.body;
+  app_->FlushAudit();
+  EXPECT_NE(Get("/metrics").body.find("fhirstone_audit_backlog 0\n"), std::string::npos);
   app_->Stop();
   std::string log = AccessLog();
   EXPECT_NE(log.find("\"request_id\":\"" + id + "\""), std::string::npos) << log;

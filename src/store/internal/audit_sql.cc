@@ -207,13 +207,19 @@ struct Where {
   }
 };
 
-// "(column IN (?, ?))" with the values bound, or "0" when there is none.
+// "(column IN (?, ?))" with the values bound, or "0" when there is none. The columns with a
+// partial index (patient, who_ref, client_id, entity) repeat the index's condition, without which
+// SQLite does not use it.
 void InCondition(Where& w, std::string_view column, const std::vector<Binding>& values) {
   if (values.empty()) {
     w.And("0");
     return;
   }
-  std::string c = "(" + std::string(column) + " IN (";
+  std::string c = "(";
+  if (column == "patient" || column == "who_ref" || column == "client_id")
+    c += std::string(column) + " <> '' AND ";
+  if (column == "entity") c += "entity <> '' AND substr(entity, 1, 8) <> 'Patient/' AND ";
+  c += std::string(column) + " IN (";
   for (size_t i = 0; i < values.size(); ++i) {
     c += i ? ", ?" : "?";
     w.bindings.push_back(values[i]);
@@ -283,24 +289,26 @@ Status CriterionCondition(const search::Criterion& c, std::string_view fhir_base
   if (code == "entity") {
     if (!c.modifier.empty() && c.modifier.find_first_of("abcdefghijklmnopqrstuvwxyz") == 0)
       return refuse_modifier();
+    // A record about Patient/x always has patient x: those are found by patient.
     std::vector<Binding> patients;
     for (const auto& v : c.values) {
       std::string ref = LocalReference(v, fhir_base, c.modifier);
-      if (ref.empty()) continue;
-      values.emplace_back(ref);
-      if (ref.starts_with("Patient/")) patients.emplace_back(ref.substr(8));
+      if (ref.starts_with("Patient/")) {
+        patients.emplace_back(ref.substr(8));
+      } else if (!ref.empty()) {
+        values.emplace_back(ref);
+      }
     }
-    Where either;
-    InCondition(either, "entity", values);
-    std::string text = either.text.substr(7);  // without " WHERE "
-    if (!patients.empty()) {
-      Where p;
-      InCondition(p, "patient", patients);
-      text = "(" + text + " OR " + p.text.substr(7) + ")";
-      for (auto& b : p.bindings) either.bindings.push_back(std::move(b));
+    if (values.empty() || patients.empty()) {
+      InCondition(w, patients.empty() ? "entity" : "patient", patients.empty() ? values : patients);
+      return Ok();
     }
-    w.And(text);
-    for (auto& b : either.bindings) w.bindings.push_back(std::move(b));
+    Where e, p;
+    InCondition(e, "entity", values);
+    InCondition(p, "patient", patients);
+    w.And("(" + e.text.substr(7) + " OR " + p.text.substr(7) + ")");  // without " WHERE "
+    for (auto* part : {&e, &p})
+      for (auto& b : part->bindings) w.bindings.push_back(std::move(b));
     return Ok();
   }
   if (code == "type" || code == "subtype" || code == "outcome" || code == "action") {
@@ -375,7 +383,8 @@ const char* AuditSchema() {
          "CREATE INDEX audit_event_recorded ON audit_event (recorded);"
          "CREATE INDEX audit_event_patient ON audit_event (patient, seq) WHERE patient <> '';"
          "CREATE INDEX audit_event_who ON audit_event (who_ref, seq) WHERE who_ref <> '';"
-         "CREATE INDEX audit_event_entity ON audit_event (entity, seq) WHERE entity <> '';"
+         "CREATE INDEX audit_event_entity ON audit_event (entity, seq)"
+         "  WHERE entity <> '' AND substr(entity, 1, 8) <> 'Patient/';"
          "CREATE INDEX audit_event_client ON audit_event (client_id, seq) WHERE client_id <> '';"
          "CREATE TABLE audit_head (one INTEGER PRIMARY KEY CHECK (one = 1),"
          "  seq INTEGER NOT NULL, recorded INTEGER NOT NULL, hash TEXT NOT NULL);"
