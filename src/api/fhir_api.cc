@@ -281,6 +281,8 @@ struct FhirApi::Impl {
     if (out.status >= 400) {
       r.outcome = out.status >= 500 ? 8 : 4;
       r.resources.clear();
+      // Refused before any data was read: the patient in the token's context, if any.
+      if (r.patient.empty() && access && !access->patient.empty()) r.patient = access->patient;
       if (out.status == 403) {  // a security event: the outcome says what was refused
         r.type = store::AuditType::kSecurityAlert;
         r.subtype = "access-denied";

@@ -250,11 +250,33 @@ struct App::Impl {
       }
     }
     if (out.who.empty()) out.who = out.app.empty() ? "(unknown)" : "Application " + out.app;
+    // The interaction in words (http://hl7.org/fhir/restful-interaction), or the security
+    // event's display.
+    static const std::pair<std::string_view, std::string_view> kWords[] = {
+        {"read", "Read"},
+        {"vread", "Read a version of"},
+        {"search-type", "Searched"},
+        {"search-system", "Searched all data"},
+        {"history-instance", "Read the history of"},
+        {"history-type", "Read the history of"},
+        {"history-system", "Read the history of all data"},
+        {"create", "Created"},
+        {"update", "Updated"},
+        {"patch", "Updated"},
+        {"delete", "Deleted"},
+        {"operation", "Ran"},
+        {"batch", "Sent a batch"},
+        {"transaction", "Sent a transaction"},
+        {"access-denied", "Asked for"},
+    };
     std::string what;
     if (const json::Value* subtypes = event.Find("subtype");
         subtypes && subtypes->is_array() && !subtypes->as_array().empty()) {
       const json::Value& s = subtypes->as_array()[0];
-      what = !s.GetString("display").empty() ? s.GetString("display") : s.GetString("code");
+      std::string_view code = s.GetString("code");
+      what = !s.GetString("display").empty() ? s.GetString("display") : code;
+      for (const auto& [c, words] : kWords)
+        if (c == code) what = words;
     }
     if (const json::Value* entities = event.Find("entity"); entities && entities->is_array()) {
       for (const auto& entity : entities->as_array()) {

@@ -481,3 +481,31 @@ test("a denied consent brings access_denied back to the app", async () => {
     await screenshot(app, "deny", "app");
   });
 });
+
+test("a patient sees who accessed their record: the sample app's reads, their sign-ins", async () => {
+  // The earlier tests ran the sample app for the first demo patient (her own record).
+  const patient = users.find((u) => u.role === "patient");
+  await withPage("access-log", async (page) => {
+    await page.goto(`${SERVER}/auth/login`);
+    await signIn(page, patient, "access-log", "/auth/login");
+    await page.getByRole("heading", { name: "Authorized apps" }).waitFor();
+    await page.getByRole("link", { name: "Who accessed your record" }).click();
+    await page.getByRole("heading", { name: "Who accessed your record" }).waitFor();
+    const rows = page.locator("table tbody tr");
+    // Reads are in the log within a second: reload until the app's reads are listed.
+    for (let i = 0; i < 20 && await rows.filter({ hasText: "vitals" }).count() === 0; i++) {
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    const texts = await rows.allTextContents();
+    assert.ok(texts.some((t) => /vitals/.test(t) && /(Read|Searched)/.test(t) && /Allowed/.test(t)),
+      `the sample app's reads of the record: ${JSON.stringify(texts.slice(0, 10))}`);
+    assert.ok(texts.some((t) => /Login/.test(t) && /You/.test(t)),
+      `the patient's own sign-ins: ${JSON.stringify(texts.slice(0, 10))}`);
+    const others = users.filter((u) => u.role === "patient" && u.fhirUser !== patient.fhirUser);
+    for (const other of others) {
+      assert.ok(!texts.some((t) => t.includes(other.fhirUser)), `nothing of ${other.fhirUser}`);
+    }
+    await screenshot(page, "access-log", "accesses");
+  });
+});

@@ -3,9 +3,13 @@
 // that carries no query values and no tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/json.h"
 #include "server/admin.h"
@@ -152,6 +156,82 @@ TEST_F(OpsTest, PerClientLimitsAndOverrides) {
   EXPECT_NE(log.find("\"client_id\":\"vip\""), std::string::npos);
   EXPECT_EQ(log.find("Bearer"), std::string::npos);  // no tokens in logs
   EXPECT_EQ(log.find("client_secret="), std::string::npos);
+}
+
+// A bounded load test on loopback: one client floods far past its limit from several threads
+// while another keeps reading. The flooder is refused (429) beyond its burst; the other client
+// is never refused and its median latency stays close to what it was without the flood.
+TEST_F(OpsTest, OneClientPastItsLimitDoesNotSlowOthers) {
+  server::ServeConfig config;
+  config.rate_limit_client = "1/min:100";
+  config.rate_limit_overrides = {"calm=1/min:10000"};
+  Start(config);
+  auto token_of = [&](const std::string& id) {
+    server::ClientSpec spec;
+    spec.client_id = id;
+    spec.name = id;
+    spec.type = "confidential-symmetric";
+    spec.redirect_uris = {"https://x.example/cb"};
+    spec.scopes = "system/*.rs";
+    auto reg = server::AddClient(db_, spec);
+    EXPECT_TRUE(reg);
+    http::Request r =
+        test::MakeRequest("POST", "/auth/token",
+                          "grant_type=client_credentials&scope=system/*.rs&client_id=" + id +
+                              "&client_secret=" + reg->client_secret);
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
+    return "Bearer " + std::string(json::Parse(response->body)->GetString("access_token"));
+  };
+  std::string greedy = token_of("greedy");
+  std::string calm = token_of("calm");
+  auto median_latency = [&](int requests, int* refused) {
+    std::vector<int64_t> micros;
+    for (int i = 0; i < requests; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      int status = Get("/fhir/Patient?_count=1", {{"Authorization", calm}}).status;
+      micros.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count());
+      if (status != 200) ++*refused;
+    }
+    std::sort(micros.begin(), micros.end());
+    return micros[micros.size() / 2];
+  };
+  int calm_refused = 0;
+  int64_t before = median_latency(60, &calm_refused);
+
+  constexpr int kThreads = 3, kPerThread = 400;
+  std::atomic<int> greedy_ok{0}, greedy_refused{0}, greedy_other{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < kThreads; ++t) {
+    flood.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        http::Request r = test::MakeRequest("GET", "/fhir/Patient?_count=1");
+        r.headers.emplace_back("Authorization", greedy);
+        auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
+        int status = response ? response->status : 0;
+        (status == 200 ? greedy_ok : status == 429 ? greedy_refused : greedy_other)++;
+      }
+    });
+  }
+  int64_t during = median_latency(60, &calm_refused);
+  for (auto& t : flood) t.join();
+
+  EXPECT_EQ(greedy_ok.load(), 100);  // its burst, then nothing: the minute has not passed
+  EXPECT_EQ(greedy_refused.load(), kThreads * kPerThread - 100);
+  EXPECT_EQ(greedy_other.load(), 0);
+  EXPECT_EQ(calm_refused, 0);
+  // Generous bounds (the machine is shared): within 4x, or 20 ms, of the quiet median.
+  EXPECT_LE(during, std::max<int64_t>(4 * before, before + 20000))
+      << "median latency of the other client: " << before << " us quiet, " << during
+      << " us during the flood";
+  std::printf("other client's median latency: %lld us quiet, %lld us during the flood\n",
+              static_cast<long long>(before), static_cast<long long>(during));
+  EXPECT_NE(Get("/metrics")
+                .body.find("fhirstone_rate_limited_total{kind=\"client\"} " +
+                           std::to_string(kThreads * kPerThread - 100)),
+            std::string::npos);
 }
 
 }  // namespace
