@@ -1304,6 +1304,17 @@ TEST_F(AuthTest, AuditEventsAreAppendOnly) {
   EXPECT_EQ(unsupported.status, 400) << unsupported.body;
   EXPECT_EQ(Fhir("GET", "AuditEvent?_include=AuditEvent:agent", admin_token_).status, 400);
   EXPECT_EQ(Fhir("GET", "AuditEvent?date=not-a-date", admin_token_).status, 400);
+  // The CapabilityStatement says so.
+  json::Value cs = ParseJson(Get("/fhir/metadata").body);
+  std::string audit_entry;
+  for (const auto& r : cs.Find("rest")->as_array()[0].Find("resource")->as_array())
+    if (r.GetString("type") == "AuditEvent") audit_entry = json::Write(r);
+  EXPECT_NE(audit_entry.find(R"("interaction":[{"code":"read"},{"code":"vread"},)"
+                             R"({"code":"create"},{"code":"search-type"}])"),
+            std::string::npos)
+      << audit_entry;
+  EXPECT_NE(audit_entry.find(R"("name":"patient")"), std::string::npos);
+  EXPECT_EQ(audit_entry.find(R"("name":"policy")"), std::string::npos);
   // Paging and sorting by date.
   auto page = ParseJson(Fhir("GET", "AuditEvent?_count=2&_sort=date", admin_token_).body);
   const json::Value* links = page.Find("link");

@@ -3,7 +3,8 @@
 // below for every R4 resource type, versioned updates, system history, and search with every
 // R4 search parameter except the special ones (_text, _content, _query, near...), conditional
 // create/read/update/delete (multiple deletes), patch (JSON Patch and FHIRPath Patch), batch
-// and transaction.
+// and transaction. AuditEvent is the server's audit log: read, vread, create and search on the
+// parameters the log answers, nothing else (docs/decisions/0010-audit.md).
 #include <algorithm>
 
 #include "api/internal/request.h"
@@ -17,6 +18,37 @@ json::Value Code(std::string_view code) {
   json::Value v = json::Value::EmptyObject();
   v.Set("code", code);
   return v;
+}
+
+json::Value SearchParamEntry(const search::SearchParam& p) {
+  json::Value sp = json::Value::EmptyObject();
+  sp.Set("name", p.code);
+  sp.Set("definition", p.url);
+  sp.Set("type", search::ParamTypeName(p.type));
+  return sp;
+}
+
+// The audit log: append-only, searched on its own columns.
+json::Value AuditEventCapability(const search::Registry& registry) {
+  json::Value r = json::Value::EmptyObject();
+  r.Set("type", "AuditEvent");
+  r.Set("documentation",
+        "The server's audit log (IHE Basic Audit Log Patterns): every access and security event, "
+        "hash-chained. Records are appended, never changed or deleted; the server assigns ids.");
+  json::Array interactions;
+  for (const char* code : {"read", "vread", "create", "search-type"})
+    interactions.push_back(Code(code));
+  r.Set("interaction", std::move(interactions));
+  r.Set("versioning", "versioned");
+  r.Set("readHistory", false);
+  r.Set("updateCreate", false);
+  json::Array search_params;
+  for (const char* code : {"_id", "action", "address", "agent", "date", "entity", "outcome",
+                           "patient", "subtype", "type"})
+    if (const search::SearchParam* p = registry.Find("AuditEvent", code))
+      search_params.push_back(SearchParamEntry(*p));
+  r.Set("searchParam", std::move(search_params));
+  return r;
 }
 
 }  // namespace
@@ -47,6 +79,10 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
   for (std::string_view type : fhir::ResourceTypes()) {
     json::Value r = json::Value::EmptyObject();
     r.Set("type", type);
+    if (type == "AuditEvent") {
+      resources.push_back(AuditEventCapability(*registry));
+      continue;
+    }
     json::Array interactions;
     for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance",
                              "history-type", "create", "search-type"})
@@ -68,11 +104,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     for (const search::SearchParam* p : params) {
       if (p->type == search::ParamType::kSpecial) continue;
       if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated") continue;
-      json::Value sp = json::Value::EmptyObject();
-      sp.Set("name", p->code);
-      sp.Set("definition", p->url);
-      sp.Set("type", search::ParamTypeName(p->type));
-      search_params.push_back(std::move(sp));
+      search_params.push_back(SearchParamEntry(*p));
     }
     r.Set("searchParam", std::move(search_params));
     resources.push_back(std::move(r));
