@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "common/strings.h"
+#include "db/postgres/postgres_database.h"
 #include "db/sqlite/sqlite_database.h"
 
 namespace fhirstone::db {
@@ -52,8 +53,9 @@ Status Transaction::Commit() {
 Result<std::unique_ptr<Database>> Database::Open(std::string_view url) {
   if (url.starts_with("sqlite:")) return sqlite::OpenSqliteDatabase(url.substr(7));
   if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
-    return Error::NotSupported("PostgreSQL is not available in this build yet; use sqlite:PATH");
-  return Error::Invalid("Unknown database URL '" + std::string(url) + "': expected sqlite:PATH");
+    return postgres::OpenPostgresDatabase(url);
+  return Error::Invalid("Unknown database URL '" + std::string(url) +
+                        "': expected sqlite:PATH or postgres://USER@HOST/DB");
 }
 
 Result<Lease> Database::Acquire() {

@@ -1,37 +1,84 @@
+// The SQL driver on each dialect: SQLite always, PostgreSQL on the throwaway cluster that
+// `make test` starts (tests/support/postgres.sh; its URL in the file FHIRSTONE_TEST_POSTGRES_FILE
+// names). Without that file the PostgreSQL cases are skipped with the reason.
 #include "db/database.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "db/postgres/postgres_database.h"
 
 namespace fhirstone::db {
 namespace {
 
 std::vector<Migration> TestMigrations() {
   return {{1, "items", "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"},
-          {2, "items.note", "ALTER TABLE items ADD COLUMN note TEXT"}};
+          {2, "items.note", "ALTER TABLE items ADD COLUMN note TEXT"},
+          {3, "blobs", "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB, big INTEGER)"}};
 }
 
-TEST(DatabaseTest, RejectsUnknownUrls) {
-  EXPECT_EQ(Database::Open("mysql://x").error().code(), ErrorCode::kInvalid);
-  EXPECT_EQ(Database::Open("postgres://u@h/db").error().code(), ErrorCode::kNotSupported);
-  EXPECT_FALSE(Database::Open("sqlite:/nonexistent-folder/x/y.db"));
+// The URL of the tests' PostgreSQL, or "" when there is none.
+std::string PostgresUrl() {
+  const char* file = std::getenv("FHIRSTONE_TEST_POSTGRES_FILE");
+  if (!file) return "";
+  std::ifstream in(file);
+  std::string url;
+  std::getline(in, url);
+  return url;
 }
 
-TEST(DatabaseTest, MigratesOnceAndCommitsOrRollsBack) {
-  auto db = Database::Open("sqlite::memory:");
-  ASSERT_TRUE(db) << db.error().message();
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));  // idempotent
-  auto lease = (*db)->Acquire();
+class DialectTest : public ::testing::TestWithParam<Dialect> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Dialect::kSqlite) {
+      dir_ = std::filesystem::temp_directory_path() /
+             ("fhirstone-dialect-test-" + std::to_string(getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+      auto db = Database::Open("sqlite:" + (dir_ / "t.db").string());
+      ASSERT_TRUE(db) << db.error().message();
+      db_ = std::move(db).value();
+      return;
+    }
+    std::string url = PostgresUrl();
+    if (url.empty())
+      GTEST_SKIP() << "no PostgreSQL for the tests: FHIRSTONE_TEST_POSTGRES_FILE is unset (make "
+                      "test starts one)";
+    auto db = Database::Open(url);
+    ASSERT_TRUE(db) << db.error().message();
+    db_ = std::move(db).value();
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute("DROP TABLE IF EXISTS items, blobs, schema_migrations"));
+  }
+  void TearDown() override {
+    db_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<Database> db_;
+};
+
+TEST_P(DialectTest, MigratesOnceAndCommitsOrRollsBack) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));  // idempotent
+  auto lease = db_->Acquire();
   ASSERT_TRUE(lease);
   Connection& conn = **lease;
+  EXPECT_EQ(conn.dialect(), GetParam());
   {
     auto tx = Transaction::Begin(conn, true);
     ASSERT_TRUE(tx);
     auto insert = conn.Prepare("INSERT INTO items (name, note) VALUES (?, ?)");
-    ASSERT_TRUE(insert);
+    ASSERT_TRUE(insert) << insert.error().message();
     (*insert)->BindText(1, "kept");
     (*insert)->BindNull(2);
     EXPECT_EQ(*(*insert)->Run(), 1);
@@ -54,12 +101,15 @@ TEST(DatabaseTest, MigratesOnceAndCommitsOrRollsBack) {
   }
   (*select)->Reset();
   EXPECT_EQ(names, std::vector<std::string>{"kept"});
+  auto count = conn.Prepare("SELECT count(*) FROM schema_migrations");
+  ASSERT_TRUE(*(*count)->Step());
+  EXPECT_EQ((*count)->ColumnInt(0), 3);
+  (*count)->Reset();
 }
 
-TEST(DatabaseTest, ConstraintViolationIsAConflict) {
-  auto db = Database::Open("sqlite::memory:");
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
-  auto lease = (*db)->Acquire();
+TEST_P(DialectTest, ConstraintViolationIsAConflict) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  auto lease = db_->Acquire();
   auto insert = (*lease)->Prepare("INSERT INTO items (id, name) VALUES (?, ?)");
   (*insert)->BindInt(1, 1);
   (*insert)->BindText(2, "a");
@@ -70,6 +120,80 @@ TEST(DatabaseTest, ConstraintViolationIsAConflict) {
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), ErrorCode::kConflict);
   EXPECT_FALSE((*lease)->Prepare("SELEC nonsense"));
+  EXPECT_TRUE(db_->Ping());
+}
+
+TEST_P(DialectTest, BlobsLargeIntegersAndQuotedQuestionMarksRoundTrip) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  auto lease = db_->Acquire();
+  std::string bytes("a\0b\xff\x01{\"json\":1}", 14);
+  int64_t big = 1764400000000000;  // microseconds since the epoch: beyond 32 bits
+  auto insert = (*lease)->Prepare("INSERT INTO blobs (data, big) VALUES (?, ?)");
+  ASSERT_TRUE(insert) << insert.error().message();
+  (*insert)->BindBlob(1, bytes);
+  (*insert)->BindInt(2, big);
+  ASSERT_TRUE((*insert)->Run());
+  auto select = (*lease)->Prepare("SELECT data, big, 'why?' FROM blobs WHERE big = ?");
+  ASSERT_TRUE(select) << select.error().message();
+  (*select)->BindInt(1, big);
+  auto row = (*select)->Step();
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*select)->ColumnText(0), bytes);
+  EXPECT_EQ((*select)->ColumnInt(1), big);
+  EXPECT_EQ((*select)->ColumnText(2), "why?");
+  EXPECT_FALSE(*(*select)->Step());
+  (*select)->Reset();
+}
+
+// Write transactions exclude each other (SQLite's write lock; PostgreSQL's advisory lock, across
+// every node): a second writer waits for the first to commit.
+TEST_P(DialectTest, WriteTransactionsAreSerialized) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  auto first = db_->Acquire();
+  auto second = db_->Acquire();
+  ASSERT_TRUE(first && second);
+  auto tx = Transaction::Begin(**first, true);
+  ASSERT_TRUE(tx);
+  ASSERT_TRUE((*first)->Execute("INSERT INTO items (name) VALUES ('first')"));
+  std::atomic<bool> second_began{false};
+  std::thread other([&] {
+    auto tx2 = Transaction::Begin(**second, true);
+    second_began = true;
+    ASSERT_TRUE(tx2);
+    auto count = (*second)->Prepare("SELECT count(*) FROM items");
+    ASSERT_TRUE(*(*count)->Step());
+    EXPECT_EQ((*count)->ColumnInt(0), 1);  // sees the first writer's commit
+    (*count)->Reset();
+    ASSERT_TRUE(tx2->Commit());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(second_began.load());
+  ASSERT_TRUE(tx->Commit());
+  other.join();
+  EXPECT_TRUE(second_began.load());
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, DialectTest,
+                         ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
+                         [](const auto& info) {
+                           return info.param == Dialect::kSqlite ? "Sqlite" : "Postgres";
+                         });
+
+TEST(DatabaseTest, RejectsUnknownUrlsAndUnreachableServers) {
+  EXPECT_EQ(Database::Open("mysql://x").error().code(), ErrorCode::kInvalid);
+  auto refused = Database::Open("postgres://fhirstone@127.0.0.1:1/none?connect_timeout=2");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(Database::Open("sqlite:/nonexistent-folder/x/y.db"));
+}
+
+TEST(DatabaseTest, PostgresRendering) {
+  EXPECT_EQ(postgres::RenderSql("SELECT a FROM t WHERE b = ? AND c = '?' AND d IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d IN ($2, $3)");
+  EXPECT_EQ(postgres::RenderSql("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, b BLOB, "
+                                "INTEGERS TEXT)"),
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT, "
+            "b BYTEA, INTEGERS TEXT)");
 }
 
 TEST(DatabaseTest, FileDatabasePersistsAcrossOpens) {

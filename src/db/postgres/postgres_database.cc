@@ -1,0 +1,284 @@
+#include "db/postgres/postgres_database.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace fhirstone::db::postgres {
+namespace {
+
+constexpr unsigned kByteaOid = 17;
+constexpr unsigned kBoolOid = 16;
+// The key of the advisory lock that write transactions hold (any constant: "fhirstone").
+constexpr const char* kWriteLock = "SELECT pg_advisory_xact_lock(7022907133394089845)";
+
+// The class of an SQLSTATE: constraint violations are conflicts; serialization failures,
+// deadlocks and lost connections are worth a retry.
+Error PgError(std::string_view what, const PGresult* result, PGconn* conn) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  std::string text = std::string(what) + ": " + message;
+  std::string_view code = state ? state : "";
+  if (code.starts_with("23")) return Error::Conflict(text);
+  if (code == "40001" || code == "40P01" || code.starts_with("08") || code == "57P01" ||
+      PQstatus(conn) != CONNECTION_OK)
+    return Error::Unavailable(text);
+  return Error::Internal(text);
+}
+
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+class PostgresStatement : public Statement {
+ public:
+  PostgresStatement(PGconn* conn, std::string name, int params)
+      : conn_(conn),
+        name_(std::move(name)),
+        values_(params),
+        nulls_(params, true),
+        formats_(params, 0) {}
+  ~PostgresStatement() override { Clear(); }
+
+  void BindInt(int index, int64_t value) override { Set(index, std::to_string(value), 0); }
+  void BindDouble(int index, double value) override {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    Set(index, std::string(buf, end), 0);
+  }
+  void BindText(int index, std::string_view value) override { Set(index, std::string(value), 0); }
+  void BindBlob(int index, std::string_view value) override { Set(index, std::string(value), 1); }
+  void BindNull(int index) override {
+    if (index >= 1 && index <= static_cast<int>(nulls_.size())) nulls_[index - 1] = true;
+  }
+
+  Result<bool> Step() override {
+    if (!result_) {
+      std::vector<const char*> values(values_.size());
+      std::vector<int> lengths(values_.size());
+      for (size_t i = 0; i < values_.size(); ++i) {
+        values[i] = nulls_[i] ? nullptr : values_[i].data();
+        lengths[i] = static_cast<int>(values_[i].size());
+      }
+      result_ = PQexecPrepared(conn_, name_.c_str(), static_cast<int>(values.size()), values.data(),
+                               lengths.data(), formats_.data(), 0);
+      ExecStatusType status = PQresultStatus(result_);
+      if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+        Error e = PgError("PostgreSQL statement failed", result_, conn_);
+        Clear();
+        return e;
+      }
+      rows_ = PQntuples(result_);
+      row_ = -1;
+    }
+    if (row_ + 1 >= rows_) return false;
+    ++row_;
+    decoded_.assign(PQnfields(result_), std::nullopt);
+    return true;
+  }
+
+  int64_t ColumnInt(int column) override {
+    const char* v = PQgetvalue(result_, row_, column);
+    if (PQftype(result_, column) == kBoolOid) return v[0] == 't' ? 1 : 0;
+    return std::strtoll(v, nullptr, 10);
+  }
+  std::string_view ColumnText(int column) override {
+    if (PQgetisnull(result_, row_, column)) return {};
+    if (PQftype(result_, column) != kByteaOid)
+      return std::string_view(PQgetvalue(result_, row_, column),
+                              PQgetlength(result_, row_, column));
+    auto& slot = decoded_[column];
+    if (!slot) {
+      size_t n = 0;
+      unsigned char* raw = PQunescapeBytea(
+          reinterpret_cast<const unsigned char*>(PQgetvalue(result_, row_, column)), &n);
+      slot.emplace(reinterpret_cast<const char*>(raw), n);
+      PQfreemem(raw);
+    }
+    return *slot;
+  }
+  bool ColumnIsNull(int column) override { return PQgetisnull(result_, row_, column) != 0; }
+  void Reset() override {
+    Clear();
+    std::fill(nulls_.begin(), nulls_.end(), true);
+  }
+
+ protected:
+  int64_t Changes() override {
+    const char* n = result_ ? PQcmdTuples(result_) : "";
+    return *n ? std::strtoll(n, nullptr, 10) : 0;
+  }
+
+ private:
+  void Set(int index, std::string value, int format) {
+    if (index < 1 || index > static_cast<int>(values_.size())) return;
+    values_[index - 1] = std::move(value);
+    nulls_[index - 1] = false;
+    formats_[index - 1] = format;
+  }
+  void Clear() {
+    if (result_) PQclear(result_);
+    result_ = nullptr;
+    rows_ = 0;
+    row_ = -1;
+  }
+
+  PGconn* conn_;
+  std::string name_;
+  std::vector<std::string> values_;
+  std::vector<bool> nulls_;
+  std::vector<int> formats_;
+  PGresult* result_ = nullptr;
+  int rows_ = 0;
+  int row_ = -1;
+  std::vector<std::optional<std::string>> decoded_;  // bytea columns of the current row
+};
+
+class PostgresConnection : public Connection {
+ public:
+  explicit PostgresConnection(PGconn* conn) : conn_(conn) {}
+  ~PostgresConnection() override {
+    cache_.clear();
+    PQfinish(conn_);
+  }
+
+  Dialect dialect() const override { return Dialect::kPostgres; }
+
+  Status Execute(std::string_view sql) override {
+    std::string text = RenderSql(sql);
+    PGresult* result = PQexec(conn_, text.c_str());
+    ExecStatusType status = PQresultStatus(result);
+    Status out = Ok();
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY)
+      out = PgError("PostgreSQL exec failed", result, conn_);
+    PQclear(result);
+    return out;
+  }
+
+  Result<Statement*> Prepare(std::string_view sql) override {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second.get();
+    std::string text = RenderSql(sql);
+    int params = 0;
+    for (size_t i = 0; i < text.size(); ++i) {  // the highest $n
+      if (text[i] != '$' || i + 1 >= text.size() || !std::isdigit(text[i + 1])) continue;
+      int n = 0;
+      std::from_chars(text.data() + i + 1, text.data() + text.size(), n);
+      params = std::max(params, n);
+    }
+    std::string name = "s" + std::to_string(++statements_);
+    PGresult* result = PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr);
+    if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+      Error e = PgError("PostgreSQL prepare failed", result, conn_);
+      PQclear(result);
+      return e;
+    }
+    PQclear(result);
+    auto& slot = cache_[std::string(sql)];
+    slot = std::make_unique<PostgresStatement>(conn_, std::move(name), params);
+    return slot.get();
+  }
+
+  Status Begin(bool write) override {
+    if (!write) return Execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    FHIRSTONE_RETURN_IF_ERROR(Execute("BEGIN"));
+    if (auto locked = Execute(kWriteLock); !locked) {
+      (void)Execute("ROLLBACK");
+      return locked;
+    }
+    return Ok();
+  }
+  Status Commit() override { return Execute("COMMIT"); }
+  Status Rollback() override { return Execute("ROLLBACK"); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  PGconn* conn_;
+  int statements_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<PostgresStatement>, Hash, std::equal_to<>> cache_;
+};
+
+class PostgresDatabase : public Database {
+ public:
+  explicit PostgresDatabase(std::string url) : url_(std::move(url)) {}
+  Dialect dialect() const override { return Dialect::kPostgres; }
+
+ protected:
+  Result<std::unique_ptr<Connection>> OpenConnection() override {
+    PGconn* conn = PQconnectdb(url_.c_str());
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string message = PQerrorMessage(conn);
+      while (!message.empty() && message.back() == '\n') message.pop_back();
+      PQfinish(conn);
+      return Error::Unavailable("Cannot connect to PostgreSQL: " + message);
+    }
+    // Quiet notices (e.g. "relation already exists, skipping") instead of printing them.
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
+    return std::unique_ptr<Connection>(new PostgresConnection(conn));
+  }
+
+ private:
+  std::string url_;
+};
+
+}  // namespace
+
+std::string RenderSql(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int param = 0;
+  char quote = 0;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (quote) {
+      out += c;
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      out += c;
+      continue;
+    }
+    if (c == '?') {
+      out += '$';
+      out += std::to_string(++param);
+      continue;
+    }
+    bool word_start = i == 0 || !IsWordChar(sql[i - 1]);
+    auto word = [&](std::string_view w) {
+      return word_start && sql.substr(i, w.size()) == w &&
+             (i + w.size() == sql.size() || !IsWordChar(sql[i + w.size()]));
+    };
+    if (word("INTEGER PRIMARY KEY")) {
+      out += "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY";
+      i += std::string_view("INTEGER PRIMARY KEY").size() - 1;
+    } else if (word("INTEGER")) {
+      out += "BIGINT";
+      i += 6;
+    } else if (word("BLOB")) {
+      out += "BYTEA";
+      i += 3;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Database>> OpenPostgresDatabase(std::string_view url) {
+  auto db = std::make_unique<PostgresDatabase>(std::string(url));
+  FHIRSTONE_RETURN_IF_ERROR(db->Ping());  // a clear error now rather than at the first request
+  return std::unique_ptr<Database>(std::move(db));
+}
+
+}  // namespace fhirstone::db::postgres
