@@ -1,5 +1,6 @@
 // The HTTP scenario runner: each tests/scenarios/**/*.test file runs against a fresh server
-// started in-process on port 0 with its own SQLite database. The format is described in
+// started in-process on port 0, once on its own SQLite database and once on a fresh PostgreSQL
+// schema (the throwaway cluster `make test` starts). The format is described in
 // tests/scenarios/README.md.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "server/app.h"
+#include "support/databases.h"
 #include "support/http_client.h"
 
 namespace fhirstone {
@@ -135,10 +137,11 @@ std::string Unquote(std::string_view s) {
   return std::string(s);
 }
 
-class ScenarioTest : public ::testing::TestWithParam<std::string> {};
+class ScenarioTest : public ::testing::TestWithParam<std::tuple<std::string, db::Dialect>> {};
 
 TEST_P(ScenarioTest, Runs) {
-  const fs::path file = GetParam();
+  const fs::path file = std::get<0>(GetParam());
+  const db::Dialect dialect = std::get<1>(GetParam());
   std::ifstream in(file);
   ASSERT_TRUE(in) << file;
   std::stringstream buffer;
@@ -151,8 +154,12 @@ TEST_P(ScenarioTest, Runs) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   server::ServeConfig config;
+  {
+    auto fresh = test::FreshDatabase(dialect, dir / "db", &config.db);
+    if (!fresh && dialect == db::Dialect::kPostgres) GTEST_SKIP() << fresh.error().message();
+    ASSERT_TRUE(fresh) << fresh.error().message();
+  }
   config.listen = "127.0.0.1:0";
-  config.db = "sqlite:" + (dir / "db.sqlite").string();
   config.threads = 2;
   config.max_body_bytes = 1024 * 1024;
   config.read_timeout_ms = 1000;
@@ -272,15 +279,17 @@ std::vector<std::string> ScenarioFiles() {
   return files;
 }
 
-INSTANTIATE_TEST_SUITE_P(Scenarios, ScenarioTest, ::testing::ValuesIn(ScenarioFiles()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           fs::path root = fs::path(FHIRSTONE_SOURCE_DIR) / "tests" / "scenarios";
-                           std::string name =
-                               fs::relative(info.param, root).replace_extension().string();
-                           for (char& c : name)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Scenarios, ScenarioTest,
+    ::testing::Combine(::testing::ValuesIn(ScenarioFiles()),
+                       ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres)),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, db::Dialect>>& info) {
+      fs::path root = fs::path(FHIRSTONE_SOURCE_DIR) / "tests" / "scenarios";
+      std::string name = fs::relative(std::get<0>(info.param), root).replace_extension().string();
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name + "_" + test::DialectName(std::get<1>(info.param));
+    });
 
 }  // namespace
 }  // namespace fhirstone

@@ -94,7 +94,8 @@ Status Database::Migrate(const std::vector<Migration>& migrations) {
     (*check)->Reset();
     if (!row) return std::move(row).error();
     if (*row) continue;
-    FHIRSTONE_RETURN_IF_ERROR(conn.Execute(m.sql));
+    FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
+        conn.dialect() == Dialect::kPostgres && !m.postgres_sql.empty() ? m.postgres_sql : m.sql));
     auto record = conn.Prepare(
         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, "
         "CURRENT_TIMESTAMP)");

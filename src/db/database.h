@@ -97,10 +97,18 @@ class Transaction {
 };
 
 // One migration step of a store's schema: applied once, in order, recorded in schema_migrations.
+// `postgres_sql`, when given, replaces `sql` on PostgreSQL (for what the dialect rendering does
+// not cover).
 struct Migration {
+  Migration(int version, std::string name, std::string sql, std::string postgres_sql = {})
+      : version(version),
+        name(std::move(name)),
+        sql(std::move(sql)),
+        postgres_sql(std::move(postgres_sql)) {}
   int version;
   std::string name;
   std::string sql;
+  std::string postgres_sql;
 };
 
 class Database {

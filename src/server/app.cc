@@ -283,8 +283,8 @@ struct App::Impl {
         std::string_view target;
         if (const json::Value* w = entity.Find("what")) target = w->GetString("reference");
         if (target.empty()) target = entity.GetString("name");
-        if (target.empty() || target.starts_with("Patient/") && !what.empty() &&
-                                  target.find("/_history/") == std::string_view::npos)
+        if (target.empty() || (target.starts_with("Patient/") && !what.empty() &&
+                               target.find("/_history/") == std::string_view::npos))
           continue;
         what += (what.empty() ? "" : " ") + std::string(target);
         break;

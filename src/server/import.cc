@@ -250,8 +250,8 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     summary.documents++;
     if (lease) {
       auto record = (*lease)->Prepare(
-          "INSERT OR IGNORE INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
-          "CURRENT_TIMESTAMP)");
+          "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
+          "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
       if (record) {
         (*record)->BindText(1, key);
         (*record)->BindText(2, name);

@@ -225,8 +225,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         c.has.empty() && c.param->base == q.types[0] && sql->text.starts_with(kDriverPrefix)) {
       std::string inner = sql->text.substr(std::string_view("r.rowid IN (").size());
       inner.pop_back();  // the IN list's closing parenthesis
-      index_count =
-          Sql{"SELECT count(DISTINCT rid) FROM (" + inner + ") WHERE rid <= ?", sql->bindings};
+      index_count = Sql{"SELECT count(DISTINCT rid) FROM (" + inner + ") AS matches WHERE rid <= ?",
+                        sql->bindings};
       index_count->bindings.push_back(snapshot);
     }
     where += " AND " + sql->text;

@@ -7,21 +7,22 @@
 #include <filesystem>
 #include <thread>
 
+#include "support/databases.h"
 #include "support/fakes.h"
 
 namespace fhirstone::store {
 namespace {
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public ::testing::TestWithParam<db::Dialect> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("fhirstone-store-test-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto db = db::Database::Open("sqlite:" + (dir_ / "store.db").string());
-    ASSERT_TRUE(db);
+    std::string url;
+    auto db = test::FreshDatabase(GetParam(), dir_ / "db", &url);
+    if (!db && GetParam() == db::Dialect::kPostgres) GTEST_SKIP() << db.error().message();
+    ASSERT_TRUE(db) << db.error().message();
     db_ = std::move(db).value();
     auto store = OpenSqlResourceStore(*db_, clock_, ids_, nullptr, "");
     ASSERT_TRUE(store) << store.error().message();
@@ -51,7 +52,7 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<ResourceStore> store_;
 };
 
-TEST_F(StoreTest, CreateAssignsIdAndMetaThenReads) {
+TEST_P(StoreTest, CreateAssignsIdAndMetaThenReads) {
   auto created = store_->Create(Patient());
   ASSERT_TRUE(created);
   EXPECT_EQ(created->id, "id1");
@@ -66,7 +67,7 @@ TEST_F(StoreTest, CreateAssignsIdAndMetaThenReads) {
   EXPECT_EQ(store_->Read("Observation", "id1").error().code(), ErrorCode::kNotFound);
 }
 
-TEST_F(StoreTest, UpdateVersionsAndHonoursIfMatch) {
+TEST_P(StoreTest, UpdateVersionsAndHonoursIfMatch) {
   auto first = store_->Update(Patient("p1"), std::nullopt);
   ASSERT_TRUE(first);
   EXPECT_TRUE(first->created);
@@ -85,7 +86,7 @@ TEST_F(StoreTest, UpdateVersionsAndHonoursIfMatch) {
   EXPECT_EQ(store_->VRead("Patient", "p1", 3).error().code(), ErrorCode::kNotFound);
 }
 
-TEST_F(StoreTest, DeleteIsLogicalAndResurrectable) {
+TEST_P(StoreTest, DeleteIsLogicalAndResurrectable) {
   ASSERT_TRUE(store_->Update(Patient("p1"), std::nullopt));
   EXPECT_EQ(store_->Delete("Patient", "p1", 7).error().code(), ErrorCode::kPreconditionFailed);
   auto deleted = store_->Delete("Patient", "p1", std::nullopt);
@@ -104,7 +105,7 @@ TEST_F(StoreTest, DeleteIsLogicalAndResurrectable) {
   EXPECT_EQ(back->resource.version, 3);
 }
 
-TEST_F(StoreTest, HistoryPagesNewestFirstWithFilters) {
+TEST_P(StoreTest, HistoryPagesNewestFirstWithFilters) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store_->Update(Patient("p1", std::to_string(i)), {}));
   ASSERT_TRUE(store_->Create(Patient()));
   HistoryQuery q;
@@ -139,7 +140,7 @@ TEST_F(StoreTest, HistoryPagesNewestFirstWithFilters) {
   EXPECT_EQ(at_page->entries[0].version, 4);
 }
 
-TEST_F(StoreTest, ConcurrentIfMatchUpdatesNeverBothWin) {
+TEST_P(StoreTest, ConcurrentIfMatchUpdatesNeverBothWin) {
   ASSERT_TRUE(store_->Update(Patient("p1"), std::nullopt));
   std::atomic<int> wins{0}, refused{0};
   std::vector<std::thread> threads;
@@ -159,7 +160,7 @@ TEST_F(StoreTest, ConcurrentIfMatchUpdatesNeverBothWin) {
   EXPECT_EQ(store_->Read("Patient", "p1")->version, 2);
 }
 
-TEST_F(StoreTest, GroupedWritesFailAlone) {
+TEST_P(StoreTest, GroupedWritesFailAlone) {
   // Concurrent transactions share commits; a failing one rolls back only its own writes.
   std::vector<std::thread> threads;
   std::atomic<int> failed{0};
@@ -187,6 +188,10 @@ TEST_F(StoreTest, GroupedWritesFailAlone) {
   HistoryQuery all;
   EXPECT_EQ(store_->History(all)->entries.size(), 8u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Dialects, StoreTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
 
 }  // namespace
 }  // namespace fhirstone::store

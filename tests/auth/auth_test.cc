@@ -16,6 +16,7 @@
 #include "http/server.h"
 #include "server/admin.h"
 #include "server/app.h"
+#include "support/databases.h"
 #include "support/fakes.h"
 #include "support/http_client.h"
 
@@ -80,7 +81,7 @@ json::Value ParseJson(const std::string& body) {
 constexpr char kVerifier[] = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more-chars-73";
 const std::string kChallenge = jose::Base64UrlEncode(jose::Sha256(kVerifier));
 
-class AuthTest : public ::testing::Test {
+class AuthTest : public ::testing::TestWithParam<db::Dialect> {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -88,7 +89,11 @@ class AuthTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    db_ = "sqlite:" + (dir_ / "db.sqlite").string();
+    {
+      auto fresh = test::FreshDatabase(GetParam(), dir_ / "db", &db_);
+      if (!fresh && GetParam() == db::Dialect::kPostgres) GTEST_SKIP() << fresh.error().message();
+      ASSERT_TRUE(fresh) << fresh.error().message();
+    }
     server::ServeConfig config;
     config.listen = "127.0.0.1:0";
     config.db = db_;
@@ -330,7 +335,7 @@ class AuthTest : public ::testing::Test {
   std::string admin_secret_, admin_token_;
 };
 
-TEST_F(AuthTest, DiscoveryDocumentsAgree) {
+TEST_P(AuthTest, DiscoveryDocumentsAgree) {
   auto r = Get("/fhir/.well-known/smart-configuration", {{"Accept", "text/html"}});
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.Header("Content-Type"), "application/json");
@@ -368,7 +373,7 @@ TEST_F(AuthTest, DiscoveryDocumentsAgree) {
     EXPECT_NE(cs.find("\"" + std::string(c.GetString(key)) + "\""), std::string::npos) << key;
 }
 
-TEST_F(AuthTest, FhirApiNeedsAValidToken) {
+TEST_P(AuthTest, FhirApiNeedsAValidToken) {
   auto none = Fhir("GET", "Patient/pa", "");
   EXPECT_EQ(none.status, 401);
   EXPECT_TRUE(none.Header("WWW-Authenticate").starts_with("Bearer"));
@@ -391,7 +396,7 @@ TEST_F(AuthTest, FhirApiNeedsAValidToken) {
   EXPECT_EQ(Get("/fhir/metadata").status, 200);  // the CapabilityStatement is public
 }
 
-TEST_F(AuthTest, StandalonePatientLaunchWithPkce) {
+TEST_P(AuthTest, StandalonePatientLaunchWithPkce) {
   Browser b;
   auto login =
       BrowserGet(b, AuthorizeUrl("launch/patient openid fhirUser offline_access patient/*.rs"));
@@ -483,7 +488,7 @@ TEST_F(AuthTest, StandalonePatientLaunchWithPkce) {
   EXPECT_NE(history.body.find("oa-lab"), std::string::npos);
 }
 
-TEST_F(AuthTest, CodesAreSingleUseBoundAndShortLived) {
+TEST_P(AuthTest, CodesAreSingleUseBoundAndShortLived) {
   std::string scope = "launch/patient patient/*.rs";
   Browser b;
   auto done = Authorize(b, AuthorizeUrl(scope), "ada", "ada-password-1");
@@ -519,7 +524,7 @@ TEST_F(AuthTest, CodesAreSingleUseBoundAndShortLived) {
   EXPECT_EQ(Fhir("GET", "Patient/pa", access).status, 401);  // what the first use got is revoked
 }
 
-TEST_F(AuthTest, AuthorizeErrors) {
+TEST_P(AuthTest, AuthorizeErrors) {
   // Unknown client and unregistered redirect URI: a page, never a redirect.
   auto unknown = Get(AuthorizeUrl("patient/*.rs", "nobody"));
   EXPECT_EQ(unknown.status, 400);
@@ -603,7 +608,7 @@ TEST_F(AuthTest, AuthorizeErrors) {
   EXPECT_EQ(QueryValue(std::string(denied.Header("Location")), "error"), "access_denied");
 }
 
-TEST_F(AuthTest, TokenEndpointErrors) {
+TEST_P(AuthTest, TokenEndpointErrors) {
   auto unsupported = Post("/auth/token", Form({{"grant_type", "password"}, {"client_id", "app"}}));
   EXPECT_EQ(unsupported.status, 400);
   EXPECT_EQ(ParseJson(unsupported.body).GetString("error"), "unsupported_grant_type");
@@ -642,7 +647,7 @@ TEST_F(AuthTest, TokenEndpointErrors) {
   EXPECT_EQ(ParseJson(post.body).GetString("scope"), "system/Patient.rs");
 }
 
-TEST_F(AuthTest, RefreshRotatesNarrowsAndDetectsReplay) {
+TEST_P(AuthTest, RefreshRotatesNarrowsAndDetectsReplay) {
   json::Value t =
       Login("ada", "ada-password-1", "launch/patient openid fhirUser offline_access patient/*.rs");
   std::string refresh(t.GetString("refresh_token"));
@@ -678,7 +683,7 @@ TEST_F(AuthTest, RefreshRotatesNarrowsAndDetectsReplay) {
   EXPECT_EQ(refresh_with(std::string(t3.GetString("refresh_token")), "app", "").status, 400);
 }
 
-TEST_F(AuthTest, IntrospectionAndRevocation) {
+TEST_P(AuthTest, IntrospectionAndRevocation) {
   json::Value t = Login("ada", "ada-password-1", "launch/patient offline_access patient/*.rs");
   std::string access(t.GetString("access_token"));
   auto introspect = [&](const std::string& token) {
@@ -714,7 +719,7 @@ TEST_F(AuthTest, IntrospectionAndRevocation) {
       400);
 }
 
-TEST_F(AuthTest, ScopeLettersOneByOne) {
+TEST_P(AuthTest, ScopeLettersOneByOne) {
   // create without read
   json::Value t = Login("ada", "ada-password-1", "launch/patient patient/Observation.c");
   std::string token(t.GetString("access_token"));
@@ -749,7 +754,7 @@ TEST_F(AuthTest, ScopeLettersOneByOne) {
   EXPECT_EQ(Fhir("DELETE", "Observation/oa-vital", token).status, 204);
 }
 
-TEST_F(AuthTest, QueryRestrictedScopes) {
+TEST_P(AuthTest, QueryRestrictedScopes) {
   json::Value t = Login("ada", "ada-password-1",
                         "launch/patient patient/Observation.rs?category=http://"
                         "terminology.hl7.org/CodeSystem/observation-category|laboratory");
@@ -764,7 +769,7 @@ TEST_F(AuthTest, QueryRestrictedScopes) {
   EXPECT_EQ(Fhir("GET", "Observation/oa-vital", token).status, 403);
 }
 
-TEST_F(AuthTest, PractitionerUserScopesAndPatientPicker) {
+TEST_P(AuthTest, PractitionerUserScopesAndPatientPicker) {
   json::Value t =
       Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
   EXPECT_EQ(t.GetString("patient"), "pb");
@@ -777,7 +782,7 @@ TEST_F(AuthTest, PractitionerUserScopesAndPatientPicker) {
   EXPECT_EQ(Fhir("POST", "$reindex", token).status, 403);
 }
 
-TEST_F(AuthTest, StandaloneEncounterPicker) {
+TEST_P(AuthTest, StandaloneEncounterPicker) {
   Browser b;
   auto page = BrowserGet(b, AuthorizeUrl("launch/patient launch/encounter patient/*.rs"));
   page = BrowserPost(b, "/auth/login",
@@ -802,7 +807,7 @@ TEST_F(AuthTest, StandaloneEncounterPicker) {
   EXPECT_EQ(t.GetString("encounter"), "ea");
 }
 
-TEST_F(AuthTest, LauncherSimulationsThroughTheLaunchEndpoint) {
+TEST_P(AuthTest, LauncherSimulationsThroughTheLaunchEndpoint) {
   // The EHR side: a signed-in practitioner asks for launch values.
   Browser ehr;
   auto login = BrowserGet(ehr, "/auth/login");
@@ -854,7 +859,7 @@ TEST_F(AuthTest, LauncherSimulationsThroughTheLaunchEndpoint) {
   EXPECT_EQ(t.GetString("scope"), "launch openid fhirUser");
 }
 
-TEST_F(AuthTest, EhrLaunch) {
+TEST_P(AuthTest, EhrLaunch) {
   auto launch = server::CreateLaunch(db_, "drsmith", "pa", "ea", 300);
   ASSERT_TRUE(launch) << launch.error().message();
   Browser b;
@@ -889,7 +894,7 @@ TEST_F(AuthTest, EhrLaunch) {
   EXPECT_EQ(QueryValue(std::string(reused.Header("Location")), "error"), "invalid_request");
 }
 
-TEST_F(AuthTest, ConsentIsRememberedAndCanBeWithdrawn) {
+TEST_P(AuthTest, ConsentIsRememberedAndCanBeWithdrawn) {
   std::string scope = "launch/patient offline_access patient/*.rs";
   json::Value t = Login("ada", "ada-password-1", scope);
   std::string refresh(t.GetString("refresh_token"));
@@ -927,7 +932,7 @@ TEST_F(AuthTest, ConsentIsRememberedAndCanBeWithdrawn) {
   EXPECT_NE(again.body.find("name=\"decision\""), std::string::npos);
 }
 
-TEST_F(AuthTest, AsymmetricClientAssertions) {
+TEST_P(AuthTest, AsymmetricClientAssertions) {
   auto rsa = jose::SigningKey::GenerateRsa("rsa-1", 2048, jose::Alg::kRS384);
   auto ec = jose::SigningKey::GenerateEc("ec-1", jose::Alg::kES384);
   ASSERT_TRUE(rsa && ec);
@@ -993,7 +998,7 @@ TEST_F(AuthTest, AsymmetricClientAssertions) {
   EXPECT_EQ(token(assertion(*stranger, std::string(64, 'f'), endpoint, now + 240)).status, 401);
 }
 
-TEST_F(AuthTest, ClientKeysFromJwksUri) {
+TEST_P(AuthTest, ClientKeysFromJwksUri) {
   auto first = jose::SigningKey::GenerateEc("ec-a", jose::Alg::kES384);
   auto second = jose::SigningKey::GenerateRsa("rsa-b", 2048, jose::Alg::kRS384);
   ASSERT_TRUE(first && second);
@@ -1069,7 +1074,7 @@ TEST_F(AuthTest, ClientKeysFromJwksUri) {
   (*keys_server)->Stop();
 }
 
-TEST_F(AuthTest, KeyRotationKeepsTokensInFlight) {
+TEST_P(AuthTest, KeyRotationKeepsTokensInFlight) {
   json::Value t = Login("ada", "ada-password-1", "launch/patient patient/*.rs");
   std::string before(t.GetString("access_token"));
   ASSERT_TRUE(server::RotateKeys(db_, base_));
@@ -1082,7 +1087,7 @@ TEST_F(AuthTest, KeyRotationKeepsTokensInFlight) {
   EXPECT_GE(jwks.Find("keys")->as_array().size(), 1u);
 }
 
-TEST_F(AuthTest, FailedLoginsAreThrottled) {
+TEST_P(AuthTest, FailedLoginsAreThrottled) {
   Browser b;
   auto page = BrowserGet(b, AuthorizeUrl("patient/*.rs"));
   int last = 0;
@@ -1104,7 +1109,7 @@ TEST_F(AuthTest, FailedLoginsAreThrottled) {
   EXPECT_EQ(page.status, 429);
 }
 
-TEST_F(AuthTest, AdminClientApi) {
+TEST_P(AuthTest, AdminClientApi) {
   http::Headers admin{{"Authorization", "Bearer " + admin_token_},
                       {"Content-Type", "application/json"}};
   auto created = Send("POST", "/auth/admin/clients",
@@ -1147,7 +1152,7 @@ std::vector<json::Value> AuditEventsOf(const http::Response& bundle) {
   return out;
 }
 
-TEST_F(AuthTest, AuditRecordsEveryAccessAndSecurityEvent) {
+TEST_P(AuthTest, AuditRecordsEveryAccessAndSecurityEvent) {
   // Writes are in the log with their data, at once: the seeding PUTs of the admin client.
   auto seeded = Fhir("GET", "AuditEvent?entity=Observation/oa-lab&action=C", admin_token_);
   ASSERT_EQ(seeded.status, 200) << seeded.body;
@@ -1220,7 +1225,7 @@ TEST_F(AuthTest, AuditRecordsEveryAccessAndSecurityEvent) {
   EXPECT_GT(verified->records, 10);
 }
 
-TEST_F(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
+TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   json::Value doctor =
       Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
   std::string dr(doctor.GetString("access_token"));
@@ -1278,7 +1283,7 @@ TEST_F(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   EXPECT_EQ(BrowserGet(c, "/auth/access").status, 403);
 }
 
-TEST_F(AuthTest, AuditEventsAreAppendOnly) {
+TEST_P(AuthTest, AuditEventsAreAppendOnly) {
   std::string event =
       R"({"resourceType":"AuditEvent","type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest"},)"
       R"("action":"R","recorded":"2026-01-01T00:00:00Z","outcome":"0",)"
@@ -1326,6 +1331,10 @@ TEST_F(AuthTest, AuditEventsAreAppendOnly) {
       AuditEventsOf(Fhir("GET", "AuditEvent?_count=2&_sort=date", admin_token_))[0].GetString("id"),
       "1");
 }
+
+INSTANTIATE_TEST_SUITE_P(Dialects, AuthTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
 
 }  // namespace
 }  // namespace fhirstone

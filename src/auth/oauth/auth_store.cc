@@ -351,8 +351,9 @@ Status AuthStore::DeleteKeysRetiredBefore(int64_t before) {
 
 Status AuthStore::PutSession(std::string_view id_hash, const Session& s) {
   return Done(Exec(db_,
-                   "INSERT OR REPLACE INTO auth_session (id_hash, user_id, csrf, expires) VALUES "
-                   "(?, ?, ?, ?)",
+                   "INSERT INTO auth_session (id_hash, user_id, csrf, expires) VALUES "
+                   "(?, ?, ?, ?) ON CONFLICT (id_hash) DO UPDATE SET user_id = excluded.user_id, "
+                   "csrf = excluded.csrf, expires = excluded.expires",
                    {std::string(id_hash), s.user_id, s.csrf, s.expires}));
 }
 
@@ -373,8 +374,9 @@ Status AuthStore::DeleteSession(std::string_view id_hash) {
 Status AuthStore::PutRequest(std::string_view id, std::string_view session_hash,
                              const json::Value& state, int64_t expires) {
   return Done(Exec(db_,
-                   "INSERT OR REPLACE INTO auth_request (id, session_hash, state, expires) VALUES "
-                   "(?, ?, ?, ?)",
+                   "INSERT INTO auth_request (id, session_hash, state, expires) VALUES "
+                   "(?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET session_hash = "
+                   "excluded.session_hash, state = excluded.state, expires = excluded.expires",
                    {std::string(id), std::string(session_hash), json::Write(state), expires}));
 }
 
@@ -434,7 +436,9 @@ Result<std::optional<Consumed>> AuthStore::FindRefresh(std::string_view hash) {
 }
 
 Status AuthStore::Revoke(std::string_view id, int64_t expires) {
-  return Done(Exec(db_, "INSERT OR REPLACE INTO auth_revoked (id, expires) VALUES (?, ?)",
+  return Done(Exec(db_,
+                   "INSERT INTO auth_revoked (id, expires) VALUES (?, ?) ON CONFLICT (id) DO "
+                   "UPDATE SET expires = excluded.expires",
                    {std::string(id), expires}));
 }
 
@@ -468,8 +472,10 @@ Result<std::vector<std::string>> AuthStore::RevokeClientGrants(std::string_view 
 
 Status AuthStore::PutConsent(const Consent& c) {
   return Done(Exec(db_,
-                   "INSERT OR REPLACE INTO auth_consent (user_id, client_id, scope, granted_at, "
-                   "consent_resource_id) VALUES (?, ?, ?, ?, ?)",
+                   "INSERT INTO auth_consent (user_id, client_id, scope, granted_at, "
+                   "consent_resource_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, client_id) "
+                   "DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at, "
+                   "consent_resource_id = excluded.consent_resource_id",
                    {c.user_id, c.client_id, c.scope, c.granted_at, c.consent_resource_id}));
 }
 
@@ -504,7 +510,9 @@ Status AuthStore::DeleteConsent(std::string_view user_id, std::string_view clien
 Result<bool> AuthStore::RememberJti(std::string_view client_id, std::string_view jti,
                                     int64_t expires) {
   auto changed =
-      Exec(db_, "INSERT OR IGNORE INTO auth_jti (client_id, jti, expires) VALUES (?, ?, ?)",
+      Exec(db_,
+           "INSERT INTO auth_jti (client_id, jti, expires) VALUES (?, ?, ?) ON CONFLICT DO "
+           "NOTHING",
            {std::string(client_id), std::string(jti), expires});
   if (!changed) return std::move(changed).error();
   return *changed == 1;

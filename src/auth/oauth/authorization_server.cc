@@ -706,10 +706,14 @@ struct AuthorizationServer::Impl {
     std::string key = AsciiLower(username) + "|" + request.remote_address;
     if (Throttled(key)) {
       spdlog::warn("login throttled after repeated failures");
-      Audit(request, {.kind = "login-failure",
-                      .failure = true,
-                      .user_name = username,
-                      .detail = "Too many failed attempts: throttled"});
+      {
+        FhirHooks::SecurityEvent event;
+        event.kind = "login-failure";
+        event.failure = true;
+        event.user_name = username;
+        event.detail = "Too many failed attempts: throttled";
+        Audit(request, std::move(event));
+      }
       http::Response r =
           LoginPage(f->session, f->request_id, client,
                     "Too many failed attempts: wait a minute and try again.", username);
@@ -726,18 +730,26 @@ struct AuthorizationServer::Impl {
                        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
       RecordFailure(key);
       spdlog::info("login failed");
-      Audit(request, {.kind = "login-failure",
-                      .failure = true,
-                      .user_name = username,
-                      .detail = "Wrong username or password"});
+      {
+        FhirHooks::SecurityEvent event;
+        event.kind = "login-failure";
+        event.failure = true;
+        event.user_name = username;
+        event.detail = "Wrong username or password";
+        Audit(request, std::move(event));
+      }
       return LoginPage(f->session, f->request_id, client, "The username or password is wrong.",
                        username);
     }
     ClearFailures(key);
-    Audit(request, {.kind = "login",
-                    .user = (*user)->fhir_user,
-                    .patient = PatientOf((*user)->fhir_user),
-                    .client_id = client ? client->client_id : ""});
+    {
+      FhirHooks::SecurityEvent event;
+      event.kind = "login";
+      event.user = (*user)->fhir_user;
+      event.patient = PatientOf((*user)->fhir_user);
+      event.client_id = client ? client->client_id : "";
+      Audit(request, std::move(event));
+    }
     // A fresh session id on sign-in; the pending request moves to it.
     http::Response response;
     store.DeleteSession(f->session.id_hash);
@@ -807,11 +819,15 @@ struct AuthorizationServer::Impl {
     {
       std::string fhir_user = FhirUserOf(f->flow.GetString("user_id"));
       std::string patient(f->flow.GetString("patient"));
-      Audit(request, {.kind = "consent-given",
-                      .user = fhir_user,
-                      .patient = patient.empty() ? PatientOf(fhir_user) : patient,
-                      .client_id = f->client.client_id,
-                      .detail = "Granted: " + (granted.empty() ? "nothing" : granted)});
+      {
+        FhirHooks::SecurityEvent event;
+        event.kind = "consent-given";
+        event.user = fhir_user;
+        event.patient = patient.empty() ? PatientOf(fhir_user) : patient;
+        event.client_id = f->client.client_id;
+        event.detail = "Granted: " + (granted.empty() ? "nothing" : granted);
+        Audit(request, std::move(event));
+      }
     }
     return IssueCode(f->flow, f->client, granted);
   }
@@ -1103,10 +1119,14 @@ struct AuthorizationServer::Impl {
     http::Response failure;
     auto auth = AuthenticateClient(request, form, &failure);
     if (!auth) {
-      Audit(request, {.kind = "token-refused",
-                      .failure = true,
-                      .client_id = GetOr(form, "client_id"),
-                      .detail = "Client authentication failed (" + grant_type + ")"});
+      {
+        FhirHooks::SecurityEvent event;
+        event.kind = "token-refused";
+        event.failure = true;
+        event.client_id = GetOr(form, "client_id");
+        event.detail = "Client authentication failed (" + grant_type + ")";
+        Audit(request, std::move(event));
+      }
       return failure;
     }
     http::Response response;
@@ -1381,7 +1401,12 @@ struct AuthorizationServer::Impl {
       if (payload && Grant::FromJson(*payload).client_id == auth->client.client_id)
         tokens.Revoke((*refresh)->grant_id, far);  // the refresh token and its access tokens
     }
-    Audit(request, {.kind = "revoke", .client_id = auth->client.client_id});
+    {
+      FhirHooks::SecurityEvent event;
+      event.kind = "revoke";
+      event.client_id = auth->client.client_id;
+      Audit(request, std::move(event));
+    }
     http::Response r;  // RFC 7009 §2.2: 200 whether or not the token was known
     r.status = 200;
     r.SetHeader("Cache-Control", "no-store");
@@ -1492,12 +1517,13 @@ struct AuthorizationServer::Impl {
       }
       store.DeleteConsent(user_id, client_id);
     }
-    std::string fhir_user = FhirUserOf(user_id);
-    Audit(request, {.kind = "consent-withdrawn",
-                    .user = fhir_user,
-                    .patient = PatientOf(fhir_user),
-                    .client_id = client_id,
-                    .detail = "Access withdrawn; the application's tokens were revoked"});
+    FhirHooks::SecurityEvent event;
+    event.kind = "consent-withdrawn";
+    event.user = FhirUserOf(user_id);
+    event.patient = PatientOf(event.user);
+    event.client_id = client_id;
+    event.detail = "Access withdrawn; the application's tokens were revoked";
+    Audit(request, std::move(event));
     return Redirect(Url("/auth/apps"));
   }
 
@@ -1507,7 +1533,13 @@ struct AuthorizationServer::Impl {
     store.DeleteSession(f->session.id_hash);
     if (!f->session.session.user_id.empty()) {
       std::string fhir_user = FhirUserOf(f->session.session.user_id);
-      Audit(request, {.kind = "logout", .user = fhir_user, .patient = PatientOf(fhir_user)});
+      {
+        FhirHooks::SecurityEvent event;
+        event.kind = "logout";
+        event.user = fhir_user;
+        event.patient = PatientOf(fhir_user);
+        Audit(request, std::move(event));
+      }
     }
     http::Response r = Redirect(Url("/auth/login"));
     r.headers.emplace_back(

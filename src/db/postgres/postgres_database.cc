@@ -254,6 +254,11 @@ std::string RenderSql(std::string_view sql) {
       out += std::to_string(++param);
       continue;
     }
+    // SQLite's unary plus on a column (which keeps its index out of the plan) is not defined on
+    // text in PostgreSQL: dropped.
+    if (c == '+' && i + 1 < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i + 1])) &&
+        (i == 0 || sql[i - 1] == ' ' || sql[i - 1] == '(' || sql[i - 1] == ','))
+      continue;
     bool word_start = i == 0 || !IsWordChar(sql[i - 1]);
     auto word = [&](std::string_view w) {
       return word_start && sql.substr(i, w.size()) == w &&

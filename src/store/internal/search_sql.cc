@@ -61,8 +61,10 @@ const char* TableFor(ParamType t) {
   }
 }
 
+// Past every string that starts with `s` in code point order (SQLite's BINARY, PostgreSQL's C
+// collation): `s` followed by U+10FFFF, the last code point (valid UTF-8, as PostgreSQL requires).
 std::string UpperBound(std::string s) {
-  s.push_back('\xff');
+  s += "\xf4\x8f\xbf\xbf";
   return s;
 }
 
