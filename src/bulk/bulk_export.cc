@@ -729,6 +729,8 @@ BulkExport::~BulkExport() {
   if (impl_->worker.joinable()) impl_->worker.join();
 }
 
+Status BulkExport::MigrateSchema(db::Database& db) { return db.Migrate(Migrations()); }
+
 Result<std::unique_ptr<BulkExport>> BulkExport::Create(db::Database& db,
                                                        store::ResourceStore& store,
                                                        const search::RegistryHolder& registry,

@@ -40,6 +40,8 @@ struct BulkOptions {
 
 class BulkExport {
  public:
+  // Applies the schema of the export jobs (fhirstone migrate; Create does it too).
+  static Status MigrateSchema(db::Database& db);
   // Applies the schema, re-queues jobs interrupted by a stop and starts the worker.
   static Result<std::unique_ptr<BulkExport>> Create(db::Database& db, store::ResourceStore& store,
                                                     const search::RegistryHolder& registry,

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -46,6 +47,11 @@ struct App::Impl {
   std::unique_ptr<search::RegistryHolder> registry;
   std::mutex job_mu;
   std::thread reindex_job;
+  // Other nodes (and the CLI) write signing keys and revocations to the database: reloaded
+  // every sync_interval_ms.
+  std::thread sync_job;
+  std::condition_variable sync_cv;
+  bool sync_stopping = false;
   std::atomic<bool> reindex_running{false};
   std::unique_ptr<db::Database> db;
   std::unique_ptr<store::ResourceStore> store;
@@ -588,6 +594,25 @@ Result<std::unique_ptr<OfflineStack>> OpenOffline(const std::string& db_url, std
 
 }  // namespace
 
+Result<int64_t> Migrate(const std::string& db_url) {
+  auto stack = OpenOffline(db_url, "");  // the resource store's migrations
+  if (!stack) return std::move(stack).error();
+  db::Database& db = *(*stack)->db;
+  auto auth = oauth::AuthStore::Open(db);
+  if (!auth) return std::move(auth).error();
+  FHIRSTONE_RETURN_IF_ERROR(bulk::BulkExport::MigrateSchema(db));
+  FHIRSTONE_RETURN_IF_ERROR(MigrateImportLedger(db));
+  auto lease = db.Acquire();
+  if (!lease) return std::move(lease).error();
+  auto count = (*lease)->Prepare("SELECT count(*) FROM schema_migrations");
+  if (!count) return std::move(count).error();
+  auto row = (*count)->Step();
+  if (!row || !*row) return Error::Internal("schema_migrations could not be read");
+  int64_t n = (*count)->ColumnInt(0);
+  (*count)->Reset();
+  return n;
+}
+
 Result<store::AuditVerification> VerifyAudit(const std::string& db_url) {
   auto stack = OpenOffline(db_url, "");
   if (!stack) return std::move(stack).error();
@@ -782,6 +807,20 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   auto tokens = oauth::TokenService::Create(*impl.auth_store, *impl.clock, token_options);
   if (!tokens) return std::move(tokens).error();
   impl.tokens = std::move(tokens).value();
+  {
+    Impl* self = &impl;
+    int interval = std::max(10, config.sync_interval_ms);
+    impl.sync_job = std::thread([self, interval] {
+      std::unique_lock lock(self->job_mu);
+      while (!self->sync_cv.wait_for(lock, std::chrono::milliseconds(interval),
+                                     [self] { return self->sync_stopping; })) {
+        lock.unlock();
+        if (auto reloaded = self->tokens->Reload(); !reloaded)
+          spdlog::warn("reloading keys and revocations failed: {}", reloaded.error().message());
+        lock.lock();
+      }
+    });
+  }
   oauth::AuthOptions auth_options;
   auth_options.base_url = impl.base_url;
   auth_options.require_pkce_for_all = config.require_pkce;
@@ -848,6 +887,14 @@ void App::Stop() {
   impl_->stopped = true;
   if (impl_->server) impl_->server->Stop();
   if (impl_->reindex_job.joinable()) impl_->reindex_job.join();
+  if (impl_->sync_job.joinable()) {
+    {
+      std::lock_guard lock(impl_->job_mu);
+      impl_->sync_stopping = true;
+    }
+    impl_->sync_cv.notify_all();
+    impl_->sync_job.join();
+  }
   impl_->api.store(nullptr);
   impl_->auth.store(nullptr);
   impl_->sandbox.store(nullptr);

@@ -64,6 +64,9 @@ struct ServeConfig {
   // data).
   bool audit = true;
   int audit_delay_ms = 1000;
+  // Several nodes on one database: how often signing keys and token revocations written by
+  // the others are reloaded (a revocation takes effect everywhere within this delay).
+  int sync_interval_ms = 1000;
 };
 
 class App {
@@ -100,6 +103,11 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
 // Loads custom parameters, then rebuilds the search index of every resource (fhirstone reindex,
 // POST /fhir/$reindex). Writes go on meanwhile.
 Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder);
+
+// fhirstone migrate: applies every schema migration (resources, search index, audit log,
+// authorization, bulk export, import ledger) to the database at `db_url`; returns the number of
+// migrations recorded. `serve` does the same at start.
+Result<int64_t> Migrate(const std::string& db_url);
 
 // fhirstone audit verify: checks the hash chain of the audit log in the database at `db_url`.
 Result<store::AuditVerification> VerifyAudit(const std::string& db_url);

@@ -109,6 +109,8 @@ Status ReadArchive(const std::string& path, const std::function<bool(std::string
 
 }  // namespace
 
+Status MigrateImportLedger(db::Database& db) { return db.Migrate(LedgerMigrations()); }
+
 Result<std::unique_ptr<Importer>> Importer::Create(db::Database& db, api::FhirApi& api) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(LedgerMigrations()));
   return std::unique_ptr<Importer>(new Importer(db, api));

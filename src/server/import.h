@@ -34,6 +34,9 @@ struct ImportSummary {
   std::vector<std::string> errors;  // "file: what went wrong", one per failed document
 };
 
+// Applies the schema of the import ledger (fhirstone migrate; Importer::Create does it too).
+Status MigrateImportLedger(db::Database& db);
+
 class Importer {
  public:
   // `db` holds the import ledger (created if absent); `api` receives the writes.

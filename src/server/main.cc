@@ -131,6 +131,20 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
 
+  serve
+      ->add_option("--sync-interval-ms", config.sync_interval_ms,
+                   "With several nodes on one database: how often signing keys and token "
+                   "revocations written by the others are reloaded")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+
+  // fhirstone migrate: the schema alone (serve applies it at start too).
+  CLI::App* migrate = cli.add_subcommand(
+      "migrate", "Apply the database schema migrations and exit (serve applies them at start)");
+  std::string migrate_db = "sqlite:var/fhirstone.db";
+  migrate->add_option("--db", migrate_db, "Database URL: sqlite:PATH or postgres://USER@HOST/DB")
+      ->capture_default_str();
+
   // fhirstone audit verify: checks the audit log's hash chain.
   CLI::App* audit = cli.add_subcommand("audit", "Inspect the audit log");
   audit->require_subcommand(1);
@@ -464,6 +478,16 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s\n", value->c_str());
+  }
+  if (migrate->parsed()) {
+    EnsureDatabaseFolder(migrate_db);
+    auto applied = fhirstone::server::Migrate(migrate_db);
+    if (!applied) {
+      spdlog::error("migrate failed: {}", applied.error().message());
+      return 1;
+    }
+    std::printf("schema up to date: %lld migrations applied\n", static_cast<long long>(*applied));
+    return 0;
   }
   if (audit_verify->parsed()) {
     auto report = fhirstone::server::VerifyAudit(audit_db);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <mutex>
 #include <regex>
+#include <thread>
 
 #include "auth/jose/jose.h"
 #include "common/json.h"
@@ -1330,6 +1331,69 @@ TEST_P(AuthTest, AuditEventsAreAppendOnly) {
   EXPECT_EQ(
       AuditEventsOf(Fhir("GET", "AuditEvent?_count=2&_sort=date", admin_token_))[0].GetString("id"),
       "1");
+}
+
+// Several stateless nodes on one database (PostgreSQL, or one SQLite file on one host): a token
+// issued by one node is accepted by the others and, once revoked, refused by all of them; a write
+// on one is read on another at once; the audit log they share keeps one intact chain.
+TEST_P(AuthTest, SeveralNodesShareOneDatabase) {
+  std::vector<std::unique_ptr<server::App>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    server::ServeConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = db_;
+    config.base_url = base_;  // one public origin behind a load balancer
+    config.threads = 2;
+    config.sync_interval_ms = 50;
+    config.access_log = "off";
+    auto node = server::App::Start(config, &clock_, nullptr);
+    ASSERT_TRUE(node) << node.error().message();
+    nodes.push_back(std::move(node).value());
+  }
+  auto on = [&](server::App& node, const std::string& method, const std::string& path,
+                const std::string& token, const std::string& body = "") {
+    http::Request r = test::MakeRequest(method, "/fhir/" + path, body);
+    if (!token.empty()) r.headers.emplace_back("Authorization", "Bearer " + token);
+    if (!body.empty()) r.headers.emplace_back("Content-Type", "application/fhir+json");
+    auto response = test::Fetch("127.0.0.1", node.port(), std::move(r));
+    EXPECT_TRUE(response);
+    return response ? response->status : 0;
+  };
+  // A token from the first node (app_) works on the others.
+  auto token =
+      Post("/auth/token", Form({{"grant_type", "client_credentials"}, {"scope", "system/*.cruds"}}),
+           {{"Authorization", Basic("admin", admin_secret_)}});
+  ASSERT_EQ(token.status, 200);
+  std::string t(ParseJson(token.body).GetString("access_token"));
+  for (auto& node : nodes) EXPECT_EQ(on(*node, "GET", "Patient/pa", t), 200);
+  // A write on one node is read on another at once.
+  EXPECT_EQ(on(*nodes[0], "PUT", "Patient/pz", t,
+               R"({"resourceType":"Patient","id":"pz","name":[{"family":"Zed"}]})"),
+            201);
+  EXPECT_EQ(on(*nodes[1], "GET", "Patient/pz", t), 200);
+  EXPECT_EQ(Fhir("GET", "Patient/pz", t).status, 200);
+  // Revoked on the first node: refused there at once, on the others within the sync interval.
+  auto revoked = Post("/auth/revoke", Form({{"token", t}}),
+                      {{"Authorization", Basic("admin", admin_secret_)}});
+  ASSERT_EQ(revoked.status, 200);
+  EXPECT_EQ(Fhir("GET", "Patient/pa", t).status, 401);
+  for (auto& node : nodes) {
+    int status = 0;
+    for (int i = 0; i < 100 && status != 401; ++i) {
+      status = on(*node, "GET", "Patient/pa", t);
+      if (status != 401) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(status, 401);
+  }
+  // One audit log, one chain, whichever node wrote.
+  app_->FlushAudit();
+  for (auto& node : nodes) node->FlushAudit();
+  auto verified = server::VerifyAudit(db_);
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_TRUE(verified->problems.empty()) << verified->problems[0];
+  auto created = Fhir("GET", "AuditEvent?entity=Patient/pz&action=C", admin_token_);
+  EXPECT_EQ(AuditEventsOf(created).size(), 1u) << created.body;
+  for (auto& node : nodes) node->Stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, AuthTest,
