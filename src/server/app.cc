@@ -72,6 +72,12 @@ struct App::Impl {
   ops::ServerMetrics metrics{metrics_registry};
   std::unique_ptr<ops::RateLimiter> limiter;  // null: no rate limits
   std::unique_ptr<ops::ConcurrencyLimiter> search_limiter;
+  std::unique_ptr<ops::ConcurrencyLimiter> request_limiter;  // null: no concurrency limit
+  // The places a request holds among those in flight, given back when it is answered.
+  struct Permits {
+    std::optional<ops::ConcurrencyLimiter::Permit> request;
+    std::optional<ops::ConcurrencyLimiter::Permit> search;
+  };
   std::shared_ptr<spdlog::logger> access_log;  // null: off
   std::unique_ptr<http::Server> server;
   std::string base_url;
@@ -428,11 +434,10 @@ struct App::Impl {
     audit->Submit(std::move(r));
   }
 
-  // Rate limits and the expensive-search limit for one FHIR or bulk request; an answer when
-  // refused.
+  // Rate limits, the limit on requests in flight and the expensive-search limit for one FHIR or
+  // bulk request; an answer when refused.
   std::optional<http::Response> Limit(const http::Request& request,
-                                      const api::AccessContext* access,
-                                      std::optional<ops::ConcurrencyLimiter::Permit>& permit,
+                                      const api::AccessContext* access, Permits& permit,
                                       ops::Decision& decision) {
     std::string_view address = ops::ClientAddress(request, {});
     if (limiter) {
@@ -445,11 +450,21 @@ struct App::Impl {
         return ops::ThrottledResponse(decision);
       }
     }
+    std::string key = access && !access->client_id.empty() ? "client:" + access->client_id
+                                                           : "ip:" + std::string(address);
+    if (request_limiter) {
+      permit.request = request_limiter->TryAcquire(key);
+      if (!permit.request->granted()) {
+        metrics.rate_limited.Get(std::array<std::string_view, 1>{"concurrent"}).Inc();
+        return ops::BusyResponse(
+            permit.request->refusal() == ops::ConcurrencyLimiter::Refusal::kPerKey
+                ? "Too many of your requests are in flight: wait for one to finish"
+                : "The server has too many requests in flight: retry shortly");
+      }
+    }
     if (search_limiter && ops::IsExpensiveSearch(request.method, request.target, request.body)) {
-      std::string key = access && !access->client_id.empty() ? "client:" + access->client_id
-                                                             : "ip:" + std::string(address);
-      permit = search_limiter->TryAcquire(key);
-      if (!permit->granted()) {
+      permit.search = search_limiter->TryAcquire(key);
+      if (!permit.search->granted()) {
         metrics.rate_limited.Get(std::array<std::string_view, 1>{"search"}).Inc();
         return ops::BusyResponse("Too many expensive searches are running: retry shortly");
       }
@@ -465,7 +480,7 @@ struct App::Impl {
       bulk::BulkExport* exporter = bulk.load(std::memory_order_acquire);
       if (!exporter || (!open && !authorization))
         return api::ErrorResponse(Error::Unavailable("The server is starting"));
-      std::optional<ops::ConcurrencyLimiter::Permit> permit;
+      Permits permit;
       ops::Decision decision;
       if (open) {
         if (auto refused = Limit(request, nullptr, permit, decision)) return *refused;
@@ -494,7 +509,7 @@ struct App::Impl {
       std::string origin(request.Header("Origin"));
       if (request.method == "OPTIONS") return Preflight(origin);
       http::Response response;
-      std::optional<ops::ConcurrencyLimiter::Permit> permit;
+      Permits permit;
       ops::Decision decision;
       if (open || path == "/fhir/metadata") {
         if (auto refused = Limit(request, nullptr, permit, decision)) {
@@ -757,6 +772,12 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
       c.max_global = config.max_expensive_searches;
       c.max_per_key = config.max_expensive_searches_per_caller;
       impl.search_limiter = std::make_unique<ops::ConcurrencyLimiter>(c);
+    }
+    if (config.max_concurrent_requests > 0 || config.max_concurrent_requests_per_caller > 0) {
+      ops::ConcurrencyOptions c;
+      c.max_global = config.max_concurrent_requests;              // <= 0: unlimited
+      c.max_per_key = config.max_concurrent_requests_per_caller;  // <= 0: unlimited
+      impl.request_limiter = std::make_unique<ops::ConcurrencyLimiter>(c);
     }
   }
   auto server = http::Server::Start(

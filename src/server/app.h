@@ -54,6 +54,10 @@ struct ServeConfig {
   // Expensive searches (_include, chains, _has...) in flight at once, overall and per caller.
   int max_expensive_searches = 8;
   int max_expensive_searches_per_caller = 2;
+  // FHIR and bulk requests in flight at once, overall and per caller (client, or address without
+  // a token); 0: no limit (the default).
+  int max_concurrent_requests = 0;
+  int max_concurrent_requests_per_caller = 0;
   // Access log: JSON lines to stdout ("-"), a file, or "off".
   std::string access_log = "-";
   // Bulk export files: where they are written and how long they stay after completion.

@@ -110,6 +110,16 @@ int main(int argc, char** argv) {
                    "Expensive searches (_include, chains, _has...) running at once (0: no limit)")
       ->capture_default_str();
   serve
+      ->add_option("--max-concurrent-requests", config.max_concurrent_requests,
+                   "FHIR and bulk requests in flight at once (0: no limit); beyond, 429")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-concurrent-requests-per-caller",
+                   config.max_concurrent_requests_per_caller,
+                   "Requests in flight at once per client (or address without a token); 0: no "
+                   "limit")
+      ->capture_default_str();
+  serve
       ->add_option("--access-log", config.access_log,
                    "Access log as JSON lines: - (stdout), a file, or off")
       ->capture_default_str();

@@ -234,5 +234,45 @@ TEST_F(OpsTest, OneClientPastItsLimitDoesNotSlowOthers) {
             std::string::npos);
 }
 
+// Requests in flight per caller: four connections of one address against a limit of one. Every
+// answer is a 200 or a 429 with Retry-After and an OperationOutcome, some are refused, and the
+// metric counts exactly those.
+TEST_F(OpsTest, ConcurrentRequestsPerCallerAreLimited) {
+  server::ServeConfig config;
+  config.open = true;
+  config.max_concurrent_requests_per_caller = 1;
+  config.threads = 2;
+  Start(config);
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto response =
+            test::Fetch("127.0.0.1", app_->port(), test::MakeRequest("GET", "/fhir/Patient"));
+        if (response && response->status == 200) {
+          ++ok;
+        } else if (response && response->status == 429 &&
+                   !response->Header("Retry-After").empty() &&
+                   response->body.find("OperationOutcome") != std::string::npos) {
+          ++refused;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  std::printf("one caller, limit 1, 4 connections: %d answered, %d refused\n", ok.load(),
+              refused.load());
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(refused.load(), 0) << "four callers at once never overlapped";
+  EXPECT_NE(Get("/metrics")
+                .body.find("fhirstone_rate_limited_total{kind=\"concurrent\"} " +
+                           std::to_string(refused.load()) + "\n"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace fhirstone
