@@ -9,7 +9,7 @@ pkgs=(cmake ninja-build ccache g++ pkg-config python3 libboost1.81-dev libboost-
 case "$what" in
   test) pkgs+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev curl sqlite3 procps chromium nodejs npm
                postgresql) ;;
-  bench) pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev wrk hyperfine curl sqlite3 procps) ;;
+  bench) pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev wrk hyperfine curl sqlite3 procps postgresql) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

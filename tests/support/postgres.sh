@@ -14,6 +14,9 @@ as_owner() {
 }
 case "$cmd" in
   start)
+    # Tests need no durability; benchmarks (PG_DURABLE=1) keep PostgreSQL's defaults for it.
+    settings="-c max_connections=200 -c fsync=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && settings="-c max_connections=200 -c shared_buffers=1GB -c synchronous_commit=on"
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     if [ -f "$dir/data/postmaster.pid" ]; then as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; fi
     rm -rf "$dir"
@@ -22,7 +25,7 @@ case "$cmd" in
     as_owner "$bindir/initdb" -D "$dir/data" -U fhirstone --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log"; exit 1; }
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c full_page_writes=off -c max_connections=200" start >/dev/null ||
+      -o "-h 127.0.0.1 -p $port -k $dir $settings" start >/dev/null ||
       { cat "$dir/server.log"; exit 1; }
     as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U fhirstone fhirstone
     echo "postgres://fhirstone@127.0.0.1:$port/fhirstone" >"$dir/url"
