@@ -179,7 +179,12 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   if (!q.types.empty()) {
     // With criteria, their rowid subqueries are the selective access path: the unary + keeps
     // SQLite from scanning every resource of the type through the (type, id) index instead.
-    bool selective = !q.criteria.empty() || q.compartment.has_value();
+    // Unless _id is among them: then (type, id) is the best path of all.
+    bool by_id = false;
+    for (const auto& c : q.criteria)
+      by_id |= c.param && c.param->code == "_id" && c.modifier.empty() && c.chain.empty() &&
+               c.has.empty();
+    bool selective = (!q.criteria.empty() || q.compartment.has_value()) && !by_id;
     where +=
         std::string(selective ? " AND +r.type IN " : " AND r.type IN ") + InList(q.types.size());
     for (const auto& t : q.types) bindings.push_back(t);
