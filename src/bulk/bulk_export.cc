@@ -44,8 +44,16 @@ CREATE TABLE bulk_job (
 CREATE TABLE bulk_file (
   job_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, kind TEXT NOT NULL,
   count INTEGER NOT NULL, PRIMARY KEY (job_id, name));
-)sql"}};
+)sql"},
+          // The node running a job says so now and then: a job whose heartbeat stopped (its node
+          // died) is queued again, and only such a job.
+          {4002, "bulk export heartbeats",
+           "ALTER TABLE bulk_job ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0"}};
 }
+
+// A job in progress without a heartbeat for this long belongs to a node that stopped.
+constexpr int64_t kStaleSeconds = 60;
+constexpr int64_t kHeartbeatSeconds = 10;
 
 using Bind = std::variant<int64_t, std::string>;
 
@@ -496,21 +504,49 @@ struct BulkExport::Impl {
         kicked = false;
       }
       Expire();
-      std::vector<std::vector<std::string>> rows;
-      Exec(db, "SELECT id FROM bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1", {},
-           &rows, 1);
-      if (rows.empty()) {
+      RequeueStale();
+      std::optional<std::string> id = Claim();
+      if (!id) {
         std::unique_lock lock(mu);
         wake.wait_for(lock, std::chrono::seconds(5), [&] { return stopping || kicked; });
         continue;
       }
-      std::string id = rows[0][0];
-      int64_t claimed = 0;
-      Exec(db, "UPDATE bulk_job SET status = 'in-progress' WHERE id = ? AND status = 'accepted'",
-           {id}, nullptr, 0, &claimed);
-      if (claimed != 1) continue;
-      RunJob(id);
+      RunJob(*id);
     }
+  }
+
+  // Takes the oldest queued job for this node: at most one node gets it. On PostgreSQL, nodes
+  // claiming at once skip each other's locked rows (FOR UPDATE SKIP LOCKED); SQLite has one
+  // writer at a time and a compare-and-set suffices.
+  std::optional<std::string> Claim() {
+    std::vector<std::vector<std::string>> rows;
+    if (db.dialect() == db::Dialect::kPostgres) {
+      Exec(db,
+           "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = (SELECT id FROM "
+           "bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) "
+           "RETURNING id",
+           {Now()}, &rows, 1);
+      if (rows.empty()) return std::nullopt;
+      return rows[0][0];
+    }
+    Exec(db, "SELECT id FROM bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1", {},
+         &rows, 1);
+    if (rows.empty()) return std::nullopt;
+    int64_t claimed = 0;
+    Exec(db,
+         "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = ? AND status = "
+         "'accepted'",
+         {Now(), rows[0][0]}, nullptr, 0, &claimed);
+    if (claimed != 1) return std::nullopt;
+    return rows[0][0];
+  }
+
+  // Jobs left in progress by a node that stopped (no heartbeat for kStaleSeconds) run again.
+  void RequeueStale() {
+    Exec(db,
+         "UPDATE bulk_job SET status = 'accepted', progress = 'Queued again: the node running it "
+         "stopped' WHERE status = 'in-progress' AND heartbeat < ?",
+         {Now() - kStaleSeconds});
   }
 
   void Expire() {
@@ -615,6 +651,7 @@ struct BulkExport::Impl {
     };
     int64_t total = 0;
     int64_t seen = 0;
+    int64_t heartbeat = Now();  // the last one written (a claim writes one)
     std::shared_ptr<const search::Registry> reg = registry.Get();
     int64_t snapshot = 0;
     Status status = store.Export(
@@ -626,9 +663,11 @@ struct BulkExport::Impl {
               std::unique_lock lock(mu);
               if (stopping) return Error::Unavailable("stopping");
             }
-            if (seen % 16384 == 1)
-              Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
-                   {"Exporting: " + std::to_string(total) + " resources written", id});
+            if (seen % 16384 == 1 || Now() - heartbeat >= kHeartbeatSeconds) {
+              heartbeat = Now();
+              Exec(db, "UPDATE bulk_job SET progress = ?, heartbeat = ? WHERE id = ?",
+                   {"Exporting: " + std::to_string(total) + " resources written", heartbeat, id});
+            }
           }
           if (v.deleted) {
             // Patient level: deletions count only when their last version was the patients'.
@@ -736,11 +775,13 @@ Result<std::unique_ptr<BulkExport>> BulkExport::Create(db::Database& db,
                                                        const search::RegistryHolder& registry,
                                                        Clock& clock, BulkOptions options) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
-  // A job interrupted by a stop runs again from the start (a new snapshot).
+  // A job interrupted by a crash runs again from the start (a new snapshot) once its heartbeat
+  // is stale: a job in progress with a recent one may be another node's.
   FHIRSTONE_RETURN_IF_ERROR(Exec(db,
                                  "UPDATE bulk_job SET status = 'accepted', progress = 'Queued "
-                                 "again after a restart' WHERE status = 'in-progress'",
-                                 {}));
+                                 "again after a restart' WHERE status = 'in-progress' AND "
+                                 "heartbeat < ?",
+                                 {clock.NowMicros() / 1000000 - kStaleSeconds}));
   while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
   std::unique_ptr<BulkExport> bulk(new BulkExport());
   bulk->impl_.reset(new Impl{db, store, registry, clock, std::move(options)});

@@ -192,7 +192,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   if (q.compartment) {
     const search::Compartment& c = *q.compartment;
     if (c.params.empty()) {
-      where += " AND 0";
+      where += " AND 1 = 0";
     } else {
       where += " AND r.rowid IN (SELECT rid FROM idx_reference WHERE param IN " +
                InList(c.params.size()) + " AND target_type = ? AND target_id = ?)";

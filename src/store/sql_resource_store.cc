@@ -798,7 +798,7 @@ class SqlResourceStore : public ResourceStore {
         int counter = 0;
         for (const auto& [t, f] : q.filters) {
           if (t != type) continue;
-          std::string all = "1";
+          std::string all = "1 = 1";
           for (const auto& c : f.criteria) {
             auto condition = internal::CriterionSql(c, "r", counter, fhir_base_, type,
                                                     /*filter=*/false);

@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "server/admin.h"
 #include "server/app.h"
+#include "support/databases.h"
 #include "support/fakes.h"
 #include "support/http_client.h"
 
@@ -40,7 +41,7 @@ std::string Gunzip(const std::string& data) {
   return out;
 }
 
-class BulkTest : public ::testing::Test {
+class BulkTest : public ::testing::TestWithParam<db::Dialect> {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -48,7 +49,11 @@ class BulkTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    db_ = "sqlite:" + (dir_ / "db.sqlite").string();
+    {
+      auto fresh = test::FreshDatabase(GetParam(), dir_ / "db", &db_);
+      if (!fresh && GetParam() == db::Dialect::kPostgres) GTEST_SKIP() << fresh.error().message();
+      ASSERT_TRUE(fresh) << fresh.error().message();
+    }
     server::ServeConfig config;
     config.listen = "127.0.0.1:0";
     config.db = db_;
@@ -178,7 +183,7 @@ class BulkTest : public ::testing::Test {
   std::string base_, admin_;
 };
 
-TEST_F(BulkTest, KickOffIsValidated) {
+TEST_P(BulkTest, KickOffIsValidated) {
   std::string token = Client("backend", "system/*.rs");
   EXPECT_EQ(Send("GET", "/fhir/$export", "", {{"Prefer", "respond-async"}}).status, 401);
   EXPECT_EQ(Authed("GET", "/fhir/$export", token, {{"Accept", "application/fhir+json"}}).status,
@@ -198,7 +203,7 @@ TEST_F(BulkTest, KickOffIsValidated) {
   EXPECT_NE(refused.body.find("OperationOutcome"), std::string::npos);
 }
 
-TEST_F(BulkTest, SystemExportManifestAndFiles) {
+TEST_P(BulkTest, SystemExportManifestAndFiles) {
   std::string token = Client("backend", "system/*.rs");
   auto kick = KickOff("/fhir/$export?_type=Patient,Observation", token);
   ASSERT_EQ(kick.status, 202) << kick.body;
@@ -225,7 +230,7 @@ TEST_F(BulkTest, SystemExportManifestAndFiles) {
   EXPECT_EQ(Send("GET", url, "", {}).status, 401);
 }
 
-TEST_F(BulkTest, ScopesLimitWhatIsExported) {
+TEST_P(BulkTest, ScopesLimitWhatIsExported) {
   std::string token = Client("narrow", "system/Observation.rs");
   auto kick = KickOff("/fhir/$export", token);
   ASSERT_EQ(kick.status, 202) << kick.body;
@@ -234,7 +239,7 @@ TEST_F(BulkTest, ScopesLimitWhatIsExported) {
   EXPECT_EQ(files["Observation"].size(), 3u);
 }
 
-TEST_F(BulkTest, GroupAndPatientLevels) {
+TEST_P(BulkTest, GroupAndPatientLevels) {
   std::string token = Client("backend", "system/*.rs");
   auto group = KickOff("/fhir/Group/g1/$export", token);
   ASSERT_EQ(group.status, 202) << group.body;
@@ -258,7 +263,7 @@ TEST_F(BulkTest, GroupAndPatientLevels) {
   EXPECT_EQ(files["Observation"].size(), 3u);
 }
 
-TEST_F(BulkTest, TypeFilterSinceAndDeletions) {
+TEST_P(BulkTest, TypeFilterSinceAndDeletions) {
   std::string token = Client("backend", "system/*.rs");
   auto filtered = KickOff("/fhir/$export?_type=Observation&_typeFilter=" +
                               std::string("Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C8867-4"),
@@ -294,7 +299,7 @@ TEST_F(BulkTest, TypeFilterSinceAndDeletions) {
       << deleted.body;
 }
 
-TEST_F(BulkTest, CancelledExportsAreGone) {
+TEST_P(BulkTest, CancelledExportsAreGone) {
   std::string token = Client("backend", "system/*.rs");
   auto kick = KickOff("/fhir/$export", token);
   ASSERT_EQ(kick.status, 202);
@@ -306,7 +311,7 @@ TEST_F(BulkTest, CancelledExportsAreGone) {
   EXPECT_NE(after.body.find("OperationOutcome"), std::string::npos);
 }
 
-TEST_F(BulkTest, FilesExpire) {
+TEST_P(BulkTest, FilesExpire) {
   std::string token = Client("backend", "system/*.rs");
   auto kick = KickOff("/fhir/$export?_type=Patient", token);
   ASSERT_EQ(kick.status, 202);
@@ -321,7 +326,7 @@ TEST_F(BulkTest, FilesExpire) {
   EXPECT_EQ(gone.status, 401);  // the token is older than the files
 }
 
-TEST_F(BulkTest, JobsSurviveARestart) {
+TEST_P(BulkTest, JobsSurviveARestart) {
   std::string token = Client("backend", "system/*.rs");
   auto kick = KickOff("/fhir/$export?_type=Observation", token);
   ASSERT_EQ(kick.status, 202);
@@ -339,6 +344,10 @@ TEST_F(BulkTest, JobsSurviveARestart) {
   auto files = Files(manifest, token);
   EXPECT_EQ(files["Observation"].size(), 3u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Dialects, BulkTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
 
 }  // namespace
 }  // namespace fhirstone

@@ -24,6 +24,7 @@
 #include "differential/query_generator.h"
 #include "search/registry.h"
 #include "server/app.h"
+#include "support/databases.h"
 #include "support/http_client.h"
 
 namespace fhirstone::differential {
@@ -134,7 +135,7 @@ std::string Sample(const std::vector<std::string>& ids) {
   return out;
 }
 
-class SearchDifferentialTest : public ::testing::Test {
+class SearchDifferentialTest : public ::testing::TestWithParam<db::Dialect> {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("fhirstone-differential-" + std::to_string(getpid()));
@@ -150,7 +151,7 @@ class SearchDifferentialTest : public ::testing::Test {
   std::unique_ptr<server::App> app_;
 };
 
-TEST_F(SearchDifferentialTest, ServerAgreesWithBruteForceOracle) {
+TEST_P(SearchDifferentialTest, ServerAgreesWithBruteForceOracle) {
   auto started = std::chrono::steady_clock::now();
   auto seconds_since = [](auto t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -165,7 +166,11 @@ TEST_F(SearchDifferentialTest, ServerAgreesWithBruteForceOracle) {
   // 2. The server, loaded over HTTP.
   server::ServeConfig config;
   config.listen = "127.0.0.1:0";
-  config.db = "sqlite:" + (dir_ / "db.sqlite").string();
+  {
+    auto fresh = test::FreshDatabase(GetParam(), dir_ / "db", &config.db);
+    if (!fresh && GetParam() == db::Dialect::kPostgres) GTEST_SKIP() << fresh.error().message();
+    ASSERT_TRUE(fresh) << fresh.error().message();
+  }
   config.open = true;
   config.threads = 2;
   auto app = server::App::Start(config);
@@ -304,6 +309,10 @@ TEST_F(SearchDifferentialTest, ServerAgreesWithBruteForceOracle) {
     EXPECT_GE(non_empty * 2, run) << "fewer than half of the queries have results";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Dialects, SearchDifferentialTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
 
 }  // namespace
 }  // namespace fhirstone::differential

@@ -207,12 +207,12 @@ struct Where {
   }
 };
 
-// "(column IN (?, ?))" with the values bound, or "0" when there is none. The columns with a
+// "(column IN (?, ?))" with the values bound, or "1 = 0" when there is none. The columns with a
 // partial index (patient, who_ref, client_id, entity) repeat the index's condition, without which
 // SQLite does not use it.
 void InCondition(Where& w, std::string_view column, const std::vector<Binding>& values) {
   if (values.empty()) {
-    w.And("0");
+    w.And("1 = 0");
     return;
   }
   std::string c = "(";

@@ -503,7 +503,7 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
   const SearchParam& p = *c.param;
   if (p.code == "_id") {
     if (c.modifier == "missing") {
-      b.Add(c.values[0] == "true" ? "0" : "1");
+      b.Add(c.values[0] == "true" ? "1 = 0" : "1 = 1");
       return Ok();
     }
     b.Add(std::string(c.modifier == "not" ? "NOT " : "") + alias + ".id IN (");
