@@ -51,6 +51,25 @@ class OpsTest : public ::testing::Test {
     EXPECT_TRUE(response);
     return response ? std::move(response).value() : http::Response{};
   }
+  // A new backend client `id` (system/*.rs) and its client_credentials token, as an
+  // Authorization header value.
+  std::string BearerFor(const std::string& id) {
+    server::ClientSpec spec;
+    spec.client_id = id;
+    spec.name = id;
+    spec.type = "confidential-symmetric";
+    spec.redirect_uris = {"https://x.example/cb"};
+    spec.scopes = "system/*.rs";
+    auto reg = server::AddClient(db_, spec);
+    EXPECT_TRUE(reg);
+    http::Request r =
+        test::MakeRequest("POST", "/auth/token",
+                          "grant_type=client_credentials&scope=system/*.rs&client_id=" + id +
+                              "&client_secret=" + reg->client_secret);
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
+    return "Bearer " + std::string(json::Parse(response->body)->GetString("access_token"));
+  }
   std::string AccessLog() {
     std::ifstream in(dir_ / "access.log");
     std::stringstream text;
@@ -125,25 +144,8 @@ TEST_F(OpsTest, PerClientLimitsAndOverrides) {
   config.rate_limit_client = "1/s:2";
   config.rate_limit_overrides = {"vip=1/s:5"};
   Start(config);
-  auto token_of = [&](const std::string& id) {
-    server::ClientSpec spec;
-    spec.client_id = id;
-    spec.name = id;
-    spec.type = "confidential-symmetric";
-    spec.redirect_uris = {"https://x.example/cb"};
-    spec.scopes = "system/*.rs";
-    auto reg = server::AddClient(db_, spec);
-    EXPECT_TRUE(reg);
-    http::Request r =
-        test::MakeRequest("POST", "/auth/token",
-                          "grant_type=client_credentials&scope=system/*.rs&client_id=" + id +
-                              "&client_secret=" + reg->client_secret);
-    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
-    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
-    return std::string(json::Parse(response->body)->GetString("access_token"));
-  };
-  std::string plain = "Bearer " + token_of("plain");
-  std::string vip = "Bearer " + token_of("vip");
+  std::string plain = BearerFor("plain");
+  std::string vip = BearerFor("vip");
   int plain_ok = 0, vip_ok = 0;
   for (int i = 0; i < 6; ++i) {
     plain_ok += Get("/fhir/Patient", {{"Authorization", plain}}).status == 200;
@@ -166,25 +168,8 @@ TEST_F(OpsTest, OneClientPastItsLimitDoesNotSlowOthers) {
   config.rate_limit_client = "1/min:100";
   config.rate_limit_overrides = {"calm=1/min:10000"};
   Start(config);
-  auto token_of = [&](const std::string& id) {
-    server::ClientSpec spec;
-    spec.client_id = id;
-    spec.name = id;
-    spec.type = "confidential-symmetric";
-    spec.redirect_uris = {"https://x.example/cb"};
-    spec.scopes = "system/*.rs";
-    auto reg = server::AddClient(db_, spec);
-    EXPECT_TRUE(reg);
-    http::Request r =
-        test::MakeRequest("POST", "/auth/token",
-                          "grant_type=client_credentials&scope=system/*.rs&client_id=" + id +
-                              "&client_secret=" + reg->client_secret);
-    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
-    auto response = test::Fetch("127.0.0.1", app_->port(), std::move(r));
-    return "Bearer " + std::string(json::Parse(response->body)->GetString("access_token"));
-  };
-  std::string greedy = token_of("greedy");
-  std::string calm = token_of("calm");
+  std::string greedy = BearerFor("greedy");
+  std::string calm = BearerFor("calm");
   auto median_latency = [&](int requests, int* refused) {
     std::vector<int64_t> micros;
     for (int i = 0; i < requests; ++i) {
