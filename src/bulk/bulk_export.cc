@@ -563,7 +563,40 @@ struct BulkExport::Impl {
     }
   }
 
+  // Writes the job's heartbeat every kHeartbeatSeconds while it lives (a long first query of
+  // the export, or rows of other types, would leave the callbacks silent).
+  class Heartbeat {
+   public:
+    Heartbeat(Impl& impl, std::string id) : impl_(impl), id_(std::move(id)) {
+      thread_ = std::thread([this] {
+        std::unique_lock lock(mu_);
+        while (
+            !cv_.wait_for(lock, std::chrono::seconds(kHeartbeatSeconds), [this] { return done_; }))
+          Exec(impl_.db,
+               "UPDATE bulk_job SET heartbeat = ? WHERE id = ? AND status = 'in-progress'",
+               {impl_.Now(), id_});
+      });
+    }
+    ~Heartbeat() {
+      {
+        std::lock_guard lock(mu_);
+        done_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+    }
+
+   private:
+    Impl& impl_;
+    std::string id_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+  };
+
   void RunJob(const std::string& id) {
+    Heartbeat heartbeat_writer(*this, id);
     auto job = FindJob(id);
     if (!job || !*job) return;
     auto spec = json::Parse((*job)->spec);
@@ -651,7 +684,6 @@ struct BulkExport::Impl {
     };
     int64_t total = 0;
     int64_t seen = 0;
-    int64_t heartbeat = Now();  // the last one written (a claim writes one)
     std::shared_ptr<const search::Registry> reg = registry.Get();
     int64_t snapshot = 0;
     Status status = store.Export(
@@ -663,11 +695,9 @@ struct BulkExport::Impl {
               std::unique_lock lock(mu);
               if (stopping) return Error::Unavailable("stopping");
             }
-            if (seen % 16384 == 1 || Now() - heartbeat >= kHeartbeatSeconds) {
-              heartbeat = Now();
-              Exec(db, "UPDATE bulk_job SET progress = ?, heartbeat = ? WHERE id = ?",
-                   {"Exporting: " + std::to_string(total) + " resources written", heartbeat, id});
-            }
+            if (seen % 16384 == 1)
+              Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
+                   {"Exporting: " + std::to_string(total) + " resources written", id});
           }
           if (v.deleted) {
             // Patient level: deletions count only when their last version was the patients'.

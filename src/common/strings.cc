@@ -58,4 +58,44 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+void MakeValidUtf8(std::string& text) {
+  auto valid_from = [&](size_t i) -> size_t {  // the length of the sequence at i, 0 if invalid
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char c = byte(i);
+    if (c == 0) return 0;
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xf0 && c <= 0xf4   ? 4
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xc2 && c <= 0xdf ? 2
+                                        : 0;
+    if (n == 0 || i + n > text.size()) return 0;
+    for (size_t k = 1; k < n; ++k)
+      if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    unsigned char d = byte(i + 1);
+    if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) ||
+        (c == 0xf4 && d > 0x8f))
+      return 0;  // overlong, surrogate or beyond U+10FFFF
+    return n;
+  };
+  bool clean = true;
+  for (size_t i = 0; i < text.size() && clean;) {
+    size_t n = valid_from(i);
+    clean = n > 0;
+    i += n;
+  }
+  if (clean) return;
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    size_t n = valid_from(i);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      ++i;
+    } else {
+      out.append(text, i, n);
+      i += n;
+    }
+  }
+  text = std::move(out);
+}
+
 }  // namespace fhirstone

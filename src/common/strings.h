@@ -20,4 +20,8 @@ std::optional<int64_t> ParseInt64(std::string_view s);
 // Constant-time comparison of two secrets (time depends on the lengths only).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
+// Makes `text` valid UTF-8 without NUL bytes: every byte that does not start a well-formed
+// sequence, and every NUL, becomes U+FFFD (what PostgreSQL text and C strings can hold).
+void MakeValidUtf8(std::string& text);
+
 }  // namespace fhirstone

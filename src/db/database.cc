@@ -73,6 +73,7 @@ Result<Lease> Database::Acquire() {
 }
 
 void Database::Release(std::unique_ptr<Connection> conn) {
+  if (!conn->Reusable()) return;  // closed here; the next Acquire opens a fresh one
   std::lock_guard lock(pool_->mu);
   pool_->idle.push_back(std::move(conn));
 }
@@ -81,9 +82,14 @@ Status Database::Migrate(const std::vector<Migration>& migrations) {
   auto lease = Acquire();
   if (!lease) return std::move(lease).error();
   Connection& conn = **lease;
-  FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
-      "NULL, applied_at TEXT NOT NULL)"));
+  {  // in a write transaction: nodes starting at once take turns (PostgreSQL's advisory lock)
+    auto tx = Transaction::Begin(conn, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT "
+        "NOT NULL, applied_at TEXT NOT NULL)"));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+  }
   for (const auto& m : migrations) {
     auto tx = Transaction::Begin(conn, /*write=*/true);
     if (!tx) return std::move(tx).error();

@@ -60,6 +60,9 @@ class Connection {
   virtual Status Begin(bool write) = 0;
   virtual Status Commit() = 0;
   virtual Status Rollback() = 0;
+  // Whether the pool may lend this connection again (false: broken, or left inside a
+  // transaction); such a connection is closed when its lease ends.
+  virtual bool Reusable() { return true; }
 
  protected:
   Connection() = default;

@@ -24,7 +24,7 @@ AuditQueue::~AuditQueue() {
 
 void AuditQueue::Submit(AuditRecord record) {
   std::unique_lock lock(mu_);
-  written_.wait(lock, [&] { return pending_.size() + in_flight_ < max_backlog_ || stopping_; });
+  written_.wait(lock, [&] { return pending_.size() + in_flight_ < max_backlog_ || writer_done_; });
   pending_.push_back(std::move(record));
   ++submitted_;
   if (pending_.size() == 1) wake_.notify_one();
@@ -35,7 +35,7 @@ void AuditQueue::Flush() {
   int64_t target = submitted_;
   ++flushing_;  // the writer stops gathering
   wake_.notify_one();
-  written_.wait(lock, [&] { return appended_ >= target || (stopping_ && pending_.empty()); });
+  written_.wait(lock, [&] { return appended_ >= target || writer_done_; });
   --flushing_;
 }
 
@@ -51,25 +51,28 @@ int64_t AuditQueue::failures() const {
 
 void AuditQueue::Run() {
   constexpr size_t kMaxBatch = 4096;
+  constexpr int kShutdownAttempts = 25;  // 5 s of retries once stopping, then give up
   std::unique_lock lock(mu_);
-  std::vector<AuditRecord> batch;
-  size_t taken = 0;  // records submitted in `batch` (it may grow: one per patient)
+  std::vector<AuditRecord> batch;  // taken from pending_, appended or being retried
+  size_t taken = 0;                // records submitted in `batch` (it may grow: one per patient)
+  int attempts_while_stopping = 0;
   while (true) {
-    wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
-    if (pending_.empty() && stopping_) break;
-    // Let a batch gather unless it is already large: at most max_delay_ms_ after the first.
-    if (pending_.size() < kMaxBatch && !stopping_) {
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_delay_ms_);
-      wake_.wait_until(lock, deadline,
-                       [&] { return pending_.size() >= kMaxBatch || stopping_ || flushing_ > 0; });
-    }
+    wake_.wait(lock, [&] { return !batch.empty() || !pending_.empty() || stopping_; });
+    if (batch.empty() && pending_.empty() && stopping_) break;
     if (batch.empty()) {
+      // Let a batch gather unless it is already large: at most max_delay_ms_ after the first.
+      if (pending_.size() < kMaxBatch && !stopping_) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_delay_ms_);
+        wake_.wait_until(lock, deadline, [&] {
+          return pending_.size() >= kMaxBatch || stopping_ || flushing_ > 0;
+        });
+      }
       size_t n = std::min(pending_.size(), kMaxBatch);
       taken = n;
       batch.assign(std::make_move_iterator(pending_.begin()),
                    std::make_move_iterator(pending_.begin() + n));
       pending_.erase(pending_.begin(), pending_.begin() + n);
-      in_flight_ = batch.size();
+      in_flight_ = taken;
     }
     lock.unlock();
     Status appended = store_.AppendAudit(batch);  // on failure, batch can be passed again
@@ -84,10 +87,15 @@ void AuditQueue::Run() {
     ++failures_;
     spdlog::error("audit: {} records could not be appended, retrying: {}", batch.size(),
                   appended.error().message());
-    if (stopping_ && failures_ > 100) break;  // the database is gone: give up at shutdown
+    if (stopping_ && ++attempts_while_stopping >= kShutdownAttempts) {
+      spdlog::error("audit: the database is unavailable at shutdown: {} records are lost",
+                    taken + pending_.size());
+      break;
+    }
     // Retry the same batch after a pause (records stay in submission order).
-    wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return false; });
+    wake_.wait_for(lock, std::chrono::milliseconds(200), [] { return false; });
   }
+  writer_done_ = true;
   written_.notify_all();
 }
 

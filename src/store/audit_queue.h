@@ -50,6 +50,7 @@ class AuditQueue {
   int64_t failures_ = 0;
   int flushing_ = 0;  // Flush calls waiting
   bool stopping_ = false;
+  bool writer_done_ = false;  // the writer thread has ended (Flush returns)
   std::thread writer_;
 };
 

@@ -134,7 +134,7 @@ TEST_P(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {
   AuditQueue queue(*store_, /*max_delay_ms=*/5);
   AuditRecord read = Who("search-type", 'R');
   read.entity = "Observation";
-  read.query = "code=bp";
+  read.query = "code=bp&patient=a,b";
   read.resources = {
       R"({"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/a"}})",
       R"({"resourceType":"Observation","id":"o2","subject":{"reference":"Patient/b"}})",
@@ -152,9 +152,17 @@ TEST_P(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {
   auto a = Search({{"patient", "a"}});
   ASSERT_TRUE(a);
   ASSERT_EQ(a->matches.size(), 1u);  // one record per patient, not per resource
-  // A patient's record names no other patient.
+  // A patient's record names no other patient, not even in the query: the query is in one
+  // record without a patient, with the same request id.
   EXPECT_EQ(a->matches[0].body.find("Patient/b"), std::string::npos);
-  EXPECT_NE(a->matches[0].body.find("\"query\":\"Y29kZT1icA==\""), std::string::npos);
+  EXPECT_EQ(a->matches[0].body.find("\"query\""), std::string::npos);
+  auto by_query = Search({{"subtype", "search-type"}});
+  ASSERT_TRUE(by_query);
+  ASSERT_EQ(by_query->matches.size(), 3u);  // a, b and the query
+  int with_query = 0;
+  for (const auto& m : by_query->matches)
+    with_query += m.body.find("\"query\":\"Y29kZT1icCZwYXRpZW50PWEsYg==\"") != std::string::npos;
+  EXPECT_EQ(with_query, 1);
   auto b = Search({{"patient", "b"}});
   ASSERT_TRUE(b);
   EXPECT_EQ(b->matches.size(), 1u);
@@ -166,7 +174,7 @@ TEST_P(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {
   EXPECT_NE(logins->matches[0].body.find("\"display\":\"alice\""), std::string::npos);
   auto rest = Search({{"type", "rest"}, {"_sort", "date"}});
   ASSERT_TRUE(rest);
-  EXPECT_EQ(rest->matches.size(), 2u);
+  EXPECT_EQ(rest->matches.size(), 3u);
 }
 
 TEST_P(AuditTest, SearchesByDateAndPagesWithoutRepeats) {

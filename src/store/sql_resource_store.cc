@@ -478,13 +478,16 @@ class SqlResourceStore : public ResourceStore {
             patients.push_back(std::move(p));
       }
       r.resources.clear();
-      if (patients.empty() || some_without) {
+      // The query may name other patients (patient=A,B): it stays in one record without a
+      // patient, which the patients' records share the request id with.
+      if (patients.empty() || some_without || !r.query.empty()) {
         out.push_back(r);
         out.back().patient.clear();
       }
       for (auto& p : patients) {
         out.push_back(r);
         out.back().patient = std::move(p);
+        out.back().query.clear();
       }
     }
     records = std::move(out);

@@ -1226,6 +1226,36 @@ TEST_P(AuthTest, AuditRecordsEveryAccessAndSecurityEvent) {
   EXPECT_GT(verified->records, 10);
 }
 
+// Whatever bytes a client sends end up in the log as valid text: a client id that is not UTF-8
+// and a user name with a NUL are recorded (as U+FFFD), the log keeps appending, the chain holds.
+TEST_P(AuthTest, AuditRecordsSurviveMalformedText) {
+  auto refused = Post("/auth/token", "grant_type=client_credentials&client_id=%FF%C3&scope=x");
+  EXPECT_EQ(refused.status, 401) << refused.body;
+  Browser b;
+  auto login = BrowserGet(b, "/auth/login");
+  BrowserPost(b, "/auth/login",
+              {{"csrf", HiddenInput(login.body, "csrf")},
+               {"username", std::string("ada\0evil", 8)},
+               {"password", "wrong-password"}});
+  app_->FlushAudit();
+  auto failures = Fhir("GET",
+                       "AuditEvent?outcome=4&type=http://dicom.nema.org/resources/"
+                       "ontology/DCM|110113",
+                       admin_token_);
+  ASSERT_EQ(failures.status, 200) << failures.body;
+  EXPECT_NE(failures.body.find("\"value\":\"\xef\xbf\xbd\xef\xbf\xbd\""), std::string::npos)
+      << failures.body;
+  EXPECT_NE(failures.body.find("ada\xef\xbf\xbd"
+                               "evil"),
+            std::string::npos)
+      << failures.body;
+  EXPECT_EQ(Fhir("GET", "Patient/pa", admin_token_).status, 200);
+  app_->FlushAudit();  // later records are appended too
+  auto verified = server::VerifyAudit(db_);
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_TRUE(verified->problems.empty()) << verified->problems[0];
+}
+
 TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   json::Value doctor =
       Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
@@ -1296,6 +1326,15 @@ TEST_P(AuthTest, AuditEventsAreAppendOnly) {
   auto found = AuditEventsOf(Fhir("GET", "AuditEvent?_id=" + id + "&patient=pb", admin_token_));
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].GetString("recorded"), "2026-01-01T00:00:00Z");
+  // Who sent it is on record too; a patient's app may not file one.
+  app_->FlushAudit();
+  auto sent =
+      AuditEventsOf(Fhir("GET", "AuditEvent?subtype=create&agent:identifier=admin", admin_token_));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_NE(json::Write(sent[0]).find("\"name\":\"AuditEvent\""), std::string::npos);
+  json::Value t = Login("ada", "ada-password-1", "launch/patient patient/*.cruds");
+  auto forged = Fhir("POST", "AuditEvent", std::string(t.GetString("access_token")), event);
+  EXPECT_EQ(forged.status, 403) << forged.body;
   auto put = Fhir("PUT", "AuditEvent/" + id, admin_token_, json::Write(ParseJson(created.body)));
   EXPECT_EQ(put.status, 405) << put.body;
   EXPECT_NE(put.body.find("OperationOutcome"), std::string::npos);

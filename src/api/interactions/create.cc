@@ -9,7 +9,13 @@
 namespace fhirstone::api {
 
 Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& req) {
-  FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermCreate));
+  auto grant = Authorize(req, req.type, kPermCreate);
+  if (!grant) return std::move(grant).error();
+  // An AuditEvent names any patient and any agent: only user/ and system/ access may record one
+  // (a patient's app could otherwise file events under someone else's record).
+  if (req.type == "AuditEvent" && !grant->unrestricted)
+    return Error::Forbidden(
+        "Recording an AuditEvent needs user/ or system/ access to AuditEvent, not patient/");
   auto resource = ParseResourceBody(req, req.type);
   if (!resource) return std::move(resource).error();
   FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, *resource));
@@ -18,7 +24,8 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
   if (if_none_exist.empty()) {
     auto created = ctx.store.Create(std::move(resource).value(), AuditOf(req));
     if (!created) return std::move(created).error();
-    NoteWritten(req);
+    // An AuditEvent is appended as sent: who sent it is recorded as a create of its own.
+    if (req.type != "AuditEvent") NoteWritten(req);
     return WriteResponse(201, *created, req, ctx,
                          "Created " + created->type + "/" + created->id + " version 1");
   }

@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/strings.h"
+
 namespace fhirstone::db::postgres {
 namespace {
 
@@ -51,7 +53,13 @@ class PostgresStatement : public Statement {
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
     Set(index, std::string(buf, end), 0);
   }
-  void BindText(int index, std::string_view value) override { Set(index, std::string(value), 0); }
+  // PostgreSQL text holds valid UTF-8 without NUL: other bytes become U+FFFD (such a value can
+  // match nothing stored, and FHIR data is valid UTF-8 already).
+  void BindText(int index, std::string_view value) override {
+    std::string text(value);
+    MakeValidUtf8(text);
+    Set(index, std::move(text), 0);
+  }
   void BindBlob(int index, std::string_view value) override { Set(index, std::string(value), 1); }
   void BindNull(int index) override {
     if (index >= 1 && index <= static_cast<int>(nulls_.size())) nulls_[index - 1] = true;
@@ -193,8 +201,23 @@ class PostgresConnection : public Connection {
     }
     return Ok();
   }
-  Status Commit() override { return Execute("COMMIT"); }
+  // PostgreSQL answers COMMIT in a failed transaction with success and a ROLLBACK tag.
+  Status Commit() override {
+    PGresult* result = PQexec(conn_, "COMMIT");
+    Status out = Ok();
+    if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+      out = PgError("PostgreSQL commit failed", result, conn_);
+    } else if (std::string_view(PQcmdStatus(result)) != "COMMIT") {
+      out =
+          Error::Unavailable("PostgreSQL rolled the transaction back: an earlier statement failed");
+    }
+    PQclear(result);
+    return out;
+  }
   Status Rollback() override { return Execute("ROLLBACK"); }
+  bool Reusable() override {
+    return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  }
 
  private:
   struct Hash {

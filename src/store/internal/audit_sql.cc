@@ -410,7 +410,10 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
   for (AuditRecord& r : records) {
     r.seq = ++seq;
     r.recorded = recorded;
-    if (!r.body.empty()) {  // a client's AuditEvent: its id and meta are the log's
+    for (std::string* field : {&r.subtype, &r.outcome_desc, &r.user, &r.user_name, &r.client_id,
+                               &r.address, &r.request_id, &r.entity, &r.query, &r.patient})
+      MakeValidUtf8(*field);  // as PostgreSQL stores them, and so as hashed
+    if (!r.body.empty()) {    // a client's AuditEvent: its id and meta are the log's
       auto parsed = json::Parse(r.body);
       if (parsed && parsed->is_object()) {
         parsed->Set("id", json::Value(std::to_string(r.seq)));
@@ -484,7 +487,10 @@ void AuditFieldsFromBody(const json::Value& event, AuditRecord& r) {
                                                            subtypes->as_array()[0].is_object())
     r.subtype = subtypes->as_array()[0].GetString("code");
   std::string_view action = event.GetString("action");
-  r.action = action.size() == 1 ? action[0] : 'E';
+  r.action =
+      action.size() == 1 && std::string_view("CRUDE").find(action[0]) != std::string_view::npos
+          ? action[0]
+          : 'E';
   std::string_view outcome = event.GetString("outcome");
   r.outcome = 0;
   std::from_chars(outcome.data(), outcome.data() + outcome.size(), r.outcome);
