@@ -1256,6 +1256,35 @@ TEST_P(AuthTest, AuditRecordsSurviveMalformedText) {
   EXPECT_TRUE(verified->problems.empty()) << verified->problems[0];
 }
 
+// A batch answers entry by entry: the writes it made are recorded with them, the entries it
+// refused one by one.
+TEST_P(AuthTest, RefusedBatchEntriesAreRecorded) {
+  json::Value t = Login("ada", "ada-password-1", "launch/patient openid fhirUser patient/*.cruds");
+  std::string token(t.GetString("access_token"));
+  auto observation = [](const std::string& id, const std::string& patient) {
+    return R"({"resource":{"resourceType":"Observation","id":")" + id +
+           R"(","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/)" + patient +
+           R"("}},"request":{"method":"PUT","url":"Observation/)" + id + R"("}})";
+  };
+  std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[)" +
+                      observation("mine", "pa") + "," + observation("theirs", "pb") + "]}";
+  auto response =
+      Send("POST", "/fhir", batch,
+           {{"Authorization", "Bearer " + token}, {"Content-Type", "application/fhir+json"}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_NE(response.body.find("\"status\":\"201"), std::string::npos) << response.body;
+  EXPECT_NE(response.body.find("\"status\":\"403"), std::string::npos) << response.body;
+  app_->FlushAudit();
+  auto written = AuditEventsOf(Fhir("GET", "AuditEvent?entity=Observation/mine", admin_token_));
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].GetString("outcome"), "0");
+  auto refused = AuditEventsOf(
+      Fhir("GET", "AuditEvent?entity=Observation/theirs&subtype=access-denied", admin_token_));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].GetString("outcome"), "4");
+  EXPECT_NE(refused[0].GetString("outcomeDesc").find("Bundle.entry[1]"), std::string::npos);
+}
+
 TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   json::Value doctor =
       Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");

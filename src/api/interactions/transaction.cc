@@ -14,6 +14,7 @@
 #include "common/time.h"
 #include "fhir/model.h"
 #include "fhir/validate.h"
+#include "store/audit_queue.h"
 
 namespace fhirstone::api {
 namespace {
@@ -39,6 +40,46 @@ struct Entry {
 };
 
 std::string Where(size_t index) { return "Bundle.entry[" + std::to_string(index) + "]"; }
+
+// The audit record of a batch entry that was refused (those that succeed are recorded with their
+// writes; GET entries are dispatched and recorded as requests of their own).
+void AuditRefusedEntry(const ApiContext& ctx, const FhirRequest& req, const Entry& e,
+                       const Error& error) {
+  if (!req.audit || !ctx.options.audit) return;
+  store::AuditRecord r = req.audit->record;
+  r.resources.clear();
+  r.query.clear();
+  switch (e.verb) {
+    case Verb::kDelete:
+      r.subtype = "delete";
+      r.action = 'D';
+      break;
+    case Verb::kPost:
+      r.subtype = "create";
+      r.action = 'C';
+      break;
+    case Verb::kPut:
+      r.subtype = "update";
+      r.action = 'U';
+      break;
+    case Verb::kPatch:
+      r.subtype = "patch";
+      r.action = 'U';
+      break;
+    case Verb::kGet:
+      return;
+  }
+  r.entity = e.id.empty() ? e.type : e.type + "/" + e.id;
+  if (e.type == "Patient" && !e.id.empty()) r.patient = e.id;
+  int status = HttpStatus(error.code());
+  r.outcome = status >= 500 ? 8 : 4;
+  r.outcome_desc = Where(e.index) + ": " + error.message();
+  if (status == 403) {
+    r.type = store::AuditType::kSecurityAlert;
+    r.subtype = "access-denied";
+  }
+  ctx.options.audit->Submit(std::move(r));
+}
 
 Error AtEntry(const Error& e, size_t index) {
   Error out(e.code(), Where(index) + ": " + e.message(),
@@ -507,6 +548,8 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
       if (status) NoteWritten(req);
       if (!status) errors[e.index] = std::move(status).error();
     }
+    for (const Entry& e : entries)
+      if (errors[e.index]) AuditRefusedEntry(ctx, req, e, *errors[e.index]);
     return JsonResponse(200,
                         ResponseBundle(ctx, entries, "batch-response", with_resource, &errors));
   }
