@@ -296,6 +296,9 @@ std::string RenderSql(std::string_view sql) {
     } else if (word("BLOB")) {
       out += "BYTEA";
       i += 3;
+    } else if (word("TEXT")) {      // compared in code point order, as SQLite does, whatever the
+      out += "TEXT COLLATE \"C\"";  // database's default collation (prefix bounds rely on it)
+      i += 3;
     } else {
       out += c;
     }

@@ -2,7 +2,8 @@
 // libpq reads it, https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNSTRING).
 // SQL is written once for both dialects; this driver renders what differs: `?` placeholders as
 // $1, $2..., INTEGER as BIGINT (SQLite integers are 64-bit), INTEGER PRIMARY KEY as an identity
-// column, BLOB as BYTEA; SQLite's unary plus before a column name is dropped. Text values are
+// column, BLOB as BYTEA, TEXT with the C collation (code point order, as SQLite compares);
+// SQLite's unary plus before a column name is dropped. Text values are
 // made valid UTF-8 without NUL (U+FFFD for the rest), as PostgreSQL text requires. A write
 // transaction takes one transaction-scoped advisory lock, so that writers are serialized across
 // every node as SQLite serializes them in one process (no lost update, no duplicate conditional
