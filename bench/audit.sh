@@ -5,8 +5,10 @@
 #   read:   GET /fhir/Patient/ID (one record per read), 64 connections and 1;
 #   search: GET /fhir/Patient?_id=10 ids (one record per patient found: 10 per search), 64
 #           connections.
-# Target: audited throughput at least 90% of unaudited (the median of the paired ratios). Also
-# reports the audit backlog seen on /metrics during the runs and checks the hash chain after.
+# Target: audited throughput at least 90% of unaudited (the median of the paired ratios). Each
+# run starts once the audited server's backlog is empty (the search appends ten records per
+# request: its backlog would otherwise weigh on the next run). Also reports the audit backlog
+# seen on /metrics during the runs and checks the hash chain after.
 # Writes bench/results/DATE-audit.md.
 # Environment: BENCH_SECONDS (default 5), THREADS (server I/O threads, default 2), COUNT
 # (Patients, default 10000), PAIRS (default 5), BUILD_JOBS (default 1).
@@ -66,10 +68,17 @@ for w in "${workloads[@]}"; do  # warm-up
   SECONDS_PER_RUN=1 run_wrk "$c" 1 "$audit_url" "$lua" >/dev/null
   wait "$warm"
 done
+drain() {  # waits until the audited server has appended every record (each run starts even)
+  for _ in $(seq 1 600); do
+    [ "$(backlog)" = 0 ] && return 0
+    sleep 0.1
+  done
+}
 for pair in $(seq 1 "$PAIRS"); do
   line="pair $pair:"
   for w in "${workloads[@]}"; do
     read -r name c lua <<<"$w"
+    drain
     t=$([ "$c" -gt 1 ] && echo 2 || echo 1)
     run_wrk "$c" "$t" "$plain_url" "$lua" >"$WORK/audit-plain.txt" &
     wrk_pid=$!
