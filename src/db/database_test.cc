@@ -1,6 +1,5 @@
 // The SQL driver on each dialect: SQLite always, PostgreSQL on the throwaway cluster that
-// `make test` starts (tests/support/postgres.sh; its URL in the file FHIRSTONE_TEST_POSTGRES_FILE
-// names). Without that file the PostgreSQL cases are skipped with the reason.
+// `make test` starts (tests/support/databases.h).
 #include "db/database.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "db/postgres/postgres_database.h"
+#include "support/databases.h"
 
 namespace fhirstone::db {
 namespace {
@@ -24,40 +24,14 @@ std::vector<Migration> TestMigrations() {
           {3, "blobs", "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB, big INTEGER)"}};
 }
 
-// The URL of the tests' PostgreSQL, or "" when there is none.
-std::string PostgresUrl() {
-  const char* file = std::getenv("FHIRSTONE_TEST_POSTGRES_FILE");
-  if (!file) return "";
-  std::ifstream in(file);
-  std::string url;
-  std::getline(in, url);
-  return url;
-}
-
 class DialectTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
-    if (GetParam() == Dialect::kSqlite) {
-      dir_ = std::filesystem::temp_directory_path() /
-             ("fhirstone-dialect-test-" + std::to_string(getpid()) + "-" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-      std::filesystem::remove_all(dir_);
-      std::filesystem::create_directories(dir_);
-      auto db = Database::Open("sqlite:" + (dir_ / "t.db").string());
-      ASSERT_TRUE(db) << db.error().message();
-      db_ = std::move(db).value();
-      return;
-    }
-    std::string url = PostgresUrl();
-    if (url.empty())
-      GTEST_SKIP() << "no PostgreSQL for the tests: FHIRSTONE_TEST_POSTGRES_FILE is unset (make "
-                      "test starts one)";
-    auto db = Database::Open(url);
-    ASSERT_TRUE(db) << db.error().message();
-    db_ = std::move(db).value();
-    auto lease = db_->Acquire();
-    ASSERT_TRUE(lease);
-    ASSERT_TRUE((*lease)->Execute("DROP TABLE IF EXISTS items, blobs, schema_migrations"));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fhirstone-dialect-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string url;
+    FHIRSTONE_ASSIGN_FRESH_DATABASE(db_, GetParam(), dir_, &url);
   }
   void TearDown() override {
     db_.reset();

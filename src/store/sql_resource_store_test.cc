@@ -20,10 +20,7 @@ class StoreTest : public ::testing::TestWithParam<db::Dialect> {
            ("fhirstone-store-test-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::string url;
-    auto db = test::FreshDatabase(GetParam(), dir_ / "db", &url);
-    if (!db && GetParam() == db::Dialect::kPostgres) GTEST_SKIP() << db.error().message();
-    ASSERT_TRUE(db) << db.error().message();
-    db_ = std::move(db).value();
+    FHIRSTONE_ASSIGN_FRESH_DATABASE(db_, GetParam(), dir_ / "db", &url);
     auto store = OpenSqlResourceStore(*db_, clock_, ids_, nullptr, "");
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(store).value();

@@ -4,6 +4,7 @@
 // Header-only; used from one thread at a time.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -67,3 +68,16 @@ inline Result<std::unique_ptr<db::Database>> FreshDatabase(db::Dialect dialect,
 }
 
 }  // namespace fhirstone::test
+
+// In SetUp or a test body: `db_var` = FreshDatabase(dialect, dir, url). A PostgreSQL case is
+// skipped, saying why, only when the tests have no PostgreSQL at all (`make test` always starts
+// one); any other error fails the test.
+#define FHIRSTONE_ASSIGN_FRESH_DATABASE(db_var, dialect, dir, url)                   \
+  do {                                                                               \
+    auto fresh_database = ::fhirstone::test::FreshDatabase((dialect), (dir), (url)); \
+    if (!fresh_database && (dialect) == ::fhirstone::db::Dialect::kPostgres &&       \
+        ::fhirstone::test::PostgresUrl().empty())                                    \
+      GTEST_SKIP() << fresh_database.error().message();                              \
+    ASSERT_TRUE(fresh_database) << fresh_database.error().message();                 \
+    db_var = std::move(fresh_database).value();                                      \
+  } while (0)
