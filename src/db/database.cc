@@ -1,5 +1,6 @@
 #include "db/database.h"
 
+#include <condition_variable>
 #include <mutex>
 
 #include "common/strings.h"
@@ -10,7 +11,11 @@ namespace fhirstone::db {
 
 struct Database::Pool {
   std::mutex mu;
+  std::condition_variable returned;
   std::vector<std::unique_ptr<Connection>> idle;
+  int open = 0;  // lent and idle
+  int max = 0;   // <= 0: unbounded
+  std::chrono::milliseconds wait{5000};
 };
 
 std::shared_ptr<Database::Pool> Database::MakePool() { return std::make_shared<Pool>(); }
@@ -58,24 +63,53 @@ Result<std::unique_ptr<Database>> Database::Open(std::string_view url) {
                         "': expected sqlite:PATH or postgres://USER@HOST/DB");
 }
 
+void Database::LimitPool(int max_connections, std::chrono::milliseconds wait) {
+  std::lock_guard lock(pool_->mu);
+  pool_->max = max_connections;
+  pool_->wait = wait;
+}
+
+int Database::OpenConnections() const {
+  std::lock_guard lock(pool_->mu);
+  return pool_->open;
+}
+
 Result<Lease> Database::Acquire() {
   {
-    std::lock_guard lock(pool_->mu);
+    std::unique_lock lock(pool_->mu);
+    auto available = [this] {
+      return !pool_->idle.empty() || pool_->max <= 0 || pool_->open < pool_->max;
+    };
+    if (!pool_->returned.wait_for(lock, pool_->wait, available))
+      return Error::Unavailable("All " + std::to_string(pool_->max) +
+                                " database connections stayed busy for " +
+                                std::to_string(pool_->wait.count()) + " ms");
     if (!pool_->idle.empty()) {
       auto conn = std::move(pool_->idle.back());
       pool_->idle.pop_back();
       return Lease(this, std::move(conn));
     }
+    ++pool_->open;  // taken before opening, so that concurrent opens respect the maximum
   }
   auto conn = OpenConnection();
-  if (!conn) return std::move(conn).error();
+  if (!conn) {
+    std::lock_guard lock(pool_->mu);
+    --pool_->open;
+    pool_->returned.notify_one();
+    return std::move(conn).error();
+  }
   return Lease(this, std::move(conn).value());
 }
 
 void Database::Release(std::unique_ptr<Connection> conn) {
-  if (!conn->Reusable()) return;  // closed here; the next Acquire opens a fresh one
+  bool reusable = conn->Reusable();
+  if (!reusable) conn.reset();  // closed here; the next Acquire opens a fresh one
   std::lock_guard lock(pool_->mu);
-  pool_->idle.push_back(std::move(conn));
+  if (reusable)
+    pool_->idle.push_back(std::move(conn));
+  else
+    --pool_->open;
+  pool_->returned.notify_one();
 }
 
 Status Database::Migrate(const std::vector<Migration>& migrations) {

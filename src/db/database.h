@@ -5,6 +5,7 @@
 // time (a lease from the pool); Database itself is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -124,8 +125,15 @@ class Database {
   static Result<std::unique_ptr<Database>> Open(std::string_view url);
 
   virtual Dialect dialect() const = 0;
-  // A connection for the calling thread; opens a new one when the pool is empty.
+  // A connection for the calling thread: an idle one, or a new one while fewer than the pool's
+  // maximum are open; otherwise waits up to the pool's wait for one to be given back, then
+  // Error::Unavailable.
   Result<Lease> Acquire();
+  // Bounds the pool: at most `max_connections` open at once (<= 0: unbounded, the default),
+  // waiting up to `wait` for one. Call before the first Acquire or while none is lent.
+  void LimitPool(int max_connections, std::chrono::milliseconds wait);
+  // Connections open now (lent and idle).
+  int OpenConnections() const;
   // Applies the migrations that are not yet applied, each in its own transaction.
   Status Migrate(const std::vector<Migration>& migrations);
   // Whether the database answers (for readiness checks).

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "db/postgres/postgres_database.h"
@@ -145,6 +146,39 @@ TEST_P(DialectTest, WriteTransactionsAreSerialized) {
   ASSERT_TRUE(tx->Commit());
   other.join();
   EXPECT_TRUE(second_began.load());
+}
+
+TEST_P(DialectTest, PoolOpensAtMostItsMaximumAndWaitsForAConnection) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  db_->LimitPool(2, std::chrono::milliseconds(150));
+  std::optional<Lease> first, second;
+  {
+    auto a = db_->Acquire();
+    auto b = db_->Acquire();
+    ASSERT_TRUE(a && b);
+    first.emplace(std::move(a).value());
+    second.emplace(std::move(b).value());
+  }
+  EXPECT_EQ(db_->OpenConnections(), 2);
+  auto start = std::chrono::steady_clock::now();
+  auto third = db_->Acquire();  // both lent: waits, then gives up
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code(), ErrorCode::kUnavailable);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(140));
+  // A connection given back while another thread waits goes to that thread.
+  db_->LimitPool(2, std::chrono::milliseconds(5000));
+  std::thread giver([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    first.reset();
+  });
+  auto fourth = db_->Acquire();
+  giver.join();
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(db_->OpenConnections(), 2);
+  auto count = (*fourth)->Prepare("SELECT count(*) FROM items");
+  ASSERT_TRUE(count);
+  EXPECT_TRUE(*(*count)->Step());
+  (*count)->Reset();
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, DialectTest,

@@ -722,6 +722,9 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
                         ? config.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.blocking_threads = config.write_threads;
+  impl.db->LimitPool(config.db_connections > 0 ? config.db_connections
+                                               : options.threads + options.blocking_threads + 8,
+                     std::chrono::milliseconds(5000));
   options.max_body_bytes = config.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);

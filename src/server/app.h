@@ -30,6 +30,9 @@ struct ServeConfig {
   std::string db = "sqlite:var/fhirstone.db";
   int threads = 0;         // 0: one per core
   int write_threads = 16;  // run writes, which wait for group commits
+  // Database connections a node opens at most (0: the I/O threads + the write threads + 8 for
+  // the background jobs); a request that finds them all busy for 5 s gets 503.
+  int db_connections = 0;
   size_t max_body_bytes = 16 * 1024 * 1024;
   int read_timeout_ms = 30000;
   int idle_timeout_ms = 60000;

@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
                     "the FHIR base is BASE-URL/fhir");
   serve
       ->add_option("--db", config.db,
-                   "Database URL: sqlite:PATH (an embedded SQLite file, created if absent)")
+                   "Database URL: sqlite:PATH (an embedded SQLite file, created if absent) or "
+                   "postgres://USER@HOST[:PORT]/DB (any libpq URL)")
       ->capture_default_str();
   serve->add_option("--threads", config.threads, "I/O threads (0: one per core)")
       ->capture_default_str()
@@ -62,6 +63,13 @@ int main(int argc, char** argv) {
                    "(group commit); reads run on the I/O threads")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  serve
+      ->add_option("--db-connections", config.db_connections,
+                   "Database connections this node opens at most (0: the I/O threads + the "
+                   "write threads + 8 for background jobs); a request that finds all of them "
+                   "busy for 5 s gets 503")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
   serve
       ->add_option("--max-body-bytes", config.max_body_bytes,
                    "Largest request body accepted; larger ones get 413")
@@ -362,7 +370,6 @@ int main(int argc, char** argv) {
   }
   if (generate->parsed()) {
     namespace fs = std::filesystem;
-    constexpr int64_t kMicrosPerDay = 86400LL * 1000000;
     if (!generate_today.empty()) {
       auto day = fhirstone::ParseFhirDateTime(generate_today);
       if (!day || generate_today.size() != 10) {
