@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -213,6 +214,35 @@ TEST_F(RateLimitTest, CostTakesSeveralTokensAndARefusalTakesNone) {
   EXPECT_EQ(refused.remaining, 2);
   EXPECT_EQ(refused.retry_after_seconds, 2);  // 3 tokens short at 2 a second
   EXPECT_TRUE(limiter.Check("user:Practitioner/1", 2).allowed);
+}
+
+TEST_F(RateLimitTest, UsageIsCountedAndOtherNodesUsageCharged) {
+  RateLimiterOptions options;
+  options.client = {1, 5};
+  RateLimiter limiter(clock_, options);
+  EXPECT_TRUE(limiter.TakeUsage().empty());  // not recording
+  limiter.Check("client:a");
+  limiter.RecordUsage();
+  limiter.Check("client:a", 2);
+  limiter.Check("client:b");
+  EXPECT_FALSE(limiter.Check("client:a", 5).allowed);  // refused: not counted
+  auto usage = limiter.TakeUsage();
+  std::sort(usage.begin(), usage.end());
+  ASSERT_EQ(usage.size(), 2u);
+  EXPECT_EQ(usage[0], (std::pair<std::string, int64_t>{"client:a", 2}));
+  EXPECT_EQ(usage[1], (std::pair<std::string, int64_t>{"client:b", 1}));
+  EXPECT_TRUE(limiter.TakeUsage().empty());  // taken
+  // Another node served b three times: b has one token left, and charging more empties it
+  // without pushing it below empty.
+  limiter.Charge(Key::Parse("client:b"), 3);
+  EXPECT_EQ(limiter.Check("client:b").remaining, 0);
+  limiter.Charge(Key::Parse("client:b"), 100);
+  EXPECT_FALSE(limiter.Check("client:b").allowed);
+  clock_.Advance(kSecond);
+  EXPECT_TRUE(limiter.Check("client:b").allowed);  // refilled at the usual rate
+  limiter.Charge(Key::Parse("client:c"), 4);       // a key this node never saw
+  EXPECT_EQ(limiter.Check("client:c").remaining, 0);
+  EXPECT_TRUE(limiter.TakeUsage().size() == 2);  // b and c, served here
 }
 
 TEST_F(RateLimitTest, PerClientOverride) {

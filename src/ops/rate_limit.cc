@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <mutex>
 #include <random>
+#include <unordered_map>
 
 #include "common/json.h"
 #include "common/strings.h"
@@ -186,6 +188,13 @@ struct alignas(64) RateLimiter::Group {
   std::atomic<uint64_t> words[kGroupSize];
 };
 
+constexpr size_t kUsageShards = 16;
+
+struct RateLimiter::UsageShard {
+  std::mutex mu;
+  std::unordered_map<std::string, int64_t> counts;
+};
+
 RateLimiter::RateLimiter(Clock& clock, RateLimiterOptions options)
     : clock_(clock),
       options_(std::move(options)),
@@ -273,6 +282,7 @@ Decision RateLimiter::Check(Key key, const Limit& limit, int64_t cost) {
                                                 std::memory_order_acq_rel,
                                                 std::memory_order_relaxed)) {
       if (evicting) evictions_.fetch_add(1, std::memory_order_relaxed);
+      if (recording_.load(std::memory_order_acquire)) Count(key, increment / g.interval);
       d.allowed = true;
       d.remaining = (g.tau - next) / g.interval;
       d.reset_seconds = CeilSeconds(next);
@@ -280,6 +290,72 @@ Decision RateLimiter::Check(Key key, const Limit& limit, int64_t cost) {
     }
     // Another request changed the group: look again.
   }
+}
+
+void RateLimiter::Charge(Key key, int64_t cost) {
+  const Limit& limit = LimitFor(key);
+  if (limit.unlimited() || cost <= 0) return;
+  Gcra g = ToGcra(limit);
+  int64_t increment = std::min(cost, g.burst) * g.interval;
+  uint64_t hash = HashKey(seed_, key.kind, key.id);
+  uint64_t tag = TagOf(hash);
+  Group& group = groups_[hash & group_mask_];
+  int64_t now = NowRelative();
+  for (;;) {
+    uint64_t words[kGroupSize];
+    int slot = -1;
+    for (int i = 0; i < kGroupSize; ++i) {
+      words[i] = group.words[i].load(std::memory_order_acquire);
+      if (slot < 0 && words[i] != 0 && (words[i] >> kTatBits) == tag) slot = i;
+    }
+    int64_t ahead = 0;
+    if (slot < 0) {  // as in Check: a full word, else the active one closest to full
+      int64_t least = INT64_MAX;
+      for (int i = 0; i < kGroupSize; ++i) {
+        int64_t a = Ahead(words[i], now);
+        if (a < least) {
+          least = a;
+          slot = i;
+        }
+        if (a == 0) break;
+      }
+    } else {
+      ahead = Ahead(words[slot], now);
+    }
+    int64_t next = std::min(ahead + increment, g.tau);
+    if (next <= ahead) return;  // already empty
+    if (group.words[slot].compare_exchange_weak(words[slot], Pack(tag, now + next),
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_relaxed))
+      return;
+  }
+}
+
+void RateLimiter::RecordUsage() {
+  if (recording_.load(std::memory_order_acquire)) return;
+  usage_.reset(new UsageShard[kUsageShards]);
+  recording_.store(true, std::memory_order_release);
+}
+
+void RateLimiter::Count(Key key, int64_t cost) {
+  std::string text = key.ToString();
+  UsageShard& shard = usage_[std::hash<std::string>{}(text) % kUsageShards];
+  std::lock_guard lock(shard.mu);
+  shard.counts[std::move(text)] += cost;
+}
+
+std::vector<std::pair<std::string, int64_t>> RateLimiter::TakeUsage() {
+  std::vector<std::pair<std::string, int64_t>> out;
+  if (!recording_.load(std::memory_order_acquire)) return out;
+  for (size_t i = 0; i < kUsageShards; ++i) {
+    std::unordered_map<std::string, int64_t> counts;
+    {
+      std::lock_guard lock(usage_[i].mu);
+      counts.swap(usage_[i].counts);
+    }
+    for (auto& [key, n] : counts) out.emplace_back(key, n);
+  }
+  return out;
 }
 
 Decision RateLimiter::CheckCaller(const Caller& caller, int64_t cost) {

@@ -28,6 +28,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -115,6 +117,16 @@ class RateLimiter {
   // The limit Check(key) applies.
   const Limit& LimitFor(Key key) const;
 
+  // ---- Sharing buckets between nodes (see server/shared_rate_limits.h) ----
+  // From now on, every allowed check also counts its cost per key, for TakeUsage(). Costs a
+  // lock of one of 16 shards and a map update per check: for several nodes only.
+  void RecordUsage();
+  // The counts since the previous call, as (key text as Key::ToString(), tokens taken).
+  std::vector<std::pair<std::string, int64_t>> TakeUsage();
+  // Takes `cost` tokens from the key's bucket, down to empty but never below, whatever it
+  // holds: requests served by other nodes. Nothing for an unlimited key.
+  void Charge(Key key, int64_t cost);
+
   size_t capacity() const { return capacity_; }
   // Buckets not full (O(capacity): for tests and occasional metrics).
   size_t ActiveBuckets() const;
@@ -133,6 +145,10 @@ class RateLimiter {
   size_t group_mask_;
   std::unique_ptr<Group[]> groups_;
   std::atomic<uint64_t> evictions_{0};
+  struct UsageShard;
+  std::unique_ptr<UsageShard[]> usage_;  // null until RecordUsage()
+  std::atomic<bool> recording_{false};
+  void Count(Key key, int64_t cost);
 };
 
 struct ConcurrencyOptions {

@@ -30,6 +30,7 @@
 #include "search/query.h"
 #include "search/registry.h"
 #include "server/import.h"
+#include "server/shared_rate_limits.h"
 #include "store/audit_queue.h"
 #include "store/sql_resource_store.h"
 
@@ -70,7 +71,8 @@ struct App::Impl {
   std::vector<DemoAccount> demo_accounts;
   ops::Registry metrics_registry;
   ops::ServerMetrics metrics{metrics_registry};
-  std::unique_ptr<ops::RateLimiter> limiter;  // null: no rate limits
+  std::unique_ptr<ops::RateLimiter> limiter;        // null: no rate limits
+  std::unique_ptr<SharedRateLimits> shared_limits;  // null: buckets of this node alone
   std::unique_ptr<ops::ConcurrencyLimiter> search_limiter;
   std::unique_ptr<ops::ConcurrencyLimiter> request_limiter;  // null: no concurrency limit
   // The places a request holds among those in flight, given back when it is answered.
@@ -770,6 +772,13 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
       any = true;
     }
     if (any) impl.limiter = std::make_unique<ops::RateLimiter>(*impl.clock, limits);
+    bool share = config.share_rate_limits == "on" || (config.share_rate_limits == "auto" &&
+                                                      impl.db->dialect() == db::Dialect::kPostgres);
+    if (impl.limiter && share) {
+      auto shared = SharedRateLimits::Open(*impl.db, *impl.limiter, *impl.clock);
+      if (!shared) return std::move(shared).error();
+      impl.shared_limits = std::move(shared).value();
+    }
     if (config.max_expensive_searches > 0) {
       ops::ConcurrencyOptions c;
       c.max_global = config.max_expensive_searches;
@@ -841,6 +850,10 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
         lock.unlock();
         if (auto reloaded = self->tokens->Reload(); !reloaded)
           spdlog::warn("reloading keys and revocations failed: {}", reloaded.error().message());
+        if (self->shared_limits) {
+          if (auto synced = self->shared_limits->Sync(); !synced)
+            spdlog::warn("sharing rate-limit usage failed: {}", synced.error().message());
+        }
         lock.lock();
       }
     });

@@ -54,6 +54,9 @@ struct ServeConfig {
   std::string rate_limit_user = "off";
   std::string rate_limit_ip = "off";
   std::vector<std::string> rate_limit_overrides;
+  // Several nodes on one database share their buckets through it, approximately
+  // (server/shared_rate_limits.h): "on", "off", or "auto" (on for PostgreSQL).
+  std::string share_rate_limits = "auto";
   // Expensive searches (_include, chains, _has...) in flight at once, overall and per caller.
   int max_expensive_searches = 8;
   int max_expensive_searches_per_caller = 2;
@@ -72,7 +75,8 @@ struct ServeConfig {
   bool audit = true;
   int audit_delay_ms = 1000;
   // Several nodes on one database: how often signing keys and token revocations written by
-  // the others are reloaded (a revocation takes effect everywhere within this delay).
+  // the others are reloaded (a revocation takes effect everywhere within this delay), and how
+  // often rate-limit usage is exchanged.
   int sync_interval_ms = 1000;
 };
 

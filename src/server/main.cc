@@ -114,6 +114,12 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-limit-override", config.rate_limit_overrides,
                     "A client's own limit, CLIENT_ID=LIMIT (repeat for several)");
   serve
+      ->add_option("--share-rate-limits", config.share_rate_limits,
+                   "Nodes on one database share their rate-limit buckets through it, within a "
+                   "sync interval: on, off, or auto (on for PostgreSQL)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  serve
       ->add_option("--max-expensive-searches", config.max_expensive_searches,
                    "Expensive searches (_include, chains, _has...) running at once (0: no limit)")
       ->capture_default_str();
@@ -152,7 +158,8 @@ int main(int argc, char** argv) {
   serve
       ->add_option("--sync-interval-ms", config.sync_interval_ms,
                    "With several nodes on one database: how often signing keys and token "
-                   "revocations written by the others are reloaded")
+                   "revocations written by the others are reloaded, and rate-limit usage "
+                   "exchanged")
       ->capture_default_str()
       ->check(CLI::Range(10, 60000));
 

@@ -1463,6 +1463,48 @@ TEST_P(AuthTest, SeveralNodesShareOneDatabase) {
   for (auto& node : nodes) node->Stop();
 }
 
+// Rate limits hold across nodes, within a sync interval: what a client spent on one node is
+// taken from its bucket on the others.
+TEST_P(AuthTest, SeveralNodesShareRateLimits) {
+  std::vector<std::unique_ptr<server::App>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    server::ServeConfig config;
+    config.listen = "127.0.0.1:0";
+    config.db = db_;
+    config.base_url = base_;
+    config.threads = 2;
+    config.sync_interval_ms = 50;
+    config.access_log = "off";
+    config.rate_limit_client = "6/min:6";  // the clock stands still: no refill during the test
+    config.share_rate_limits = "on";
+    auto node = server::App::Start(config, &clock_, nullptr);
+    ASSERT_TRUE(node) << node.error().message();
+    nodes.push_back(std::move(node).value());
+  }
+  auto token =
+      Post("/auth/token", Form({{"grant_type", "client_credentials"}, {"scope", "system/*.rs"}}),
+           {{"Authorization", Basic("admin", admin_secret_)}});
+  ASSERT_EQ(token.status, 200);
+  std::string t(ParseJson(token.body).GetString("access_token"));
+  auto read = [&](server::App& node) {
+    http::Request r = test::MakeRequest("GET", "/fhir/Patient/pa");
+    r.headers.emplace_back("Authorization", "Bearer " + t);
+    auto response = test::Fetch("127.0.0.1", node.port(), std::move(r));
+    EXPECT_TRUE(response);
+    return response ? response->status : 0;
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(read(*nodes[0]), 200);
+  // Both nodes sync every 50 ms: after a few intervals the second knows of the four.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(read(*nodes[1]), 200);
+  EXPECT_EQ(read(*nodes[1]), 200);
+  EXPECT_EQ(read(*nodes[1]), 429);  // 4 + 2 = the burst of 6, spent across the two nodes
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(read(*nodes[0]), 429);  // and the first node knows of the second's two
+  // Alone, each node would have allowed six.
+  for (auto& node : nodes) node->Stop();
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, AuthTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });
