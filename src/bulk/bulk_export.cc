@@ -466,7 +466,10 @@ struct BulkExport::Impl {
       return Outcome(404, ErrorCode::kNotFound, "No such file");
     std::ifstream in(fs::path(options.directory) / id / name, std::ios::binary);
     std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) return Outcome(404, ErrorCode::kNotFound, "The file is gone");
+    if (!in && !in.eof())
+      return Outcome(404, ErrorCode::kNotFound,
+                     "The file is not in this server's bulk folder: it was removed, or another "
+                     "node wrote it (nodes that share a database need one shared --bulk-dir)");
     http::Response r;
     r.SetHeader("Content-Type", "application/fhir+ndjson");
     r.SetHeader("Expires", FormatHttpDate(job->expires * 1000000));

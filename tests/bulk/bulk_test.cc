@@ -344,6 +344,48 @@ TEST_P(BulkTest, JobsSurviveARestart) {
   EXPECT_EQ(files["Observation"].size(), 3u);
 }
 
+// Nodes on one database with one shared bulk folder: a job kicked off on one node is run by
+// one of them (SKIP LOCKED), polled on another and downloaded from a third.
+TEST_P(BulkTest, SeveralNodesShareJobsAndFiles) {
+  std::vector<std::unique_ptr<server::App>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    server::ServeConfig config = config_;
+    config.base_url = base_;  // one public origin behind a load balancer
+    config.access_log = "off";
+    auto node = server::App::Start(config, &clock_, nullptr);
+    ASSERT_TRUE(node) << node.error().message();
+    nodes.push_back(std::move(node).value());
+  }
+  std::string token = Client("backend", "system/*.rs");
+  uint16_t first = port_;
+  port_ = nodes[0]->port();
+  auto kick = KickOff("/fhir/$export?_type=Patient,Observation", token);
+  ASSERT_EQ(kick.status, 202) << kick.body;
+  std::string status_url(kick.Header("Content-Location"));
+  port_ = nodes[1]->port();
+  json::Value manifest = Wait(status_url, token);
+  ASSERT_TRUE(manifest.is_object());
+  port_ = first;
+  auto files = Files(manifest, token);
+  EXPECT_EQ(files["Patient"].size(), 2u);
+  EXPECT_EQ(files["Observation"].size(), 3u);
+  // A node with a bulk folder of its own cannot serve the files: a 404 that says why.
+  server::ServeConfig alone = config_;
+  alone.base_url = base_;
+  alone.access_log = "off";
+  alone.bulk_dir = (dir_ / "elsewhere").string();
+  auto separate = server::App::Start(alone, &clock_, nullptr);
+  ASSERT_TRUE(separate) << separate.error().message();
+  port_ = (*separate)->port();
+  auto missing =
+      Authed("GET", std::string(manifest.Find("output")->as_array()[0].GetString("url")), token);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("--bulk-dir"), std::string::npos) << missing.body;
+  port_ = first;
+  (*separate)->Stop();
+  for (auto& node : nodes) node->Stop();
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, BulkTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });
