@@ -377,7 +377,24 @@ bool ParseReference(std::string_view reference, std::optional<std::string_view> 
 
 IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
                           std::string_view local_base) {
-  return ExtractIndex(registry.ForType(resource.GetString("resourceType")), resource, local_base);
+  std::string_view type = resource.GetString("resourceType");
+  IndexEntries out = ExtractIndex(registry.ForType(type), resource, local_base);
+  if (const SearchParam* shard = registry.ShardParam(type)) {
+    bool several = false;
+    for (const ReferenceEntry& ref : out.references) {
+      if (ref.param != shard || ref.target_type != "Patient" || ref.target_id.empty()) continue;
+      if (!out.shard_patient.empty() && out.shard_patient != ref.target_id) several = true;
+      out.shard_patient = ref.target_id;
+    }
+    if (several) out.shard_patient.clear();
+  }
+  return out;
+}
+
+int64_t ShardKeyOf(std::string_view type, std::string_view id, const IndexEntries& entries) {
+  if (type == "Patient") return PatientShardKey(id);
+  if (!entries.shard_patient.empty()) return PatientShardKey(entries.shard_patient);
+  return OwnShardKey(type, id);
 }
 
 IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,

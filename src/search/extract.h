@@ -88,7 +88,14 @@ struct IndexEntries {
   std::vector<QuantityEntry> quantities;
   std::vector<UriEntry> uris;
   std::vector<CompositeEntry> composites;
+  // The patient whose shard the resource lives in: the one its Registry::ShardParam refers to
+  // (set by ExtractIndex with a registry; empty when none, or when it names several).
+  std::string shard_patient;
 };
+
+// The shard key of resource `type`/`id` (registry.h): a Patient's own, its shard patient's, or
+// its own "Type/id" hash.
+int64_t ShardKeyOf(std::string_view type, std::string_view id, const IndexEntries& entries);
 
 // The index entries of `resource` (whose resourceType names its type). Parameters answered from
 // the resource table itself (_id, _lastUpdated) and special ones (_text, _content...) are skipped.

@@ -261,4 +261,41 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
   return q;
 }
 
+std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q) {
+  if (q.types.size() != 1) return std::nullopt;
+  const std::string& type = q.types[0];
+  if (type == "Patient") {
+    for (const Criterion& c : q.criteria) {
+      if (c.param && c.param->code == "_id" && c.modifier.empty() && c.chain.empty() &&
+          c.has.empty() && c.values.size() == 1)
+        return PatientShardKey(c.values[0]);
+    }
+    return std::nullopt;
+  }
+  if (!registry.ShardParam(type)) return std::nullopt;
+  if (q.compartment && q.compartment->type == "Patient") {
+    const auto& params = q.compartment->params;
+    if (params.size() == 1 && registry.IsShardParam(type, params[0]))
+      return PatientShardKey(q.compartment->id);
+  }
+  for (const Criterion& c : q.criteria) {
+    bool patients = false;
+    if (!registry.IsShardParam(type, c.param, &patients) || !c.chain.empty() || !c.has.empty() ||
+        c.values.size() != 1)
+      continue;
+    if (!c.modifier.empty() && c.modifier != "Patient") continue;
+    std::string_view v = c.values[0];
+    bool only_patients = c.modifier == "Patient" || patients;
+    if (v.starts_with("Patient/")) {
+      v.remove_prefix(8);
+    } else if (!only_patients) {
+      continue;
+    }
+    if (v.empty() || v.find('/') != std::string_view::npos || v.find(':') != std::string_view::npos)
+      continue;
+    return PatientShardKey(v);
+  }
+  return std::nullopt;
+}
+
 }  // namespace fhirstone::search

@@ -94,6 +94,13 @@ struct ParseOptions {
 Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string> types,
                                const QueryParams& params, const ParseOptions& options);
 
+// The one shard (registry.h) that holds every match of `q`, when the query names it: a search
+// of one type by its Registry::ShardParam with one Patient reference (Observation?patient=123,
+// subject=Patient/123, subject:Patient=123), a Patient search by one _id, or the Patient
+// compartment of a type whose only compartment parameter is its shard parameter
+// (Patient/123/Encounter). nullopt when the matches may span shards.
+std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q);
+
 // Splits a parameter value on unescaped commas and resolves the \, \$ \| \\ escapes.
 std::vector<std::string> SplitValues(std::string_view value);
 

@@ -21,6 +21,37 @@ ParamType ParseType(std::string_view t) {
 
 const std::vector<const SearchParam*> kNone;
 
+bool IsAlnumOrDot(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.';
+}
+
+// The one element path built-in parameter `p` reaches on `type` when every element on it is
+// single-valued ("Observation.subject.where(resolve() is Patient)": Observation.subject;
+// "Appointment.participant.actor...": none, participant repeats); "" otherwise.
+std::string SingleValuedPath(const SearchParam& p, std::string_view type) {
+  if (!p.url.starts_with("http://hl7.org/fhir/SearchParameter/")) return "";
+  std::string found;
+  for (std::string_view part : Split(p.expression, '|')) {
+    std::string_view t = Trim(part);
+    while (!t.empty() && t.front() == '(') t.remove_prefix(1);
+    if (!t.starts_with(type) || t.size() <= type.size() || t[type.size()] != '.') continue;
+    size_t end = 0;
+    while (end < t.size() && IsAlnumOrDot(t[end])) ++end;
+    std::string_view path = t.substr(0, end);
+    if (end < t.size() && t[end] == '(') path = path.substr(0, path.rfind('.'));  // .where(
+    while (path.ends_with('.')) path.remove_suffix(1);
+    if (!found.empty()) return "";  // several paths
+    for (size_t dot = path.find('.'); dot != std::string_view::npos;) {
+      size_t next = path.find('.', dot + 1);
+      const fhir::ElementInfo* e = fhir::FindElementByPath(path.substr(0, next));
+      if (!e || e->many) return "";
+      dot = next;
+    }
+    found = path;
+  }
+  return found;
+}
+
 }  // namespace
 
 std::string_view ParamTypeName(ParamType type) {
@@ -117,6 +148,72 @@ void Registry::Index() {
       if (p && p->type == ParamType::kReference) list.push_back(p);
     }
   }
+  registry->shard_params_.clear();
+  for (std::string_view type : fhir::ResourceTypes()) {
+    if (type == "Patient") continue;
+    const auto& params = registry->CompartmentParams("Patient", type);
+    const SearchParam* chosen = nullptr;
+    for (std::string_view code : {"patient", "subject"}) {
+      for (const SearchParam* p : params)
+        if (p->code == code) chosen = p;
+      if (chosen) break;
+    }
+    if (!chosen) continue;
+    std::string path = SingleValuedPath(*chosen, type);
+    if (path.empty()) continue;
+    // First the compartment's parameter, then the others on the same element (Observation:
+    // subject, then patient = subject.where(resolve() is Patient)).
+    std::vector<const SearchParam*>& list = registry->shard_params_[std::string(type)];
+    list.push_back(chosen);
+    for (const SearchParam* p : registry->ForType(type))
+      if (p != chosen && p->type == ParamType::kReference && SingleValuedPath(*p, type) == path)
+        list.push_back(p);
+  }
+}
+
+const SearchParam* Registry::ShardParam(std::string_view type) const {
+  auto it = shard_params_.find(std::string(type));
+  return it == shard_params_.end() ? nullptr : it->second.front();
+}
+
+bool Registry::IsShardParam(std::string_view type, const SearchParam* param,
+                            bool* patients_only) const {
+  auto it = shard_params_.find(std::string(type));
+  if (it == shard_params_.end() || !param) return false;
+  for (const SearchParam* p : it->second) {
+    if (p != param && (p->code != param->code || p->base != param->base)) continue;
+    if (patients_only) {
+      // Its values are patients when it names no other target, or keeps only patients.
+      bool only = p->targets.size() == 1 && p->targets[0] == "Patient";
+      for (std::string_view part : Split(p->expression, '|')) {
+        std::string_view t = Trim(part);
+        if (t.starts_with(std::string(type) + ".") && t.ends_with(".where(resolve() is Patient)"))
+          only = true;
+      }
+      *patients_only = only;
+    }
+    return true;
+  }
+  return false;
+}
+
+namespace {
+
+int64_t Fnv1a(std::string_view a, std::string_view b = {}) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::string_view part : {a, b})
+    for (unsigned char c : part) h = (h ^ c) * 0x100000001b3ULL;
+  int64_t key = static_cast<int64_t>(h);
+  return key == 0 ? 1 : key;
+}
+
+}  // namespace
+
+int64_t PatientShardKey(std::string_view patient_id) { return Fnv1a(patient_id); }
+
+int64_t OwnShardKey(std::string_view type, std::string_view id) {
+  if (type == "Patient") return PatientShardKey(id);
+  return Fnv1a(std::string(type) + "/", id);
 }
 
 Status Registry::CheckCustom(const json::Value& sp) {

@@ -71,6 +71,17 @@ class Registry {
   // Patient, Observation -> subject, performer); empty when `type` is not in that compartment.
   const std::vector<const SearchParam*>& CompartmentParams(std::string_view compartment,
                                                            std::string_view type) const;
+  // The parameter that decides which patient's shard a resource of `type` lives in (see
+  // ShardKeyOf in extract.h): its Patient compartment parameter `patient`, else `subject`, if
+  // it is a built-in one whose expression reaches one single-valued element of `type` (so a
+  // resource refers to at most one patient through it). nullptr for Patient itself and for
+  // types outside the compartment or with several patients per resource (Appointment...).
+  const SearchParam* ShardParam(std::string_view type) const;
+  // Whether `param` tests the element ShardParam(type) reads (Observation: subject, and patient
+  // which is subject restricted to patients); `patients_only` tells whether its index holds
+  // patients only (so that a bare id names a patient).
+  bool IsShardParam(std::string_view type, const SearchParam* param,
+                    bool* patients_only = nullptr) const;
 
  private:
   Registry() = default;
@@ -81,7 +92,15 @@ class Registry {
   std::unordered_map<std::string, std::vector<const SearchParam*>> for_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>>
       compartment_;  // "Patient/Observation"
+  std::unordered_map<std::string, std::vector<const SearchParam*>> shard_params_;
 };
+
+// Shard keys (docs/scale-out.md): every resource carries one, so that the patient-linked tables
+// can be distributed by it (Citus) and a patient's data stays together. A patient's key is a
+// 64-bit FNV-1a hash of its id; a resource outside any one patient's data gets the hash of
+// "Type/id". Never 0 (0 marks a row written before shard keys existed).
+int64_t PatientShardKey(std::string_view patient_id);
+int64_t OwnShardKey(std::string_view type, std::string_view id);
 
 // The registry in force, swapped atomically when custom parameters change ($reindex); readers
 // keep the registry they took for the length of their work. Thread-safe.

@@ -20,6 +20,7 @@
 #include "bulk/bulk_export.h"
 #include "common/strings.h"
 #include "db/database.h"
+#include "fhir/model.h"
 #include "http/server.h"
 #include "ops/access_log.h"
 #include "ops/health.h"
@@ -634,6 +635,62 @@ Result<store::AuditVerification> VerifyAudit(const std::string& db_url) {
   auto stack = OpenOffline(db_url, "");
   if (!stack) return std::move(stack).error();
   return (*stack)->store->VerifyAudit();
+}
+
+namespace {
+
+// %XX and '+' of a query component; nullopt when a % is not followed by two hex digits.
+std::optional<std::string> DecodeQueryComponent(std::string_view text) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%') {
+      if (i + 2 >= text.size() || hex(text[i + 1]) < 0 || hex(text[i + 2]) < 0) return std::nullopt;
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> ExplainSearch(const std::string& db_url, const std::string& search) {
+  auto stack = OpenOffline(db_url, "");
+  if (!stack) return std::move(stack).error();
+  FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*(*stack)->store, *(*stack)->holder));
+  std::string_view text = search;
+  if (text.starts_with("/")) text.remove_prefix(1);
+  if (text.starts_with("fhir/")) text.remove_prefix(5);
+  size_t question = text.find('?');
+  std::string type(text.substr(0, question));
+  if (!fhir::IsResourceType(type))
+    return Error::Invalid("Not a search: '" + search +
+                          "' (expected TYPE?QUERY, e.g. "
+                          "Observation?patient=123&code=8867-4)");
+  search::QueryParams params;
+  if (question != std::string_view::npos) {
+    for (std::string_view pair : Split(text.substr(question + 1), '&')) {
+      if (pair.empty()) continue;
+      size_t eq = pair.find('=');
+      auto name = DecodeQueryComponent(pair.substr(0, eq));
+      auto value = DecodeQueryComponent(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+      if (!name || !value) return Error::Invalid("Malformed percent-encoding in the query");
+      params.emplace_back(std::move(*name), std::move(*value));
+    }
+  }
+  auto query = search::ParseQuery(*(*stack)->holder->Get(), {type}, params, {});
+  if (!query) return std::move(query).error();
+  return (*stack)->store->ExplainSearch(*query);
 }
 
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {

@@ -122,6 +122,9 @@ Result<int64_t> Migrate(const std::string& db_url);
 
 // fhirstone audit verify: checks the hash chain of the audit log in the database at `db_url`.
 Result<store::AuditVerification> VerifyAudit(const std::string& db_url);
+// The SQL and the database's plan of the page query of `search` ("Observation?patient=1&...",
+// a leading /fhir/ allowed), for diagnosing a slow search.
+Result<std::string> ExplainSearch(const std::string& db_url, const std::string& search);
 
 // fhirstone reindex: opens the database at `db_url`, then ReindexAll. `base_url` is the server's
 // public URL, as `serve --base-url` (references under it are local).

@@ -179,6 +179,15 @@ int main(int argc, char** argv) {
   std::string audit_db = "sqlite:var/fhirstone.db";
   audit_verify->add_option("--db", audit_db, "Database URL: sqlite:PATH")->capture_default_str();
 
+  // fhirstone explain: how the database runs a search.
+  CLI::App* explain = cli.add_subcommand(
+      "explain", "Show the SQL and the database's plan of a search, to diagnose a slow one");
+  std::string explain_db = "sqlite:var/fhirstone.db", explain_search;
+  explain->add_option("--db", explain_db, "Database URL: sqlite:PATH or postgres://USER@HOST/DB")
+      ->capture_default_str();
+  explain->add_option("search", explain_search, "TYPE?QUERY, e.g. 'Observation?patient=123'")
+      ->required();
+
   // fhirstone client add|list, user add, keys rotate, launch: the authorization server's state.
   std::string admin_db = "sqlite:var/fhirstone.db";
   CLI::App* client = cli.add_subcommand("client", "Manage the registered SMART apps");
@@ -511,6 +520,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("schema up to date: %lld migrations applied\n", static_cast<long long>(*applied));
+    return 0;
+  }
+  if (explain->parsed()) {
+    auto plan = fhirstone::server::ExplainSearch(explain_db, explain_search);
+    if (!plan) {
+      spdlog::error("explain failed: {}", plan.error().message());
+      return 1;
+    }
+    std::printf("%s", plan->c_str());
     return 0;
   }
   if (audit_verify->parsed()) {

@@ -145,6 +145,9 @@ class ResourceStore {
   // Runs a parsed search. Pages are stable while writes happen: a match never repeats and is
   // never skipped between pages (see docs/decisions/0004-search.md).
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
+  // How the database would run the page query of `query`: its SQL, then the database's plan
+  // (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite), for diagnosing slow queries.
+  virtual Result<std::string> ExplainSearch(const search::SearchQuery& query) = 0;
   // Runs `work` in one write transaction, which commits when `work` succeeds and rolls back
   // entirely otherwise. Writers are serialized, so a search inside sees no concurrent change
   // (conditional operations are safe under concurrency). With `audit`, every version written

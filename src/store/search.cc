@@ -152,7 +152,9 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
 }  // namespace
 
 Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q,
-                               std::string_view local_base, bool in_transaction) {
+                               std::string_view local_base, bool in_transaction,
+                               const RunOptions& options) {
+  const std::optional<int64_t>& shard = options.shard;
   auto page = ParsePage(q.page);
   if (!page) return std::move(page).error();
   std::optional<db::Transaction> tx;
@@ -176,6 +178,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // WHERE: live resources of the types asked, within the snapshot, matching every criterion.
   std::string where = "r.deleted = 0 AND r.rowid <= ?";
   std::vector<Binding> bindings{snapshot};
+  if (shard) {  // every match lives in one shard: each table is read there only
+    where += " AND r.shard_key = ?";
+    bindings.push_back(*shard);
+  }
   if (!q.types.empty()) {
     // With criteria, their rowid subqueries are the selective access path: the unary + keeps
     // SQLite from scanning every resource of the type through the (type, id) index instead.
@@ -194,8 +200,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (c.params.empty()) {
       where += " AND 1 = 0";
     } else {
-      where += " AND r.rowid IN (SELECT rid FROM idx_reference WHERE param IN " +
-               InList(c.params.size()) + " AND target_type = ? AND target_id = ?)";
+      where += std::string(" AND r.rowid IN (SELECT rid FROM idx_reference WHERE ") +
+               (shard ? "shard_key = ? AND " : "") + "param IN " + InList(c.params.size()) +
+               " AND target_type = ? AND target_id = ?)";
+      if (shard) bindings.push_back(*shard);
       for (const auto* p : c.params) bindings.push_back(ParamKey(*p));
       bindings.push_back(c.type);
       bindings.push_back(c.id);
@@ -223,7 +231,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     auto sql =
         CriterionSql(c, "r", counter, local_base,
                      q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
-                     /*filter=*/i != driver);
+                     /*filter=*/i != driver, shard);
     if (!sql) return std::move(sql).error();
     constexpr std::string_view kDriverPrefix = "r.rowid IN (SELECT rid FROM ";
     if (q.criteria.size() == 1 && q.types.size() == 1 && !q.compartment && c.chain.empty() &&
@@ -282,7 +290,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     offset = page->kind == 'o' ? page->position : 0;
     std::string order;
     for (const auto& key : q.sort) {
-      Sql s = SortSql(key, "r");
+      Sql s = SortSql(key, "r", shard);
       // Resources without a value sort last either way.
       order += (order.empty() ? "" : ", ") + s.text + " IS NULL, " + s.text +
                (key.descending ? " DESC" : "");
@@ -295,6 +303,25 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
   page_bindings.push_back(offset);
   result.plan = sql;
+  if (options.explain) {
+    bool pg = conn.dialect() == db::Dialect::kPostgres;
+    auto explain = conn.Prepare((pg ? "EXPLAIN " : "EXPLAIN QUERY PLAN ") + sql);
+    if (!explain) return std::move(explain).error();
+    int index = 1;
+    Bind(**explain, index, page_bindings);
+    result.plan += "\n";
+    while (true) {
+      auto row = (*explain)->Step();
+      if (!row) {
+        (*explain)->Reset();
+        return std::move(row).error();
+      }
+      if (!*row) break;
+      result.plan += std::string((*explain)->ColumnText(pg ? 0 : 3)) + "\n";
+    }
+    (*explain)->Reset();
+    return result;
+  }
 
   auto stmt = conn.Prepare(sql);
   if (!stmt) return std::move(stmt).error();

@@ -1,5 +1,7 @@
 #include "store/sql_resource_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -46,6 +48,22 @@ const std::vector<db::Migration>& Migrations() {
        "CREATE INDEX resource_history_type ON resource_history (type, txid);"},
       {2, "search index", internal::IndexSchema()},
       {3, "audit log", internal::AuditSchema()},
+      // Shard keys (docs/scale-out.md). Rows written before get theirs from the backfill that
+      // runs when the store opens (store_state says so).
+      {4, "shard keys",
+       "ALTER TABLE resource ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE resource_history ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_string ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_token ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_reference ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_date ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_number ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_quantity ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_uri ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "ALTER TABLE idx_composite ADD COLUMN shard_key INTEGER NOT NULL DEFAULT 0;"
+       "CREATE TABLE store_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+       "INSERT INTO store_state (name, value) SELECT 'shard_keys', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource);"},
   };
   return kMigrations;
 }
@@ -293,7 +311,8 @@ class SqlResourceStore : public ResourceStore {
       if (IsAuditSearch(query))
         return internal::SearchAuditEvents(conn_, query, store_.fhir_base_,
                                            /*in_transaction=*/true);
-      return internal::RunSearch(conn_, query, store_.fhir_base_, /*in_transaction=*/true);
+      return internal::RunSearch(conn_, query, store_.fhir_base_, /*in_transaction=*/true,
+                                 store_.RunOptionsFor(query));
     }
 
    private:
@@ -669,7 +688,26 @@ class SqlResourceStore : public ResourceStore {
     if (!lease) return std::move(lease).error();
     if (IsAuditSearch(query))
       return internal::SearchAuditEvents(**lease, query, fhir_base_, /*in_transaction=*/false);
-    return internal::RunSearch(**lease, query, fhir_base_, /*in_transaction=*/false);
+    return internal::RunSearch(**lease, query, fhir_base_, /*in_transaction=*/false,
+                               RunOptionsFor(query));
+  }
+
+  Result<std::string> ExplainSearch(const search::SearchQuery& query) override {
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    if (IsAuditSearch(query)) return Error::Invalid("The audit log's searches are not explained");
+    internal::RunOptions options = RunOptionsFor(query);
+    options.explain = true;
+    auto found = internal::RunSearch(**lease, query, fhir_base_, /*in_transaction=*/false, options);
+    if (!found) return std::move(found).error();
+    return std::move(found->plan);
+  }
+
+  // The shard every match lives in, when the query names one (search::QueryShard).
+  internal::RunOptions RunOptionsFor(const search::SearchQuery& query) const {
+    internal::RunOptions options;
+    if (registry_) options.shard = search::QueryShard(*registry_->Get(), query);
+    return options;
   }
 
   Result<std::vector<json::Value>> ListCurrent(std::string_view type) override {
@@ -890,13 +928,14 @@ class SqlResourceStore : public ResourceStore {
     while (true) {
       struct Row {
         int64_t rid, version;
+        std::string type, id;
         search::IndexEntries entries;
       };
       std::vector<Row> batch;
       std::shared_ptr<const search::Registry> registry = registry_->Get();
       {
         auto stmt = conn.Prepare(
-            "SELECT rowid, version, body FROM resource WHERE rowid > ? AND deleted = 0 "
+            "SELECT rowid, version, body, type, id FROM resource WHERE rowid > ? AND deleted = 0 "
             "ORDER BY rowid LIMIT ?");
         if (!stmt) return std::move(stmt).error();
         db::Statement& s = **stmt;
@@ -906,7 +945,11 @@ class SqlResourceStore : public ResourceStore {
           auto row = s.Step();
           if (!row) return Finish(s, std::move(row).error());
           if (!*row) break;
-          Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
+          Row r{s.ColumnInt(0),
+                s.ColumnInt(1),
+                std::string(s.ColumnText(3)),
+                std::string(s.ColumnText(4)),
+                {}};
           auto parsed = json::Parse(s.ColumnText(2));
           if (parsed) r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
           batch.push_back(std::move(r));
@@ -917,15 +960,34 @@ class SqlResourceStore : public ResourceStore {
       // One short write transaction per batch: writers queue behind it for milliseconds only.
       auto tx = db::Transaction::Begin(conn, /*write=*/true);
       if (!tx) return std::move(tx).error();
-      auto check = conn.Prepare("SELECT version FROM resource WHERE rowid = ? AND deleted = 0");
+      auto check =
+          conn.Prepare("SELECT version, shard_key FROM resource WHERE rowid = ? AND deleted = 0");
       if (!check) return std::move(check).error();
+      auto set_shard = conn.Prepare("UPDATE resource SET shard_key = ? WHERE rowid = ?");
+      if (!set_shard) return std::move(set_shard).error();
+      auto set_history_shard =
+          conn.Prepare("UPDATE resource_history SET shard_key = ? WHERE type = ? AND id = ?");
+      if (!set_history_shard) return std::move(set_history_shard).error();
       for (const Row& r : batch) {
         (*check)->BindInt(1, r.rid);
         auto row = (*check)->Step();
         bool unchanged = row && *row && (*check)->ColumnInt(0) == r.version;
+        int64_t old_shard = unchanged ? (*check)->ColumnInt(1) : 0;
         (*check)->Reset();
         if (!unchanged) continue;  // rewritten meanwhile, and indexed by that write
-        FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries));
+        int64_t shard = search::ShardKeyOf(r.type, r.id, r.entries);
+        if (shard != old_shard) {  // written before shard keys, or its shard parameter changed
+          (*set_shard)->BindInt(1, shard);
+          (*set_shard)->BindInt(2, r.rid);
+          auto done = (*set_shard)->Run();
+          if (!done) return std::move(done).error();
+          (*set_history_shard)->BindInt(1, shard);
+          (*set_history_shard)->BindText(2, r.type);
+          (*set_history_shard)->BindText(3, r.id);
+          done = (*set_history_shard)->Run();
+          if (!done) return std::move(done).error();
+        }
+        FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries, shard));
         ++count;
       }
       FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
@@ -1026,6 +1088,21 @@ class SqlResourceStore : public ResourceStore {
   // replaces its search index with `entries` (nullptr: a deletion, no index).
   Status WriteVersion(db::Connection& conn, const ResourceVersion& v, int64_t previous,
                       const search::IndexEntries* entries) {
+    // The shard the version lives in: from its index, or (a deletion) the current row's.
+    int64_t shard = 0;
+    if (entries) {
+      shard = search::ShardKeyOf(v.type, v.id, *entries);
+    } else {
+      auto current = conn.Prepare("SELECT shard_key FROM resource WHERE type = ? AND id = ?");
+      if (!current) return std::move(current).error();
+      (*current)->BindText(1, v.type);
+      (*current)->BindText(2, v.id);
+      auto row = (*current)->Step();
+      if (row && *row) shard = (*current)->ColumnInt(0);
+      (*current)->Reset();
+      if (!row) return std::move(row).error();
+      if (shard == 0) shard = search::OwnShardKey(v.type, v.id);
+    }
     if (previous > 0) {
       auto close = conn.Prepare(
           "UPDATE resource_history SET ended = ? WHERE type = ? AND id = ? AND version = ?");
@@ -1038,8 +1115,8 @@ class SqlResourceStore : public ResourceStore {
       if (!done) return std::move(done).error();
     }
     auto insert = conn.Prepare(
-        "INSERT INTO resource_history (type, id, version, last_updated, method, body) "
-        "VALUES (?, ?, ?, ?, ?, ?)");
+        "INSERT INTO resource_history (type, id, version, last_updated, method, body, shard_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
     if (!insert) return std::move(insert).error();
     db::Statement& h = **insert;
     h.BindText(1, v.type);
@@ -1053,34 +1130,70 @@ class SqlResourceStore : public ResourceStore {
     } else {
       h.BindBlob(6, v.body);
     }
+    h.BindInt(7, shard);
     auto done = h.Run();
     if (!done) return std::move(done).error();
-    auto upsert = conn.Prepare(
-        "INSERT INTO resource (type, id, version, last_updated, deleted, body) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
-        "version = excluded.version, last_updated = excluded.last_updated, "
-        "deleted = excluded.deleted, body = excluded.body RETURNING rowid");
-    if (!upsert) return std::move(upsert).error();
-    db::Statement& u = **upsert;
-    u.BindText(1, v.type);
-    u.BindText(2, v.id);
-    u.BindInt(3, v.version);
-    u.BindInt(4, v.last_updated);
-    u.BindInt(5, v.deleted ? 1 : 0);
-    if (v.deleted) {
-      u.BindNull(6);
-    } else {
-      u.BindBlob(6, v.body);
+    // A resource stays in its shard: an update changes its row there. When its patient changed
+    // (the shard key with it), the row moves: deleted, then inserted again with a new rowid (a
+    // distributed database cannot change a row's distribution key in place). No ON CONFLICT:
+    // a distributed resource table's unique keys include the shard key (docs/scale-out.md).
+    auto bind_row = [&](db::Statement& st) {
+      st.BindInt(1, v.version);
+      st.BindInt(2, v.last_updated);
+      st.BindInt(3, v.deleted ? 1 : 0);
+      if (v.deleted) {
+        st.BindNull(4);
+      } else {
+        st.BindBlob(4, v.body);
+      }
+      st.BindText(5, v.type);
+      st.BindText(6, v.id);
+      st.BindInt(7, shard);
+    };
+    // Runs `st` (bound) and takes the rowid it returns, if any.
+    auto returned = [](db::Statement& st) -> Result<std::optional<int64_t>> {
+      auto row = st.Step();
+      std::optional<int64_t> out;
+      if (row && *row) out = st.ColumnInt(0);
+      st.Reset();
+      if (!row) return std::move(row).error();
+      return out;
+    };
+    std::optional<int64_t> rid;
+    if (previous > 0) {
+      auto update = conn.Prepare(
+          "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ? "
+          "WHERE type = ? AND id = ? AND shard_key = ? RETURNING rowid");
+      if (!update) return std::move(update).error();
+      bind_row(**update);
+      auto updated = returned(**update);
+      if (!updated) return std::move(updated).error();
+      rid = *updated;
+      if (!rid) {  // in another shard: move it
+        auto remove =
+            conn.Prepare("DELETE FROM resource WHERE type = ? AND id = ? RETURNING rowid");
+        if (!remove) return std::move(remove).error();
+        (*remove)->BindText(1, v.type);
+        (*remove)->BindText(2, v.id);
+        auto old = returned(**remove);
+        if (!old) return std::move(old).error();
+        if (*old && registry_)
+          FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, **old, nullptr, 0));
+      }
     }
-    auto row = u.Step();
-    if (!row || !*row) {
-      u.Reset();
-      return row ? Error::Internal("The upsert returned no row") : std::move(row).error();
+    if (!rid) {
+      auto insert = conn.Prepare(
+          "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
+      if (!insert) return std::move(insert).error();
+      bind_row(**insert);
+      auto inserted = returned(**insert);
+      if (!inserted) return std::move(inserted).error();
+      rid = *inserted;
     }
-    int64_t rid = u.ColumnInt(0);
-    u.Reset();
+    if (!rid) return Error::Internal("The write returned no row");
     if (!registry_) return Ok();
-    return internal::WriteIndex(conn, rid, entries);
+    return internal::WriteIndex(conn, *rid, entries, shard);
   }
 
   db::Database& db_;
@@ -1102,8 +1215,35 @@ Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Cl
                                                             const search::RegistryHolder* registry,
                                                             std::string fhir_base) {
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
-  return std::unique_ptr<ResourceStore>(
+  std::unique_ptr<ResourceStore> store(
       new SqlResourceStore(db, clock, ids, registry, std::move(fhir_base)));
+  // Resources written before shard keys existed get theirs (once, by the node that opens the
+  // store first; the others find the work done or redo part of it harmlessly).
+  bool backfill = false;
+  {
+    auto lease = db.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto pending = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'shard_keys'");
+    if (!pending) return std::move(pending).error();
+    auto row = (*pending)->Step();
+    backfill = row && *row;
+    (*pending)->Reset();
+    if (!row) return std::move(row).error();
+  }
+  if (backfill && registry) {
+    spdlog::info("computing the shard keys of the stored resources (once, after an upgrade)");
+    auto done = store->Reindex();
+    if (!done) return std::move(done).error();
+    auto lease = db.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    FHIRSTONE_RETURN_IF_ERROR(
+        (*lease)->Execute("DELETE FROM store_state WHERE name = 'shard_keys'"));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    spdlog::info("shard keys computed for {} resources", *done);
+  }
+  return store;
 }
 
 }  // namespace fhirstone::store

@@ -4,6 +4,7 @@
 // precision rules.
 #include "store/internal/search_sql.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -161,8 +162,9 @@ Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_vie
 
 struct Builder {
   Sql out;
-  bool filter = false;          // the criterion filters rows another criterion found (see TestSql)
-  std::string_view local_base;  // this server's FHIR base: absolute URLs under it are local
+  bool filter = false;           // the criterion filters rows another criterion found (see TestSql)
+  std::string_view local_base;   // this server's FHIR base: absolute URLs under it are local
+  std::optional<int64_t> shard;  // the index rows of row "r" are in this shard
   void Add(std::string_view text) { out.text += text; }
   void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
 };
@@ -538,13 +540,21 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
                         : alias + ".rowid IN (SELECT rid FROM " + table + " WHERE ";
   std::string no =
       exists ? "NOT " + yes : alias + ".rowid NOT IN (SELECT rid FROM " + table + " WHERE ";
+  // The searched rows' own index rows are in their shard (a chained target's may not be).
+  bool sharded = b.shard && alias == "r";
+  if (sharded) {
+    yes += "shard_key = ? AND ";
+    no += "shard_key = ? AND ";
+  }
   if (c.modifier == "missing") {
     b.Add((c.values[0] == "true" ? no : yes) + "param = ?)");
+    if (sharded) b.Bind(*b.shard);
     b.Bind(ParamKey(p));
     return Ok();
   }
   bool negate = c.modifier == "not";
   b.Add((negate ? no : yes) + "param = ? AND (");
+  if (sharded) b.Bind(*b.shard);
   b.Bind(ParamKey(p));
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) b.Add(" OR ");
@@ -560,11 +570,14 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   if (index == c.chain.size()) return TestSql(b, c, alias);
   const Criterion::Link& link = c.chain[index];
   std::string next = "c" + std::to_string(++counter);
-  b.Add(alias +
-        ".rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND target_type = ? "
+  bool sharded = b.shard && alias == "r";
+  b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE " +
+        (sharded ? "shard_key = ? AND " : "") +
+        "param = ? AND target_type = ? "
         "AND target_id IN (SELECT " +
         next + ".id FROM resource " + next + " WHERE +" + next + ".type = ? AND " + next +
         ".deleted = 0 AND ");
+  if (sharded) b.Bind(*b.shard);
   b.Bind(ParamKey(*link.param));
   b.Bind(link.target_type);
   b.Bind(link.target_type);
@@ -642,15 +655,16 @@ int Selectivity(const Criterion& c) {
 
 Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter,
                          std::string_view local_base, const std::optional<std::string>& alias_type,
-                         bool filter) {
+                         bool filter, std::optional<int64_t> shard) {
   Builder b;
   b.local_base = local_base;
+  b.shard = shard;
   b.filter = filter && c.chain.empty() && c.has.empty();
   FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias_type, alias_counter));
   return std::move(b.out);
 }
 
-Sql SortSql(const search::SortKey& key, const std::string& alias) {
+Sql SortSql(const search::SortKey& key, const std::string& alias, std::optional<int64_t> shard) {
   const SearchParam& p = *key.param;
   Sql sql;
   if (p.code == "_id") {
@@ -687,7 +701,9 @@ Sql SortSql(const search::SortKey& key, const std::string& alias) {
         break;
     }
     sql.text = "(SELECT " + std::string(agg) + "(" + column + ") FROM " + TableFor(p.type) +
-               " WHERE rid = " + alias + ".rowid AND param = ?)";
+               " WHERE rid = " + alias + ".rowid AND " + (shard ? "shard_key = ? AND " : "") +
+               "param = ?)";
+    if (shard) sql.bindings.push_back(*shard);
     sql.bindings.push_back(ParamKey(p));
   }
   return sql;
@@ -745,18 +761,20 @@ const char* IndexSchema() {
 
 namespace {
 
-// Inserts one index row per entry with `sql`, whose first two columns are rid and param;
-// `bind_rest` binds the others.
+// Inserts one index row per entry with `sql`, whose first two columns are rid and param and
+// whose last is shard_key; `bind_rest` binds the others.
 template <typename Entry, typename BindRest>
-Status InsertAll(db::Connection& conn, std::string_view sql, int64_t rid,
+Status InsertAll(db::Connection& conn, std::string_view sql, int64_t rid, int64_t shard_key,
                  const std::vector<Entry>& entries, BindRest bind_rest) {
   if (entries.empty()) return Ok();
   auto stmt = conn.Prepare(sql);
   if (!stmt) return std::move(stmt).error();
+  const int last = static_cast<int>(std::count(sql.begin(), sql.end(), '?'));
   for (const Entry& e : entries) {
     (*stmt)->BindInt(1, rid);
     (*stmt)->BindText(2, ParamKey(*e.param));
     bind_rest(**stmt, e);
+    (*stmt)->BindInt(last, shard_key);
     auto done = (*stmt)->Run();
     if (!done) return std::move(done).error();
   }
@@ -765,7 +783,8 @@ Status InsertAll(db::Connection& conn, std::string_view sql, int64_t rid,
 
 }  // namespace
 
-Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries) {
+Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
+                  int64_t shard_key) {
   for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
                             "idx_quantity", "idx_uri", "idx_composite"}) {
     auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
@@ -775,15 +794,16 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
     if (!done) return std::move(done).error();
   }
   if (!entries) return Ok();
-  FHIRSTONE_RETURN_IF_ERROR(
-      InsertAll(conn, "INSERT INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)", rid,
-                entries->strings, [](db::Statement& s, const search::StringEntry& e) {
-                  s.BindText(3, e.normalized);
-                  s.BindText(4, e.exact);
-                }));
   FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn, "INSERT INTO idx_token (rid, param, system, code, text) VALUES (?, ?, ?, ?, ?)", rid,
-      entries->tokens, [](db::Statement& s, const search::TokenEntry& e) {
+      conn, "INSERT INTO idx_string (rid, param, norm, exact, shard_key) VALUES (?, ?, ?, ?, ?)",
+      rid, shard_key, entries->strings, [](db::Statement& s, const search::StringEntry& e) {
+        s.BindText(3, e.normalized);
+        s.BindText(4, e.exact);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn,
+      "INSERT INTO idx_token (rid, param, system, code, text, shard_key) VALUES (?, ?, ?, ?, ?, ?)",
+      rid, shard_key, entries->tokens, [](db::Statement& s, const search::TokenEntry& e) {
         s.BindText(3, e.system);
         s.BindText(4, e.code);
         s.BindText(5, e.text);
@@ -791,8 +811,8 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   FHIRSTONE_RETURN_IF_ERROR(InsertAll(
       conn,
       "INSERT INTO idx_reference (rid, param, target_type, target_id, version, url, id_system, "
-      "id_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      rid, entries->references, [](db::Statement& s, const search::ReferenceEntry& e) {
+      "id_value, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      rid, shard_key, entries->references, [](db::Statement& s, const search::ReferenceEntry& e) {
         s.BindText(3, e.target_type);
         s.BindText(4, e.target_id);
         s.BindText(5, e.version);
@@ -800,20 +820,21 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
         s.BindText(7, e.identifier_system);
         s.BindText(8, e.identifier_value);
       }));
-  FHIRSTONE_RETURN_IF_ERROR(
-      InsertAll(conn, "INSERT INTO idx_date (rid, param, low, high) VALUES (?, ?, ?, ?)", rid,
-                entries->dates, [](db::Statement& s, const search::DateEntry& e) {
-                  s.BindInt(3, e.low);
-                  s.BindInt(4, e.high);
-                }));
   FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn, "INSERT INTO idx_number (rid, param, value) VALUES (?, ?, ?)", rid, entries->numbers,
-      [](db::Statement& s, const search::NumberEntry& e) { s.BindDouble(3, e.value); }));
+      conn, "INSERT INTO idx_date (rid, param, low, high, shard_key) VALUES (?, ?, ?, ?, ?)", rid,
+      shard_key, entries->dates, [](db::Statement& s, const search::DateEntry& e) {
+        s.BindInt(3, e.low);
+        s.BindInt(4, e.high);
+      }));
+  FHIRSTONE_RETURN_IF_ERROR(
+      InsertAll(conn, "INSERT INTO idx_number (rid, param, value, shard_key) VALUES (?, ?, ?, ?)",
+                rid, shard_key, entries->numbers,
+                [](db::Statement& s, const search::NumberEntry& e) { s.BindDouble(3, e.value); }));
   FHIRSTONE_RETURN_IF_ERROR(InsertAll(
       conn,
-      "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit) VALUES (?, ?, ?, ?, "
-      "?, ?, ?)",
-      rid, entries->quantities, [](db::Statement& s, const search::QuantityEntry& e) {
+      "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit, shard_key) VALUES "
+      "(?, ?, ?, ?, ?, ?, ?, ?)",
+      rid, shard_key, entries->quantities, [](db::Statement& s, const search::QuantityEntry& e) {
         s.BindDouble(3, e.low);
         s.BindDouble(4, e.high);
         s.BindText(5, e.system);
@@ -823,9 +844,9 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   FHIRSTONE_RETURN_IF_ERROR(InsertAll(
       conn,
       "INSERT INTO idx_composite (rid, param, a_system, a_code, b_system, b_code, b_text, b_low, "
-      "b_high, b_date_low, b_date_high, c_low, c_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      "?, ?)",
-      rid, entries->composites, [](db::Statement& s, const search::CompositeEntry& e) {
+      "b_high, b_date_low, b_date_high, c_low, c_high, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?, ?)",
+      rid, shard_key, entries->composites, [](db::Statement& s, const search::CompositeEntry& e) {
         s.BindText(3, e.a_system);
         s.BindText(4, e.a_code);
         s.BindText(5, e.b_system);
@@ -838,9 +859,9 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
         s.BindDouble(12, e.c_low);
         s.BindDouble(13, e.c_high);
       }));
-  FHIRSTONE_RETURN_IF_ERROR(
-      InsertAll(conn, "INSERT INTO idx_uri (rid, param, uri) VALUES (?, ?, ?)", rid, entries->uris,
-                [](db::Statement& s, const search::UriEntry& e) { s.BindText(3, e.uri); }));
+  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
+      conn, "INSERT INTO idx_uri (rid, param, uri, shard_key) VALUES (?, ?, ?, ?)", rid, shard_key,
+      entries->uris, [](db::Statement& s, const search::UriEntry& e) { s.BindText(3, e.uri); }));
   return Ok();
 }
 

@@ -29,14 +29,16 @@ std::string ParamKey(const search::SearchParam& p);
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
 // `local_base` is this server's FHIR base URL.
 // `alias_type` is the type of row `alias` when the search has one type. A `filter` criterion only
-// checks rows that another (the driving) criterion found.
+// checks rows that another (the driving) criterion found. With `shard`, the index rows of row
+// `alias` are looked up in that shard only (search::QueryShard).
 Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter,
                          std::string_view local_base, const std::optional<std::string>& alias_type,
-                         bool filter);
+                         bool filter, std::optional<int64_t> shard = std::nullopt);
 // How selective a criterion usually is (higher: fewer matches); the most selective drives.
 int Selectivity(const search::Criterion& c);
 // An ORDER BY expression for one sort key over row `alias`.
-Sql SortSql(const search::SortKey& key, const std::string& alias);
+Sql SortSql(const search::SortKey& key, const std::string& alias,
+            std::optional<int64_t> shard = std::nullopt);
 
 void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
 
@@ -45,8 +47,10 @@ void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
 Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
                          const std::string& high_column);
 
-// Replaces the index rows of resource `rid` with `entries` (none: removes them).
-Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries);
+// Replaces the index rows of resource `rid` with `entries` (none: removes them), each row
+// carrying the resource's `shard_key`.
+Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
+                  int64_t shard_key);
 
 // The schema of the index tables (a migration).
 const char* IndexSchema();
@@ -59,9 +63,18 @@ struct SearchResult;
 
 namespace fhirstone::store::internal {
 
+struct RunOptions {
+  // Every match lives in this shard (search::QueryShard): each table is read there only.
+  std::optional<int64_t> shard;
+  // Instead of running the page query, answer its plan (EXPLAIN on PostgreSQL, EXPLAIN QUERY
+  // PLAN on SQLite) in SearchResult::plan, with the SQL first.
+  bool explain = false;
+};
+
 // Runs `query` on `conn` inside one read transaction (one snapshot for the page, its total and
 // its includes), or inside the write transaction already open when `in_transaction`.
 Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query,
-                               std::string_view local_base, bool in_transaction);
+                               std::string_view local_base, bool in_transaction,
+                               const RunOptions& options = {});
 
 }  // namespace fhirstone::store::internal

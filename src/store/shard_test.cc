@@ -1,0 +1,271 @@
+// Shard keys (docs/scale-out.md): every row of the patient-linked tables carries the key of the
+// patient whose data it is, patient-scoped searches read that shard only, and rows written before
+// shard keys existed get theirs when the store opens.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "search/query.h"
+#include "store/sql_resource_store.h"
+#include "support/databases.h"
+#include "support/fakes.h"
+
+namespace fhirstone::store {
+namespace {
+
+class ShardTest : public ::testing::TestWithParam<db::Dialect> {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fhirstone-shard-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string url;
+    FHIRSTONE_ASSIGN_FRESH_DATABASE(db_, GetParam(), dir_ / "db", &url);
+    auto registry = search::Registry::Builtin();
+    ASSERT_TRUE(registry);
+    holder_ = std::make_unique<search::RegistryHolder>(
+        std::shared_ptr<const search::Registry>(std::move(registry).value()));
+    Open();
+  }
+
+  void Open() {
+    store_.reset();
+    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), "http://example.org/fhir");
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(store).value();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Put(std::string_view text) {
+    auto v = json::Parse(text);
+    ASSERT_TRUE(v) << text;
+    auto written = store_->Update(std::move(v).value(), std::nullopt);
+    ASSERT_TRUE(written) << written.error().message();
+  }
+
+  // One integer from the database.
+  int64_t Number(const std::string& sql, const std::vector<std::string>& texts = {}) {
+    auto lease = db_->Acquire();
+    EXPECT_TRUE(lease);
+    auto stmt = (*lease)->Prepare(sql);
+    EXPECT_TRUE(stmt) << sql;
+    for (size_t i = 0; i < texts.size(); ++i) (*stmt)->BindText(static_cast<int>(i + 1), texts[i]);
+    auto row = (*stmt)->Step();
+    EXPECT_TRUE(row && *row) << sql;
+    int64_t n = (*stmt)->ColumnInt(0);
+    (*stmt)->Reset();
+    return n;
+  }
+
+  int64_t ShardOf(const std::string& type, const std::string& id) {
+    return Number("SELECT shard_key FROM resource WHERE type = ? AND id = ?", {type, id});
+  }
+
+  // How many index rows of type/id are not in the resource's shard.
+  int64_t IndexRowsElsewhere(const std::string& type, const std::string& id) {
+    int64_t n = 0;
+    for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
+                              "idx_quantity", "idx_uri", "idx_composite"})
+      n += Number(std::string("SELECT count(*) FROM ") + table +
+                      " i JOIN resource r ON i.rid = r.rowid WHERE r.type = ? AND r.id = ? AND "
+                      "i.shard_key <> r.shard_key",
+                  {type, id});
+    return n;
+  }
+
+  search::SearchQuery Query(const std::string& type, search::QueryParams params) {
+    auto q = search::ParseQuery(*holder_->Get(), {type}, params, {});
+    EXPECT_TRUE(q) << q.error().message();
+    return q ? std::move(q).value() : search::SearchQuery{};
+  }
+
+  std::vector<std::string> Ids(const std::string& type, search::QueryParams params) {
+    auto found = store_->Search(Query(type, std::move(params)));
+    EXPECT_TRUE(found) << found.error().message();
+    std::vector<std::string> ids;
+    if (found)
+      for (const auto& m : found->matches) ids.push_back(m.id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  std::filesystem::path dir_;
+  test::FakeClock clock_;
+  test::SequentialIdGenerator ids_;
+  std::unique_ptr<search::RegistryHolder> holder_;
+  std::unique_ptr<db::Database> db_;
+  std::unique_ptr<ResourceStore> store_;
+};
+
+constexpr const char* kObservation =
+    R"({"resourceType":"Observation","id":"%ID%","status":"final","code":{"coding":[{"system":)"
+    R"("http://loinc.org","code":"8867-4"}]},"subject":{"reference":"%SUBJECT%"},)"
+    R"("effectiveDateTime":"2020-01-0%DAY%"})";
+
+std::string Observation(const std::string& id, const std::string& subject, int day = 1) {
+  std::string s = kObservation;
+  s.replace(s.find("%ID%"), 4, id);
+  s.replace(s.find("%SUBJECT%"), 9, subject);
+  s.replace(s.find("%DAY%"), 5, std::to_string(day));
+  return s;
+}
+
+TEST(ShardParamTest, OneSingleValuedPatientReferencePerType) {
+  auto registry = search::Registry::Builtin();
+  ASSERT_TRUE(registry);
+  const search::Registry& r = **registry;
+  for (const char* type : {"Observation", "Encounter", "Condition", "AllergyIntolerance",
+                           "MedicationRequest", "Claim", "Immunization", "DiagnosticReport"}) {
+    const search::SearchParam* p = r.ShardParam(type);
+    ASSERT_NE(p, nullptr) << type;
+    EXPECT_TRUE(p->code == "patient" || p->code == "subject") << type << ": " << p->code;
+    EXPECT_TRUE(r.IsShardParam(type, r.Find(type, "patient"))) << type;
+  }
+  EXPECT_EQ(r.ShardParam("Observation")->code, "subject");  // the compartment's parameter
+  EXPECT_TRUE(r.IsShardParam("Observation", r.Find("Observation", "subject")));
+  EXPECT_FALSE(r.IsShardParam("Observation", r.Find("Observation", "performer")));
+  EXPECT_FALSE(r.IsShardParam("Observation", r.Find("Observation", "encounter")));
+  EXPECT_EQ(r.ShardParam("Patient"), nullptr);       // its own key
+  EXPECT_EQ(r.ShardParam("Practitioner"), nullptr);  // not in the Patient compartment
+  EXPECT_EQ(r.ShardParam("Appointment"), nullptr);   // participant repeats: several patients
+  EXPECT_EQ(search::PatientShardKey("p1"), search::OwnShardKey("Patient", "p1"));
+  EXPECT_NE(search::PatientShardKey("p1"), search::PatientShardKey("p2"));
+  EXPECT_NE(search::OwnShardKey("Practitioner", "p1"), search::PatientShardKey("p1"));
+}
+
+TEST_P(ShardTest, RowsLiveInTheirPatientsShard) {
+  Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"One"}]})");
+  Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"Two"}]})");
+  Put(R"({"resourceType":"Practitioner","id":"d1","name":[{"family":"Doc"}]})");
+  Put(Observation("o1", "Patient/p1"));
+  Put(Observation("o2", "Patient/p2"));
+  Put(Observation("o3", "Group/g1"));
+  const int64_t p1 = search::PatientShardKey("p1"), p2 = search::PatientShardKey("p2");
+  EXPECT_EQ(ShardOf("Patient", "p1"), p1);
+  EXPECT_EQ(ShardOf("Observation", "o1"), p1);
+  EXPECT_EQ(ShardOf("Observation", "o2"), p2);
+  EXPECT_EQ(ShardOf("Observation", "o3"), search::OwnShardKey("Observation", "o3"));
+  EXPECT_EQ(ShardOf("Practitioner", "d1"), search::OwnShardKey("Practitioner", "d1"));
+  for (const char* id : {"o1", "o2", "o3"}) EXPECT_EQ(IndexRowsElsewhere("Observation", id), 0);
+  EXPECT_EQ(IndexRowsElsewhere("Patient", "p1"), 0);
+  EXPECT_EQ(Number("SELECT shard_key FROM resource_history WHERE id = 'o1'"), p1);
+
+  // The patient changes: the row moves to the other shard with its index and history.
+  int64_t old_rowid = Number("SELECT rowid FROM resource WHERE id = 'o1'");
+  Put(Observation("o1", "Patient/p2", 2));
+  EXPECT_EQ(ShardOf("Observation", "o1"), p2);
+  EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
+  EXPECT_EQ(Number("SELECT shard_key FROM resource_history WHERE id = 'o1' AND version = 2"), p2);
+  for (const char* table : {"idx_token", "idx_reference", "idx_date"})
+    EXPECT_EQ(Number(std::string("SELECT count(*) FROM ") + table +
+                     " WHERE rid = " + std::to_string(old_rowid)),
+              0)
+        << table;
+  EXPECT_EQ(Ids("Observation", {{"patient", "p2"}}), (std::vector<std::string>{"o1", "o2"}));
+  EXPECT_TRUE(Ids("Observation", {{"patient", "p1"}}).empty());
+  EXPECT_EQ(Ids("Observation", {{"subject", "Patient/p2"}, {"date", "2020-01-02"}}),
+            (std::vector<std::string>{"o1"}));
+  EXPECT_EQ(Ids("Observation", {{"subject:Patient", "p2"}, {"_sort", "-date"}}),
+            (std::vector<std::string>{"o1", "o2"}));
+  EXPECT_EQ(Ids("Patient", {{"_id", "p1"}}), (std::vector<std::string>{"p1"}));
+
+  // A deletion keeps the shard: its history row is in it.
+  ASSERT_TRUE(store_->Delete("Observation", "o2", std::nullopt));
+  EXPECT_EQ(ShardOf("Observation", "o2"), p2);
+  EXPECT_EQ(Number("SELECT count(*) FROM resource_history WHERE id = 'o2' AND method = 'D'"), 1);
+  EXPECT_EQ(Number("SELECT min(shard_key) FROM resource_history WHERE id = 'o2'"), p2);
+  EXPECT_EQ(Number("SELECT max(shard_key) FROM resource_history WHERE id = 'o2'"), p2);
+}
+
+TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
+  const search::Registry& r = *holder_->Get();
+  const int64_t p1 = search::PatientShardKey("p1");
+  auto shard = [&](const std::string& type, search::QueryParams params) {
+    return search::QueryShard(r, Query(type, std::move(params)));
+  };
+  EXPECT_EQ(shard("Observation", {{"patient", "p1"}, {"code", "8867-4"}}), p1);
+  EXPECT_EQ(shard("Observation", {{"patient", "Patient/p1"}}), p1);
+  EXPECT_EQ(shard("Observation", {{"subject", "Patient/p1"}}), p1);
+  EXPECT_EQ(shard("Observation", {{"subject:Patient", "p1"}}), p1);
+  EXPECT_EQ(shard("Condition", {{"patient", "p1"}, {"clinical-status", "active"}}), p1);
+  EXPECT_EQ(shard("Patient", {{"_id", "p1"}}), p1);
+  // The matches may span shards: no shard.
+  EXPECT_EQ(shard("Observation", {{"subject", "p1"}}), std::nullopt);  // any type with id p1
+  EXPECT_EQ(shard("Observation", {{"patient", "p1,p2"}}), std::nullopt);
+  EXPECT_EQ(shard("Observation", {{"performer", "Patient/p1"}}), std::nullopt);
+  EXPECT_EQ(shard("Observation", {{"patient:missing", "false"}}), std::nullopt);
+  EXPECT_EQ(shard("Observation", {{"patient.name", "One"}}), std::nullopt);
+  EXPECT_EQ(shard("Observation", {{"patient", "http://other.org/fhir/Patient/p1"}}), std::nullopt);
+  EXPECT_EQ(shard("Appointment", {{"patient", "p1"}}), std::nullopt);
+  EXPECT_EQ(shard("Practitioner", {{"name", "Doc"}}), std::nullopt);
+  // Compartment searches: one shard where the compartment has the shard parameter alone.
+  search::SearchQuery encounters = Query("Encounter", {});
+  encounters.compartment =
+      search::Compartment{"Patient", "p1", r.CompartmentParams("Patient", "Encounter")};
+  EXPECT_EQ(search::QueryShard(r, encounters), p1);
+  search::SearchQuery observations = Query("Observation", {});
+  observations.compartment = search::Compartment{
+      "Patient", "p1", r.CompartmentParams("Patient", "Observation")};  // subject, performer
+  EXPECT_EQ(search::QueryShard(r, observations), std::nullopt);
+
+  // Every table the page query reads is read in the shard: resource by r.shard_key, each index
+  // table by its shard_key (what a distributed database needs to send the query to one shard).
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(Observation("o1", "Patient/p1"));
+  auto plan = store_->ExplainSearch(Query("Observation", {{"patient", "p1"},
+                                                          {"code", "http://loinc.org|8867-4"},
+                                                          {"date", "ge2015"},
+                                                          {"_sort", "-date"},
+                                                          {"_count", "50"}}));
+  ASSERT_TRUE(plan) << plan.error().message();
+  std::string sql = plan->substr(0, plan->find('\n'));
+  size_t tables = 0, scoped = 0;
+  for (size_t at = sql.find("FROM idx_"); at != std::string::npos;
+       at = sql.find("FROM idx_", at + 1))
+    ++tables;
+  for (size_t at = sql.find("shard_key = ?"); at != std::string::npos;
+       at = sql.find("shard_key = ?", at + 1))
+    ++scoped;
+  EXPECT_EQ(tables, 5u) << sql;  // patient, code, date, and the sort key twice (IS NULL, value)
+  EXPECT_EQ(scoped, tables + 1) << sql;
+  EXPECT_NE(sql.find("r.shard_key = ?"), std::string::npos) << sql;
+  EXPECT_GT(plan->size(), sql.size() + 1);  // the database's plan follows the SQL
+}
+
+TEST_P(ShardTest, RowsWrittenBeforeShardKeysGetThemWhenTheStoreOpens) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(Observation("o1", "Patient/p1"));
+  Put(R"({"resourceType":"Practitioner","id":"d1"})");
+  {  // as an older version left them
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    for (const char* table : {"resource", "resource_history", "idx_string", "idx_token",
+                              "idx_reference", "idx_date", "idx_uri"})
+      ASSERT_TRUE((*lease)->Execute(std::string("UPDATE ") + table + " SET shard_key = 0"));
+    ASSERT_TRUE((*lease)->Execute(
+        "INSERT INTO store_state (name, value) VALUES ('shard_keys', 'pending')"));
+  }
+  Open();
+  EXPECT_EQ(ShardOf("Observation", "o1"), search::PatientShardKey("p1"));
+  EXPECT_EQ(ShardOf("Patient", "p1"), search::PatientShardKey("p1"));
+  EXPECT_EQ(ShardOf("Practitioner", "d1"), search::OwnShardKey("Practitioner", "d1"));
+  EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
+  EXPECT_EQ(Number("SELECT count(*) FROM resource_history WHERE shard_key = 0"), 0);
+  EXPECT_EQ(Number("SELECT count(*) FROM store_state WHERE name = 'shard_keys'"), 0);
+  EXPECT_EQ(Ids("Observation", {{"patient", "p1"}}), (std::vector<std::string>{"o1"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, ShardTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
+
+}  // namespace
+}  // namespace fhirstone::store
