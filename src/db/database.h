@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/result.h"
@@ -46,6 +48,9 @@ class Statement {
   virtual int64_t Changes() = 0;
 };
 
+// One value of a queued row (Connection::QueueRow).
+using Value = std::variant<int64_t, double, std::string_view>;
+
 class Connection {
  public:
   virtual ~Connection() = default;
@@ -64,6 +69,18 @@ class Connection {
   // Whether the pool may lend this connection again (false: broken, or left inside a
   // transaction); such a connection is closed when its lease ends.
   virtual bool Reusable() { return true; }
+
+  // Bulk inserts. Queues one row for `table` (`columns` as "a, b, c", `values` in that order),
+  // to be inserted with the other rows queued for the table in one batch (COPY on PostgreSQL)
+  // before the next statement that names the table, the next SAVEPOINT or RELEASE, and the
+  // commit; a statement that fails there fails. A ROLLBACK (TO SAVEPOINT) drops the rows queued.
+  // Returns false where rows are not queued (SQLite, where a prepared INSERT costs no round
+  // trip): insert the row with a statement then.
+  virtual bool QueueRow(std::string_view table, std::string_view columns,
+                        std::span<const Value> values) {
+    (void)table, (void)columns, (void)values;
+    return false;
+  }
 
  protected:
   Connection() = default;

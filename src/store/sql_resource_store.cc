@@ -64,6 +64,15 @@ const std::vector<db::Migration>& Migrations() {
        "CREATE TABLE store_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
        "INSERT INTO store_state (name, value) SELECT 'shard_keys', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource);"},
+      // Numbers and quantities are 8-byte floats on PostgreSQL too (REAL once made them 4-byte
+      // there; SQLite's REAL is 8 bytes). Nothing to do on SQLite.
+      {5, "double precision numbers", "SELECT 1",
+       "ALTER TABLE idx_number ALTER COLUMN value TYPE DOUBLE PRECISION;"
+       "ALTER TABLE idx_quantity ALTER COLUMN low TYPE DOUBLE PRECISION,"
+       "  ALTER COLUMN high TYPE DOUBLE PRECISION;"
+       "ALTER TABLE idx_composite ALTER COLUMN b_low TYPE DOUBLE PRECISION,"
+       "  ALTER COLUMN b_high TYPE DOUBLE PRECISION, ALTER COLUMN c_low TYPE DOUBLE PRECISION,"
+       "  ALTER COLUMN c_high TYPE DOUBLE PRECISION;"},
   };
   return kMigrations;
 }
@@ -1160,6 +1169,7 @@ class SqlResourceStore : public ResourceStore {
       return out;
     };
     std::optional<int64_t> rid;
+    bool fresh = false;  // a new row: no index rows to replace
     if (previous > 0) {
       auto update = conn.Prepare(
           "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ? "
@@ -1190,10 +1200,11 @@ class SqlResourceStore : public ResourceStore {
       auto inserted = returned(**insert);
       if (!inserted) return std::move(inserted).error();
       rid = *inserted;
+      fresh = true;
     }
     if (!rid) return Error::Internal("The write returned no row");
     if (!registry_) return Ok();
-    return internal::WriteIndex(conn, *rid, entries, shard);
+    return internal::WriteIndex(conn, *rid, entries, shard, fresh);
   }
 
   db::Database& db_;

@@ -7,7 +7,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <span>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "common/strings.h"
@@ -37,10 +39,18 @@ Error PgError(std::string_view what, const PGresult* result, PGconn* conn) {
 
 bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
+class PostgresConnection;
+// Sends the rows queued for the tables `sql` names (or all, before a savepoint or release), or
+// drops them all before a rollback. Defined after PostgresConnection.
+Status BeforeStatement(PostgresConnection& conn, std::string_view sql);
+
 class PostgresStatement : public Statement {
  public:
-  PostgresStatement(PGconn* conn, std::string name, int params)
-      : conn_(conn),
+  PostgresStatement(PostgresConnection& owner, PGconn* conn, std::string name, std::string sql,
+                    int params)
+      : owner_(owner),
+        sql_(std::move(sql)),
+        conn_(conn),
         name_(std::move(name)),
         values_(params),
         nulls_(params, true),
@@ -67,6 +77,7 @@ class PostgresStatement : public Statement {
 
   Result<bool> Step() override {
     if (!result_) {
+      FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
       std::vector<const char*> values(values_.size());
       std::vector<int> lengths(values_.size());
       for (size_t i = 0; i < values_.size(); ++i) {
@@ -136,6 +147,8 @@ class PostgresStatement : public Statement {
     row_ = -1;
   }
 
+  PostgresConnection& owner_;
+  std::string sql_;  // as the store wrote it
   PGconn* conn_;
   std::string name_;
   std::vector<std::string> values_;
@@ -158,6 +171,7 @@ class PostgresConnection : public Connection {
   Dialect dialect() const override { return Dialect::kPostgres; }
 
   Status Execute(std::string_view sql) override {
+    FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(*this, sql));
     std::string text = RenderSql(sql);
     PGresult* result = PQexec(conn_, text.c_str());
     ExecStatusType status = PQresultStatus(result);
@@ -188,7 +202,8 @@ class PostgresConnection : public Connection {
     }
     PQclear(result);
     auto& slot = cache_[std::string(sql)];
-    slot = std::make_unique<PostgresStatement>(conn_, std::move(name), params);
+    slot = std::make_unique<PostgresStatement>(*this, conn_, std::move(name), std::string(sql),
+                                               params);
     return slot.get();
   }
 
@@ -203,6 +218,7 @@ class PostgresConnection : public Connection {
   }
   // PostgreSQL answers COMMIT in a failed transaction with success and a ROLLBACK tag.
   Status Commit() override {
+    FHIRSTONE_RETURN_IF_ERROR(Flush());
     PGresult* result = PQexec(conn_, "COMMIT");
     Status out = Ok();
     if (PQresultStatus(result) != PGRES_COMMAND_OK) {
@@ -219,7 +235,93 @@ class PostgresConnection : public Connection {
     return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
   }
 
+  bool QueueRow(std::string_view table, std::string_view columns,
+                std::span<const Value> values) override {
+    Queued* q = nullptr;
+    for (auto& candidate : queued_)
+      if (candidate.table == table && candidate.columns == columns) q = &candidate;
+    if (!q) q = &queued_.emplace_back(Queued{std::string(table), std::string(columns), {}});
+    std::string& out = q->data;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) out += '\t';
+      if (const auto* n = std::get_if<int64_t>(&values[i])) {
+        out += std::to_string(*n);
+      } else if (const auto* d = std::get_if<double>(&values[i])) {
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *d);
+        out.append(buf, end);
+      } else {  // COPY's text format: backslash escapes for the separators
+        std::string text(std::get<std::string_view>(values[i]));
+        MakeValidUtf8(text);
+        for (char c : text) {
+          switch (c) {
+            case '\\':
+              out += "\\\\";
+              break;
+            case '\t':
+              out += "\\t";
+              break;
+            case '\n':
+              out += "\\n";
+              break;
+            case '\r':
+              out += "\\r";
+              break;
+            default:
+              out += c;
+          }
+        }
+      }
+    }
+    out += '\n';
+    return true;
+  }
+
+  // Sends the queued rows of every table (all: nullopt) or of the tables `sql` names.
+  Status Flush(std::optional<std::string_view> sql = std::nullopt) {
+    for (auto& q : queued_) {
+      if (q.data.empty() || (sql && sql->find(q.table) == std::string_view::npos)) continue;
+      std::string data = std::move(q.data);
+      q.data.clear();
+      FHIRSTONE_RETURN_IF_ERROR(Copy(q.table, q.columns, data));
+    }
+    return Ok();
+  }
+  void Drop() {
+    for (auto& q : queued_) q.data.clear();
+  }
+  bool HasQueued() const {
+    for (const auto& q : queued_)
+      if (!q.data.empty()) return true;
+    return false;
+  }
+
  private:
+  Status Copy(const std::string& table, const std::string& columns, const std::string& data) {
+    std::string sql = "COPY " + table + " (" + columns + ") FROM STDIN";
+    PGresult* start = PQexec(conn_, sql.c_str());
+    if (PQresultStatus(start) != PGRES_COPY_IN) {
+      Error e = PgError("PostgreSQL COPY failed", start, conn_);
+      PQclear(start);
+      return e;
+    }
+    PQclear(start);
+    bool sent = PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) == 1;
+    bool ended = PQputCopyEnd(conn_, sent ? nullptr : "the rows could not be sent") == 1;
+    Status out = Ok();
+    while (PGresult* result = PQgetResult(conn_)) {
+      if (PQresultStatus(result) != PGRES_COMMAND_OK && out)
+        out = PgError("PostgreSQL COPY failed", result, conn_);
+      PQclear(result);
+    }
+    if (out && (!sent || !ended)) out = PgError("PostgreSQL COPY failed", nullptr, conn_);
+    return out;
+  }
+
+  struct Queued {
+    std::string table, columns, data;
+  };
+  std::vector<Queued> queued_;
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -228,6 +330,17 @@ class PostgresConnection : public Connection {
   int statements_ = 0;
   std::unordered_map<std::string, std::unique_ptr<PostgresStatement>, Hash, std::equal_to<>> cache_;
 };
+
+Status BeforeStatement(PostgresConnection& conn, std::string_view sql) {
+  if (!conn.HasQueued()) return Ok();
+  std::string_view head = sql.substr(0, 16);
+  if (head.starts_with("ROLLBACK")) {  // ROLLBACK, ROLLBACK TO: the rows go with it
+    conn.Drop();
+    return Ok();
+  }
+  if (head.starts_with("SAVEPOINT") || head.starts_with("RELEASE")) return conn.Flush();
+  return conn.Flush(sql);
+}
 
 class PostgresDatabase : public Database {
  public:
@@ -293,6 +406,9 @@ std::string RenderSql(std::string_view sql) {
     } else if (word("INTEGER")) {
       out += "BIGINT";
       i += 6;
+    } else if (word("REAL")) {  // SQLite's REAL is an 8-byte float; PostgreSQL's real 4 bytes
+      out += "DOUBLE PRECISION";
+      i += 3;
     } else if (word("BLOB")) {
       out += "BYTEA";
       i += 3;

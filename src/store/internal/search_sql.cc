@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <unordered_map>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -761,107 +762,103 @@ const char* IndexSchema() {
 
 namespace {
 
-// Inserts one index row per entry with `sql`, whose first two columns are rid and param and
-// whose last is shard_key; `bind_rest` binds the others.
-template <typename Entry, typename BindRest>
-Status InsertAll(db::Connection& conn, std::string_view sql, int64_t rid, int64_t shard_key,
-                 const std::vector<Entry>& entries, BindRest bind_rest) {
-  if (entries.empty()) return Ok();
-  auto stmt = conn.Prepare(sql);
-  if (!stmt) return std::move(stmt).error();
-  const int last = static_cast<int>(std::count(sql.begin(), sql.end(), '?'));
-  for (const Entry& e : entries) {
-    (*stmt)->BindInt(1, rid);
-    (*stmt)->BindText(2, ParamKey(*e.param));
-    bind_rest(**stmt, e);
-    (*stmt)->BindInt(last, shard_key);
+// Writes index rows: queued for one COPY per table where the connection batches rows
+// (PostgreSQL), else with one prepared INSERT per table (SQLite).
+class IndexWriter {
+ public:
+  IndexWriter(db::Connection& conn, int64_t rid, int64_t shard_key)
+      : conn_(conn), rid_(rid), shard_key_(shard_key) {}
+
+  // One row of `table`: rid, param, then `rest` (as `columns` names them), then shard_key.
+  Status Row(const char* table, const char* columns, const search::SearchParam& param,
+             std::initializer_list<db::Value> rest) {
+    std::string key = ParamKey(param);
+    values_.clear();
+    values_.emplace_back(rid_);
+    values_.emplace_back(std::string_view(key));
+    values_.insert(values_.end(), rest.begin(), rest.end());
+    values_.emplace_back(shard_key_);
+    // The column list and INSERT of each table, made once per thread (`table` is a literal).
+    thread_local std::unordered_map<const char*, std::pair<std::string, std::string>> texts;
+    auto& [all_columns, sql] = texts[table];
+    if (all_columns.empty()) {
+      all_columns = std::string("rid, param, ") + columns + ", shard_key";
+      sql = std::string("INSERT INTO ") + table + " (" + all_columns + ") VALUES (?";
+      for (size_t i = 1; i < values_.size(); ++i) sql += ", ?";
+      sql += ")";
+    }
+    if (conn_.QueueRow(table, all_columns, values_)) return Ok();
+    auto stmt = conn_.Prepare(sql);
+    if (!stmt) return std::move(stmt).error();
+    int index = 1;
+    for (const db::Value& v : values_) {
+      if (const auto* n = std::get_if<int64_t>(&v)) {
+        (*stmt)->BindInt(index++, *n);
+      } else if (const auto* d = std::get_if<double>(&v)) {
+        (*stmt)->BindDouble(index++, *d);
+      } else {
+        (*stmt)->BindText(index++, std::get<std::string_view>(v));
+      }
+    }
     auto done = (*stmt)->Run();
     if (!done) return std::move(done).error();
+    return Ok();
   }
-  return Ok();
-}
+
+ private:
+  db::Connection& conn_;
+  int64_t rid_, shard_key_;
+  std::vector<db::Value> values_;
+};
 
 }  // namespace
 
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
-                  int64_t shard_key) {
-  for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
-                            "idx_quantity", "idx_uri", "idx_composite"}) {
-    auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
-    if (!del) return std::move(del).error();
-    (*del)->BindInt(1, rid);
-    auto done = (*del)->Run();
-    if (!done) return std::move(done).error();
+                  int64_t shard_key, bool fresh) {
+  if (!fresh) {  // a new row has no index rows yet
+    for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
+                              "idx_quantity", "idx_uri", "idx_composite"}) {
+      auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
+      if (!del) return std::move(del).error();
+      (*del)->BindInt(1, rid);
+      auto done = (*del)->Run();
+      if (!done) return std::move(done).error();
+    }
   }
   if (!entries) return Ok();
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn, "INSERT INTO idx_string (rid, param, norm, exact, shard_key) VALUES (?, ?, ?, ?, ?)",
-      rid, shard_key, entries->strings, [](db::Statement& s, const search::StringEntry& e) {
-        s.BindText(3, e.normalized);
-        s.BindText(4, e.exact);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn,
-      "INSERT INTO idx_token (rid, param, system, code, text, shard_key) VALUES (?, ?, ?, ?, ?, ?)",
-      rid, shard_key, entries->tokens, [](db::Statement& s, const search::TokenEntry& e) {
-        s.BindText(3, e.system);
-        s.BindText(4, e.code);
-        s.BindText(5, e.text);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn,
-      "INSERT INTO idx_reference (rid, param, target_type, target_id, version, url, id_system, "
-      "id_value, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      rid, shard_key, entries->references, [](db::Statement& s, const search::ReferenceEntry& e) {
-        s.BindText(3, e.target_type);
-        s.BindText(4, e.target_id);
-        s.BindText(5, e.version);
-        s.BindText(6, e.url);
-        s.BindText(7, e.identifier_system);
-        s.BindText(8, e.identifier_value);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn, "INSERT INTO idx_date (rid, param, low, high, shard_key) VALUES (?, ?, ?, ?, ?)", rid,
-      shard_key, entries->dates, [](db::Statement& s, const search::DateEntry& e) {
-        s.BindInt(3, e.low);
-        s.BindInt(4, e.high);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(
-      InsertAll(conn, "INSERT INTO idx_number (rid, param, value, shard_key) VALUES (?, ?, ?, ?)",
-                rid, shard_key, entries->numbers,
-                [](db::Statement& s, const search::NumberEntry& e) { s.BindDouble(3, e.value); }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn,
-      "INSERT INTO idx_quantity (rid, param, low, high, system, code, unit, shard_key) VALUES "
-      "(?, ?, ?, ?, ?, ?, ?, ?)",
-      rid, shard_key, entries->quantities, [](db::Statement& s, const search::QuantityEntry& e) {
-        s.BindDouble(3, e.low);
-        s.BindDouble(4, e.high);
-        s.BindText(5, e.system);
-        s.BindText(6, e.code);
-        s.BindText(7, e.unit);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn,
-      "INSERT INTO idx_composite (rid, param, a_system, a_code, b_system, b_code, b_text, b_low, "
-      "b_high, b_date_low, b_date_high, c_low, c_high, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, "
-      "?, ?, ?, ?, ?, ?, ?)",
-      rid, shard_key, entries->composites, [](db::Statement& s, const search::CompositeEntry& e) {
-        s.BindText(3, e.a_system);
-        s.BindText(4, e.a_code);
-        s.BindText(5, e.b_system);
-        s.BindText(6, e.b_code);
-        s.BindText(7, e.b_text);
-        s.BindDouble(8, e.b_low);
-        s.BindDouble(9, e.b_high);
-        s.BindInt(10, e.b_date_low);
-        s.BindInt(11, e.b_date_high);
-        s.BindDouble(12, e.c_low);
-        s.BindDouble(13, e.c_high);
-      }));
-  FHIRSTONE_RETURN_IF_ERROR(InsertAll(
-      conn, "INSERT INTO idx_uri (rid, param, uri, shard_key) VALUES (?, ?, ?, ?)", rid, shard_key,
-      entries->uris, [](db::Statement& s, const search::UriEntry& e) { s.BindText(3, e.uri); }));
+  IndexWriter w(conn, rid, shard_key);
+  for (const auto& e : entries->strings)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_string", "norm, exact", *e.param,
+                                    {std::string_view(e.normalized), std::string_view(e.exact)}));
+  for (const auto& e : entries->tokens)
+    FHIRSTONE_RETURN_IF_ERROR(
+        w.Row("idx_token", "system, code, text", *e.param,
+              {std::string_view(e.system), std::string_view(e.code), std::string_view(e.text)}));
+  for (const auto& e : entries->references)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row(
+        "idx_reference", "target_type, target_id, version, url, id_system, id_value", *e.param,
+        {std::string_view(e.target_type), std::string_view(e.target_id),
+         std::string_view(e.version), std::string_view(e.url),
+         std::string_view(e.identifier_system), std::string_view(e.identifier_value)}));
+  for (const auto& e : entries->dates)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_date", "low, high", *e.param, {e.low, e.high}));
+  for (const auto& e : entries->numbers)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_number", "value", *e.param, {e.value}));
+  for (const auto& e : entries->quantities)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_quantity", "low, high, system, code, unit", *e.param,
+                                    {e.low, e.high, std::string_view(e.system),
+                                     std::string_view(e.code), std::string_view(e.unit)}));
+  for (const auto& e : entries->composites)
+    FHIRSTONE_RETURN_IF_ERROR(
+        w.Row("idx_composite",
+              "a_system, a_code, b_system, b_code, b_text, b_low, b_high, b_date_low, b_date_high, "
+              "c_low, c_high",
+              *e.param,
+              {std::string_view(e.a_system), std::string_view(e.a_code),
+               std::string_view(e.b_system), std::string_view(e.b_code), std::string_view(e.b_text),
+               e.b_low, e.b_high, e.b_date_low, e.b_date_high, e.c_low, e.c_high}));
+  for (const auto& e : entries->uris)
+    FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_uri", "uri", *e.param, {std::string_view(e.uri)}));
   return Ok();
 }
 

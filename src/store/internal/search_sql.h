@@ -48,9 +48,10 @@ Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
                          const std::string& high_column);
 
 // Replaces the index rows of resource `rid` with `entries` (none: removes them), each row
-// carrying the resource's `shard_key`.
+// carrying the resource's `shard_key`. `fresh`: the resource row was just inserted, so there
+// is nothing to remove.
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
-                  int64_t shard_key);
+                  int64_t shard_key, bool fresh = false);
 
 // The schema of the index tables (a migration).
 const char* IndexSchema();
