@@ -62,6 +62,11 @@ class Connection {
   virtual Status Execute(std::string_view sql) = 0;
   // A prepared statement, cached by its SQL text; owned by the connection. Reset before return.
   virtual Result<Statement*> Prepare(std::string_view sql) = 0;
+  // A statement for a large result, read a batch of rows at a time: memory stays bounded and
+  // other statements may run between its rows (a server-side cursor on PostgreSQL, which holds
+  // a whole result otherwise; SQLite steps through any result that way). Inside a transaction
+  // only. Cached like Prepare.
+  virtual Result<Statement*> PrepareScan(std::string_view sql) { return Prepare(sql); }
   // Transactions: a write transaction takes the write lock at once (no lost updates).
   virtual Status Begin(bool write) = 0;
   virtual Status Commit() = 0;

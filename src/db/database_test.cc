@@ -256,6 +256,57 @@ TEST_P(DialectTest, QueuedRowsArriveBeforeTheyAreReadAndGoWithARollback) {
   }
 }
 
+// A scan reads a large result a batch at a time, lets other statements run between its rows,
+// and starts over after a Reset.
+TEST_P(DialectTest, ScansReadLargeResultsInBatches) {
+  ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  db::Connection& conn = **lease;
+  {
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    auto insert = conn.Prepare("INSERT INTO items (id, name) VALUES (?, ?)");
+    ASSERT_TRUE(insert);
+    for (int i = 1; i <= 2500; ++i) {
+      (*insert)->BindInt(1, i);
+      (*insert)->BindText(2, "item " + std::to_string(i));
+      ASSERT_TRUE((*insert)->Run());
+    }
+    ASSERT_TRUE(tx->Commit());
+  }
+  auto tx = Transaction::Begin(conn, false);
+  ASSERT_TRUE(tx);
+  auto scan = conn.PrepareScan("SELECT id, name FROM items WHERE id > ? ORDER BY id");
+  ASSERT_TRUE(scan);
+  auto other = conn.Prepare("SELECT name FROM items WHERE id = ?");
+  ASSERT_TRUE(other);
+  for (int round = 0; round < 2; ++round) {
+    (*scan)->BindInt(1, 100);
+    int64_t expected = 101, seen = 0;
+    while (true) {
+      auto row = (*scan)->Step();
+      ASSERT_TRUE(row) << row.error().message();
+      if (!*row) break;
+      ASSERT_EQ((*scan)->ColumnInt(0), expected);
+      ASSERT_EQ((*scan)->ColumnText(1), "item " + std::to_string(expected));
+      if (expected % 500 == 0) {  // another statement between two rows of the scan
+        (*other)->BindInt(1, 1);
+        auto found = (*other)->Step();
+        ASSERT_TRUE(found && *found);
+        EXPECT_EQ((*other)->ColumnText(0), "item 1");
+        (*other)->Reset();
+      }
+      ++expected;
+      ++seen;
+      if (round == 0 && seen == 1500) break;  // stopped half way: Reset starts over
+    }
+    (*scan)->Reset();
+    EXPECT_EQ(seen, round == 0 ? 1500 : 2400);
+  }
+  ASSERT_TRUE(tx->Commit());
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, DialectTest,
                          ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
                          [](const auto& info) {

@@ -792,7 +792,7 @@ class SqlResourceStore : public ResourceStore {
       } else {
         sql += " WHERE r.deleted = 0";
       }
-      auto stmt = conn.Prepare(sql);
+      auto stmt = conn.PrepareScan(sql);
       if (!stmt) return std::move(stmt).error();
       db::Statement& st = **stmt;
       std::string wanted_type;  // the last type looked up, and whether it is wanted
@@ -885,7 +885,7 @@ class SqlResourceStore : public ResourceStore {
       }
       if (!q.since) sql += " AND r.deleted = 0";
       sql += " ORDER BY r.id";
-      auto stmt = conn.Prepare(sql);
+      auto stmt = conn.PrepareScan(sql);
       if (!stmt) return std::move(stmt).error();
       db::Statement& st = **stmt;
       int bind_index = 1;

@@ -46,10 +46,13 @@ Status BeforeStatement(PostgresConnection& conn, std::string_view sql);
 
 class PostgresStatement : public Statement {
  public:
+  // `name` is the prepared statement's, or (with `cursor_text`, the rendered SQL) the cursor's
+  // that reads the result in batches.
   PostgresStatement(PostgresConnection& owner, PGconn* conn, std::string name, std::string sql,
-                    int params)
+                    int params, std::string cursor_text = {})
       : owner_(owner),
         sql_(std::move(sql)),
+        cursor_text_(std::move(cursor_text)),
         conn_(conn),
         name_(std::move(name)),
         values_(params),
@@ -76,6 +79,7 @@ class PostgresStatement : public Statement {
   }
 
   Result<bool> Step() override {
+    if (!cursor_text_.empty()) return StepCursor();
     if (!result_) {
       FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
       std::vector<const char*> values(values_.size());
@@ -124,6 +128,12 @@ class PostgresStatement : public Statement {
   bool ColumnIsNull(int column) override { return PQgetisnull(result_, row_, column) != 0; }
   void Reset() override {
     Clear();
+    if (open_) {  // a cursor closes with its transaction anyway; a failed CLOSE changes nothing
+      std::string close = "CLOSE " + name_;
+      PQclear(PQexec(conn_, close.c_str()));
+      open_ = false;
+    }
+    done_ = false;
     std::fill(nulls_.begin(), nulls_.end(), true);
   }
 
@@ -147,8 +157,60 @@ class PostgresStatement : public Statement {
     row_ = -1;
   }
 
+  // The cursor's next row: FETCH a batch when the last one is used up.
+  Result<bool> StepCursor() {
+    constexpr int kBatch = 1000;
+    if (!open_ && !done_) {
+      FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
+      std::vector<const char*> values(values_.size());
+      std::vector<int> lengths(values_.size());
+      for (size_t i = 0; i < values_.size(); ++i) {
+        values[i] = nulls_[i] ? nullptr : values_[i].data();
+        lengths[i] = static_cast<int>(values_[i].size());
+      }
+      std::string declare = "DECLARE " + name_ + " NO SCROLL CURSOR FOR " + cursor_text_;
+      PGresult* declared = PQexecParams(conn_, declare.c_str(), static_cast<int>(values.size()),
+                                        nullptr, values.data(), lengths.data(), formats_.data(), 0);
+      if (PQresultStatus(declared) != PGRES_COMMAND_OK) {
+        Error e = PgError("PostgreSQL cursor failed", declared, conn_);
+        PQclear(declared);
+        return e;
+      }
+      PQclear(declared);
+      open_ = true;
+    }
+    if (row_ + 1 < rows_) {
+      ++row_;
+      decoded_.assign(PQnfields(result_), std::nullopt);
+      return true;
+    }
+    if (done_) return false;
+    Clear();
+    std::string fetch = "FETCH FORWARD " + std::to_string(kBatch) + " FROM " + name_;
+    result_ = PQexec(conn_, fetch.c_str());
+    if (PQresultStatus(result_) != PGRES_TUPLES_OK) {
+      Error e = PgError("PostgreSQL fetch failed", result_, conn_);
+      Clear();
+      return e;
+    }
+    rows_ = PQntuples(result_);
+    if (rows_ < kBatch) {  // the last batch: the cursor is done with
+      std::string close = "CLOSE " + name_;
+      PQclear(PQexec(conn_, close.c_str()));
+      open_ = false;
+      done_ = true;
+    }
+    if (rows_ == 0) return false;
+    row_ = 0;
+    decoded_.assign(PQnfields(result_), std::nullopt);
+    return true;
+  }
+
   PostgresConnection& owner_;
-  std::string sql_;  // as the store wrote it
+  std::string sql_;          // as the store wrote it
+  std::string cursor_text_;  // rendered, for a cursor; empty for a prepared statement
+  bool open_ = false;        // the cursor is declared
+  bool done_ = false;        // the cursor's last batch was fetched
   PGconn* conn_;
   std::string name_;
   std::vector<std::string> values_;
@@ -204,6 +266,24 @@ class PostgresConnection : public Connection {
     auto& slot = cache_[std::string(sql)];
     slot = std::make_unique<PostgresStatement>(*this, conn_, std::move(name), std::string(sql),
                                                params);
+    return slot.get();
+  }
+
+  Result<Statement*> PrepareScan(std::string_view sql) override {
+    std::string key = "scan:" + std::string(sql);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second.get();
+    std::string text = RenderSql(sql);
+    int params = 0;
+    for (size_t i = 0; i < text.size(); ++i) {  // the highest $n
+      if (text[i] != '$' || i + 1 >= text.size() || !std::isdigit(text[i + 1])) continue;
+      int n = 0;
+      std::from_chars(text.data() + i + 1, text.data() + text.size(), n);
+      params = std::max(params, n);
+    }
+    auto& slot = cache_[key];
+    slot = std::make_unique<PostgresStatement>(*this, conn_, "c" + std::to_string(++statements_),
+                                               std::string(sql), params, std::move(text));
     return slot.get();
   }
 

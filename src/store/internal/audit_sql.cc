@@ -790,7 +790,8 @@ Result<AuditVerification> VerifyAuditChain(db::Connection& conn) {
   auto tx = db::Transaction::Begin(conn, /*write=*/false);
   if (!tx) return std::move(tx).error();
   AuditVerification out;
-  auto stmt = conn.Prepare("SELECT " + std::string(kColumns) + " FROM audit_event ORDER BY seq");
+  auto stmt =
+      conn.PrepareScan("SELECT " + std::string(kColumns) + " FROM audit_event ORDER BY seq");
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
   std::string previous(kGenesis);
