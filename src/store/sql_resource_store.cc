@@ -1030,12 +1030,25 @@ class SqlResourceStore : public ResourceStore {
     auto rollback = conn.Prepare("ROLLBACK TO write");
     if (!savepoint || !release || !rollback)
       return fail_all(Error::Internal("Cannot prepare savepoints"));
+    // A job alone needs no savepoint: its failure rolls the transaction back. (A savepoint
+    // makes SQLite keep the prior content of every page the job changes.)
+    const bool alone = group.size() == 1;
     for (size_t i = 0; i < group.size(); ++i) {
-      if (auto s = (*savepoint)->Run(); !s) return fail_all(s.error());
+      if (!alone) {
+        if (auto s = (*savepoint)->Run(); !s) return fail_all(s.error());
+      }
       try {
         results[i] = (*group[i]->work)(conn);
       } catch (const std::exception& e) {
         results[i] = Error::Internal(std::string("A write failed: ") + e.what());
+      }
+      if (alone) {
+        if (!results[i]) {  // nothing to commit: the transaction rolls back
+          std::lock_guard lock(group_mu_);
+          group[i]->result = std::move(results[i]);
+          return;
+        }
+        continue;
       }
       if (!results[i]) {
         if (auto s = (*rollback)->Run(); !s) return fail_all(s.error());
