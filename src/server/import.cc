@@ -5,8 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "common/json.h"
 #include "common/strings.h"
@@ -142,7 +146,15 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
   });
   ImportProgress progress;
   progress.documents_total = static_cast<int64_t>(files.size());
+  std::mutex mu;  // guards summary and progress, and serializes on_progress
 
+  auto report_locked = [&] {
+    progress.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (on_progress) on_progress(progress);
+  };
+
+  // Loads one document; called by the workers at once (api_ and db_ are thread-safe).
   auto load = [&](const std::string& name, std::string content) {
     std::string key = ContentKey(content);
     auto lease = db_.Acquire();
@@ -153,8 +165,10 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         auto row = (*seen)->Step();
         (*seen)->Reset();
         if (row && *row) {
+          std::lock_guard lock(mu);
           summary.skipped++;
           progress.documents_done++;
+          report_locked();
           return;
         }
       }
@@ -241,15 +255,20 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         error = "not a FHIR resource or Bundle";
       }
     }
-    progress.documents_done++;
-    progress.resources += written;
-    summary.resources += written;
-    if (!error.empty()) {
-      summary.failed++;
-      summary.errors.push_back(name + ": " + error);
-      return;
+    {
+      std::lock_guard lock(mu);
+      progress.documents_done++;
+      progress.resources += written;
+      summary.resources += written;
+      if (!error.empty()) {
+        summary.failed++;
+        summary.errors.push_back(name + ": " + error);
+      } else {
+        summary.documents++;
+      }
+      report_locked();
     }
-    summary.documents++;
+    if (!error.empty()) return;
     if (lease) {
       auto record = (*lease)->Prepare(
           "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
@@ -263,45 +282,106 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     }
   };
 
-  auto report = [&] {
-    progress.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (on_progress) on_progress(progress);
+  // A reader thread decompresses and reads the documents ahead (a few at a time) while a
+  // worker loads them. One worker: with two, their writes shared group commits (savepoints) and
+  // waited for each other, and 32 Synthea bundles loaded in 6.2-7.1 s against 5.5-5.9 s. Synthea's
+  // hospital and practitioner documents (read first) are loaded one at a time before any other
+  // starts, since the others refer to them.
+  struct Document {
+    std::string name, content;
+    bool info = false;
   };
-  for (const auto& file : files) {
-    if (IsArchiveName(file)) {
-      progress.documents_total--;  // the archive counts by the documents inside
-      // Two passes: the info files inside the archive first, then the rest.
-      for (bool info_pass : {true, false}) {
-        auto status = ReadArchive(
-            file,
-            [&](std::string_view n) {
-              std::string base = fs::path(std::string(n)).filename().string();
-              return IsDataName(base) && IsInfoFile(base) == info_pass;
-            },
-            [&](const std::string& name, std::string content) {
-              progress.documents_total++;
-              load(name, std::move(content));
-              report();
-            });
-        if (!status) {
-          summary.failed++;
-          summary.errors.push_back(status.error().message());
-          break;
+  constexpr size_t kAhead = 4;
+  constexpr int kWorkers = 1;
+  std::deque<Document> queue;
+  bool reading_done = false;
+  int in_flight = 0;       // documents taken and not yet loaded
+  int info_in_flight = 0;  // of which info documents
+  std::condition_variable changed;
+  auto push = [&](Document d) {
+    std::unique_lock lock(mu);
+    changed.wait(lock, [&] { return queue.size() < kAhead; });
+    queue.push_back(std::move(d));
+    changed.notify_all();
+  };
+  std::thread reader([&] {
+    for (const auto& file : files) {
+      if (IsArchiveName(file)) {
+        {
+          std::lock_guard lock(mu);
+          progress.documents_total--;  // the archive counts by the documents inside
         }
+        // Two passes: the info files inside the archive first, then the rest.
+        for (bool info_pass : {true, false}) {
+          auto status = ReadArchive(
+              file,
+              [&](std::string_view n) {
+                std::string base = fs::path(std::string(n)).filename().string();
+                return IsDataName(base) && IsInfoFile(base) == info_pass;
+              },
+              [&](const std::string& name, std::string content) {
+                {
+                  std::lock_guard lock(mu);
+                  progress.documents_total++;
+                }
+                push({name, std::move(content), info_pass});
+              });
+          if (!status) {
+            std::lock_guard lock(mu);
+            summary.failed++;
+            summary.errors.push_back(status.error().message());
+            break;
+          }
+        }
+        continue;
       }
-      continue;
+      bool info = IsInfoFile(fs::path(file).filename().string());
+      auto status = ReadArchive(
+          file, [](std::string_view) { return true; },
+          [&](const std::string& name, std::string content) {
+            push({name, std::move(content), info});
+          });
+      if (!status) {
+        std::lock_guard lock(mu);
+        summary.failed++;
+        summary.errors.push_back(status.error().message());
+        progress.documents_done++;
+        report_locked();
+      }
     }
-    auto status = ReadArchive(
-        file, [](std::string_view) { return true; },
-        [&](const std::string& name, std::string content) { load(name, std::move(content)); });
-    if (!status) {
-      summary.failed++;
-      summary.errors.push_back(status.error().message());
-      progress.documents_done++;
-    }
-    report();
+    std::lock_guard lock(mu);
+    reading_done = true;
+    changed.notify_all();
+  });
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      while (true) {
+        Document d;
+        {
+          std::unique_lock lock(mu);
+          // An info document loads alone, in order: nothing starts while one is loading.
+          changed.wait(lock, [&] {
+            if (queue.empty()) return reading_done;
+            return info_in_flight == 0 && (!queue.front().info || in_flight == 0);
+          });
+          if (queue.empty()) return;
+          d = std::move(queue.front());
+          queue.pop_front();
+          ++in_flight;
+          if (d.info) ++info_in_flight;
+          changed.notify_all();
+        }
+        load(d.name, std::move(d.content));
+        std::lock_guard lock(mu);
+        --in_flight;
+        if (d.info) --info_in_flight;
+        changed.notify_all();
+      }
+    });
   }
+  reader.join();
+  for (auto& w : workers) w.join();
   // Fresh statistics for SQLite's planner (which index drives a search) after a bulk load.
   if (summary.documents > 0) {
     if (auto lease = db_.Acquire(); lease) (void)(*lease)->Execute("ANALYZE");
