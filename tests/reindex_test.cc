@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/json.h"
+#include "db/database.h"
 #include "search/registry.h"
 #include "server/app.h"
 #include "support/http_client.h"
@@ -122,6 +123,56 @@ TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
     if (total != 700) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(total, 700);
+}
+
+// A schema migration that changes how values are stored leaves a note in store_state; the
+// server then extracts the index again in the background (with its custom parameters).
+TEST_F(ReindexTest, AnUpgradeThatAsksForAReindexGetsOneAtStart) {
+  {
+    auto app = server::App::Start(config_);
+    ASSERT_TRUE(app) << app.error().message();
+    test::Client client("127.0.0.1", (*app)->port());
+    for (int i = 0; i < 30; ++i)
+      ASSERT_EQ(Put(client, "/fhir/Patient/r" + std::to_string(i),
+                    Patient(i, i % 2 ? "Denver" : "Boston"))
+                    .status,
+                201);
+    ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
+    // Not indexed yet: the parameter is unknown, hence ignored (all 30 match).
+    EXPECT_EQ(Total(client, "birthplace=denver&_summary=count"), 30);
+  }
+  {
+    auto db = db::Database::Open(config_.db);
+    ASSERT_TRUE(db);
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE(
+        (*lease)->Execute("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')"));
+  }
+  auto app = server::App::Start(config_);
+  ASSERT_TRUE(app) << app.error().message();
+  test::Client client("127.0.0.1", (*app)->port());
+  int64_t total = -1;
+  for (int attempt = 0; attempt < 200 && total != 15; ++attempt) {
+    total = Total(client, "birthplace=denver&_summary=count");
+    if (total != 15) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 15);
+  // Done once: the note is gone.
+  auto db = db::Database::Open(config_.db);
+  ASSERT_TRUE(db);
+  int64_t left = -1;
+  for (int attempt = 0; attempt < 100 && left != 0; ++attempt) {
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    auto count = (*lease)->Prepare("SELECT count(*) FROM store_state WHERE name = 'reindex'");
+    ASSERT_TRUE(count);
+    ASSERT_TRUE(*(*count)->Step());
+    left = (*count)->ColumnInt(0);
+    (*count)->Reset();
+    if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(left, 0);
 }
 
 TEST(CustomSearchParameterTest, UnusableDefinitionsAreLeftOut) {

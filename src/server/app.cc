@@ -323,15 +323,17 @@ struct App::Impl {
   }
 
   // The reindex job runs on its own thread, never on an I/O thread; one at a time.
-  Status StartReindex() {
+  // `then` runs after a successful reindex.
+  Status StartReindex(std::function<void()> then = {}) {
     std::lock_guard lock(job_mu);
     if (reindex_running) return Error::Conflict("A reindex is already running");
     if (reindex_job.joinable()) reindex_job.join();
     reindex_running = true;
-    reindex_job = std::thread([this] {
+    reindex_job = std::thread([this, then = std::move(then)] {
       auto result = ReindexAll(*store, *registry);
       if (result) {
         spdlog::info("reindex done: {} resources", *result);
+        if (then) then();
       } else {
         spdlog::error("reindex failed: {}", result.error().message());
       }
@@ -876,6 +878,26 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
+  {  // A migration asked for the index to be extracted again (with this base and registry).
+    auto lease = impl.db->Acquire();
+    if (!lease) return std::move(lease).error();
+    auto pending = (*lease)->Prepare("SELECT 1 FROM store_state WHERE name = 'reindex'");
+    if (!pending) return std::move(pending).error();
+    auto row = (*pending)->Step();
+    bool reindex = row && *row;
+    (*pending)->Reset();
+    if (reindex) {
+      spdlog::info("an upgrade asked for a reindex: running in the background");
+      db::Database* db = impl.db.get();
+      FHIRSTONE_RETURN_IF_ERROR(impl.StartReindex([db] {
+        auto lease = db->Acquire();
+        if (!lease) return;
+        auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+        if (!tx || !(*lease)->Execute("DELETE FROM store_state WHERE name = 'reindex'")) return;
+        (void)tx->Commit();
+      }));
+    }
+  }
   {
     ops::ServerMetrics* metrics = &impl.metrics;
     impl.store->ObserveTime([metrics](std::string_view operation, int64_t micros) {

@@ -9,6 +9,7 @@ namespace {
 constexpr int64_t kPeriodMicros = 10'000'000;      // counts restart every 10 s
 constexpr int64_t kKeepMicros = 600'000'000;       // rows older than 10 min are removed
 constexpr int64_t kPruneEveryMicros = 60'000'000;  // by whichever node looks, once a minute
+constexpr size_t kMaxKeysPerSync = 2000;           // upserts per sync; the rest at the next
 
 std::vector<db::Migration> Migrations() {
   return {{5001, "shared rate limits",
@@ -41,49 +42,48 @@ Result<std::unique_ptr<SharedRateLimits>> SharedRateLimits::Open(db::Database& d
 Status SharedRateLimits::Sync() {
   int64_t now = clock_.NowMicros();
   int64_t period = now / kPeriodMicros;
-  std::vector<std::string> changed;
   for (auto& [key, n] : limiter_.TakeUsage()) {
     auto it = mine_.try_emplace(key).first;
     if (it->second.period != period) it->second = {period, 0};
     it->second.used += n;
-    changed.push_back(key);
+    dirty_.insert(key);
   }
   // Counts of past periods are no longer written; forget them.
   std::erase_if(mine_, [&](const auto& entry) { return entry.second.period < period; });
+  std::erase_if(dirty_, [&](const std::string& key) { return !mine_.contains(key); });
 
   auto lease = db_.Acquire();
-  if (!lease) return std::move(lease).error();
+  if (!lease) return std::move(lease).error();  // the dirty keys wait for the next sync
   db::Connection& conn = **lease;
-  if (!changed.empty() || now - last_prune_ >= kPruneEveryMicros) {
-    auto tx = db::Transaction::Begin(conn, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    if (!changed.empty()) {
-      auto upsert = conn.Prepare(
-          "INSERT INTO rate_usage (node, bucket, slot, used, updated) VALUES (?, ?, ?, ?, ?) "
-          "ON CONFLICT (node, bucket) DO UPDATE SET slot = excluded.slot, used = "
-          "excluded.used, updated = excluded.updated");
-      if (!upsert) return std::move(upsert).error();
-      for (const auto& key : changed) {
-        auto it = mine_.find(key);
-        if (it == mine_.end()) continue;
-        (*upsert)->BindText(1, node_);
-        (*upsert)->BindText(2, key);
-        (*upsert)->BindInt(3, it->second.period);
-        (*upsert)->BindInt(4, it->second.used);
-        (*upsert)->BindInt(5, now);
-        auto done = (*upsert)->Run();
-        if (!done) return std::move(done).error();
-      }
+  // Each upsert commits alone (no write transaction: on PostgreSQL that would take the lock
+  // every write waits for); at most kMaxKeysPerSync a time, the rest at the next sync.
+  if (!dirty_.empty()) {
+    auto upsert = conn.Prepare(
+        "INSERT INTO rate_usage (node, bucket, slot, used, updated) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (node, bucket) DO UPDATE SET slot = excluded.slot, used = "
+        "excluded.used, updated = excluded.updated");
+    if (!upsert) return std::move(upsert).error();
+    size_t written = 0;
+    for (auto it = dirty_.begin(); it != dirty_.end() && written < kMaxKeysPerSync;) {
+      const Count& count = mine_.at(*it);
+      (*upsert)->BindText(1, node_);
+      (*upsert)->BindText(2, *it);
+      (*upsert)->BindInt(3, count.period);
+      (*upsert)->BindInt(4, count.used);
+      (*upsert)->BindInt(5, now);
+      auto done = (*upsert)->Run();
+      if (!done) return std::move(done).error();  // kept dirty: written at the next sync
+      it = dirty_.erase(it);
+      ++written;
     }
-    if (now - last_prune_ >= kPruneEveryMicros) {
-      auto prune = conn.Prepare("DELETE FROM rate_usage WHERE updated < ?");
-      if (!prune) return std::move(prune).error();
-      (*prune)->BindInt(1, now - kKeepMicros);
-      auto done = (*prune)->Run();
-      if (!done) return std::move(done).error();
-      last_prune_ = now;
-    }
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+  }
+  if (now - last_prune_ >= kPruneEveryMicros) {
+    auto prune = conn.Prepare("DELETE FROM rate_usage WHERE updated < ?");
+    if (!prune) return std::move(prune).error();
+    (*prune)->BindInt(1, now - kKeepMicros);
+    auto done = (*prune)->Run();
+    if (!done) return std::move(done).error();
+    last_prune_ = now;
   }
 
   auto tx = db::Transaction::Begin(conn, /*write=*/false);

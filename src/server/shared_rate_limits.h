@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -29,8 +30,9 @@ class SharedRateLimits {
   static Result<std::unique_ptr<SharedRateLimits>> Open(db::Database& db, ops::RateLimiter& limiter,
                                                         Clock& clock);
 
-  // Writes this node's usage since the previous call, charges the other nodes' (two short
-  // transactions) and, once a minute, removes rows older than ten minutes.
+  // Writes this node's usage since the previous call (keys not written, as when the database
+  // fails, are written at the next call), charges the other nodes' and, once a minute, removes
+  // rows older than ten minutes. Each write commits alone, outside any write transaction.
   Status Sync();
 
   const std::string& node() const { return node_; }
@@ -47,7 +49,8 @@ class SharedRateLimits {
   ops::RateLimiter& limiter_;
   Clock& clock_;
   std::string node_;
-  std::map<std::string, Count, std::less<>> mine_;             // key -> this node's count
+  std::map<std::string, Count, std::less<>> mine_;  // key -> this node's count
+  std::set<std::string, std::less<>> dirty_;        // keys of mine_ changed and not yet written
   std::map<std::pair<std::string, std::string>, Count> seen_;  // (node, key) -> last read
   int64_t last_prune_ = 0;
 };

@@ -162,11 +162,12 @@ TEST_P(ShardTest, RowsLiveInTheirPatientsShard) {
   int64_t old_rowid = Number("SELECT rowid FROM resource WHERE id = 'o1'");
   Put(Observation("o1", "Patient/p2", 2));
   EXPECT_EQ(ShardOf("Observation", "o1"), p2);
+  EXPECT_EQ(Number("SELECT rowid FROM resource WHERE id = 'o1'"), old_rowid);  // paging is stable
   EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
   EXPECT_EQ(Number("SELECT shard_key FROM resource_history WHERE id = 'o1' AND version = 2"), p2);
-  for (const char* table : {"idx_token", "idx_reference", "idx_date"})
-    EXPECT_EQ(Number(std::string("SELECT count(*) FROM ") + table +
-                     " WHERE rid = " + std::to_string(old_rowid)),
+  for (const char* table : {"idx_token", "idx_reference", "idx_date"})  // none left behind
+    EXPECT_EQ(Number(std::string("SELECT count(*) FROM ") + table + " WHERE rid = " +
+                     std::to_string(old_rowid) + " AND shard_key <> " + std::to_string(p2)),
               0)
         << table;
   EXPECT_EQ(Ids("Observation", {{"patient", "p2"}}), (std::vector<std::string>{"o1", "o2"}));
@@ -243,7 +244,19 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
 TEST_P(ShardTest, RowsWrittenBeforeShardKeysGetThemWhenTheStoreOpens) {
   Put(R"({"resourceType":"Patient","id":"p1"})");
   Put(Observation("o1", "Patient/p1"));
+  Put(Observation("o9", "Patient/p1"));
+  ASSERT_TRUE(store_->Delete("Observation", "o9", std::nullopt));
   Put(R"({"resourceType":"Practitioner","id":"d1"})");
+  // An index row the built-in parameters would not make (a custom parameter's): the backfill
+  // must keep it, so it must not re-extract the index.
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(
+        "INSERT INTO idx_token (rid, param, system, code, text, shard_key) SELECT rowid, "
+        "'Observation.custom', '', 'sentinel', '', 0 FROM resource WHERE id = 'o1'"));
+  }
+  int64_t index_rows = Number("SELECT count(*) FROM idx_token");
   {  // as an older version left them
     auto lease = db_->Acquire();
     ASSERT_TRUE(lease);
@@ -259,7 +272,12 @@ TEST_P(ShardTest, RowsWrittenBeforeShardKeysGetThemWhenTheStoreOpens) {
   EXPECT_EQ(ShardOf("Practitioner", "d1"), search::OwnShardKey("Practitioner", "d1"));
   EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
   EXPECT_EQ(Number("SELECT count(*) FROM resource_history WHERE shard_key = 0"), 0);
+  EXPECT_EQ(Number("SELECT count(*) FROM resource WHERE shard_key = 0"), 0);  // deleted o9 too
   EXPECT_EQ(Number("SELECT count(*) FROM store_state WHERE name = 'shard_keys'"), 0);
+  EXPECT_EQ(Number("SELECT count(*) FROM idx_token"), index_rows);  // nothing re-extracted
+  EXPECT_EQ(Number("SELECT count(*) FROM idx_token WHERE code = 'sentinel' AND shard_key = " +
+                   std::to_string(search::PatientShardKey("p1"))),
+            1);
   EXPECT_EQ(Ids("Observation", {{"patient", "p1"}}), (std::vector<std::string>{"o1"}));
 }
 

@@ -72,7 +72,10 @@ const std::vector<db::Migration>& Migrations() {
        "  ALTER COLUMN high TYPE DOUBLE PRECISION;"
        "ALTER TABLE idx_composite ALTER COLUMN b_low TYPE DOUBLE PRECISION,"
        "  ALTER COLUMN b_high TYPE DOUBLE PRECISION, ALTER COLUMN c_low TYPE DOUBLE PRECISION,"
-       "  ALTER COLUMN c_high TYPE DOUBLE PRECISION;"},
+       "  ALTER COLUMN c_high TYPE DOUBLE PRECISION;"
+       // The values kept were rounded to 4 bytes: `serve` extracts them again (a reindex).
+       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource);"},
   };
   return kMigrations;
 }
@@ -937,14 +940,13 @@ class SqlResourceStore : public ResourceStore {
     while (true) {
       struct Row {
         int64_t rid, version;
-        std::string type, id;
         search::IndexEntries entries;
       };
       std::vector<Row> batch;
       std::shared_ptr<const search::Registry> registry = registry_->Get();
       {
         auto stmt = conn.Prepare(
-            "SELECT rowid, version, body, type, id FROM resource WHERE rowid > ? AND deleted = 0 "
+            "SELECT rowid, version, body FROM resource WHERE rowid > ? AND deleted = 0 "
             "ORDER BY rowid LIMIT ?");
         if (!stmt) return std::move(stmt).error();
         db::Statement& s = **stmt;
@@ -954,11 +956,7 @@ class SqlResourceStore : public ResourceStore {
           auto row = s.Step();
           if (!row) return Finish(s, std::move(row).error());
           if (!*row) break;
-          Row r{s.ColumnInt(0),
-                s.ColumnInt(1),
-                std::string(s.ColumnText(3)),
-                std::string(s.ColumnText(4)),
-                {}};
+          Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
           auto parsed = json::Parse(s.ColumnText(2));
           if (parsed) r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
           batch.push_back(std::move(r));
@@ -972,30 +970,14 @@ class SqlResourceStore : public ResourceStore {
       auto check =
           conn.Prepare("SELECT version, shard_key FROM resource WHERE rowid = ? AND deleted = 0");
       if (!check) return std::move(check).error();
-      auto set_shard = conn.Prepare("UPDATE resource SET shard_key = ? WHERE rowid = ?");
-      if (!set_shard) return std::move(set_shard).error();
-      auto set_history_shard =
-          conn.Prepare("UPDATE resource_history SET shard_key = ? WHERE type = ? AND id = ?");
-      if (!set_history_shard) return std::move(set_history_shard).error();
       for (const Row& r : batch) {
         (*check)->BindInt(1, r.rid);
         auto row = (*check)->Step();
         bool unchanged = row && *row && (*check)->ColumnInt(0) == r.version;
-        int64_t old_shard = unchanged ? (*check)->ColumnInt(1) : 0;
+        // The index rows stay in the resource's shard (a reindex moves no row).
+        int64_t shard = unchanged ? (*check)->ColumnInt(1) : 0;
         (*check)->Reset();
         if (!unchanged) continue;  // rewritten meanwhile, and indexed by that write
-        int64_t shard = search::ShardKeyOf(r.type, r.id, r.entries);
-        if (shard != old_shard) {  // written before shard keys, or its shard parameter changed
-          (*set_shard)->BindInt(1, shard);
-          (*set_shard)->BindInt(2, r.rid);
-          auto done = (*set_shard)->Run();
-          if (!done) return std::move(done).error();
-          (*set_history_shard)->BindInt(1, shard);
-          (*set_history_shard)->BindText(2, r.type);
-          (*set_history_shard)->BindText(3, r.id);
-          done = (*set_history_shard)->Run();
-          if (!done) return std::move(done).error();
-        }
         FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries, shard));
         ++count;
       }
@@ -1003,6 +985,89 @@ class SqlResourceStore : public ResourceStore {
       after = batch.back().rid;
     }
     return count;
+  }
+
+  // Gives the rows written before shard keys existed theirs (once, after the upgrade that
+  // added them): each resource's key from its type, id and the patient its shard parameter's
+  // index rows name (as ExtractIndex would find), then its index and history rows the same key.
+  // Nothing is re-extracted: the index stays as it was written.
+  Status BackfillShardKeys() {
+    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
+    if (!registry) return Error::Internal("Shard keys need the search parameter registry");
+    constexpr int kBatch = 1000;
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    db::Connection& conn = **lease;
+    int64_t after = 0, count = 0;
+    while (true) {
+      auto tx = db::Transaction::Begin(conn, /*write=*/true);
+      if (!tx) return std::move(tx).error();
+      struct Row {
+        int64_t rid;
+        std::string type, id;
+      };
+      std::vector<Row> batch;
+      auto rows = conn.Prepare(
+          "SELECT rowid, type, id FROM resource WHERE rowid > ? ORDER BY rowid LIMIT ?");
+      if (!rows) return std::move(rows).error();
+      (*rows)->BindInt(1, after);
+      (*rows)->BindInt(2, kBatch);
+      while (true) {
+        auto row = (*rows)->Step();
+        if (!row) return Finish(**rows, std::move(row).error());
+        if (!*row) break;
+        batch.push_back({(*rows)->ColumnInt(0), std::string((*rows)->ColumnText(1)),
+                         std::string((*rows)->ColumnText(2))});
+      }
+      (*rows)->Reset();
+      if (batch.empty()) break;
+      auto patients = conn.Prepare(
+          "SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND "
+          "target_type = 'Patient' AND target_id <> ''");
+      auto set = conn.Prepare("UPDATE resource SET shard_key = ? WHERE rowid = ?");
+      if (!patients || !set) return Error::Internal("Cannot prepare the shard key backfill");
+      for (const Row& r : batch) {
+        search::IndexEntries entries;  // only shard_patient is used
+        if (const search::SearchParam* p = registry->ShardParam(r.type)) {
+          (*patients)->BindInt(1, r.rid);
+          (*patients)->BindText(2, internal::ParamKey(*p));
+          std::vector<std::string> found;
+          while (true) {
+            auto row = (*patients)->Step();
+            if (!row) return Finish(**patients, std::move(row).error());
+            if (!*row) break;
+            found.emplace_back((*patients)->ColumnText(0));
+          }
+          (*patients)->Reset();
+          if (found.size() == 1) entries.shard_patient = std::move(found[0]);
+        }
+        (*set)->BindInt(1, search::ShardKeyOf(r.type, r.id, entries));
+        (*set)->BindInt(2, r.rid);
+        auto done = (*set)->Run();
+        if (!done) return std::move(done).error();
+      }
+      FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+      after = batch.back().rid;
+      count += static_cast<int64_t>(batch.size());
+    }
+    // Index and history rows take their resource's key.
+    auto tx = db::Transaction::Begin(conn, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
+                              "idx_quantity", "idx_uri", "idx_composite"}) {
+      FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
+          std::string("UPDATE ") + table +
+          " SET shard_key = coalesce((SELECT r.shard_key FROM resource r WHERE r.rowid = " + table +
+          ".rid), 0)"));
+    }
+    FHIRSTONE_RETURN_IF_ERROR(
+        conn.Execute("UPDATE resource_history SET shard_key = coalesce((SELECT r.shard_key FROM "
+                     "resource r WHERE r.type = resource_history.type AND r.id = "
+                     "resource_history.id), 0)"));
+    FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM store_state WHERE name = 'shard_keys'"));
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+    spdlog::info("shard keys given to {} resources written before they existed", count);
+    return Ok();
   }
 
  private:
@@ -1182,7 +1247,8 @@ class SqlResourceStore : public ResourceStore {
       return out;
     };
     std::optional<int64_t> rid;
-    bool fresh = false;  // a new row: no index rows to replace
+    std::optional<int64_t> moved;  // the rowid of a row that moves to another shard
+    bool fresh = false;            // a new row: no index rows to replace
     if (previous > 0) {
       auto update = conn.Prepare(
           "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ? "
@@ -1200,16 +1266,22 @@ class SqlResourceStore : public ResourceStore {
         (*remove)->BindText(2, v.id);
         auto old = returned(**remove);
         if (!old) return std::move(old).error();
-        if (*old && registry_)
-          FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, **old, nullptr, 0));
+        moved = *old;
+        if (moved && registry_)
+          FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, *moved, nullptr, 0));
       }
     }
     if (!rid) {
+      // A moved row keeps its rowid: search pages, which order and bound by rowid, stay stable.
       auto insert = conn.Prepare(
-          "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
+          moved
+              ? "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key, "
+                "rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid"
+              : "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
       if (!insert) return std::move(insert).error();
       bind_row(**insert);
+      if (moved) (*insert)->BindInt(8, *moved);
       auto inserted = returned(**insert);
       if (!inserted) return std::move(inserted).error();
       rid = *inserted;
@@ -1255,17 +1327,8 @@ Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Cl
     if (!row) return std::move(row).error();
   }
   if (backfill && registry) {
-    spdlog::info("computing the shard keys of the stored resources (once, after an upgrade)");
-    auto done = store->Reindex();
-    if (!done) return std::move(done).error();
-    auto lease = db.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
-    if (!tx) return std::move(tx).error();
-    FHIRSTONE_RETURN_IF_ERROR(
-        (*lease)->Execute("DELETE FROM store_state WHERE name = 'shard_keys'"));
-    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-    spdlog::info("shard keys computed for {} resources", *done);
+    spdlog::info("giving shard keys to the stored resources (once, after an upgrade)");
+    FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardKeys());
   }
   return store;
 }

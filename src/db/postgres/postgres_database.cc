@@ -43,6 +43,9 @@ class PostgresConnection;
 // Sends the rows queued for the tables `sql` names (or all, before a savepoint or release), or
 // drops them all before a rollback. Defined after PostgresConnection.
 Status BeforeStatement(PostgresConnection& conn, std::string_view sql);
+// Counts the transactions begun, committed or rolled back on `conn`: a cursor declared in an
+// earlier one is gone.
+int64_t TransactionGeneration(const PostgresConnection& conn);
 
 class PostgresStatement : public Statement {
  public:
@@ -160,6 +163,11 @@ class PostgresStatement : public Statement {
   // The cursor's next row: FETCH a batch when the last one is used up.
   Result<bool> StepCursor() {
     constexpr int kBatch = 1000;
+    if ((open_ || done_) && generation_ != TransactionGeneration(owner_)) {
+      // Left half read in a transaction that has ended (its cursor went with it): start over.
+      Clear();
+      open_ = done_ = false;
+    }
     if (!open_ && !done_) {
       FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
       std::vector<const char*> values(values_.size());
@@ -178,6 +186,7 @@ class PostgresStatement : public Statement {
       }
       PQclear(declared);
       open_ = true;
+      generation_ = TransactionGeneration(owner_);
     }
     if (row_ + 1 < rows_) {
       ++row_;
@@ -210,6 +219,7 @@ class PostgresStatement : public Statement {
   std::string sql_;          // as the store wrote it
   std::string cursor_text_;  // rendered, for a cursor; empty for a prepared statement
   bool open_ = false;        // the cursor is declared
+  int64_t generation_ = 0;   // in this transaction of the connection
   bool done_ = false;        // the cursor's last batch was fetched
   PGconn* conn_;
   std::string name_;
@@ -287,7 +297,10 @@ class PostgresConnection : public Connection {
     return slot.get();
   }
 
+  int64_t generation() const { return generation_; }
+
   Status Begin(bool write) override {
+    ++generation_;
     if (!write) return Execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     FHIRSTONE_RETURN_IF_ERROR(Execute("BEGIN"));
     if (auto locked = Execute(kWriteLock); !locked) {
@@ -298,6 +311,7 @@ class PostgresConnection : public Connection {
   }
   // PostgreSQL answers COMMIT in a failed transaction with success and a ROLLBACK tag.
   Status Commit() override {
+    ++generation_;
     FHIRSTONE_RETURN_IF_ERROR(Flush());
     PGresult* result = PQexec(conn_, "COMMIT");
     Status out = Ok();
@@ -310,7 +324,10 @@ class PostgresConnection : public Connection {
     PQclear(result);
     return out;
   }
-  Status Rollback() override { return Execute("ROLLBACK"); }
+  Status Rollback() override {
+    ++generation_;
+    return Execute("ROLLBACK");
+  }
   bool Reusable() override {
     return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
   }
@@ -386,7 +403,12 @@ class PostgresConnection : public Connection {
       return e;
     }
     PQclear(start);
-    bool sent = PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) == 1;
+    bool sent = true;
+    constexpr size_t kChunk = 1 << 20;  // PQputCopyData takes an int length
+    for (size_t at = 0; sent && at < data.size(); at += kChunk) {
+      size_t n = std::min(kChunk, data.size() - at);
+      sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+    }
     bool ended = PQputCopyEnd(conn_, sent ? nullptr : "the rows could not be sent") == 1;
     Status out = Ok();
     while (PGresult* result = PQgetResult(conn_)) {
@@ -402,6 +424,7 @@ class PostgresConnection : public Connection {
     std::string table, columns, data;
   };
   std::vector<Queued> queued_;
+  int64_t generation_ = 0;
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
@@ -410,6 +433,8 @@ class PostgresConnection : public Connection {
   int statements_ = 0;
   std::unordered_map<std::string, std::unique_ptr<PostgresStatement>, Hash, std::equal_to<>> cache_;
 };
+
+int64_t TransactionGeneration(const PostgresConnection& conn) { return conn.generation(); }
 
 Status BeforeStatement(PostgresConnection& conn, std::string_view sql) {
   if (!conn.HasQueued()) return Ok();
