@@ -104,8 +104,19 @@ void ExtractToken(IndexEntries& out, const SearchParam* p, const fhirpath::Item&
   }
   if (t == "Identifier") {
     const json::Value* type = v->Find("type");
-    AddToken(out, p, Str(v->Find("system")), Str(v->Find("value")),
+    std::string_view value = Str(v->Find("value"));
+    AddToken(out, p, Str(v->Find("system")), value,
              type ? Str(type->Find("text")) : std::string_view());
+    // identifier:of-type=system|code|value (https://hl7.org/fhir/R4/search.html#token)
+    const json::Value* codings = type ? type->Find("coding") : nullptr;
+    if (!value.empty() && codings && codings->is_array()) {
+      for (const auto& c : codings->as_array()) {
+        std::string_view code = Str(c.Find("code"));
+        if (code.empty()) continue;
+        out.tokens.push_back({p, std::string(Str(c.Find("system"))),
+                              std::string(code) + "|" + std::string(value), "", true});
+      }
+    }
     return;
   }
   if (t == "ContactPoint") {

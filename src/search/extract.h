@@ -29,6 +29,9 @@ struct TokenEntry {
   std::string system;
   std::string code;
   std::string text;  // normalized display / text, for :text
+  // An Identifier's type for :of-type: system and code of a type coding, code then "|" and the
+  // identifier's value; indexed under the parameter's key + ":of-type".
+  bool of_type = false;
 };
 
 struct ReferenceEntry {

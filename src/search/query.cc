@@ -18,8 +18,13 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
       break;
     case ParamType::kToken:
       if (modifier == "text" || modifier == "not") return Ok();
-      if (modifier == "above" || modifier == "below" || modifier == "in" || modifier == "not-in" ||
-          modifier == "of-type")
+      if (modifier == "of-type") {
+        // Identifier-valued parameters only (Patient.identifier...).
+        if (p.expression.find("identifier") == std::string::npos)
+          return refuse("applies to identifiers only");
+        return Ok();
+      }
+      if (modifier == "above" || modifier == "below" || modifier == "in" || modifier == "not-in")
         return refuse("is not supported");
       break;
     case ParamType::kReference:

@@ -76,6 +76,10 @@ const std::vector<db::Migration>& Migrations() {
        // The values kept were rounded to 4 bytes: `serve` extracts them again (a reindex).
        "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource);"},
+      // Identifiers' types are indexed for :of-type: resources stored before need a reindex.
+      {6, "identifier types",
+       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
   };
   return kMigrations;
 }

@@ -161,6 +161,9 @@ Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_vie
   return std::make_pair(v, std::make_pair(lower, upper));
 }
 
+// The index key suffix of :of-type rows (TokenEntry::of_type).
+constexpr std::string_view kOfType = ":of-type";
+
 struct Builder {
   Sql out;
   bool filter = false;           // the criterion filters rows another criterion found (see TestSql)
@@ -348,6 +351,20 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       return Ok();
     }
     case ParamType::kToken: {
+      if (modifier == "of-type") {  // system|code|value: all three
+        size_t first = v.find('|');
+        size_t second = first == std::string_view::npos ? first : v.find('|', first + 1);
+        if (second == std::string_view::npos || first == 0 || second == first + 1 ||
+            second + 1 == v.size())
+          return Error::Invalid(
+              ":of-type takes system|code|value (the type's system and code, "
+              "then the identifier's value), not '" +
+              value + "'");
+        b.Add("(code = ? AND system = ?)");
+        b.Bind(std::string(v.substr(first + 1)));
+        b.Bind(std::string(v.substr(0, first)));
+        return Ok();
+      }
       if (modifier == "text") {
         std::string n = search::NormalizeString(value);
         b.Add("(text >= ? AND text < ?)");
@@ -556,7 +573,7 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
   bool negate = c.modifier == "not";
   b.Add((negate ? no : yes) + "param = ? AND (");
   if (sharded) b.Bind(*b.shard);
-  b.Bind(ParamKey(p));
+  b.Bind(ParamKey(p) + (c.modifier == "of-type" ? std::string(kOfType) : std::string()));
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) b.Add(" OR ");
     FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, c.values[i]));
@@ -771,8 +788,9 @@ class IndexWriter {
 
   // One row of `table`: rid, param, then `rest` (as `columns` names them), then shard_key.
   Status Row(const char* table, const char* columns, const search::SearchParam& param,
-             std::initializer_list<db::Value> rest) {
+             std::initializer_list<db::Value> rest, std::string_view key_suffix = {}) {
     std::string key = ParamKey(param);
+    key += key_suffix;
     values_.clear();
     values_.emplace_back(rid_);
     values_.emplace_back(std::string_view(key));
@@ -833,7 +851,8 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   for (const auto& e : entries->tokens)
     FHIRSTONE_RETURN_IF_ERROR(
         w.Row("idx_token", "system, code, text", *e.param,
-              {std::string_view(e.system), std::string_view(e.code), std::string_view(e.text)}));
+              {std::string_view(e.system), std::string_view(e.code), std::string_view(e.text)},
+              e.of_type ? kOfType : std::string_view()));
   for (const auto& e : entries->references)
     FHIRSTONE_RETURN_IF_ERROR(w.Row(
         "idx_reference", "target_type, target_id, version, url, id_system, id_value", *e.param,
