@@ -4,7 +4,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_port() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
+# Waits until the server on port $1 answers a FHIR request (it listens before its store is open,
+# and answers 503 until then).
+wait_port() { for _ in $(seq 1 1000); do curl -sf -o /dev/null "http://127.0.0.1:$1/fhir/metadata" && return 0; sleep 0.01; done; return 1; }
 
 run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
   wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {

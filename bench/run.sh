@@ -31,7 +31,7 @@ source bench/lib.sh
 # Start-up time and idle memory on the seeded database.
 t0=$(date +%s%N)
 "$BUILD/fhirstone" serve --open --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" \
-  --log-level warn >"$WORK/server.log" 2>&1 &
+  --access-log off --log-level warn >"$WORK/server.log" 2>&1 &
 pids+=($!)
 server_pid=$!
 wait_port "$PORT"
@@ -62,7 +62,7 @@ sqlite_1=$("$BUILD/bench/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_
 CDB="$WORK/create.db"
 rm -f "$CDB" "$CDB-wal" "$CDB-shm"
 "$BUILD/fhirstone" serve --open --listen "127.0.0.1:$PORT" --db "sqlite:$CDB" --threads "$THREADS" \
-  --log-level warn >"$WORK/server.log" 2>&1 &
+  --access-log off --log-level warn >"$WORK/server.log" 2>&1 &
 pids+=($!)
 server_pid=$!
 wait_port "$PORT"
