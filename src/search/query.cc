@@ -24,8 +24,8 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
           return refuse("applies to identifiers only");
         return Ok();
       }
-      if (modifier == "above" || modifier == "below" || modifier == "in" || modifier == "not-in")
-        return refuse("is not supported");
+      if (modifier == "in" || modifier == "not-in") return Ok();  // a stored ValueSet's codes
+      if (modifier == "above" || modifier == "below") return refuse("is not supported");
       break;
     case ParamType::kReference:
       if (modifier == "identifier") return Ok();

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/json.h"
@@ -8,6 +9,7 @@
 #include "search/normalize.h"
 #include "search/query.h"
 #include "search/registry.h"
+#include "search/valueset.h"
 
 namespace fhirstone::search {
 namespace {
@@ -167,6 +169,55 @@ TEST(QueryTest, RefusesMalformedParameters) {
 TEST(QueryTest, SplitsValuesWithEscapes) {
   EXPECT_EQ(SplitValues("a,b\\,c"), (std::vector<std::string>{"a", "b,c"}));
   EXPECT_EQ(SplitValues("sys\\|x|code"), (std::vector<std::string>{"sys\\|x|code"}));
+}
+
+}  // namespace
+}  // namespace fhirstone::search
+
+namespace fhirstone::search {
+namespace {
+
+json::Value Json(std::string_view text) { return json::Parse(text).value(); }
+
+TEST(ValueSetTest, ExpansionComposeImportsAndExcludes) {
+  std::map<std::string, json::Value> stored = {
+      {"urn:a", Json(R"({"resourceType":"ValueSet","compose":{"include":[{"system":"s",
+        "concept":[{"code":"1"},{"code":"2"}]}]}})")},
+      {"urn:loop", Json(R"({"resourceType":"ValueSet","compose":{"include":[{"valueSet":
+        ["urn:loop"]}]}})")}};
+  ValueSetResolver resolve = [&](std::string_view url) -> Result<json::Value> {
+    auto it = stored.find(std::string(url));
+    if (it == stored.end()) return Error::NotFound("no " + std::string(url));
+    return it->second;
+  };
+  auto nested = ExpandValueSet(Json(R"({"expansion":{"contains":[{"system":"s","code":"1",
+    "contains":[{"system":"s","code":"1a"}]},{"abstract":true,"display":"group"}]}})"),
+                               resolve);
+  ASSERT_TRUE(nested);
+  EXPECT_EQ(*nested, (std::vector<ValueSetCode>{{"s", "1"}, {"s", "1a"}}));
+  auto composed = ExpandValueSet(Json(R"({"compose":{"include":[{"valueSet":["urn:a"]},
+    {"system":"t"}],"exclude":[{"system":"s","concept":[{"code":"2"}]}]}})"),
+                                 resolve);
+  ASSERT_TRUE(composed);
+  EXPECT_EQ(*composed, (std::vector<ValueSetCode>{{"s", "1"}, {"t", ""}}));
+  EXPECT_EQ(ExpandValueSet(stored["urn:loop"], resolve).error().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(ExpandValueSet(Json(R"({"compose":{"include":[{"valueSet":["urn:none"]}]}})"), resolve)
+                .error()
+                .code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(
+      ExpandValueSet(Json(R"({"compose":{"include":[{"system":"s","filter":[{}]}]}})"), resolve)
+          .error()
+          .code(),
+      ErrorCode::kNotSupported);
+  EXPECT_EQ(ExpandValueSet(Json(R"({"compose":{"include":[{"system":"s"}],"exclude":[
+    {"system":"s","concept":[{"code":"1"}]}]}})"),
+                           resolve)
+                .error()
+                .code(),
+            ErrorCode::kNotSupported);
+  auto big = ExpandValueSet(stored["urn:a"], resolve, /*max_codes=*/1);
+  EXPECT_EQ(big.error().code(), ErrorCode::kInvalid);
 }
 
 }  // namespace

@@ -151,11 +151,11 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
 
 }  // namespace
 
-Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& q,
+Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& query,
                                std::string_view local_base, bool in_transaction,
                                const RunOptions& options) {
   const std::optional<int64_t>& shard = options.shard;
-  auto page = ParsePage(q.page);
+  auto page = ParsePage(query.page);
   if (!page) return std::move(page).error();
   std::optional<db::Transaction> tx;
   if (!in_transaction) {
@@ -163,6 +163,15 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (!begun) return std::move(begun).error();
     tx.emplace(std::move(begun).value());
   }
+  // :in and :not-in name value sets: their codes, read in the same snapshot.
+  std::optional<search::SearchQuery> expanded;
+  for (const auto& c : query.criteria) {
+    if (c.modifier != "in" && c.modifier != "not-in") continue;
+    expanded = query;
+    FHIRSTONE_RETURN_IF_ERROR(ExpandValueSets(conn, expanded->criteria, local_base));
+    break;
+  }
+  const search::SearchQuery& q = expanded ? *expanded : query;
 
   SearchResult result;
   int64_t snapshot = page->snapshot;

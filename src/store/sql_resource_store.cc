@@ -856,7 +856,9 @@ class SqlResourceStore : public ResourceStore {
         for (const auto& [t, f] : q.filters) {
           if (t != type) continue;
           std::string all = "1 = 1";
-          for (const auto& c : f.criteria) {
+          std::vector<search::Criterion> criteria = f.criteria;
+          FHIRSTONE_RETURN_IF_ERROR(internal::ExpandValueSets(conn, criteria, fhir_base_));
+          for (const auto& c : criteria) {
             auto condition = internal::CriterionSql(c, "r", counter, fhir_base_, type,
                                                     /*filter=*/false);
             if (!condition) return std::move(condition).error();

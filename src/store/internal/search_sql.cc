@@ -13,6 +13,7 @@
 #include "common/time.h"
 #include "fhir/model.h"
 #include "search/normalize.h"
+#include "search/valueset.h"
 
 namespace fhirstone::store::internal {
 namespace {
@@ -351,6 +352,8 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       return Ok();
     }
     case ParamType::kToken: {
+      if (modifier == "in" || modifier == "not-in")  // ExpandValueSets was not called
+        return Error::NotSupported(":" + modifier + " is not supported here");
       if (modifier == "of-type") {  // system|code|value: all three
         size_t first = v.find('|');
         size_t second = first == std::string_view::npos ? first : v.find('|', first + 1);
@@ -568,6 +571,10 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     b.Add((c.values[0] == "true" ? no : yes) + "param = ?)");
     if (sharded) b.Bind(*b.shard);
     b.Bind(ParamKey(p));
+    return Ok();
+  }
+  if ((c.modifier == "in" || c.modifier == "not-in") && c.values.empty()) {
+    b.Add(c.modifier == "in" ? "1 = 0" : "1 = 1");  // a value set without codes
     return Ok();
   }
   bool negate = c.modifier == "not";
@@ -878,6 +885,92 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
                e.b_low, e.b_high, e.b_date_low, e.b_date_high, e.c_low, e.c_high}));
   for (const auto& e : entries->uris)
     FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_uri", "uri", *e.param, {std::string_view(e.uri)}));
+  return Ok();
+}
+
+namespace {
+
+// The stored ValueSet that `reference` names: a canonical URL (optionally |version), or
+// ValueSet/id (relative, or absolute under this server's base).
+Result<json::Value> FindValueSet(db::Connection& conn, std::string_view reference,
+                                 std::string_view local_base) {
+  std::string_view id;
+  if (reference.starts_with("ValueSet/")) {
+    id = reference.substr(9);
+  } else if (!local_base.empty() && reference.starts_with(local_base) &&
+             reference.substr(local_base.size()).starts_with("/ValueSet/")) {
+    id = reference.substr(local_base.size() + 10);
+  }
+  std::vector<std::string> bodies;
+  std::string_view version;
+  if (!id.empty()) {
+    auto stmt = conn.Prepare(
+        "SELECT body FROM resource WHERE type = 'ValueSet' AND id = ? AND deleted = 0");
+    if (!stmt) return std::move(stmt).error();
+    (*stmt)->BindText(1, id);
+    auto row = (*stmt)->Step();
+    if (row && *row) bodies.emplace_back((*stmt)->ColumnText(0));
+    (*stmt)->Reset();
+    if (!row) return std::move(row).error();
+  } else {
+    std::string_view url = reference;
+    if (size_t bar = url.find('|'); bar != std::string_view::npos) {
+      version = url.substr(bar + 1);
+      url = url.substr(0, bar);
+    }
+    auto stmt = conn.Prepare(
+        "SELECT r.body FROM resource r WHERE r.type = 'ValueSet' AND r.deleted = 0 AND r.rowid IN "
+        "(SELECT rid FROM idx_uri WHERE param = 'ValueSet.url' AND uri = ?) ORDER BY "
+        "r.last_updated DESC LIMIT 20");
+    if (!stmt) return std::move(stmt).error();
+    (*stmt)->BindText(1, url);
+    while (true) {
+      auto row = (*stmt)->Step();
+      if (!row) {
+        (*stmt)->Reset();
+        return std::move(row).error();
+      }
+      if (!*row) break;
+      bodies.emplace_back((*stmt)->ColumnText(0));
+    }
+    (*stmt)->Reset();
+  }
+  for (const auto& body : bodies) {
+    auto vs = json::Parse(body);
+    if (!vs) continue;
+    if (!version.empty() && vs->GetString("version") != version) continue;
+    return std::move(vs).value();
+  }
+  return Error::Invalid("No value set '" + std::string(reference) +
+                        "' is stored on this server (store it as a ValueSet resource first)");
+}
+
+}  // namespace
+
+Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& criteria,
+                       std::string_view local_base) {
+  for (search::Criterion& c : criteria) {
+    if (c.modifier != "in" && c.modifier != "not-in") continue;
+    std::vector<std::string> values;
+    for (const std::string& reference : c.values) {
+      auto vs = FindValueSet(conn, reference, local_base);
+      if (!vs) return std::move(vs).error();
+      auto codes = search::ExpandValueSet(
+          *vs, [&](std::string_view url) { return FindValueSet(conn, url, local_base); });
+      if (!codes) return std::move(codes).error();
+      for (const auto& code : *codes) {
+        // Token values as a client writes them: system|code, or system| for a whole system.
+        std::string v = code.system + "|" + code.code;
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
+    }
+    if (values.empty()) {
+      c.values.clear();  // TestSql: nothing (in) or everything (not-in)
+      continue;
+    }
+    c.modifier = c.modifier == "in" ? "" : "not";
+    c.values = std::move(values);
+  }
   return Ok();
 }
 

@@ -23,6 +23,14 @@ struct Sql {
   std::vector<Binding> bindings;
 };
 
+// Replaces the ValueSet URLs of the :in and :not-in criteria (chained or not) with the codes of
+// those value sets, read from the ValueSet resources stored (search::ExpandValueSet): `:in`
+// becomes a plain token criterion on those codes, `:not-in` a `:not` one; a value set without
+// codes leaves the criterion with no values (it matches nothing, or everything for :not-in).
+// An unknown value set is Error::Invalid.
+Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& criteria,
+                       std::string_view local_base);
+
 // The index key of a parameter: "Base.code" (e.g. Observation.code, Resource._tag).
 std::string ParamKey(const search::SearchParam& p);
 

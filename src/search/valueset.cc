@@ -1,0 +1,109 @@
+#include "search/valueset.h"
+
+#include <algorithm>
+
+namespace fhirstone::search {
+namespace {
+
+constexpr int kMaxDepth = 5;  // value sets that include value sets
+
+std::string Str(const json::Value* v) { return v && v->is_string() ? v->as_string() : ""; }
+
+struct Expander {
+  const ValueSetResolver& resolve;
+  size_t max_codes;
+  std::vector<ValueSetCode> codes;
+
+  Status Add(ValueSetCode c) {
+    if (std::find(codes.begin(), codes.end(), c) != codes.end()) return Ok();
+    codes.push_back(std::move(c));
+    if (codes.size() > max_codes)
+      return Error::Invalid("The value set has more than " + std::to_string(max_codes) +
+                            " codes: too many to search with :in or :not-in");
+    return Ok();
+  }
+
+  Status Contains(const json::Value& list, int depth) {
+    if (!list.is_array() || depth > 50) return Ok();
+    for (const auto& c : list.as_array()) {
+      std::string code = Str(c.Find("code"));
+      if (!code.empty()) FHIRSTONE_RETURN_IF_ERROR(Add({Str(c.Find("system")), code}));
+      if (const json::Value* nested = c.Find("contains"))
+        FHIRSTONE_RETURN_IF_ERROR(Contains(*nested, depth + 1));
+    }
+    return Ok();
+  }
+
+  Status Expand(const json::Value& vs, int depth) {
+    if (depth > kMaxDepth)
+      return Error::Invalid("Value sets include each other more than " + std::to_string(kMaxDepth) +
+                            " levels deep (or in a cycle)");
+    if (const json::Value* expansion = vs.Find("expansion")) {
+      if (const json::Value* contains = expansion->Find("contains")) return Contains(*contains, 0);
+      return Ok();  // an expansion without codes: empty
+    }
+    const json::Value* compose = vs.Find("compose");
+    if (!compose) return Ok();
+    if (const json::Value* includes = compose->Find("include"); includes && includes->is_array()) {
+      for (const auto& include : includes->as_array()) {
+        if (include.Find("filter"))
+          return Error::NotSupported(
+              "The value set selects codes with a filter (is-a, regex...): :in and :not-in "
+              "search with enumerated codes, whole code systems and included value sets only");
+        std::string system = Str(include.Find("system"));
+        const json::Value* imports = include.Find("valueSet");
+        if (imports && imports->is_array()) {
+          if (!system.empty())
+            return Error::NotSupported(
+                "The value set includes the intersection of a code system and value sets: "
+                "not supported by :in and :not-in");
+          for (const auto& url : imports->as_array()) {
+            auto found = resolve(Str(&url));
+            if (!found) return std::move(found).error();
+            FHIRSTONE_RETURN_IF_ERROR(Expand(*found, depth + 1));
+          }
+          continue;
+        }
+        const json::Value* concepts = include.Find("concept");
+        if (concepts && concepts->is_array()) {
+          for (const auto& c : concepts->as_array())
+            FHIRSTONE_RETURN_IF_ERROR(Add({system, Str(c.Find("code"))}));
+        } else if (!system.empty()) {
+          FHIRSTONE_RETURN_IF_ERROR(Add({system, ""}));
+        }
+      }
+    }
+    if (const json::Value* excludes = compose->Find("exclude"); excludes && excludes->is_array()) {
+      for (const auto& exclude : excludes->as_array()) {
+        const json::Value* concepts = exclude.Find("concept");
+        if (exclude.Find("filter") || exclude.Find("valueSet") || !concepts ||
+            !concepts->is_array())
+          return Error::NotSupported(
+              "The value set excludes by filter, value set or whole code system: :in and "
+              ":not-in support excluded concepts only");
+        std::string system = Str(exclude.Find("system"));
+        for (const auto& c : concepts->as_array()) {
+          ValueSetCode gone{system, Str(c.Find("code"))};
+          if (std::find(codes.begin(), codes.end(), ValueSetCode{system, ""}) != codes.end())
+            return Error::NotSupported(
+                "The value set excludes concepts from a whole code system: :in and :not-in "
+                "cannot enumerate it");
+          std::erase(codes, gone);
+        }
+      }
+    }
+    return Ok();
+  }
+};
+
+}  // namespace
+
+Result<std::vector<ValueSetCode>> ExpandValueSet(const json::Value& value_set,
+                                                 const ValueSetResolver& resolve,
+                                                 size_t max_codes) {
+  Expander e{resolve, max_codes, {}};
+  FHIRSTONE_RETURN_IF_ERROR(e.Expand(value_set, 0));
+  return std::move(e.codes);
+}
+
+}  // namespace fhirstone::search
