@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -134,37 +133,7 @@ TEST_F(AbuseTest, ManyBadRequestsLeaveDataIntact) {
   EXPECT_EQ(read->Header("ETag"), "W/\"1\"");
 }
 
-TEST_F(AbuseTest, ConcurrentConditionalCreatesMakeOneResource) {
-  std::atomic<int> created{0}, found{0}, other{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 5; ++i) {
-        http::Request request = test::MakeRequest(
-            "POST", "/fhir/Patient",
-            R"({"resourceType":"Patient","identifier":[{"system":"urn:race","value":"one"}]})");
-        request.headers.emplace_back("Content-Type", "application/fhir+json");
-        request.headers.emplace_back("If-None-Exist", "identifier=urn:race|one");
-        auto response = test::Fetch("127.0.0.1", app_->port(), request);
-        if (response && response->status == 201) {
-          ++created;
-        } else if (response && response->status == 200) {
-          ++found;
-        } else {
-          ++other;
-        }
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_EQ(created, 1);
-  EXPECT_EQ(found, 39);
-  EXPECT_EQ(other, 0);
-  auto search = test::Fetch("127.0.0.1", app_->port(),
-                            test::MakeRequest("GET", "/fhir/Patient?identifier=urn:race%7Cone"));
-  ASSERT_TRUE(search);
-  EXPECT_NE(search->body.find("\"total\":1"), std::string::npos) << search->body;
-}
+// Concurrent conditional creates: tests/concurrency_test.cc (both databases, two nodes).
 
 }  // namespace
 }  // namespace fhirstone

@@ -62,6 +62,37 @@ uint64_t Pack(uint64_t tag, int64_t tat) {
   return (tag << kTatBits) | (static_cast<uint64_t>(tat) & kTatMask);
 }
 
+// The word of `tag` among a group's `atomics` (loaded into `words`) and how far its arrival
+// time is ahead of `now`; for a new key, the word it takes: a full (idle) word, else the active
+// word closest to full (then `evicting`).
+struct Slot {
+  int index;
+  int64_t ahead;
+  bool evicting;
+};
+template <size_t N>
+Slot FindSlot(const std::atomic<uint64_t> (&atomics)[N], uint64_t tag, int64_t now,
+              uint64_t (&words)[N]) {
+  int found = -1;
+  for (size_t i = 0; i < N; ++i) {
+    words[i] = atomics[i].load(std::memory_order_acquire);
+    if (found < 0 && words[i] != 0 && (words[i] >> kTatBits) == tag) found = static_cast<int>(i);
+  }
+  if (found >= 0) return {found, Ahead(words[found], now), false};
+  Slot slot{0, 0, false};
+  int64_t least = INT64_MAX;
+  for (size_t i = 0; i < N; ++i) {
+    int64_t a = Ahead(words[i], now);
+    if (a < least) {
+      least = a;
+      slot.index = static_cast<int>(i);
+    }
+    if (a == 0) break;
+  }
+  slot.evicting = least > 0;
+  return slot;
+}
+
 // A limit as GCRA parameters: the interval between tokens and the bucket's depth, in µs.
 struct Gcra {
   int64_t interval;
@@ -247,29 +278,7 @@ Decision RateLimiter::Check(Key key, const Limit& limit, int64_t cost) {
   int64_t now = NowRelative();
   for (;;) {
     uint64_t words[kGroupSize];
-    int found = -1;
-    for (int i = 0; i < kGroupSize; ++i) {
-      words[i] = group.words[i].load(std::memory_order_acquire);
-      if (found < 0 && words[i] != 0 && (words[i] >> kTatBits) == tag) found = i;
-    }
-    int slot = found;
-    int64_t ahead = 0;  // the bucket's arrival time minus now: how empty it is
-    bool evicting = false;
-    if (found >= 0) {
-      ahead = Ahead(words[found], now);
-    } else {
-      // A new key takes a full (idle) word, else the active word closest to full.
-      int64_t least = INT64_MAX;
-      for (int i = 0; i < kGroupSize; ++i) {
-        int64_t a = Ahead(words[i], now);
-        if (a < least) {
-          least = a;
-          slot = i;
-        }
-        if (a == 0) break;
-      }
-      evicting = least > 0;
-    }
+    auto [slot, ahead, evicting] = FindSlot(group.words, tag, now, words);
     int64_t next = ahead + increment;
     if (next > g.tau) {
       d.allowed = false;
@@ -303,25 +312,8 @@ void RateLimiter::Charge(Key key, int64_t cost) {
   int64_t now = NowRelative();
   for (;;) {
     uint64_t words[kGroupSize];
-    int slot = -1;
-    for (int i = 0; i < kGroupSize; ++i) {
-      words[i] = group.words[i].load(std::memory_order_acquire);
-      if (slot < 0 && words[i] != 0 && (words[i] >> kTatBits) == tag) slot = i;
-    }
-    int64_t ahead = 0;
-    if (slot < 0) {  // as in Check: a full word, else the active one closest to full
-      int64_t least = INT64_MAX;
-      for (int i = 0; i < kGroupSize; ++i) {
-        int64_t a = Ahead(words[i], now);
-        if (a < least) {
-          least = a;
-          slot = i;
-        }
-        if (a == 0) break;
-      }
-    } else {
-      ahead = Ahead(words[slot], now);
-    }
+    auto [slot, ahead, evicting] = FindSlot(group.words, tag, now, words);  // as Check does
+    (void)evicting;
     int64_t next = std::min(ahead + increment, g.tau);
     if (next <= ahead) return;  // already empty
     if (group.words[slot].compare_exchange_weak(words[slot], Pack(tag, now + next),

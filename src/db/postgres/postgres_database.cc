@@ -39,6 +39,18 @@ Error PgError(std::string_view what, const PGresult* result, PGconn* conn) {
 
 bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
+// The highest $n of rendered SQL: how many parameters it takes.
+int HighestParameter(std::string_view text) {
+  int params = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$' || i + 1 >= text.size() || !std::isdigit(text[i + 1])) continue;
+    int n = 0;
+    std::from_chars(text.data() + i + 1, text.data() + text.size(), n);
+    params = std::max(params, n);
+  }
+  return params;
+}
+
 class PostgresConnection;
 // Sends the rows queued for the tables `sql` names (or all, before a savepoint or release), or
 // drops them all before a rollback. Defined after PostgresConnection.
@@ -258,13 +270,7 @@ class PostgresConnection : public Connection {
     auto it = cache_.find(sql);
     if (it != cache_.end()) return it->second.get();
     std::string text = RenderSql(sql);
-    int params = 0;
-    for (size_t i = 0; i < text.size(); ++i) {  // the highest $n
-      if (text[i] != '$' || i + 1 >= text.size() || !std::isdigit(text[i + 1])) continue;
-      int n = 0;
-      std::from_chars(text.data() + i + 1, text.data() + text.size(), n);
-      params = std::max(params, n);
-    }
+    int params = HighestParameter(text);
     std::string name = "s" + std::to_string(++statements_);
     PGresult* result = PQprepare(conn_, name.c_str(), text.c_str(), 0, nullptr);
     if (PQresultStatus(result) != PGRES_COMMAND_OK) {
@@ -284,13 +290,7 @@ class PostgresConnection : public Connection {
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second.get();
     std::string text = RenderSql(sql);
-    int params = 0;
-    for (size_t i = 0; i < text.size(); ++i) {  // the highest $n
-      if (text[i] != '$' || i + 1 >= text.size() || !std::isdigit(text[i + 1])) continue;
-      int n = 0;
-      std::from_chars(text.data() + i + 1, text.data() + text.size(), n);
-      params = std::max(params, n);
-    }
+    int params = HighestParameter(text);
     auto& slot = cache_[key];
     slot = std::make_unique<PostgresStatement>(*this, conn_, "c" + std::to_string(++statements_),
                                                std::string(sql), params, std::move(text));
