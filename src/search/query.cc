@@ -24,8 +24,9 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
           return refuse("applies to identifiers only");
         return Ok();
       }
-      if (modifier == "in" || modifier == "not-in") return Ok();  // a stored ValueSet's codes
-      if (modifier == "above" || modifier == "below") return refuse("is not supported");
+      // A stored ValueSet's codes; a stored CodeSystem's hierarchy.
+      if (modifier == "in" || modifier == "not-in" || modifier == "above" || modifier == "below")
+        return Ok();
       break;
     case ParamType::kReference:
       if (modifier == "identifier") return Ok();

@@ -222,3 +222,25 @@ TEST(ValueSetTest, ExpansionComposeImportsAndExcludes) {
 
 }  // namespace
 }  // namespace fhirstone::search
+
+namespace fhirstone::search {
+namespace {
+
+TEST(CodeSystemTest, SubsumptionFollowsNestingAndProperties) {
+  json::Value cs = json::Parse(R"({"url":"urn:cs","concept":[{"code":"a","concept":[
+    {"code":"b","concept":[{"code":"c"}]}]},{"code":"d","property":[{"code":"parent",
+    "valueCode":"b"}]},{"code":"e","property":[{"code":"child","valueCode":"a"}]},
+    {"code":"x","property":[{"code":"parent","valueCode":"y"}]},
+    {"code":"y","property":[{"code":"parent","valueCode":"x"}]}]})")
+                       .value();
+  EXPECT_EQ(SubsumedCodes(cs, "b", true).value(), (std::vector<std::string>{"b", "c", "d"}));
+  EXPECT_EQ(SubsumedCodes(cs, "e", true).value(),
+            (std::vector<std::string>{"e", "a", "b", "c", "d"}));
+  EXPECT_EQ(SubsumedCodes(cs, "c", false).value(), (std::vector<std::string>{"c", "b", "a", "e"}));
+  EXPECT_EQ(SubsumedCodes(cs, "x", true).value(), (std::vector<std::string>{"x", "y"}));  // cycle
+  EXPECT_EQ(SubsumedCodes(cs, "zz", true).error().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(SubsumedCodes(cs, "e", true, /*max_codes=*/2).error().code(), ErrorCode::kInvalid);
+}
+
+}  // namespace
+}  // namespace fhirstone::search

@@ -1,6 +1,8 @@
 #include "search/valueset.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 namespace fhirstone::search {
 namespace {
@@ -96,7 +98,64 @@ struct Expander {
   }
 };
 
+// Parent -> children and child -> parents of a code system's concepts.
+struct Hierarchy {
+  std::map<std::string, std::vector<std::string>, std::less<>> children, parents;
+  std::set<std::string, std::less<>> codes;
+
+  void Link(const std::string& parent, const std::string& child) {
+    children[parent].push_back(child);
+    parents[child].push_back(parent);
+  }
+  void Walk(const json::Value& concepts, const std::string& parent, int depth) {
+    if (!concepts.is_array() || depth > 100) return;
+    for (const auto& c : concepts.as_array()) {
+      std::string code = Str(c.Find("code"));
+      if (code.empty()) continue;
+      codes.insert(code);
+      if (!parent.empty()) Link(parent, code);
+      if (const json::Value* properties = c.Find("property");
+          properties && properties->is_array()) {
+        for (const auto& p : properties->as_array()) {
+          std::string name = Str(p.Find("code"));
+          std::string value = Str(p.Find("valueCode"));
+          if (value.empty()) continue;
+          if (name == "parent") Link(value, code);
+          if (name == "child") Link(code, value);
+        }
+      }
+      if (const json::Value* nested = c.Find("concept")) Walk(*nested, code, depth + 1);
+    }
+  }
+};
+
 }  // namespace
+
+Result<std::vector<std::string>> SubsumedCodes(const json::Value& code_system,
+                                               std::string_view code, bool below,
+                                               size_t max_codes) {
+  Hierarchy h;
+  if (const json::Value* concepts = code_system.Find("concept")) h.Walk(*concepts, "", 0);
+  if (!h.codes.contains(code))
+    return Error::Invalid("The code '" + std::string(code) + "' is not in the code system " +
+                          Str(code_system.Find("url")));
+  const auto& edges = below ? h.children : h.parents;
+  std::vector<std::string> out{std::string(code)};
+  std::set<std::string, std::less<>> seen{std::string(code)};
+  for (size_t i = 0; i < out.size(); ++i) {  // breadth first; cycles stop at seen codes
+    auto it = edges.find(out[i]);
+    if (it == edges.end()) continue;
+    for (const auto& next : it->second) {
+      if (!seen.insert(next).second) continue;
+      out.push_back(next);
+      if (out.size() > max_codes)
+        return Error::Invalid("More than " + std::to_string(max_codes) + " codes are " +
+                              (below ? "below" : "above") + " '" + std::string(code) +
+                              "': too many to search");
+    }
+  }
+  return out;
+}
 
 Result<std::vector<ValueSetCode>> ExpandValueSet(const json::Value& value_set,
                                                  const ValueSetResolver& resolve,

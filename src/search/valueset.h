@@ -27,4 +27,12 @@ Result<std::vector<ValueSetCode>> ExpandValueSet(const json::Value& value_set,
                                                  const ValueSetResolver& resolve,
                                                  size_t max_codes = 1000);
 
+// The codes of `code_system` (a CodeSystem resource) that `code` subsumes (`below`: the code
+// and its descendants) or that subsume it (`above`: the code and its ancestors), by the
+// concepts' nesting and their `parent` / `child` properties; for the token modifiers :below
+// and :above. Error::Invalid when the code is not in the code system, or past `max_codes`.
+Result<std::vector<std::string>> SubsumedCodes(const json::Value& code_system,
+                                               std::string_view code, bool below,
+                                               size_t max_codes = 1000);
+
 }  // namespace fhirstone::search

@@ -163,10 +163,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (!begun) return std::move(begun).error();
     tx.emplace(std::move(begun).value());
   }
-  // :in and :not-in name value sets: their codes, read in the same snapshot.
+  // :in and :not-in name value sets, token :above and :below codes of a code system: their
+  // codes, read in the same snapshot.
   std::optional<search::SearchQuery> expanded;
   for (const auto& c : query.criteria) {
-    if (c.modifier != "in" && c.modifier != "not-in") continue;
+    bool terminology = c.modifier == "in" || c.modifier == "not-in" ||
+                       ((c.modifier == "above" || c.modifier == "below") && c.param &&
+                        c.param->type == search::ParamType::kToken);
+    if (!terminology) continue;
     expanded = query;
     FHIRSTONE_RETURN_IF_ERROR(ExpandValueSets(conn, expanded->criteria, local_base));
     break;

@@ -352,8 +352,8 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       return Ok();
     }
     case ParamType::kToken: {
-      if (modifier == "in" || modifier == "not-in")  // ExpandValueSets was not called
-        return Error::NotSupported(":" + modifier + " is not supported here");
+      if (modifier == "in" || modifier == "not-in" || modifier == "above" || modifier == "below")
+        return Error::NotSupported(":" + modifier + " is not supported here");  // not expanded
       if (modifier == "of-type") {  // system|code|value: all three
         size_t first = v.find('|');
         size_t second = first == std::string_view::npos ? first : v.find('|', first + 1);
@@ -890,24 +890,25 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
 
 namespace {
 
-// The stored ValueSet that `reference` names: a canonical URL (optionally |version), or
-// ValueSet/id (relative, or absolute under this server's base).
-Result<json::Value> FindValueSet(db::Connection& conn, std::string_view reference,
-                                 std::string_view local_base) {
+// The stored resource of `type` (ValueSet, CodeSystem) that `reference` names: a canonical URL
+// (optionally |version), or Type/id (relative, or absolute under this server's base).
+Result<json::Value> FindCanonical(db::Connection& conn, const std::string& type,
+                                  std::string_view reference, std::string_view local_base) {
   std::string_view id;
-  if (reference.starts_with("ValueSet/")) {
-    id = reference.substr(9);
+  std::string prefix = type + "/";
+  if (reference.starts_with(prefix)) {
+    id = reference.substr(prefix.size());
   } else if (!local_base.empty() && reference.starts_with(local_base) &&
-             reference.substr(local_base.size()).starts_with("/ValueSet/")) {
-    id = reference.substr(local_base.size() + 10);
+             reference.substr(local_base.size()).starts_with("/" + prefix)) {
+    id = reference.substr(local_base.size() + 1 + prefix.size());
   }
   std::vector<std::string> bodies;
   std::string_view version;
   if (!id.empty()) {
-    auto stmt = conn.Prepare(
-        "SELECT body FROM resource WHERE type = 'ValueSet' AND id = ? AND deleted = 0");
+    auto stmt = conn.Prepare("SELECT body FROM resource WHERE type = ? AND id = ? AND deleted = 0");
     if (!stmt) return std::move(stmt).error();
-    (*stmt)->BindText(1, id);
+    (*stmt)->BindText(1, type);
+    (*stmt)->BindText(2, id);
     auto row = (*stmt)->Step();
     if (row && *row) bodies.emplace_back((*stmt)->ColumnText(0));
     (*stmt)->Reset();
@@ -919,11 +920,13 @@ Result<json::Value> FindValueSet(db::Connection& conn, std::string_view referenc
       url = url.substr(0, bar);
     }
     auto stmt = conn.Prepare(
-        "SELECT r.body FROM resource r WHERE r.type = 'ValueSet' AND r.deleted = 0 AND r.rowid IN "
-        "(SELECT rid FROM idx_uri WHERE param = 'ValueSet.url' AND uri = ?) ORDER BY "
-        "r.last_updated DESC LIMIT 20");
+        "SELECT r.body FROM resource r WHERE r.type = ? AND r.deleted = 0 AND r.rowid IN "
+        "(SELECT rid FROM idx_uri WHERE param = ? AND uri = ?) ORDER BY r.last_updated DESC "
+        "LIMIT 20");
     if (!stmt) return std::move(stmt).error();
-    (*stmt)->BindText(1, url);
+    (*stmt)->BindText(1, type);
+    (*stmt)->BindText(2, type + ".url");
+    (*stmt)->BindText(3, url);
     while (true) {
       auto row = (*stmt)->Step();
       if (!row) {
@@ -941,8 +944,9 @@ Result<json::Value> FindValueSet(db::Connection& conn, std::string_view referenc
     if (!version.empty() && vs->GetString("version") != version) continue;
     return std::move(vs).value();
   }
-  return Error::Invalid("No value set '" + std::string(reference) +
-                        "' is stored on this server (store it as a ValueSet resource first)");
+  return Error::Invalid("No " + std::string(type == "ValueSet" ? "value set" : "code system") +
+                        " '" + std::string(reference) +
+                        "' is stored on this server (store it as a " + type + " resource first)");
 }
 
 }  // namespace
@@ -950,13 +954,37 @@ Result<json::Value> FindValueSet(db::Connection& conn, std::string_view referenc
 Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& criteria,
                        std::string_view local_base) {
   for (search::Criterion& c : criteria) {
+    if ((c.modifier == "above" || c.modifier == "below") && c.param &&
+        c.param->type == ParamType::kToken) {
+      // system|code: the codes of the stored CodeSystem `system` below (or above) `code`.
+      std::vector<std::string> values;
+      for (const std::string& value : c.values) {
+        size_t bar = value.find('|');
+        if (bar == std::string::npos || bar == 0 || bar + 1 == value.size())
+          return Error::Invalid(":" + c.modifier + " on a token takes system|code, not '" + value +
+                                "'");
+        std::string system = value.substr(0, bar);
+        auto cs = FindCanonical(conn, "CodeSystem", system, local_base);
+        if (!cs) return std::move(cs).error();
+        auto codes = search::SubsumedCodes(*cs, value.substr(bar + 1), c.modifier == "below");
+        if (!codes) return std::move(codes).error();
+        for (const auto& code : *codes) {
+          std::string v = system + "|" + code;
+          if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+        }
+      }
+      c.modifier.clear();
+      c.values = std::move(values);
+      continue;
+    }
     if (c.modifier != "in" && c.modifier != "not-in") continue;
     std::vector<std::string> values;
     for (const std::string& reference : c.values) {
-      auto vs = FindValueSet(conn, reference, local_base);
+      auto vs = FindCanonical(conn, "ValueSet", reference, local_base);
       if (!vs) return std::move(vs).error();
-      auto codes = search::ExpandValueSet(
-          *vs, [&](std::string_view url) { return FindValueSet(conn, url, local_base); });
+      auto codes = search::ExpandValueSet(*vs, [&](std::string_view url) {
+        return FindCanonical(conn, "ValueSet", url, local_base);
+      });
       if (!codes) return std::move(codes).error();
       for (const auto& code : *codes) {
         // Token values as a client writes them: system|code, or system| for a whole system.

@@ -27,7 +27,8 @@ struct Sql {
 // those value sets, read from the ValueSet resources stored (search::ExpandValueSet): `:in`
 // becomes a plain token criterion on those codes, `:not-in` a `:not` one; a value set without
 // codes leaves the criterion with no values (it matches nothing, or everything for :not-in).
-// An unknown value set is Error::Invalid.
+// Token :below / :above (system|code) become the codes of the stored CodeSystem below / above
+// that code (search::SubsumedCodes). An unknown value set or code system is Error::Invalid.
 Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& criteria,
                        std::string_view local_base);
 
