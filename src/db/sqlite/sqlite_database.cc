@@ -256,13 +256,12 @@ class SqliteDatabase : public Database {
 
 Result<std::unique_ptr<Database>> OpenSqliteDatabase(std::string_view path) {
   // Once per process, before SQLite initializes: no global memory statistics (their mutex is
-  // taken on every allocation and serializes all connections); statement and savepoint journals
-  // kept in memory up to 1 MiB (default 64 KiB) before they spill to a temporary file: a group
-  // commit of 64 small transactions went from about 870 to 1,500 a second
-  // (bench/results/2026-11-29-transactions.md).
+  // taken on every allocation and serializes all connections). (A 1 MiB in-memory threshold for
+  // statement journals, SQLITE_CONFIG_STMTJRNL_SPILL, made small grouped transactions 1.75x
+  // faster, but SQLite 3.40 then failed a large UPDATE inside a transaction with "database or
+  // disk is full" when the journal spilled: not used.)
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
     return true;
   }();
   (void)configured;
