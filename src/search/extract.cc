@@ -416,10 +416,19 @@ IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
   options.root_resource = &resource;
   for (const SearchParam* p : params) {
     if (!p->compiled || p->code == "_id" || p->code == "_lastUpdated") continue;
-    if (p->type == ParamType::kSpecial) continue;
+    if (p->type == ParamType::kSpecial && p->code != "near") continue;
     auto items = p->compiled->Evaluate(resource, options);
     if (!items) continue;  // an expression that does not apply to this resource's shape
     for (const fhirpath::Item& item : *items) {
+      if (p->type == ParamType::kSpecial) {  // near: Location.position, kept as a quantity row
+        const json::Value* v = ValueOf(item);
+        const json::Value* lat = v ? v->Find("latitude") : nullptr;
+        const json::Value* lon = v ? v->Find("longitude") : nullptr;
+        if (lat && lon && lat->is_number() && lon->is_number())
+          out.quantities.push_back({p, std::strtod(lat->as_string().c_str(), nullptr),
+                                    std::strtod(lon->as_string().c_str(), nullptr), "", "", "deg"});
+        continue;
+      }
       if (p->type == ParamType::kComposite) {
         ExtractComposite(out, p, item, options, local_base);
       } else {

@@ -55,6 +55,7 @@ struct NumberEntry {
   double value;
 };
 
+// (For the special parameter `near`: latitude in low, longitude in high, unit "deg".)
 struct QuantityEntry {
   const SearchParam* param;
   double low;  // equal to high for a Quantity; a Range's bounds otherwise

@@ -241,7 +241,7 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
       c.modifier = found->second;
       c.type = type;
       FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*c.param, c.modifier));
-      if (c.param->type == ParamType::kSpecial)
+      if (c.param->type == ParamType::kSpecial && c.param->code != "near")
         return Error::NotSupported("Searching on the " + std::string(ParamTypeName(c.param->type)) +
                                    " parameter '" + c.param->code + "' is not supported yet");
       c.values = SplitValues(value);

@@ -102,7 +102,7 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
               [](const auto* a, const auto* b) { return a->code < b->code; });
     json::Array search_params;
     for (const search::SearchParam* p : params) {
-      if (p->type == search::ParamType::kSpecial) continue;
+      if (p->type == search::ParamType::kSpecial && p->code != "near") continue;
       if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated") continue;
       search_params.push_back(SearchParamEntry(*p));
     }

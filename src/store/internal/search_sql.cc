@@ -59,6 +59,8 @@ const char* TableFor(ParamType t) {
       return "idx_uri";
     case ParamType::kComposite:
       return "idx_composite";
+    case ParamType::kSpecial:  // near: positions are kept with the quantities
+      return "idx_quantity";
     default:
       return "";
   }
@@ -331,10 +333,66 @@ Status ComponentCondition(Builder& b, ParamType type, size_t position, std::stri
   }
 }
 
+// near=latitude|longitude|[distance]|[units] (https://hl7.org/fhir/R4/location.html#positional):
+// positions within the distance along the earth's surface (a sphere of radius 6371.0088 km;
+// distance 10 km when absent; units km, m or [mi_i]). A bounding box on the latitude (and the
+// longitude, away from the poles and the antimeridian) picks candidates through the index; the
+// central angle decides: cos(angle) >= cos(distance / radius).
+Status NearCondition(Builder& b, std::string_view v) {
+  constexpr double kEarthKm = 6371.0088;
+  constexpr double kPi = 3.14159265358979323846;
+  auto parts = Split(v, '|');
+  auto number = [](std::string_view text, double* out) {
+    auto n = ParseNumber(text);
+    if (!n) return false;
+    *out = n->first;
+    return true;
+  };
+  double lat = 0, lon = 0, distance = 10;
+  if (parts.size() < 2 || parts.size() > 4 || !number(parts[0], &lat) || !number(parts[1], &lon) ||
+      lat < -90 || lat > 90 || lon < -180 || lon > 180 ||
+      (parts.size() >= 3 && !parts[2].empty() && !number(parts[2], &distance)) || distance < 0)
+    return Error::Invalid(
+        "near takes latitude|longitude|distance|units (e.g. "
+        "42.36|-71.06|10|km), not '" +
+        std::string(v) + "'");
+  std::string_view units = parts.size() == 4 ? parts[3] : std::string_view("km");
+  if (units == "m") {
+    distance /= 1000;
+  } else if (units == "[mi_i]" || units == "mi") {
+    distance *= 1.609344;
+  } else if (units != "km" && !units.empty()) {
+    return Error::Invalid("near: distances are in km, m or [mi_i], not '" + std::string(units) +
+                          "'");
+  }
+  double angle = std::min(distance / kEarthKm, kPi);
+  double degrees = angle * 180 / kPi;
+  double rad = kPi / 180;
+  b.Add("(low >= ? AND low <= ?");
+  b.Bind(lat - degrees);
+  b.Bind(lat + degrees);
+  double cos_lat = std::cos(lat * rad);
+  if (lat + degrees < 89 && lat - degrees > -89 && cos_lat > 0.01) {
+    double span = degrees / cos_lat;
+    if (lon - span > -180 && lon + span < 180) {
+      b.Add(" AND high >= ? AND high <= ?");
+      b.Bind(lon - span);
+      b.Bind(lon + span);
+    }
+  }
+  b.Add(" AND ? * sin(radians(low)) + ? * cos(radians(low)) * cos(radians(high) - ?) >= ?)");
+  b.Bind(std::sin(lat * rad));
+  b.Bind(cos_lat);
+  b.Bind(lon * rad);
+  b.Bind(std::cos(angle) - 1e-12);
+  return Ok();
+}
+
 // The condition on one index row (columns unqualified) for one value.
 Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modifier,
                       const std::string& value) {
   std::string_view v = value;
+  if (p.type == ParamType::kSpecial && p.code == "near") return NearCondition(b, v);
   switch (p.type) {
     case ParamType::kString: {
       if (modifier == "exact") {
