@@ -69,7 +69,7 @@ bool MatchesParam(const ApiContext& ctx, const search::Registry& registry,
       case search::ParamType::kToken: {
         size_t bar = v.find('|');
         for (const auto& t : entries.tokens) {
-          if (t.param != param) continue;
+          if (t.param != param || t.of_type) continue;  // :of-type rows are not the values
           if (bar == std::string::npos) {
             if (t.code == v) return true;
           } else {

@@ -1,5 +1,6 @@
 #include "search/extract.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -424,9 +425,12 @@ IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
         const json::Value* v = ValueOf(item);
         const json::Value* lat = v ? v->Find("latitude") : nullptr;
         const json::Value* lon = v ? v->Find("longitude") : nullptr;
-        if (lat && lon && lat->is_number() && lon->is_number())
-          out.quantities.push_back({p, std::strtod(lat->as_string().c_str(), nullptr),
-                                    std::strtod(lon->as_string().c_str(), nullptr), "", "", "deg"});
+        if (lat && lon && lat->is_number() && lon->is_number()) {
+          double la = std::strtod(lat->as_string().c_str(), nullptr);
+          double lo = std::strtod(lon->as_string().c_str(), nullptr);
+          if (std::isfinite(la) && std::isfinite(lo) && std::abs(la) <= 90 && std::abs(lo) <= 180)
+            out.quantities.push_back({p, la, lo, "", "", "deg"});
+        }
         continue;
       }
       if (p->type == ParamType::kComposite) {

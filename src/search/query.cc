@@ -18,9 +18,10 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
       break;
     case ParamType::kToken:
       if (modifier == "text" || modifier == "not") return Ok();
+      if (p.code == "_id" && modifier != "not") return refuse("is not valid");
       if (modifier == "of-type") {
-        // Identifier-valued parameters only (Patient.identifier...).
-        if (p.expression.find("identifier") == std::string::npos)
+        // Identifier-valued parameters only (Patient.identifier, Specimen.accessionIdentifier...).
+        if (AsciiLower(p.expression).find("identifier") == std::string::npos)
           return refuse("applies to identifiers only");
         return Ok();
       }

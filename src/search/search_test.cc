@@ -244,3 +244,30 @@ TEST(CodeSystemTest, SubsumptionFollowsNestingAndProperties) {
 
 }  // namespace
 }  // namespace fhirstone::search
+
+namespace fhirstone::search {
+namespace {
+
+TEST(ValueSetTest, AnIncludedValueSetsExcludesStayItsOwnAndRepeatsAreReadOnce) {
+  int lookups = 0;
+  std::map<std::string, json::Value> stored = {
+      {"urn:b", json::Parse(R"({"compose":{"include":[{"system":"s","concept":[{"code":"2"}]}],
+        "exclude":[{"system":"s","concept":[{"code":"1"}]}]}})")
+                    .value()}};
+  ValueSetResolver resolve = [&](std::string_view url) -> Result<json::Value> {
+    ++lookups;
+    auto it = stored.find(std::string(url));
+    if (it == stored.end()) return Error::NotFound("no " + std::string(url));
+    return it->second;
+  };
+  auto a = ExpandValueSet(json::Parse(R"({"compose":{"include":[{"system":"s","concept":[
+    {"code":"1"}]},{"valueSet":["urn:b","urn:b"]},{"valueSet":["urn:b"]}]}})")
+                              .value(),
+                          resolve);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(*a, (std::vector<ValueSetCode>{{"s", "1"}, {"s", "2"}}));  // B's exclude is B's
+  EXPECT_EQ(lookups, 1);
+}
+
+}  // namespace
+}  // namespace fhirstone::search

@@ -11,9 +11,19 @@ constexpr int kMaxDepth = 5;  // value sets that include value sets
 
 std::string Str(const json::Value* v) { return v && v->is_string() ? v->as_string() : ""; }
 
+constexpr size_t kMaxValueSets = 50;  // distinct value sets one expansion may read
+
+// The value sets included so far by canonical, shared by the expanders of one expansion: each
+// is read and expanded once however often it is included.
+struct Shared {
+  std::map<std::string, std::vector<ValueSetCode>, std::less<>> expanded;
+  std::set<std::string, std::less<>> expanding;  // on the current path: a cycle
+};
+
 struct Expander {
   const ValueSetResolver& resolve;
   size_t max_codes;
+  Shared& shared;
   std::vector<ValueSetCode> codes;
 
   Status Add(ValueSetCode c) {
@@ -60,9 +70,26 @@ struct Expander {
                 "The value set includes the intersection of a code system and value sets: "
                 "not supported by :in and :not-in");
           for (const auto& url : imports->as_array()) {
-            auto found = resolve(Str(&url));
-            if (!found) return std::move(found).error();
-            FHIRSTONE_RETURN_IF_ERROR(Expand(*found, depth + 1));
+            std::string canonical = Str(&url);
+            auto cached = shared.expanded.find(canonical);
+            if (cached == shared.expanded.end()) {
+              if (shared.expanding.contains(canonical))
+                return Error::Invalid("Value sets include each other in a cycle (" + canonical +
+                                      ")");
+              if (shared.expanded.size() >= kMaxValueSets)
+                return Error::Invalid("The value set includes more than " +
+                                      std::to_string(kMaxValueSets) + " value sets");
+              auto found = resolve(canonical);
+              if (!found) return std::move(found).error();
+              // Its own excludes apply to its own codes only: a fresh expander.
+              Expander child{resolve, max_codes, shared, {}};
+              shared.expanding.insert(canonical);
+              Status status = child.Expand(*found, depth + 1);
+              shared.expanding.erase(canonical);
+              FHIRSTONE_RETURN_IF_ERROR(status);
+              cached = shared.expanded.emplace(canonical, std::move(child.codes)).first;
+            }
+            for (const auto& code : cached->second) FHIRSTONE_RETURN_IF_ERROR(Add(code));
           }
           continue;
         }
@@ -160,7 +187,8 @@ Result<std::vector<std::string>> SubsumedCodes(const json::Value& code_system,
 Result<std::vector<ValueSetCode>> ExpandValueSet(const json::Value& value_set,
                                                  const ValueSetResolver& resolve,
                                                  size_t max_codes) {
-  Expander e{resolve, max_codes, {}};
+  Shared shared;
+  Expander e{resolve, max_codes, shared, {}};
   FHIRSTONE_RETURN_IF_ERROR(e.Expand(value_set, 0));
   return std::move(e.codes);
 }

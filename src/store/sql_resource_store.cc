@@ -80,6 +80,10 @@ const std::vector<db::Migration>& Migrations() {
       {6, "identifier types",
        "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      // Location positions are indexed for near: resources stored before need a reindex.
+      {7, "positions",
+       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
   };
   return kMigrations;
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/strings.h"
 #include "common/time.h"
@@ -166,6 +167,10 @@ Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_vie
 
 // The index key suffix of :of-type rows (TokenEntry::of_type).
 constexpr std::string_view kOfType = ":of-type";
+// The modifiers ExpandValueSets leaves on criteria whose values are system|code pairs of a
+// terminology (internal: a client cannot send a modifier with a space).
+constexpr std::string_view kCodes = "in codes";
+constexpr std::string_view kNotCodes = "not in codes";
 
 struct Builder {
   Sql out;
@@ -371,20 +376,28 @@ Status NearCondition(Builder& b, std::string_view v) {
   b.Add("(low >= ? AND low <= ?");
   b.Bind(lat - degrees);
   b.Bind(lat + degrees);
+  // The longitudes within the distance span asin(sin(angle) / cos(lat)) either side, unless the
+  // circle reaches a pole (or crosses the antimeridian): then no longitude bound.
   double cos_lat = std::cos(lat * rad);
-  if (lat + degrees < 89 && lat - degrees > -89 && cos_lat > 0.01) {
-    double span = degrees / cos_lat;
+  if (std::sin(angle) < cos_lat && angle < kPi / 2) {
+    double span = std::asin(std::sin(angle) / cos_lat) * 180 / kPi;
     if (lon - span > -180 && lon + span < 180) {
       b.Add(" AND high >= ? AND high <= ?");
       b.Bind(lon - span);
       b.Bind(lon + span);
     }
   }
-  b.Add(" AND ? * sin(radians(low)) + ? * cos(radians(low)) * cos(radians(high) - ?) >= ?)");
-  b.Bind(std::sin(lat * rad));
+  // Haversine: sin^2(dlat/2) + cos(lat1) cos(lat2) sin^2(dlon/2) <= sin^2(angle/2).
+  b.Add(
+      " AND sin((radians(low) - ?) / 2) * sin((radians(low) - ?) / 2) + ? * cos(radians(low)) * "
+      "sin((radians(high) - ?) / 2) * sin((radians(high) - ?) / 2) <= ?)");
+  b.Bind(lat * rad);
+  b.Bind(lat * rad);
   b.Bind(cos_lat);
   b.Bind(lon * rad);
-  b.Bind(std::cos(angle) - 1e-12);
+  b.Bind(lon * rad);
+  double half = std::sin(angle / 2);
+  b.Bind(half * half * (1 + 1e-12));
   return Ok();
 }
 
@@ -412,6 +425,19 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
     case ParamType::kToken: {
       if (modifier == "in" || modifier == "not-in" || modifier == "above" || modifier == "below")
         return Error::NotSupported(":" + modifier + " is not supported here");  // not expanded
+      if (modifier == kCodes || modifier == kNotCodes) {
+        std::string system, code;
+        SplitBar(v, &system, &code);
+        if (code.empty()) {
+          b.Add("system = ?");
+          b.Bind(system);
+        } else {
+          b.Add("(code = ? AND system IN (?, ''))");
+          b.Bind(code);
+          b.Bind(system);
+        }
+        return Ok();
+      }
       if (modifier == "of-type") {  // system|code|value: all three
         size_t first = v.find('|');
         size_t second = first == std::string_view::npos ? first : v.find('|', first + 1);
@@ -635,7 +661,7 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     b.Add(c.modifier == "in" ? "1 = 0" : "1 = 1");  // a value set without codes
     return Ok();
   }
-  bool negate = c.modifier == "not";
+  bool negate = c.modifier == "not" || c.modifier == kNotCodes;
   b.Add((negate ? no : yes) + "param = ? AND (");
   if (sharded) b.Bind(*b.shard);
   b.Bind(ParamKey(p) + (c.modifier == "of-type" ? std::string(kOfType) : std::string()));
@@ -711,7 +737,7 @@ Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
 
 int Selectivity(const Criterion& c) {
-  if (c.modifier == "missing" || c.modifier == "not") return 0;
+  if (c.modifier == "missing" || c.modifier == "not" || c.modifier == kNotCodes) return 0;
   if (!c.has.empty()) return 2;
   if (!c.chain.empty()) return 3;
   switch (c.param->type) {
@@ -1011,12 +1037,24 @@ Result<json::Value> FindCanonical(db::Connection& conn, const std::string& type,
 
 Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& criteria,
                        std::string_view local_base) {
+  constexpr size_t kMaxCodes = 1000;  // per criterion, all its values together
   for (search::Criterion& c : criteria) {
-    if ((c.modifier == "above" || c.modifier == "below") && c.param &&
-        c.param->type == ParamType::kToken) {
-      // system|code: the codes of the stored CodeSystem `system` below (or above) `code`.
-      std::vector<std::string> values;
-      for (const std::string& value : c.values) {
+    bool subsumption = (c.modifier == "above" || c.modifier == "below") && c.param &&
+                       c.param->type == ParamType::kToken;
+    if (!subsumption && c.modifier != "in" && c.modifier != "not-in") continue;
+    std::vector<std::string> values;
+    std::unordered_set<std::string> seen;
+    auto add = [&](std::string v) -> Status {
+      if (!seen.insert(v).second) return Ok();
+      values.push_back(std::move(v));
+      if (values.size() > kMaxCodes)
+        return Error::Invalid(":" + c.modifier + " names more than " + std::to_string(kMaxCodes) +
+                              " codes in all: too many to search");
+      return Ok();
+    };
+    for (const std::string& value : c.values) {
+      if (subsumption) {
+        // system|code: the codes of the stored CodeSystem `system` below (or above) `code`.
         size_t bar = value.find('|');
         if (bar == std::string::npos || bar == 0 || bar + 1 == value.size())
           return Error::Invalid(":" + c.modifier + " on a token takes system|code, not '" + value +
@@ -1024,37 +1062,29 @@ Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& cri
         std::string system = value.substr(0, bar);
         auto cs = FindCanonical(conn, "CodeSystem", system, local_base);
         if (!cs) return std::move(cs).error();
-        auto codes = search::SubsumedCodes(*cs, value.substr(bar + 1), c.modifier == "below");
+        auto codes =
+            search::SubsumedCodes(*cs, value.substr(bar + 1), c.modifier == "below", kMaxCodes);
         if (!codes) return std::move(codes).error();
-        for (const auto& code : *codes) {
-          std::string v = system + "|" + code;
-          if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-        }
+        for (const auto& code : *codes) FHIRSTONE_RETURN_IF_ERROR(add(system + "|" + code));
+        continue;
       }
-      c.modifier.clear();
-      c.values = std::move(values);
-      continue;
-    }
-    if (c.modifier != "in" && c.modifier != "not-in") continue;
-    std::vector<std::string> values;
-    for (const std::string& reference : c.values) {
-      auto vs = FindCanonical(conn, "ValueSet", reference, local_base);
+      auto vs = FindCanonical(conn, "ValueSet", value, local_base);
       if (!vs) return std::move(vs).error();
-      auto codes = search::ExpandValueSet(*vs, [&](std::string_view url) {
-        return FindCanonical(conn, "ValueSet", url, local_base);
-      });
+      auto codes = search::ExpandValueSet(
+          *vs,
+          [&](std::string_view url) { return FindCanonical(conn, "ValueSet", url, local_base); },
+          kMaxCodes);
       if (!codes) return std::move(codes).error();
-      for (const auto& code : *codes) {
-        // Token values as a client writes them: system|code, or system| for a whole system.
-        std::string v = code.system + "|" + code.code;
-        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-      }
+      // system|code, or system| for a whole code system.
+      for (const auto& code : *codes) FHIRSTONE_RETURN_IF_ERROR(add(code.system + "|" + code.code));
     }
     if (values.empty()) {
       c.values.clear();  // TestSql: nothing (in) or everything (not-in)
       continue;
     }
-    c.modifier = c.modifier == "in" ? "" : "not";
+    // kCodes / kNotCodes (ValueCondition): a code matches with its system, or without one (a
+    // `code` element, indexed with no system, whose binding is the value set).
+    c.modifier = c.modifier == "not-in" ? std::string(kNotCodes) : std::string(kCodes);
     c.values = std::move(values);
   }
   return Ok();
