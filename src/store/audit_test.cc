@@ -9,35 +9,15 @@
 #include "search/registry.h"
 #include "store/audit_queue.h"
 #include "store/sql_resource_store.h"
+#include "store/store_fixture_test.h"
 #include "support/databases.h"
 #include "support/fakes.h"
 
 namespace fhirstone::store {
 namespace {
 
-class AuditTest : public ::testing::TestWithParam<db::Dialect> {
+class AuditTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("fhirstone-audit-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string url;
-    FHIRSTONE_ASSIGN_FRESH_DATABASE(db_, GetParam(), dir_ / "db", &url);
-    auto registry = search::Registry::Builtin();
-    ASSERT_TRUE(registry);
-    holder_ = std::make_unique<search::RegistryHolder>(
-        std::shared_ptr<const search::Registry>(std::move(registry).value()));
-    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), "http://example.org/fhir");
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = std::move(store).value();
-  }
-
-  void TearDown() override {
-    store_.reset();
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   static json::Value Parse(std::string_view text) {
     auto v = json::Parse(text);
     EXPECT_TRUE(v) << text;
@@ -60,13 +40,6 @@ class AuditTest : public ::testing::TestWithParam<db::Dialect> {
     if (!query) return std::move(query).error();
     return store_->Search(*query);
   }
-
-  std::filesystem::path dir_;
-  test::FakeClock clock_;
-  test::SequentialIdGenerator ids_;
-  std::unique_ptr<search::RegistryHolder> holder_;
-  std::unique_ptr<db::Database> db_;
-  std::unique_ptr<ResourceStore> store_;
 };
 
 TEST_P(AuditTest, AuditedWritesAppendOneRecordPerPatientInTheirTransaction) {

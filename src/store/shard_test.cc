@@ -10,40 +10,15 @@
 
 #include "search/query.h"
 #include "store/sql_resource_store.h"
+#include "store/store_fixture_test.h"
 #include "support/databases.h"
 #include "support/fakes.h"
 
 namespace fhirstone::store {
 namespace {
 
-class ShardTest : public ::testing::TestWithParam<db::Dialect> {
+class ShardTest : public StoreFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("fhirstone-shard-test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string url;
-    FHIRSTONE_ASSIGN_FRESH_DATABASE(db_, GetParam(), dir_ / "db", &url);
-    auto registry = search::Registry::Builtin();
-    ASSERT_TRUE(registry);
-    holder_ = std::make_unique<search::RegistryHolder>(
-        std::shared_ptr<const search::Registry>(std::move(registry).value()));
-    Open();
-  }
-
-  void Open() {
-    store_.reset();
-    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), "http://example.org/fhir");
-    ASSERT_TRUE(store) << store.error().message();
-    store_ = std::move(store).value();
-  }
-
-  void TearDown() override {
-    store_.reset();
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   void Put(std::string_view text) {
     auto v = json::Parse(text);
     ASSERT_TRUE(v) << text;
@@ -96,13 +71,6 @@ class ShardTest : public ::testing::TestWithParam<db::Dialect> {
     std::sort(ids.begin(), ids.end());
     return ids;
   }
-
-  std::filesystem::path dir_;
-  test::FakeClock clock_;
-  test::SequentialIdGenerator ids_;
-  std::unique_ptr<search::RegistryHolder> holder_;
-  std::unique_ptr<db::Database> db_;
-  std::unique_ptr<ResourceStore> store_;
 };
 
 constexpr const char* kObservation =
