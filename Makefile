@@ -40,9 +40,10 @@ test: deps-test build fuzz-build
 # Long fuzzing run (not part of `make test`): FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 300
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_BUILD)/corpus/resource $(FUZZ_BUILD)/corpus/fhirpath
+	@mkdir -p $(FUZZ_BUILD)/corpus/resource $(FUZZ_BUILD)/corpus/fhirpath $(FUZZ_BUILD)/corpus/textquery
 	$(FUZZ_BUILD)/fhir_resource_fuzzer -max_total_time=$(FUZZ_SECONDS) -dict=src/fhir/resource_fuzzer.dict $(FUZZ_BUILD)/corpus/resource tests/fuzz/corpus/resource
 	$(FUZZ_BUILD)/fhirpath_fuzzer -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus/fhirpath tests/fuzz/corpus/fhirpath
+	$(FUZZ_BUILD)/text_query_fuzzer -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus/textquery tests/fuzz/corpus/textquery
 
 bench: deps-bench build
 	bench/run.sh

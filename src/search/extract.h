@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "search/fulltext.h"
 #include "search/registry.h"
 
 namespace fhirstone::search {
@@ -95,6 +96,9 @@ struct IndexEntries {
   // The patient whose shard the resource lives in: the one its Registry::ShardParam refers to
   // (set by ExtractIndex with a registry; empty when none, or when it names several).
   std::string shard_patient;
+  // The words of _text and _content (ExtractFullText); set by the store that writes the index,
+  // not by ExtractIndex.
+  FullText text;
 };
 
 // The shard key of resource `type`/`id` (registry.h): a Patient's own, its shard patient's, or

@@ -2,11 +2,15 @@
 
 #include "common/strings.h"
 #include "fhir/model.h"
+#include "search/fulltext.h"
 
 namespace fhirstone::search {
 namespace {
 
 Status CheckModifier(const SearchParam& p, const std::string& modifier) {
+  if (IsFullText(p) && !modifier.empty())
+    return Error::Invalid("The full-text parameter '" + p.code +
+                          "' takes no modifier (:" + modifier + ")");
   if (modifier.empty() || modifier == "missing") return Ok();
   auto refuse = [&](std::string_view why) {
     return Error::Invalid("Modifier :" + modifier + " " + std::string(why) + " for the " +
@@ -145,7 +149,8 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         k.param = registry.Find(base, part);
         if (!k.param)
           return Error::Invalid("Cannot sort by unknown parameter '" + std::string(part) + "'");
-        if (k.param->type == ParamType::kComposite || k.param->type == ParamType::kSpecial)
+        if (k.param->type == ParamType::kComposite || k.param->type == ParamType::kSpecial ||
+            IsFullText(*k.param))
           return Error::Invalid("Cannot sort by the " + std::string(ParamTypeName(k.param->type)) +
                                 " parameter '" + std::string(part) + "'");
         q.sort.push_back(k);
@@ -249,8 +254,13 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
       if (static_cast<int>(c.values.size()) > options.max_values)
         return Error::Invalid("Too many values in '" + key + "' (at most " +
                               std::to_string(options.max_values) + ")");
-      for (const auto& v : c.values)
+      for (const auto& v : c.values) {
         if (v.empty()) return Error::Invalid("Empty value in '" + key + "'");
+        if (IsFullText(*c.param)) {  // checked here, translated by the store
+          auto text = TranslateTextQuery(v, TextSyntax::kFts5);
+          if (!text) return Error::Invalid(c.param->code + ": " + text.error().message());
+        }
+      }
       if (c.modifier == "missing" && c.values.size() == 1 && c.values[0] != "true" &&
           c.values[0] != "false")
         return Error::Invalid(":missing takes true or false, not '" + c.values[0] + "'");

@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "search/extract.h"
+#include "search/fulltext.h"
 #include "search/normalize.h"
 #include "search/query.h"
 #include "search/registry.h"
@@ -267,6 +268,82 @@ TEST(ValueSetTest, AnIncludedValueSetsExcludesStayItsOwnAndRepeatsAreReadOnce) {
   ASSERT_TRUE(a) << a.error().message();
   EXPECT_EQ(*a, (std::vector<ValueSetCode>{{"s", "1"}, {"s", "2"}}));  // B's exclude is B's
   EXPECT_EQ(lookups, 1);
+}
+
+TEST(FullTextTest, ExtractsNarrativeAndContentWords) {
+  auto r = json::Parse(R"({"resourceType":"Condition","id":"c1","meta":{"versionId":"7"},
+    "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Bone&amp;Liver <b>métastases</b>&#233;t&#xE9; &lt;x&gt;</p></div>"},
+    "code":{"coding":[{"system":"http://snomed.info/sct","code":"94381002","display":"Secondary malignant neoplasm of liver"}],"text":"Liver METS"},
+    "subject":{"reference":"Patient/p1","display":"Ann Smith"},
+    "note":[{"text":"Follow-up in 3 months"}],"onsetAge":{"value":54.5,"unit":"a"},
+    "extension":[{"url":"http://example.org/x","valueString":"Zürich"}]})")
+               .value();
+  FullText t = ExtractFullText(r);
+  EXPECT_EQ(t.narrative, "bone liver metastases ete x");
+  // Every string and number but ids, meta, references, URLs and systems; the narrative too.
+  EXPECT_EQ(t.content,
+            "generated bone liver metastases ete x 94381002 secondary malignant neoplasm of liver "
+            "liver mets ann smith follow up in 3 months 54 5 a zurich");
+  // Binary data and oversized words are left out.
+  auto b = json::Parse(R"({"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="})")
+               .value();
+  EXPECT_EQ(ExtractFullText(b).content, "text plain");
+  std::string words;
+  AppendWords(std::string(150, 'a') + " short", words);
+  EXPECT_EQ(words, "short");
+}
+
+TEST(FullTextTest, TranslatesQueriesForBothDatabases) {
+  auto fts = [](std::string_view q) {
+    auto r = TranslateTextQuery(q, TextSyntax::kFts5);
+    return r ? *r : "error: " + r.error().message();
+  };
+  auto ts = [](std::string_view q) {
+    auto r = TranslateTextQuery(q, TextSyntax::kTsQuery);
+    return r ? *r : "error: " + r.error().message();
+  };
+  EXPECT_EQ(fts("Heart"), "\"heart\"");
+  EXPECT_EQ(ts("Heart"), "(heart)");
+  EXPECT_EQ(fts("heart failure"), "(\"heart\" AND \"failure\")");
+  EXPECT_EQ(ts("heart and failure"), "((heart) & (failure))");
+  EXPECT_EQ(fts("\"Heart Failure\""), "\"heart failure\"");
+  EXPECT_EQ(ts("\"heart failure\""), "(heart <-> failure)");
+  EXPECT_EQ(fts("diab*"), "\"diab\"*");
+  EXPECT_EQ(ts("diab*"), "(diab:*)");
+  EXPECT_EQ(ts("\"blood pres\"*"), "(blood <-> pres:*)");
+  EXPECT_EQ(fts("(bone OR liver) and metastases"), "((\"bone\" OR \"liver\") AND \"metastases\")");
+  EXPECT_EQ(ts("(bone or liver) and metastases"), "(((bone) | (liver)) & (metastases))");
+  EXPECT_EQ(fts("cancer NOT lung"), "((\"cancer\") NOT \"lung\")");
+  EXPECT_EQ(ts("cancer NOT lung"), "((cancer) & !(lung))");
+  // Punctuation inside a word makes a phrase; accents and case fold; quoted operators are words.
+  EXPECT_EQ(fts("8302-2"), "\"8302 2\"");
+  EXPECT_EQ(fts("Zürich"), "\"zurich\"");
+  EXPECT_EQ(fts("\"not\""), "\"not\"");
+  EXPECT_EQ(fts("heart - attack"), "(\"heart\" AND \"attack\")");
+  // What cannot be searched says why.
+  for (std::string_view bad :
+       {"", "   ", "---", "NOT lung", "a OR NOT b", "(a", "a)", "()", "\"a", "\"--\"", "AND a",
+        "a AND", "a OR", "OR a", "NOT NOT a", "((((((((((a))))))))))"})
+    EXPECT_TRUE(fts(bad).starts_with("error: ")) << bad << " -> " << fts(bad);
+  std::string many;
+  for (int i = 0; i <= kMaxTextTerms; ++i) many += "w" + std::to_string(i) + " ";
+  EXPECT_TRUE(fts(many).starts_with("error: At most"));
+}
+
+TEST(FullTextTest, QueriesParseAndRefuseModifiersAndSorting) {
+  auto parse = [](QueryParams params) {
+    return ParseQuery(TheRegistry(), {"Condition"}, params, {});
+  };
+  auto q = parse({{"_content", "liver,bone"}, {"_text", "metastases"}});
+  ASSERT_TRUE(q) << q.error().message();
+  ASSERT_EQ(q->criteria.size(), 2u);
+  EXPECT_TRUE(IsFullText(*q->criteria[0].param));
+  EXPECT_EQ(q->criteria[0].values.size(), 2u);
+  EXPECT_FALSE(parse({{"_content:exact", "liver"}}));
+  EXPECT_FALSE(parse({{"_text:missing", "true"}}));
+  EXPECT_FALSE(parse({{"_content", "(liver"}}));
+  EXPECT_FALSE(parse({{"_sort", "_content"}}));
+  EXPECT_FALSE(IsFullText(*TheRegistry().Find("Patient", "name")));
 }
 
 }  // namespace

@@ -244,7 +244,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     auto sql =
         CriterionSql(c, "r", counter, local_base,
                      q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
-                     /*filter=*/i != driver, shard);
+                     /*filter=*/i != driver, conn.dialect(), shard);
     if (!sql) return std::move(sql).error();
     constexpr std::string_view kDriverPrefix = "r.rowid IN (SELECT rid FROM ";
     if (q.criteria.size() == 1 && q.types.size() == 1 && !q.compartment && c.chain.empty() &&

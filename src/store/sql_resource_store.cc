@@ -84,6 +84,21 @@ const std::vector<db::Migration>& Migrations() {
       {7, "positions",
        "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      // The full-text index of _text and _content (search/fulltext.h): FTS5 on SQLite (the
+      // rowid is the resource's), tsvector with GIN indexes on PostgreSQL. Resources stored
+      // before need a reindex.
+      {8, "full text",
+       "CREATE VIRTUAL TABLE idx_fulltext USING fts5(narrative, content,"
+       "  tokenize = 'unicode61 remove_diacritics 2');"
+       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING",
+       "CREATE TABLE idx_fulltext (rid BIGINT NOT NULL, narrative TSVECTOR NOT NULL,"
+       "  content TSVECTOR NOT NULL, shard_key BIGINT NOT NULL DEFAULT 0);"
+       "CREATE INDEX idx_fulltext_rid ON idx_fulltext (rid);"
+       "CREATE INDEX idx_fulltext_narrative ON idx_fulltext USING GIN (narrative);"
+       "CREATE INDEX idx_fulltext_content ON idx_fulltext USING GIN (content);"
+       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
   };
   return kMigrations;
 }
@@ -543,6 +558,7 @@ class SqlResourceStore : public ResourceStore {
     std::shared_ptr<const search::Registry> registry = registry_->Get();
     if (used && *used == registry) return registry;
     entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    entries.text = search::ExtractFullText(resource);
     if (used) *used = registry;
     return registry;
   }
@@ -864,7 +880,7 @@ class SqlResourceStore : public ResourceStore {
           FHIRSTONE_RETURN_IF_ERROR(internal::ExpandValueSets(conn, criteria, fhir_base_));
           for (const auto& c : criteria) {
             auto condition = internal::CriterionSql(c, "r", counter, fhir_base_, type,
-                                                    /*filter=*/false);
+                                                    /*filter=*/false, conn.dialect());
             if (!condition) return std::move(condition).error();
             all += " AND " + condition->text;
             bindings.insert(bindings.end(), condition->bindings.begin(), condition->bindings.end());
@@ -968,7 +984,10 @@ class SqlResourceStore : public ResourceStore {
           if (!*row) break;
           Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
           auto parsed = json::Parse(s.ColumnText(2));
-          if (parsed) r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
+          if (parsed) {
+            r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
+            r.entries.text = search::ExtractFullText(*parsed);
+          }
           batch.push_back(std::move(r));
         }
         s.Reset();
@@ -1063,8 +1082,12 @@ class SqlResourceStore : public ResourceStore {
     // Index and history rows take their resource's key.
     auto tx = db::Transaction::Begin(conn, /*write=*/true);
     if (!tx) return std::move(tx).error();
-    for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
-                              "idx_quantity", "idx_uri", "idx_composite"}) {
+    std::vector<const char*> tables = {"idx_string", "idx_token",    "idx_reference",
+                                       "idx_date",   "idx_number",   "idx_quantity",
+                                       "idx_uri",    "idx_composite"};
+    // SQLite's full-text table keeps no shard key (it is not distributed).
+    if (conn.dialect() == db::Dialect::kPostgres) tables.push_back("idx_fulltext");
+    for (const char* table : tables) {
       FHIRSTONE_RETURN_IF_ERROR(conn.Execute(
           std::string("UPDATE ") + table +
           " SET shard_key = coalesce((SELECT r.shard_key FROM resource r WHERE r.rowid = " + table +

@@ -1,7 +1,8 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement states
 // exactly what this server implements, no more: the instance-level and type-level interactions
 // below for every R4 resource type, versioned updates, system history, and search with every
-// R4 search parameter except the special ones (_text, _content, _query, near...), conditional
+// R4 search parameter except the special ones (_query, _filter...; near, _text and _content are
+// offered), conditional
 // create/read/update/delete (multiple deletes), patch (JSON Patch and FHIRPath Patch), batch
 // and transaction. AuditEvent is the server's audit log: read, vread, create and search on the
 // parameters the log answers, nothing else (docs/decisions/0010-audit.md).
@@ -10,6 +11,7 @@
 #include "api/internal/request.h"
 #include "common/time.h"
 #include "fhir/model.h"
+#include "search/fulltext.h"
 
 namespace fhirstone::api {
 namespace {
@@ -103,7 +105,8 @@ json::Value BuildCapabilityStatement(const ApiContext& ctx) {
     json::Array search_params;
     for (const search::SearchParam* p : params) {
       if (p->type == search::ParamType::kSpecial && p->code != "near") continue;
-      if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated") continue;
+      if (!p->compiled && p->code != "_id" && p->code != "_lastUpdated" && !search::IsFullText(*p))
+        continue;
       search_params.push_back(SearchParamEntry(*p));
     }
     r.Set("searchParam", std::move(search_params));

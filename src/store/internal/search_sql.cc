@@ -177,6 +177,7 @@ struct Builder {
   bool filter = false;           // the criterion filters rows another criterion found (see TestSql)
   std::string_view local_base;   // this server's FHIR base: absolute URLs under it are local
   std::optional<int64_t> shard;  // the index rows of row "r" are in this shard
+  db::Dialect dialect = db::Dialect::kSqlite;
   void Add(std::string_view text) { out.text += text; }
   void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
 };
@@ -605,6 +606,31 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
   }
 }
 
+// _text / _content (search/fulltext.h): the rows whose words match one of the values.
+Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
+  bool postgres = b.dialect == db::Dialect::kPostgres;
+  std::string match;
+  for (size_t i = 0; i < c.values.size(); ++i) {
+    auto q = search::TranslateTextQuery(
+        c.values[i], postgres ? search::TextSyntax::kTsQuery : search::TextSyntax::kFts5);
+    if (!q) return Error::Invalid(c.param->code + ": " + q.error().message());
+    if (i) match += postgres ? " | " : " OR ";
+    match += *q;
+  }
+  std::string column = c.param->code == "_text" ? "narrative" : "content";
+  if (postgres) {
+    bool sharded = b.shard && alias == "r";
+    b.Add(alias + ".rowid IN (SELECT rid FROM idx_fulltext WHERE " +
+          (sharded ? "shard_key = ? AND " : "") + column + " @@ to_tsquery('simple', ?))");
+    if (sharded) b.Bind(*b.shard);
+    b.Bind(match);
+  } else {
+    b.Add(alias + ".rowid IN (SELECT rowid FROM idx_fulltext WHERE idx_fulltext MATCH ?)");
+    b.Bind(column + " : (" + match + ")");
+  }
+  return Ok();
+}
+
 // The condition that row `alias` of `c.type` satisfies the tested parameter of `c`.
 Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
   const SearchParam& p = *c.param;
@@ -636,6 +662,7 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     b.Add(")");
     return Ok();
   }
+  if (search::IsFullText(p)) return FullTextSql(b, c, alias);
   std::string table = TableFor(p.type);
   // A filter on rows found another way is a correlated EXISTS (one index probe per row); the
   // driving criterion is an IN subquery, which SQLite turns into the access path.
@@ -751,6 +778,7 @@ int Selectivity(const Criterion& c) {
     case ParamType::kUri:
       return 6;
     case ParamType::kString:
+      if (search::IsFullText(*c.param)) return 4;
       return c.modifier == "contains" ? 1 : 5;
     case ParamType::kNumber:
     case ParamType::kQuantity:
@@ -764,10 +792,11 @@ int Selectivity(const Criterion& c) {
 
 Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alias_counter,
                          std::string_view local_base, const std::optional<std::string>& alias_type,
-                         bool filter, std::optional<int64_t> shard) {
+                         bool filter, db::Dialect dialect, std::optional<int64_t> shard) {
   Builder b;
   b.local_base = local_base;
   b.shard = shard;
+  b.dialect = dialect;
   b.filter = filter && c.chain.empty() && c.has.empty();
   FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias_type, alias_counter));
   return std::move(b.out);
@@ -924,6 +953,7 @@ class IndexWriter {
 
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
                   int64_t shard_key, bool fresh) {
+  bool postgres = conn.dialect() == db::Dialect::kPostgres;
   if (!fresh) {  // a new row has no index rows yet
     for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
                               "idx_quantity", "idx_uri", "idx_composite"}) {
@@ -933,8 +963,27 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
       auto done = (*del)->Run();
       if (!done) return std::move(done).error();
     }
+    auto del = conn.Prepare(postgres ? "DELETE FROM idx_fulltext WHERE rid = ?"
+                                     : "DELETE FROM idx_fulltext WHERE rowid = ?");
+    if (!del) return std::move(del).error();
+    (*del)->BindInt(1, rid);
+    auto done = (*del)->Run();
+    if (!done) return std::move(done).error();
   }
   if (!entries) return Ok();
+  if (!entries->text.content.empty()) {
+    auto insert = conn.Prepare(
+        postgres ? "INSERT INTO idx_fulltext (rid, narrative, content, shard_key) VALUES "
+                   "(?, to_tsvector('simple', ?), to_tsvector('simple', ?), ?)"
+                 : "INSERT INTO idx_fulltext (rowid, narrative, content) VALUES (?, ?, ?)");
+    if (!insert) return std::move(insert).error();
+    (*insert)->BindInt(1, rid);
+    (*insert)->BindText(2, entries->text.narrative);
+    (*insert)->BindText(3, entries->text.content);
+    if (postgres) (*insert)->BindInt(4, shard_key);
+    auto done = (*insert)->Run();
+    if (!done) return std::move(done).error();
+  }
   IndexWriter w(conn, rid, shard_key);
   for (const auto& e : entries->strings)
     FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_string", "norm, exact", *e.param,

@@ -38,11 +38,13 @@ std::string ParamKey(const search::SearchParam& p);
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
 // `local_base` is this server's FHIR base URL.
 // `alias_type` is the type of row `alias` when the search has one type. A `filter` criterion only
-// checks rows that another (the driving) criterion found. With `shard`, the index rows of row
+// checks rows that another (the driving) criterion found. `dialect`: the database's (full-text
+// conditions differ). With `shard`, the index rows of row
 // `alias` are looked up in that shard only (search::QueryShard).
 Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, int& alias_counter,
                          std::string_view local_base, const std::optional<std::string>& alias_type,
-                         bool filter, std::optional<int64_t> shard = std::nullopt);
+                         bool filter, db::Dialect dialect,
+                         std::optional<int64_t> shard = std::nullopt);
 // How selective a criterion usually is (higher: fewer matches); the most selective drives.
 int Selectivity(const search::Criterion& c);
 // An ORDER BY expression for one sort key over row `alias`.

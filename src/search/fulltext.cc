@@ -1,0 +1,440 @@
+#include "search/fulltext.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "search/normalize.h"
+#include "search/registry.h"
+
+namespace fhirstone::search {
+namespace {
+
+// Longer "words" (encoded data, long identifiers) are not indexed, nor searched.
+constexpr size_t kMaxWord = 100;
+constexpr int kMaxDepth = 8;
+
+// Punctuation, symbols and spaces outside ASCII that separate words.
+bool IsSeparator(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 || (cp >= 0x2000 && cp <= 0x2BFF) ||
+         (cp >= 0x3000 && cp <= 0x303F) || (cp >= 0xFE10 && cp <= 0xFE6F) ||
+         (cp >= 0xFF00 && cp <= 0xFF20) || cp == 0xFEFF;
+}
+
+// Calls f(word) for each word of normalized text `s`: runs of ASCII letters and digits and of
+// other characters that are not separators (invalid UTF-8 separates).
+template <typename F>
+void ForEachWord(std::string_view s, F&& f) {
+  size_t start = std::string_view::npos;
+  auto emit = [&](size_t end) {
+    if (start != std::string_view::npos && end - start <= kMaxWord) f(s.substr(start, end - start));
+    start = std::string_view::npos;
+  };
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 1;
+    bool word;
+    if (c < 0x80) {
+      word = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    } else {
+      uint32_t cp = 0x80;  // a separator unless well-formed
+      size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+      if (n && i + n <= s.size()) {
+        uint32_t v = c & (0x7F >> n);
+        bool ok = true;
+        for (size_t k = 1; k < n && ok; ++k) {
+          auto b = static_cast<unsigned char>(s[i + k]);
+          ok = (b & 0xC0) == 0x80;
+          v = (v << 6) | (b & 0x3F);
+        }
+        if (ok) {
+          cp = v;
+          len = n;
+        }
+      }
+      word = !IsSeparator(cp);
+    }
+    if (word) {
+      if (start == std::string_view::npos) start = i;
+    } else {
+      emit(i);
+    }
+    i += len;
+  }
+  emit(s.size());
+}
+
+void AppendUtf8(uint32_t cp, std::string& out) {
+  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    out += ' ';
+  } else if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// The text of an XHTML fragment: tags become spaces, character references are decoded.
+std::string NarrativeText(std::string_view div) {
+  std::string out;
+  out.reserve(div.size());
+  for (size_t i = 0; i < div.size(); ++i) {
+    char c = div[i];
+    if (c == '<') {
+      size_t end = div.find('>', i);
+      if (end == std::string_view::npos) break;
+      out += ' ';
+      i = end;
+    } else if (c == '&') {
+      size_t end = div.find(';', i);
+      if (end == std::string_view::npos || end - i > 12) {
+        out += ' ';
+        continue;
+      }
+      std::string_view name = div.substr(i + 1, end - i - 1);
+      i = end;
+      if (name == "amp") {
+        out += '&';
+      } else if (name == "lt") {
+        out += '<';
+      } else if (name == "gt") {
+        out += '>';
+      } else if (name == "quot") {
+        out += '"';
+      } else if (name == "apos") {
+        out += '\'';
+      } else if (name.size() > 1 && name[0] == '#') {
+        bool hex = name[1] == 'x' || name[1] == 'X';
+        uint32_t cp = 0;
+        bool ok = name.size() > (hex ? 2u : 1u);
+        for (char d : name.substr(hex ? 2 : 1)) {
+          int digit = d >= '0' && d <= '9'          ? d - '0'
+                      : hex && d >= 'a' && d <= 'f' ? d - 'a' + 10
+                      : hex && d >= 'A' && d <= 'F' ? d - 'A' + 10
+                                                    : -1;
+          if (digit < 0 || cp > 0x10FFFF) {
+            ok = false;
+            break;
+          }
+          cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(digit);
+        }
+        if (ok) {
+          AppendUtf8(cp, out);
+        } else {
+          out += ' ';
+        }
+      } else {
+        out += ' ';  // &nbsp; and other named references
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+bool SkippedKey(std::string_view key) {
+  return key == "resourceType" || key == "id" || key == "meta" || key == "reference" ||
+         key == "url" || key == "system" || key == "fullUrl" || key == "data";
+}
+
+void Walk(const json::Value& v, std::string& out) {
+  if (out.size() >= kMaxIndexedText) return;
+  if (v.is_object()) {
+    for (const auto& [key, value] : v.as_object()) {
+      if (SkippedKey(key)) continue;
+      if (key == "div" && value.is_string()) {
+        AppendWords(NarrativeText(value.as_string()), out);
+      } else {
+        Walk(value, out);
+      }
+    }
+  } else if (v.is_array()) {
+    for (const json::Value& item : v.as_array()) Walk(item, out);
+  } else if (v.is_string() || v.is_number()) {
+    AppendWords(v.as_string(), out);
+  }
+}
+
+// --- queries ---
+
+struct Token {
+  enum Kind { kTerm, kOpen, kClose, kAnd, kOr, kNot, kEnd } kind;
+  std::vector<std::string> words;  // kTerm
+  bool prefix = false;             // kTerm: the last word is a prefix
+};
+
+std::vector<std::string> WordsOf(std::string_view text) {
+  std::vector<std::string> words;
+  ForEachWord(NormalizeString(text), [&](std::string_view w) { words.emplace_back(w); });
+  return words;
+}
+
+Result<std::vector<Token>> Lex(std::string_view s) {
+  std::vector<Token> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      ++i;
+    } else if (c == '(') {
+      out.push_back({Token::kOpen, {}});
+      ++i;
+    } else if (c == ')') {
+      out.push_back({Token::kClose, {}});
+      ++i;
+    } else if (c == '"') {
+      size_t end = s.find('"', i + 1);
+      if (end == std::string_view::npos) return Error::Invalid("A quote is not closed");
+      Token t{Token::kTerm, WordsOf(s.substr(i + 1, end - i - 1))};
+      if (t.words.empty())
+        return Error::Invalid("The phrase \"" + std::string(s.substr(i + 1, end - i - 1)) +
+                              "\" holds no word to search");
+      i = end + 1;
+      if (i < s.size() && s[i] == '*') {
+        t.prefix = true;
+        while (i < s.size() && s[i] == '*') ++i;
+      }
+      out.push_back(std::move(t));
+    } else {
+      size_t end = s.find_first_of(" \t\n\r()\"", i);
+      if (end == std::string_view::npos) end = s.size();
+      std::string_view bare = s.substr(i, end - i);
+      i = end;
+      bool prefix = bare.ends_with('*');
+      while (bare.ends_with('*')) bare.remove_suffix(1);
+      std::string upper;
+      for (char b : bare) upper += static_cast<char>(b >= 'a' && b <= 'z' ? b - 32 : b);
+      if (!prefix && upper == "AND") {
+        out.push_back({Token::kAnd, {}});
+      } else if (!prefix && upper == "OR") {
+        out.push_back({Token::kOr, {}});
+      } else if (!prefix && upper == "NOT") {
+        out.push_back({Token::kNot, {}});
+      } else {
+        Token t{Token::kTerm, WordsOf(bare)};
+        t.prefix = prefix;
+        if (!t.words.empty()) out.push_back(std::move(t));  // punctuation alone separates
+      }
+    }
+  }
+  out.push_back({Token::kEnd, {}});
+  return out;
+}
+
+struct Node {
+  enum Kind { kTerm, kAnd, kOr, kNot } kind;
+  std::vector<std::string> words{};
+  bool prefix = false;
+  std::vector<Node> children{};
+};
+
+class Parser {
+ public:
+  explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
+
+  Result<Node> Parse() {
+    auto n = ParseOr(0);
+    if (!n) return n;
+    if (Peek() == Token::kClose) return Error::Invalid("A ')' has no '(' to close");
+    if (Peek() != Token::kEnd) return Error::Invalid("Unexpected text after the query");
+    return n;
+  }
+
+ private:
+  Token::Kind Peek() const { return tokens_[pos_].kind; }
+
+  Result<Node> ParseOr(int depth) {
+    auto first = ParseAnd(depth);
+    if (!first) return first;
+    if (Peek() != Token::kOr) return first;
+    Node n{Node::kOr};
+    n.children.push_back(std::move(*first));
+    while (Peek() == Token::kOr) {
+      ++pos_;
+      auto next = ParseAnd(depth);
+      if (!next) return next;
+      n.children.push_back(std::move(*next));
+    }
+    return n;
+  }
+
+  static bool StartsOperand(Token::Kind k) {
+    return k == Token::kTerm || k == Token::kOpen || k == Token::kNot;
+  }
+
+  Result<Node> ParseAnd(int depth) {
+    Node n{Node::kAnd};
+    while (true) {
+      if (Peek() == Token::kAnd) {
+        if (n.children.empty()) return Error::Invalid("AND needs a word or phrase before it");
+        ++pos_;
+        if (!StartsOperand(Peek())) return Error::Invalid("AND needs a word or phrase after it");
+      } else if (!StartsOperand(Peek())) {
+        break;
+      }
+      auto item = ParseUnary(depth);
+      if (!item) return item;
+      n.children.push_back(std::move(*item));
+    }
+    if (n.children.empty()) {
+      if (Peek() == Token::kOr) return Error::Invalid("OR needs a word or phrase on each side");
+      if (Peek() == Token::kClose) return Error::Invalid("Empty parentheses");
+      return Error::Invalid("The text to search holds no word");
+    }
+    if (n.children.size() == 1) return std::move(n.children[0]);
+    return n;
+  }
+
+  Result<Node> ParseUnary(int depth) {
+    if (Peek() == Token::kNot) {
+      ++pos_;
+      if (!StartsOperand(Peek()) || Peek() == Token::kNot)
+        return Error::Invalid("NOT needs a word, phrase or parenthesis after it");
+      auto child = ParseUnary(depth);
+      if (!child) return child;
+      Node n{Node::kNot};
+      n.children.push_back(std::move(*child));
+      return n;
+    }
+    if (Peek() == Token::kOpen) {
+      if (depth >= kMaxDepth)
+        return Error::Invalid("Parentheses are nested more than " + std::to_string(kMaxDepth) +
+                              " deep");
+      ++pos_;
+      auto inner = ParseOr(depth + 1);
+      if (!inner) return inner;
+      if (Peek() != Token::kClose) return Error::Invalid("A '(' is not closed");
+      ++pos_;
+      return inner;
+    }
+    Token& t = tokens_[pos_++];
+    if (++terms_ > kMaxTextTerms)
+      return Error::Invalid("At most " + std::to_string(kMaxTextTerms) +
+                            " words and phrases per text search");
+    Node n{Node::kTerm};
+    n.words = std::move(t.words);
+    n.prefix = t.prefix;
+    return n;
+  }
+
+  std::vector<Token> tokens_;
+  size_t pos_ = 0;
+  int terms_ = 0;
+};
+
+Status Render(const Node& n, TextSyntax syntax, std::string& out);
+
+Status NotAlone() {
+  return Error::Invalid(
+      "NOT excludes from what comes before it, as in 'cancer NOT lung'; it cannot stand alone");
+}
+
+Status RenderAnd(const Node& n, TextSyntax syntax, std::string& out) {
+  std::vector<const Node*> positive, negative;
+  for (const Node& c : n.children) (c.kind == Node::kNot ? negative : positive).push_back(&c);
+  if (positive.empty()) return NotAlone();
+  bool fts = syntax == TextSyntax::kFts5;
+  out += '(';
+  if (fts && !negative.empty()) out += '(';
+  for (size_t i = 0; i < positive.size(); ++i) {
+    if (i) out += fts ? " AND " : " & ";
+    FHIRSTONE_RETURN_IF_ERROR(Render(*positive[i], syntax, out));
+  }
+  if (fts && !negative.empty()) out += ')';
+  for (const Node* neg : negative) {
+    out += fts ? " NOT " : " & !";
+    FHIRSTONE_RETURN_IF_ERROR(Render(neg->children[0], syntax, out));
+  }
+  out += ')';
+  return Ok();
+}
+
+Status Render(const Node& n, TextSyntax syntax, std::string& out) {
+  bool fts = syntax == TextSyntax::kFts5;
+  switch (n.kind) {
+    case Node::kTerm:
+      if (fts) {
+        out += '"';
+        for (size_t i = 0; i < n.words.size(); ++i) {
+          if (i) out += ' ';
+          out += n.words[i];
+        }
+        out += n.prefix ? "\"*" : "\"";
+      } else {
+        out += '(';
+        for (size_t i = 0; i < n.words.size(); ++i) {
+          if (i) out += " <-> ";
+          out += n.words[i];
+        }
+        out += n.prefix ? ":*)" : ")";
+      }
+      return Ok();
+    case Node::kAnd:
+      return RenderAnd(n, syntax, out);
+    case Node::kOr:
+      out += '(';
+      for (size_t i = 0; i < n.children.size(); ++i) {
+        if (n.children[i].kind == Node::kNot) return NotAlone();
+        if (i) out += fts ? " OR " : " | ";
+        FHIRSTONE_RETURN_IF_ERROR(Render(n.children[i], syntax, out));
+      }
+      out += ')';
+      return Ok();
+    case Node::kNot:
+      return NotAlone();
+  }
+  return Ok();
+}
+
+}  // namespace
+
+bool IsFullText(const SearchParam& p) {
+  return p.expression.empty() && (p.code == "_text" || p.code == "_content") &&
+         (p.base == "Resource" || p.base == "DomainResource");
+}
+
+void AppendWords(std::string_view text, std::string& out) {
+  bool full = false;
+  ForEachWord(NormalizeString(text), [&](std::string_view w) {
+    if (full || out.size() + w.size() + 1 > kMaxIndexedText) {
+      full = true;
+      return;
+    }
+    if (!out.empty()) out += ' ';
+    out += w;
+  });
+}
+
+FullText ExtractFullText(const json::Value& resource) {
+  FullText t;
+  if (const json::Value* text = resource.Find("text"); text && text->is_object()) {
+    if (const json::Value* div = text->Find("div"); div && div->is_string())
+      AppendWords(NarrativeText(div->as_string()), t.narrative);
+  }
+  Walk(resource, t.content);
+  return t;
+}
+
+Result<std::string> TranslateTextQuery(std::string_view value, TextSyntax syntax) {
+  auto tokens = Lex(value);
+  if (!tokens) return std::move(tokens).error();
+  auto tree = Parser(std::move(*tokens)).Parse();
+  if (!tree) return std::move(tree).error();
+  std::string out;
+  FHIRSTONE_RETURN_IF_ERROR(Render(*tree, syntax, out));
+  return out;
+}
+
+}  // namespace fhirstone::search
