@@ -1,6 +1,7 @@
 #include "search/fulltext.h"
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -10,25 +11,57 @@
 namespace fhirstone::search {
 namespace {
 
-// Longer "words" (encoded data, long identifiers) are not indexed, nor searched.
+// Longer "words" (encoded data, long identifiers), in characters, are not indexed; a query
+// naming one is refused.
 constexpr size_t kMaxWord = 100;
 constexpr int kMaxDepth = 8;
 
-// Punctuation, symbols and spaces outside ASCII that separate words.
-bool IsSeparator(uint32_t cp) {
-  return (cp >= 0x80 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 || (cp >= 0x2000 && cp <= 0x2BFF) ||
-         (cp >= 0x3000 && cp <= 0x303F) || (cp >= 0xFE10 && cp <= 0xFE6F) ||
-         (cp >= 0xFF00 && cp <= 0xFF20) || cp == 0xFEFF;
+struct Range {
+  uint32_t low, high;
+};
+
+// The characters of words beyond ASCII letters and digits: the letters, digits and combining
+// marks of the common scripts. Everything else (punctuation, symbols, emoji, spaces of any kind)
+// separates words, so that no "word" is one that a database's own tokenizer would drop.
+constexpr Range kWordRanges[] = {
+    {0xAA, 0xAA},     {0xB2, 0xB3},     {0xB5, 0xB5},     {0xB9, 0xBA},     {0xC0, 0xD6},
+    {0xD8, 0xF6},     {0xF8, 0x2AF},    {0x300, 0x36F},   {0x370, 0x373},   {0x376, 0x377},
+    {0x37B, 0x37D},   {0x386, 0x386},   {0x388, 0x3F5},   {0x3F7, 0x481},   {0x483, 0x52F},
+    {0x531, 0x556},   {0x561, 0x587},   {0x591, 0x5BD},   {0x5BF, 0x5BF},   {0x5C1, 0x5C2},
+    {0x5C4, 0x5C5},   {0x5C7, 0x5C7},   {0x5D0, 0x5EA},   {0x5F0, 0x5F2},   {0x610, 0x61A},
+    {0x620, 0x669},   {0x66E, 0x6D3},   {0x6D5, 0x6DC},   {0x6DF, 0x6E8},   {0x6EA, 0x6FC},
+    {0x6FF, 0x6FF},   {0x900, 0x963},   {0x966, 0x96F},   {0x971, 0x97F},   {0x980, 0x9F1},
+    {0xA00, 0xAEF},   {0xB00, 0xB6F},   {0xB82, 0xBEF},   {0xC00, 0xC6F},   {0xC80, 0xCEF},
+    {0xD00, 0xD6F},   {0xD7A, 0xD7F},   {0xE01, 0xE3A},   {0xE40, 0xE4E},   {0xE50, 0xE59},
+    {0x10A0, 0x10FA}, {0x1100, 0x11FF}, {0x1E00, 0x1FBC}, {0x1FC2, 0x1FCC}, {0x1FD0, 0x1FDB},
+    {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FFC}, {0x3041, 0x3096}, {0x3099, 0x309A}, {0x309D, 0x309F},
+    {0x30A1, 0x30FA}, {0x30FC, 0x30FF}, {0x3105, 0x312F}, {0x3131, 0x318E}, {0x3400, 0x4DBF},
+    {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF}, {0xFF10, 0xFF19}, {0xFF21, 0xFF3A},
+    {0xFF41, 0xFF5A},
+};
+
+bool IsWordCodePoint(uint32_t cp) {
+  size_t lo = 0, hi = std::size(kWordRanges);
+  while (lo < hi) {  // the first range whose end is at or after cp
+    size_t mid = (lo + hi) / 2;
+    if (kWordRanges[mid].high < cp) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo < std::size(kWordRanges) && kWordRanges[lo].low <= cp;
 }
 
-// Calls f(word) for each word of normalized text `s`: runs of ASCII letters and digits and of
-// other characters that are not separators (invalid UTF-8 separates).
+// Calls f(word, characters) for each word of normalized text `s`: runs of ASCII letters and
+// digits and of the word characters above (invalid UTF-8 separates).
 template <typename F>
 void ForEachWord(std::string_view s, F&& f) {
-  size_t start = std::string_view::npos;
+  size_t start = std::string_view::npos, characters = 0;
   auto emit = [&](size_t end) {
-    if (start != std::string_view::npos && end - start <= kMaxWord) f(s.substr(start, end - start));
+    if (start != std::string_view::npos) f(s.substr(start, end - start), characters);
     start = std::string_view::npos;
+    characters = 0;
   };
   size_t i = 0;
   while (i < s.size()) {
@@ -53,10 +86,11 @@ void ForEachWord(std::string_view s, F&& f) {
           len = n;
         }
       }
-      word = !IsSeparator(cp);
+      word = IsWordCodePoint(cp);
     }
     if (word) {
       if (start == std::string_view::npos) start = i;
+      ++characters;
     } else {
       emit(i);
     }
@@ -64,6 +98,31 @@ void ForEachWord(std::string_view s, F&& f) {
   }
   emit(s.size());
 }
+
+// Collects the words of one column within its limits.
+class WordSink {
+ public:
+  explicit WordSink(std::string& out) : out_(out) {}
+  void Add(std::string_view text) {
+    if (full_) return;
+    ForEachWord(NormalizeString(text), [&](std::string_view w, size_t characters) {
+      if (full_ || characters > kMaxWord) return;
+      if (words_ >= kMaxIndexedWords || out_.size() + w.size() + 1 > kMaxIndexedText) {
+        full_ = true;
+        return;
+      }
+      if (!out_.empty()) out_ += ' ';
+      out_ += w;
+      ++words_;
+    });
+  }
+  bool full() const { return full_; }
+
+ private:
+  std::string& out_;
+  size_t words_ = 0;
+  bool full_ = false;
+};
 
 void AppendUtf8(uint32_t cp, std::string& out) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
@@ -97,13 +156,14 @@ std::string NarrativeText(std::string_view div) {
       out += ' ';
       i = end;
     } else if (c == '&') {
-      size_t end = div.find(';', i);
-      if (end == std::string_view::npos || end - i > 12) {
+      // A character reference is short: look for its ';' nearby only (linear time).
+      size_t semi = div.substr(i, 13).find(';');
+      if (semi == std::string_view::npos) {
         out += ' ';
         continue;
       }
-      std::string_view name = div.substr(i + 1, end - i - 1);
-      i = end;
+      std::string_view name = div.substr(i + 1, semi - 1);
+      i += semi;
       if (name == "amp") {
         out += '&';
       } else if (name == "lt") {
@@ -149,21 +209,21 @@ bool SkippedKey(std::string_view key) {
          key == "url" || key == "system" || key == "fullUrl" || key == "data";
 }
 
-void Walk(const json::Value& v, std::string& out) {
-  if (out.size() >= kMaxIndexedText) return;
+void Walk(const json::Value& v, WordSink& sink) {
+  if (sink.full()) return;
   if (v.is_object()) {
     for (const auto& [key, value] : v.as_object()) {
       if (SkippedKey(key)) continue;
       if (key == "div" && value.is_string()) {
-        AppendWords(NarrativeText(value.as_string()), out);
+        sink.Add(NarrativeText(value.as_string()));
       } else {
-        Walk(value, out);
+        Walk(value, sink);
       }
     }
   } else if (v.is_array()) {
-    for (const json::Value& item : v.as_array()) Walk(item, out);
+    for (const json::Value& item : v.as_array()) Walk(item, sink);
   } else if (v.is_string() || v.is_number()) {
-    AppendWords(v.as_string(), out);
+    sink.Add(v.as_string());
   }
 }
 
@@ -175,9 +235,16 @@ struct Token {
   bool prefix = false;             // kTerm: the last word is a prefix
 };
 
-std::vector<std::string> WordsOf(std::string_view text) {
+Result<std::vector<std::string>> WordsOf(std::string_view text) {
   std::vector<std::string> words;
-  ForEachWord(NormalizeString(text), [&](std::string_view w) { words.emplace_back(w); });
+  bool too_long = false;
+  ForEachWord(NormalizeString(text), [&](std::string_view w, size_t characters) {
+    too_long |= characters > kMaxWord;
+    words.emplace_back(w);
+  });
+  if (too_long)
+    return Error::Invalid("Words longer than " + std::to_string(kMaxWord) +
+                          " characters are not indexed, so cannot be searched");
   return words;
 }
 
@@ -197,7 +264,9 @@ Result<std::vector<Token>> Lex(std::string_view s) {
     } else if (c == '"') {
       size_t end = s.find('"', i + 1);
       if (end == std::string_view::npos) return Error::Invalid("A quote is not closed");
-      Token t{Token::kTerm, WordsOf(s.substr(i + 1, end - i - 1))};
+      auto words = WordsOf(s.substr(i + 1, end - i - 1));
+      if (!words) return std::move(words).error();
+      Token t{Token::kTerm, std::move(*words)};
       if (t.words.empty())
         return Error::Invalid("The phrase \"" + std::string(s.substr(i + 1, end - i - 1)) +
                               "\" holds no word to search");
@@ -223,7 +292,9 @@ Result<std::vector<Token>> Lex(std::string_view s) {
       } else if (!prefix && upper == "NOT") {
         out.push_back({Token::kNot, {}});
       } else {
-        Token t{Token::kTerm, WordsOf(bare)};
+        auto words = WordsOf(bare);
+        if (!words) return std::move(words).error();
+        Token t{Token::kTerm, std::move(*words)};
         t.prefix = prefix;
         if (!t.words.empty()) out.push_back(std::move(t));  // punctuation alone separates
       }
@@ -373,10 +444,16 @@ Status Render(const Node& n, TextSyntax syntax, std::string& out) {
         }
         out += n.prefix ? "\"*" : "\"";
       } else {
+        // Quoted: the text of a word is never read as tsquery syntax, whatever the locale.
         out += '(';
         for (size_t i = 0; i < n.words.size(); ++i) {
           if (i) out += " <-> ";
-          out += n.words[i];
+          out += '\'';
+          for (char ch : n.words[i]) {
+            if (ch == '\'' || ch == '\\') out += ch;
+            out += ch;
+          }
+          out += '\'';
         }
         out += n.prefix ? ":*)" : ")";
       }
@@ -405,25 +482,20 @@ bool IsFullText(const SearchParam& p) {
          (p.base == "Resource" || p.base == "DomainResource");
 }
 
-void AppendWords(std::string_view text, std::string& out) {
-  bool full = false;
-  ForEachWord(NormalizeString(text), [&](std::string_view w) {
-    if (full || out.size() + w.size() + 1 > kMaxIndexedText) {
-      full = true;
-      return;
-    }
-    if (!out.empty()) out += ' ';
-    out += w;
-  });
+std::string Words(std::string_view text) {
+  std::string out;
+  WordSink(out).Add(text);
+  return out;
 }
 
 FullText ExtractFullText(const json::Value& resource) {
   FullText t;
   if (const json::Value* text = resource.Find("text"); text && text->is_object()) {
     if (const json::Value* div = text->Find("div"); div && div->is_string())
-      AppendWords(NarrativeText(div->as_string()), t.narrative);
+      WordSink(t.narrative).Add(NarrativeText(div->as_string()));
   }
-  Walk(resource, t.content);
+  WordSink content(t.content);
+  Walk(resource, content);
   return t;
 }
 

@@ -12,7 +12,10 @@
 //   (bone OR liver) and metastases
 //   cancer NOT lung        the first without the second; NOT needs something it excludes from
 // AND, OR and NOT are operators in any case; quote them ("not") to search the word. At most
-// kMaxTextTerms words and phrases per value, parentheses nested at most 8 deep.
+// kMaxTextTerms words and phrases per value, parentheses nested at most 8 deep; words of more
+// than 100 characters are not indexed, and refused in queries. Letters are case- and
+// accent-folded by NormalizeString (Latin); other scripts' case folding is the database's
+// (FTS5's unicode61, PostgreSQL's lower() of its locale).
 // Pure functions: thread-safe.
 #pragma once
 
@@ -39,13 +42,15 @@ struct FullText {
                           // meta, references, URLs, systems and base64 data
 };
 
-// At most this much text per column (the rest of a larger resource is not indexed).
+// At most this much text and this many words per column: the rest of a larger resource is not
+// indexed (PostgreSQL keeps word positions up to 16,383, beyond which phrases cannot match).
 constexpr size_t kMaxIndexedText = 256 * 1024;
+constexpr size_t kMaxIndexedWords = 16000;
 
 FullText ExtractFullText(const json::Value& resource);
 
-// Appends the words of `text` to `out`, space-separated.
-void AppendWords(std::string_view text, std::string& out);
+// The words of `text`, space-separated, as the index keeps them.
+std::string Words(std::string_view text);
 
 enum class TextSyntax {
   kFts5,     // an FTS5 MATCH expression

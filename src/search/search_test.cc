@@ -288,9 +288,17 @@ TEST(FullTextTest, ExtractsNarrativeAndContentWords) {
   auto b = json::Parse(R"({"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="})")
                .value();
   EXPECT_EQ(ExtractFullText(b).content, "text plain");
-  std::string words;
-  AppendWords(std::string(150, 'a') + " short", words);
-  EXPECT_EQ(words, "short");
+  EXPECT_EQ(Words(std::string(150, 'a') + " short"), "short");
+  // Words are letters and digits of the common scripts; punctuation, symbols, emoji and
+  // unusual spaces separate them.
+  EXPECT_EQ(Words("a\u1680b c\u180Ed \U0001F600 e\U0001F600f مرحبا؟ 中文 Доктор—x ½"),
+            "a b c d e f مرحبا 中文 Доктор x");
+  // Narratives: a long run of '&' is read in linear time.
+  auto big = json::Value::EmptyObject();
+  auto text = json::Value::EmptyObject();
+  text.Set("div", "<div>" + std::string(1 << 20, '&') + " x</div>");
+  big.Set("text", std::move(text));
+  EXPECT_EQ(ExtractFullText(big).narrative, "x");
 }
 
 TEST(FullTextTest, TranslatesQueriesForBothDatabases) {
@@ -303,27 +311,28 @@ TEST(FullTextTest, TranslatesQueriesForBothDatabases) {
     return r ? *r : "error: " + r.error().message();
   };
   EXPECT_EQ(fts("Heart"), "\"heart\"");
-  EXPECT_EQ(ts("Heart"), "(heart)");
+  EXPECT_EQ(ts("Heart"), "('heart')");
   EXPECT_EQ(fts("heart failure"), "(\"heart\" AND \"failure\")");
-  EXPECT_EQ(ts("heart and failure"), "((heart) & (failure))");
+  EXPECT_EQ(ts("heart and failure"), "(('heart') & ('failure'))");
   EXPECT_EQ(fts("\"Heart Failure\""), "\"heart failure\"");
-  EXPECT_EQ(ts("\"heart failure\""), "(heart <-> failure)");
+  EXPECT_EQ(ts("\"heart failure\""), "('heart' <-> 'failure')");
   EXPECT_EQ(fts("diab*"), "\"diab\"*");
-  EXPECT_EQ(ts("diab*"), "(diab:*)");
-  EXPECT_EQ(ts("\"blood pres\"*"), "(blood <-> pres:*)");
+  EXPECT_EQ(ts("diab*"), "('diab':*)");
+  EXPECT_EQ(ts("\"blood pres\"*"), "('blood' <-> 'pres':*)");
   EXPECT_EQ(fts("(bone OR liver) and metastases"), "((\"bone\" OR \"liver\") AND \"metastases\")");
-  EXPECT_EQ(ts("(bone or liver) and metastases"), "(((bone) | (liver)) & (metastases))");
+  EXPECT_EQ(ts("(bone or liver) and metastases"), "((('bone') | ('liver')) & ('metastases'))");
   EXPECT_EQ(fts("cancer NOT lung"), "((\"cancer\") NOT \"lung\")");
-  EXPECT_EQ(ts("cancer NOT lung"), "((cancer) & !(lung))");
+  EXPECT_EQ(ts("cancer NOT lung"), "(('cancer') & !('lung'))");
   // Punctuation inside a word makes a phrase; accents and case fold; quoted operators are words.
   EXPECT_EQ(fts("8302-2"), "\"8302 2\"");
   EXPECT_EQ(fts("Zürich"), "\"zurich\"");
   EXPECT_EQ(fts("\"not\""), "\"not\"");
   EXPECT_EQ(fts("heart - attack"), "(\"heart\" AND \"attack\")");
   // What cannot be searched says why.
-  for (std::string_view bad :
-       {"", "   ", "---", "NOT lung", "a OR NOT b", "(a", "a)", "()", "\"a", "\"--\"", "AND a",
-        "a AND", "a OR", "OR a", "NOT NOT a", "((((((((((a))))))))))"})
+  for (std::string bad : std::vector<std::string>{
+           "", "   ", "---", "NOT lung", "a OR NOT b", "(a", "a)", "()", "\"a", "\"--\"", "AND a",
+           "a AND", "a OR", "OR a", "NOT NOT a", "((((((((((a))))))))))", "\U0001F600",
+           "cancer " + std::string(101, 'x')})
     EXPECT_TRUE(fts(bad).starts_with("error: ")) << bad << " -> " << fts(bad);
   std::string many;
   for (int i = 0; i <= kMaxTextTerms; ++i) many += "w" + std::to_string(i) + " ";
