@@ -155,6 +155,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
                                std::string_view local_base, bool in_transaction,
                                const RunOptions& options) {
   const std::optional<int64_t>& shard = options.shard;
+  // The index tables are read in the shard on PostgreSQL (what a distributed database needs);
+  // SQLite's are clustered by row id and indexed by value without the shard key.
+  std::optional<int64_t> index_shard =
+      conn.dialect() == db::Dialect::kPostgres ? shard : std::nullopt;
   auto page = ParsePage(query.page);
   if (!page) return std::move(page).error();
   std::optional<db::Transaction> tx;
@@ -214,9 +218,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       where += " AND 1 = 0";
     } else {
       where += std::string(" AND r.rowid IN (SELECT rid FROM idx_reference WHERE ") +
-               (shard ? "shard_key = ? AND " : "") + "param IN " + InList(c.params.size()) +
+               (index_shard ? "shard_key = ? AND " : "") + "param IN " + InList(c.params.size()) +
                " AND target_type = ? AND target_id = ?)";
-      if (shard) bindings.push_back(*shard);
+      if (index_shard) bindings.push_back(*index_shard);
       for (const auto* p : c.params) bindings.push_back(ParamKey(*p));
       bindings.push_back(c.type);
       bindings.push_back(c.id);
@@ -244,7 +248,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     auto sql =
         CriterionSql(c, "r", counter, local_base,
                      q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
-                     /*filter=*/i != driver, conn.dialect(), shard);
+                     /*filter=*/i != driver, conn.dialect(), index_shard);
     if (!sql) return std::move(sql).error();
     constexpr std::string_view kDriverPrefix = "r.rowid IN (SELECT rid FROM ";
     if (q.criteria.size() == 1 && q.types.size() == 1 && !q.compartment && c.chain.empty() &&
@@ -303,7 +307,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     offset = page->kind == 'o' ? page->position : 0;
     std::string order;
     for (const auto& key : q.sort) {
-      Sql s = SortSql(key, "r", shard);
+      Sql s = SortSql(key, "r", index_shard);
       // Resources without a value sort last either way.
       order += (order.empty() ? "" : ", ") + s.text + " IS NULL, " + s.text +
                (key.descending ? " DESC" : "");

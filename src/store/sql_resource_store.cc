@@ -99,6 +99,9 @@ const std::vector<db::Migration>& Migrations() {
        "CREATE INDEX idx_fulltext_content ON idx_fulltext USING GIN (content);"
        "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      // Index tables clustered by resource and parameter (search_sql.h).
+      {9, "clustered index tables", internal::ClusteredIndexSchema(),
+       internal::RowIdParamIndexesPostgres()},
   };
   return kMigrations;
 }
@@ -487,7 +490,7 @@ class SqlResourceStore : public ResourceStore {
       auto current = ReadIn(conn, type, id);
       if (current) {
         if (auto parsed = json::Parse(current->body); parsed) {
-          registry = Extract(*parsed, nullptr, entries);
+          registry = Extract(*parsed, nullptr, entries, /*with_text=*/false);
           have_entries = true;
         }
       }
@@ -550,15 +553,16 @@ class SqlResourceStore : public ResourceStore {
   // Extracts the index entries of `resource` with the registry in force. With `used`, only when
   // the registry changed since *used was taken (a reindex began while a write waited for the
   // lock: index with the new one, so that the reindex, which skips resources rewritten
-  // meanwhile, misses nothing).
+  // meanwhile, misses nothing). `with_text`: also the words of the full-text index.
   std::shared_ptr<const search::Registry> Extract(const json::Value& resource,
                                                   std::shared_ptr<const search::Registry>* used,
-                                                  search::IndexEntries& entries) {
+                                                  search::IndexEntries& entries,
+                                                  bool with_text = true) {
     if (!registry_) return nullptr;
     std::shared_ptr<const search::Registry> registry = registry_->Get();
     if (used && *used == registry) return registry;
     entries = search::ExtractIndex(*registry, resource, fhir_base_);
-    entries.text = search::ExtractFullText(resource);
+    if (with_text) entries.text = search::ExtractFullText(resource);
     if (used) *used = registry;
     return registry;
   }

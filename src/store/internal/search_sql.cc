@@ -899,6 +899,112 @@ const char* IndexSchema() {
 
 namespace {
 
+struct IndexTable {
+  const char* name;
+  const char* columns;     // the value columns with their types, as migration 2 made them
+  const char* names;       // the same columns' names
+  const char* key;         // the primary key after (rid, param): the value columns, most
+                           // selective first
+  const char* indexes[2];  // value indexes: name, then columns (nullptr when none)
+  const char* indexes2[2];
+};
+
+constexpr IndexTable kIndexTables[] = {
+    {"idx_string",
+     "norm TEXT NOT NULL, exact TEXT NOT NULL",
+     "norm, exact",
+     "norm, exact",
+     {"idx_string_value", "param, norm"},
+     {nullptr, nullptr}},
+    {"idx_token",
+     "system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL",
+     "system, code, text",
+     "code, system, text",
+     {"idx_token_value", "param, code, system"},
+     {nullptr, nullptr}},
+    {"idx_reference",
+     "target_type TEXT NOT NULL, target_id TEXT NOT NULL, version TEXT NOT NULL, url TEXT NOT "
+     "NULL, id_system TEXT NOT NULL, id_value TEXT NOT NULL",
+     "target_type, target_id, version, url, id_system, id_value",
+     "target_id, target_type, version, url, id_system, id_value",
+     {"idx_reference_target", "param, target_id, target_type"},
+     {"idx_reference_url", "param, url"}},
+    {"idx_date",
+     "low INTEGER NOT NULL, high INTEGER NOT NULL",
+     "low, high",
+     "low, high",
+     {"idx_date_low", "param, low"},
+     {nullptr, nullptr}},
+    {"idx_number",
+     "value REAL NOT NULL",
+     "value",
+     "value",
+     {"idx_number_value", "param, value"},
+     {nullptr, nullptr}},
+    {"idx_quantity",
+     "low REAL NOT NULL, high REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT "
+     "NOT NULL",
+     "low, high, system, code, unit",
+     "low, high, code, system, unit",
+     {"idx_quantity_value", "param, low"},
+     {nullptr, nullptr}},
+    {"idx_uri",
+     "uri TEXT NOT NULL",
+     "uri",
+     "uri",
+     {"idx_uri_value", "param, uri"},
+     {nullptr, nullptr}},
+    {"idx_composite",
+     "a_system TEXT NOT NULL, a_code TEXT NOT NULL, b_system TEXT NOT NULL, b_code TEXT NOT NULL, "
+     "b_text TEXT NOT NULL, b_low REAL NOT NULL, b_high REAL NOT NULL, b_date_low INTEGER NOT "
+     "NULL, b_date_high INTEGER NOT NULL, c_low REAL NOT NULL, c_high REAL NOT NULL",
+     "a_system, a_code, b_system, b_code, b_text, b_low, b_high, b_date_low, b_date_high, c_low, "
+     "c_high",
+     "a_code, a_system, b_code, b_system, b_text, b_low, b_high, b_date_low, b_date_high, c_low, "
+     "c_high",
+     {"idx_composite_value", "param, a_code"},
+     {nullptr, nullptr}},
+};
+
+}  // namespace
+
+const std::string& ClusteredIndexSchema() {
+  static const std::string sql = [] {
+    std::string out;
+    for (const IndexTable& t : kIndexTables) {
+      std::string name = t.name, next = name + "_clustered";
+      out += "CREATE TABLE " + next + " (rid INTEGER NOT NULL, param TEXT NOT NULL, " + t.columns +
+             ", shard_key INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (rid, param, " + t.key +
+             ")) WITHOUT ROWID;";
+      // Rows repeated in full (two equal codings...) say nothing more: one is kept.
+      out += "INSERT OR IGNORE INTO " + next + " (rid, param, " + t.names +
+             ", shard_key) SELECT rid, param, " + t.names + ", shard_key FROM " + name + ";";
+      out += "DROP TABLE " + name + ";";
+      out += "ALTER TABLE " + next + " RENAME TO " + name + ";";
+      for (const char* const* index : {t.indexes, t.indexes2})
+        if (index[0])
+          out += std::string("CREATE INDEX ") + index[0] + " ON " + name + " (" + index[1] + ");";
+    }
+    return out;
+  }();
+  return sql;
+}
+
+const std::string& RowIdParamIndexesPostgres() {
+  static const std::string sql = [] {
+    std::string out;
+    for (const IndexTable& t : kIndexTables) {
+      std::string name = t.name;
+      out += "DROP INDEX " + name + "_rid;";
+      out += "CREATE INDEX " + name + "_rid ON " + name + " (rid, param);";
+    }
+    return out;
+  }();
+  return sql;
+}
+
+namespace {
+
 // Writes index rows: queued for one COPY per table where the connection batches rows
 // (PostgreSQL), else with one prepared INSERT per table (SQLite).
 class IndexWriter {
@@ -917,11 +1023,14 @@ class IndexWriter {
     values_.insert(values_.end(), rest.begin(), rest.end());
     values_.emplace_back(shard_key_);
     // The column list and INSERT of each table, made once per thread (`table` is a literal).
-    thread_local std::unordered_map<const char*, std::pair<std::string, std::string>> texts;
-    auto& [all_columns, sql] = texts[table];
+    thread_local std::unordered_map<const char*, std::pair<std::string, std::string>> texts[2];
+    bool sqlite = conn_.dialect() == db::Dialect::kSqlite;
+    auto& [all_columns, sql] = texts[sqlite ? 1 : 0][table];
     if (all_columns.empty()) {
       all_columns = std::string("rid, param, ") + columns + ", shard_key";
-      sql = std::string("INSERT INTO ") + table + " (" + all_columns + ") VALUES (?";
+      // SQLite's tables are keyed by every column: a row repeated in full is kept once.
+      sql = std::string(sqlite ? "INSERT OR IGNORE INTO " : "INSERT INTO ") + table + " (" +
+            all_columns + ") VALUES (?";
       for (size_t i = 1; i < values_.size(); ++i) sql += ", ?";
       sql += ")";
     }

@@ -66,6 +66,12 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
 
 // The schema of the index tables (a migration).
 const char* IndexSchema();
+// Migration 9 on SQLite: each index table becomes a WITHOUT ROWID table keyed by (rid, param,
+// its value columns), so that a resource's rows for one parameter are read by key and the value
+// indexes carry the row id (counts and driving criteria read the index alone); its separate row
+// id index goes. On PostgreSQL: the row id indexes become (rid, param).
+const std::string& ClusteredIndexSchema();
+const std::string& RowIdParamIndexesPostgres();
 
 }  // namespace fhirstone::store::internal
 
