@@ -178,6 +178,9 @@ struct Builder {
   std::string_view local_base;   // this server's FHIR base: absolute URLs under it are local
   std::optional<int64_t> shard;  // the index rows of row "r" are in this shard
   db::Dialect dialect = db::Dialect::kSqlite;
+  // When set, the expression that stands for the tested row's id instead of "alias.rowid" (an
+  // index row's rid column, when the resource row itself need not be read).
+  std::string row;
   void Add(std::string_view text) { out.text += text; }
   void Bind(Binding b) { out.bindings.push_back(std::move(b)); }
 };
@@ -606,6 +609,11 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
   }
 }
 
+// The row id of row `alias` (or the column that stands for it, Builder::row).
+std::string RowOf(const Builder& b, const std::string& alias) {
+  return b.row.empty() ? alias + ".rowid" : b.row;
+}
+
 // _text / _content (search/fulltext.h): the rows whose words match one of the values.
 Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
   bool postgres = b.dialect == db::Dialect::kPostgres;
@@ -669,9 +677,9 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
   bool exists = b.filter && alias == "r";
   std::string yes = exists
                         ? "EXISTS (SELECT 1 FROM " + table + " WHERE rid = " + alias + ".rowid AND "
-                        : alias + ".rowid IN (SELECT rid FROM " + table + " WHERE ";
+                        : RowOf(b, alias) + " IN (SELECT rid FROM " + table + " WHERE ";
   std::string no =
-      exists ? "NOT " + yes : alias + ".rowid NOT IN (SELECT rid FROM " + table + " WHERE ";
+      exists ? "NOT " + yes : RowOf(b, alias) + " NOT IN (SELECT rid FROM " + table + " WHERE ";
   // The searched rows' own index rows are in their shard (a chained target's may not be).
   bool sharded = b.shard && alias == "r";
   if (sharded) {
@@ -728,6 +736,34 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
               const std::optional<std::string>& alias_type, int& counter) {
   if (index == c.has.size()) return ChainSql(b, c, 0, alias, counter);
   const Criterion::Has& has = c.has[index];
+  // The last link's resources are tested by their index rows alone when the criterion is a
+  // positive one on a parameter of that type: index rows exist for live resources only and
+  // their key names the type, so the resource rows need not be read.
+  const search::SearchParam& p = *c.param;
+  bool direct = index + 1 == c.has.size() && c.chain.empty() && p.base == has.type &&
+                p.code != "_id" && p.code != "_lastUpdated" && !search::IsFullText(p) &&
+                p.type != ParamType::kSpecial && c.modifier != "not" && c.modifier != "missing" &&
+                c.modifier != kNotCodes && c.modifier != "not-in" && c.modifier != "in";
+  if (direct) {
+    std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
+                        std::string(alias_type ? "?" : alias + ".type") + " AND ";
+    if (alias_type) {
+      std::string t = "t" + std::to_string(++counter);
+      b.Add(alias + ".rowid IN (SELECT " + t + ".rowid FROM resource " + t + " WHERE " + t +
+            ".type = ? AND " + t + ".id IN (" + inner);
+      b.Bind(*alias_type);
+    } else {
+      b.Add(alias + ".id IN (" + inner);
+    }
+    b.Bind(ParamKey(*has.reference));
+    if (alias_type) b.Bind(*alias_type);
+    Builder inner_builder = b;  // the same output, with the index row's rid as the tested row
+    inner_builder.row = "rid";
+    FHIRSTONE_RETURN_IF_ERROR(TestSql(inner_builder, c, "unused"));
+    b.out = std::move(inner_builder.out);
+    b.Add(alias_type ? "))" : ")");
+    return Ok();
+  }
   std::string next = "h" + std::to_string(++counter);
   std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
                       std::string(alias_type ? "?" : alias + ".type") + " AND rid IN (SELECT " +
