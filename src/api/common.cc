@@ -1,6 +1,8 @@
 // Helpers shared by the interactions: versions and ETags, Prefer, rendering.
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "api/error_response.h"
 #include "api/internal/request.h"
 #include "common/strings.h"
@@ -29,21 +31,31 @@ void NoteDisclosed(const FhirRequest& req, const store::ResourceVersion& v) {
   store::AuditRecord& r = req.audit->record;
   if (r.version == 0 && r.entity.size() == v.type.size() + 1 + v.id.size() &&
       r.entity.starts_with(v.type) && r.entity.ends_with(v.id))
-    r.version = v.version;    // the version read
+    r.version = v.version;  // the version read
+  bool first = r.resources.empty() && r.patients.empty() && !r.without_patient;
   if (v.type == "Patient") {  // the patient is known without looking inside
-    if (r.patient.empty() && r.resources.empty()) {
+    if (r.patient.empty() && first) {
       r.patient = v.id;
       return;
     }
     if (r.patient == v.id) return;
   }
-  if (!r.patient.empty() && r.resources.empty()) {  // several resources: all found on append
-    r.resources.push_back(
-        "{\"resourceType\":\"Patient\",\"id\":" + json::Write(json::Value(r.patient)) + "}");
+  if (!r.patient.empty() && first) {  // several resources: one record per patient on append
+    r.patients.push_back(std::move(r.patient));
     r.patient.clear();
   }
   if (v.body.empty()) return;  // a deletion discloses no data
-  r.resources.push_back(v.body);
+  if (v.type == "Patient") {
+    if (std::find(r.patients.begin(), r.patients.end(), v.id) == r.patients.end())
+      r.patients.push_back(v.id);
+  } else if (v.patients) {
+    if (v.patients->empty()) r.without_patient = true;
+    for (const std::string& p : *v.patients)
+      if (std::find(r.patients.begin(), r.patients.end(), p) == r.patients.end())
+        r.patients.push_back(p);
+  } else {
+    r.resources.push_back(v.body);
+  }
 }
 
 std::optional<std::string> DecodeBase64(std::string_view text) {

@@ -281,6 +281,8 @@ struct FhirApi::Impl {
     if (out.status >= 400) {
       r.outcome = out.status >= 500 ? 8 : 4;
       r.resources.clear();
+      r.patients.clear();
+      r.without_patient = false;
       // Refused before any data was read: the patient in the token's context, if any.
       if (r.patient.empty() && access && !access->patient.empty()) r.patient = access->patient;
       if (out.status == 403) {  // a security event: the outcome says what was refused

@@ -44,8 +44,12 @@ struct AuditRecord {
   // fields above are taken from it for searching.
   std::string body;
   // Not stored: bodies of the resources read, from which the patients are found on append (one
-  // record is appended per distinct patient, as the Basic Audit Log Patterns ask).
+  // record is appended per distinct patient, as the Basic Audit Log Patterns ask), and the
+  // patients of resources read whose patients were known already; `without_patient` when one of
+  // those belonged to no patient.
   std::vector<std::string> resources;
+  std::vector<std::string> patients;
+  bool without_patient = false;
 };
 
 // What `fhirstone audit verify` reports.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "search/query.h"
@@ -98,6 +99,53 @@ TEST_P(AuditTest, DeletesAreAuditedWithThePatientOfTheLastVersion) {
   ASSERT_TRUE(found);
   ASSERT_EQ(found->matches.size(), 1u);
   EXPECT_NE(found->matches[0].body.find("/_history/2"), std::string::npos);
+}
+
+// Search results carry their patients, read from the index, so that their audit records are
+// split per patient without parsing the bodies again.
+TEST_P(AuditTest, SearchResultsCarryTheirPatientsFromTheIndex) {
+  for (const char* body :
+       {R"({"resourceType":"Patient","id":"a"})",
+        R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"bp"},)"
+        R"("subject":{"reference":"Patient/a"},"performer":[{"reference":"Patient/c"}]})",
+        R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"bp"},)"
+        R"("subject":{"reference":"Patient/b"},"focus":[{"reference":"Patient/z"}]})",
+        R"({"resourceType":"Observation","id":"o3","status":"final","code":{"text":"bp"},)"
+        R"("subject":{"reference":"Group/g"}})"})
+    ASSERT_TRUE(store_->Update(Parse(body), std::nullopt));
+  auto query = search::ParseQuery(*holder_->Get(), {"Observation"},
+                                  {{"_sort", "_id"}, {"_include", "Observation:subject"}}, {});
+  ASSERT_TRUE(query);
+  auto found = store_->Search(*query);
+  ASSERT_TRUE(found) << found.error().message();
+  ASSERT_EQ(found->matches.size(), 3u);
+  using Ids = std::vector<std::string>;
+  ASSERT_TRUE(found->matches[0].patients);
+  Ids first = *found->matches[0].patients;
+  std::sort(first.begin(), first.end());
+  EXPECT_EQ(first, (Ids{"a", "c"}));                 // subject and performer
+  EXPECT_EQ(*found->matches[1].patients, Ids{"b"});  // focus is no compartment link
+  EXPECT_EQ(*found->matches[2].patients, Ids{});     // a group's
+  ASSERT_EQ(found->included.size(), 1u);
+  EXPECT_EQ(*found->included[0].patients, Ids{"a"});
+
+  // Records with known patients split like records with bodies.
+  AuditQueue queue(*store_, /*max_delay_ms=*/5);
+  AuditRecord read = Who("search-type", 'R');
+  read.entity = "Observation";
+  read.query = "_sort=_id";
+  read.patients = {"a", "c", "b"};
+  read.without_patient = true;
+  queue.Submit(read);
+  queue.Flush();
+  for (const char* patient : {"a", "b", "c"}) {
+    auto records = Search({{"patient", patient}});
+    ASSERT_TRUE(records);
+    EXPECT_EQ(records->matches.size(), 1u) << patient;
+  }
+  auto all = Search({{"subtype", "search-type"}});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->matches.size(), 4u);  // a, b, c and the query's
 }
 
 TEST_P(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {

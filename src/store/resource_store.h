@@ -32,6 +32,9 @@ struct ResourceVersion {
   Method method = Method::kCreate;
   bool deleted = false;
   std::string body;  // compact JSON with meta; empty when deleted
+  // The ids of the patients whose data this is (Patient compartment), when the store found them
+  // already (search results, from the index); the audit log then need not look in the body.
+  std::optional<std::vector<std::string>> patients;
 };
 
 struct UpdateResult {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "common/strings.h"
 #include "store/internal/search_sql.h"
@@ -92,6 +93,65 @@ std::string InList(size_t n) {
   std::string s = "(";
   for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
   return s + ")";
+}
+
+// Sets the patients of each of `versions` (whose rowids are `rids`): its Patient compartment's
+// references to patients, read from the index (what the audit log would otherwise find by
+// extracting them from the body again). A Patient is its own patient.
+Status FillPatients(db::Connection& conn, const search::Registry& registry,
+                    std::vector<ResourceVersion>& versions, const std::vector<int64_t>& rids) {
+  if (versions.size() != rids.size()) return Ok();  // not known: found from the bodies
+  std::unordered_map<int64_t, size_t> at;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    ResourceVersion& v = versions[i];
+    v.patients.emplace();
+    if (v.type == "Patient") {
+      v.patients->push_back(v.id);
+    } else if (!registry.CompartmentParams("Patient", v.type).empty()) {
+      at.emplace(rids[i], i);
+    }
+  }
+  // The index keys of each type's compartment parameters.
+  std::unordered_map<std::string, std::vector<std::string>> keys;
+  constexpr size_t kBatch = 500;
+  std::vector<int64_t> batch;
+  auto run = [&]() -> Status {
+    auto stmt = conn.Prepare(
+        "SELECT rid, param, target_id FROM idx_reference WHERE target_type = 'Patient' AND rid "
+        "IN " +
+        InList(batch.size()));
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    for (size_t i = 0; i < batch.size(); ++i) s.BindInt(static_cast<int>(i + 1), batch[i]);
+    while (true) {
+      auto row = s.Step();
+      if (!row) {
+        s.Reset();
+        return std::move(row).error();
+      }
+      if (!*row) break;
+      ResourceVersion& v = versions[at[s.ColumnInt(0)]];
+      auto [known, fresh] = keys.try_emplace(v.type);
+      if (fresh)
+        for (const auto* p : registry.CompartmentParams("Patient", v.type))
+          known->second.push_back(ParamKey(*p));
+      std::string_view param = s.ColumnText(1), patient = s.ColumnText(2);
+      if (patient.empty() ||
+          std::find(known->second.begin(), known->second.end(), param) == known->second.end())
+        continue;
+      if (std::find(v.patients->begin(), v.patients->end(), patient) == v.patients->end())
+        v.patients->emplace_back(patient);
+    }
+    s.Reset();
+    batch.clear();
+    return Ok();
+  };
+  for (const auto& [rid, index] : at) {
+    batch.push_back(rid);
+    if (batch.size() == kBatch) FHIRSTONE_RETURN_IF_ERROR(run());
+  }
+  if (!batch.empty()) FHIRSTONE_RETURN_IF_ERROR(run());
+  return Ok();
 }
 
 // One round of _include / _revinclude over `sources` (resources and their rowids).
@@ -239,16 +299,30 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       }
     }
   }
+  // On SQLite, a search within one patient's shard with a plain token criterion (code,
+  // category, status...) is driven by that criterion in the shard: the token value index is
+  // (param, code, shard_key), so the patient's rows with that code are found directly and the
+  // patient's reference is checked on those rows only.
+  std::optional<size_t> shard_driver;
+  if (shard && !index_shard && !q.compartment) {
+    for (size_t i = 0; i < q.criteria.size() && !shard_driver; ++i) {
+      const search::Criterion& c = q.criteria[i];
+      if (c.chain.empty() && c.has.empty() && c.modifier.empty() &&
+          c.param->type == search::ParamType::kToken && c.param->code != "_id")
+        shard_driver = i;
+    }
+    if (shard_driver) driver = *shard_driver;
+  }
   // With one plain criterion on a parameter of the searched type itself (not a Resource-level one,
   // whose index rows span types), the total is counted on the index alone: index rows exist only
   // for live resources, so no resource row is read.
   std::optional<Sql> index_count;
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     const search::Criterion& c = q.criteria[i];
-    auto sql =
-        CriterionSql(c, "r", counter, local_base,
-                     q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
-                     /*filter=*/i != driver, conn.dialect(), index_shard);
+    auto sql = CriterionSql(
+        c, "r", counter, local_base,
+        q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
+        /*filter=*/i != driver, conn.dialect(), shard_driver == i ? shard : index_shard);
     if (!sql) return std::move(sql).error();
     constexpr std::string_view kDriverPrefix = "r.rowid IN (SELECT rid FROM ";
     if (q.criteria.size() == 1 && q.types.size() == 1 && !q.compartment && c.chain.empty() &&
@@ -380,10 +454,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       result.previous_page = MakePage('o', std::max<int64_t>(0, offset - q.count), snapshot);
   }
 
+  std::vector<int64_t> included_rids;
   if (!q.includes.empty() && !result.matches.empty()) {
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& m : result.matches) seen.insert({m.type, m.id});
-    std::vector<int64_t> included_rids;
     FHIRSTONE_RETURN_IF_ERROR(
         IncludeRound(conn, q, false, result.matches, rids, seen, result.included, included_rids));
     size_t done = 0;
@@ -396,6 +470,11 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       FHIRSTONE_RETURN_IF_ERROR(
           IncludeRound(conn, q, true, sources, source_rids, seen, result.included, included_rids));
     }
+  }
+  if (options.registry) {
+    FHIRSTONE_RETURN_IF_ERROR(FillPatients(conn, *options.registry, result.matches, rids));
+    FHIRSTONE_RETURN_IF_ERROR(
+        FillPatients(conn, *options.registry, result.included, included_rids));
   }
   return result;
 }

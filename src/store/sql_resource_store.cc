@@ -466,6 +466,8 @@ class SqlResourceStore : public ResourceStore {
     for (auto& patient : patients) {
       AuditRecord& r = records.emplace_back(*audit);
       r.resources.clear();
+      r.patients.clear();
+      r.without_patient = false;
       r.entity = v.type + "/" + v.id;
       r.version = v.version;
       // An update that creates (the first version) is a create.
@@ -505,19 +507,22 @@ class SqlResourceStore : public ResourceStore {
   // One record per distinct patient of the resources a record carries, in place.
   void ExpandPerPatient(std::vector<AuditRecord>& records) {
     bool any = false;
-    for (const auto& r : records) any |= !r.resources.empty();
+    for (const auto& r : records)
+      any |= !r.resources.empty() || !r.patients.empty() || r.without_patient;
     if (!any) return;
     std::vector<AuditRecord> out;
     out.reserve(records.size());
     std::shared_ptr<const search::Registry> registry =
         registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
     for (auto& r : records) {
-      if (r.resources.empty()) {
+      if (r.resources.empty() && r.patients.empty() && !r.without_patient) {
         out.push_back(std::move(r));
         continue;
       }
-      std::vector<std::string> patients;
-      bool some_without = false;
+      std::vector<std::string> patients = std::move(r.patients);
+      r.patients.clear();
+      bool some_without = r.without_patient;
+      r.without_patient = false;
       for (const auto& body : r.resources) {
         auto parsed = json::Parse(body);
         if (!parsed || !parsed->is_object()) continue;
@@ -746,7 +751,10 @@ class SqlResourceStore : public ResourceStore {
   // The shard every match lives in, when the query names one (search::QueryShard).
   internal::RunOptions RunOptionsFor(const search::SearchQuery& query) const {
     internal::RunOptions options;
-    if (registry_) options.shard = search::QueryShard(*registry_->Get(), query);
+    if (registry_) {
+      options.registry = registry_->Get();
+      options.shard = search::QueryShard(*options.registry, query);
+    }
     return options;
   }
 

@@ -48,6 +48,8 @@ void AuditRefusedEntry(const ApiContext& ctx, const FhirRequest& req, const Entr
   if (!req.audit || !ctx.options.audit) return;
   store::AuditRecord r = req.audit->record;
   r.resources.clear();
+  r.patients.clear();
+  r.without_patient = false;
   r.query.clear();
   switch (e.verb) {
     case Verb::kDelete:

@@ -956,7 +956,7 @@ constexpr IndexTable kIndexTables[] = {
      "system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL",
      "system, code, text",
      "code, system, text",
-     {"idx_token_value", "param, code, system"},
+     {"idx_token_value", "param, code, shard_key"},
      {nullptr, nullptr}},
     {"idx_reference",
      "target_type TEXT NOT NULL, target_id TEXT NOT NULL, version TEXT NOT NULL, url TEXT NOT "

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -69,7 +70,9 @@ const char* IndexSchema();
 // Migration 9 on SQLite: each index table becomes a WITHOUT ROWID table keyed by (rid, param,
 // its value columns), so that a resource's rows for one parameter are read by key and the value
 // indexes carry the row id (counts and driving criteria read the index alone); its separate row
-// id index goes. On PostgreSQL: the row id indexes become (rid, param).
+// id index goes. The token value index is (param, code, shard_key): a patient's rows with a code
+// are found directly (the system, row id and text follow in it). On PostgreSQL: the row id
+// indexes become (rid, param).
 const std::string& ClusteredIndexSchema();
 const std::string& RowIdParamIndexesPostgres();
 
@@ -87,6 +90,9 @@ struct RunOptions {
   // Instead of running the page query, answer its plan (EXPLAIN on PostgreSQL, EXPLAIN QUERY
   // PLAN on SQLite) in SearchResult::plan, with the SQL first.
   bool explain = false;
+  // With the registry, each match and included resource gets its patients (the Patient
+  // compartment's references, ResourceVersion::patients) from the index.
+  std::shared_ptr<const search::Registry> registry;
 };
 
 // Runs `query` on `conn` inside one read transaction (one snapshot for the page, its total and
