@@ -180,11 +180,9 @@ class SqliteDatabase : public Database {
     // temp_store=FILE: savepoint journals spill to a temporary file past 64 KiB. In memory
     // (temp_store=MEMORY) they never spill and SQLite walks their chunk list on each access,
     // which made a group commit of large writes quadratic (a quarter of an import's time).
-    // mmap_size: the database file is read through a shared mapping up to SQLite's limit of
-    // 2 GiB (Debian's build), not copied page by page into each connection's cache.
     std::string pragmas =
         "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; "
-        "PRAGMA temp_store=FILE; PRAGMA mmap_size=2147418112;";
+        "PRAGMA temp_store=FILE; PRAGMA mmap_size=268435456;";
     if (!memory_) {
       // Checkpoints run on a background thread (Checkpoint()), never inside a request's commit.
       pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
