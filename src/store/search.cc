@@ -329,8 +329,20 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         c.has.empty() && c.param->base == q.types[0] && sql->text.starts_with(kDriverPrefix)) {
       std::string inner = sql->text.substr(std::string_view("r.rowid IN (").size());
       inner.pop_back();  // the IN list's closing parenthesis
-      index_count = Sql{"SELECT count(DISTINCT rid) FROM (" + inner + ") AS matches WHERE rid <= ?",
-                        sql->bindings};
+      constexpr std::string_view kTokens = "SELECT rid FROM idx_token WHERE ";
+      if (conn.dialect() == db::Dialect::kSqlite && inner.starts_with(kTokens)) {
+        // SQLite's token value index is ordered (param, code, shard_key, rid): the distinct
+        // (shard_key, rid) pairs come in index order and are counted as they stream, without
+        // the temporary b-tree of count(DISTINCT rid).
+        index_count =
+            Sql{"SELECT count(*) FROM (SELECT DISTINCT shard_key, rid FROM idx_token WHERE " +
+                    inner.substr(kTokens.size()) + ") AS matches WHERE rid <= ?",
+                sql->bindings};
+      } else {
+        index_count =
+            Sql{"SELECT count(DISTINCT rid) FROM (" + inner + ") AS matches WHERE rid <= ?",
+                sql->bindings};
+      }
       index_count->bindings.push_back(snapshot);
     }
     where += " AND " + sql->text;
