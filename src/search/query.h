@@ -78,6 +78,9 @@ struct SearchQuery {
   QueryParams understood;
   // Paging state from a next/previous link (opaque to clients).
   std::optional<std::string> page;
+  // Whether the answer should carry each resource's patients (store::ResourceVersion::patients,
+  // for the audit log); not a search parameter.
+  bool with_patients = false;
 };
 
 struct ParseOptions {

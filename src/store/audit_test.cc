@@ -116,6 +116,10 @@ TEST_P(AuditTest, SearchResultsCarryTheirPatientsFromTheIndex) {
   auto query = search::ParseQuery(*holder_->Get(), {"Observation"},
                                   {{"_sort", "_id"}, {"_include", "Observation:subject"}}, {});
   ASSERT_TRUE(query);
+  auto unaudited = store_->Search(*query);  // not asked for: not looked up
+  ASSERT_TRUE(unaudited) << unaudited.error().message();
+  EXPECT_FALSE(unaudited->matches[0].patients);
+  query->with_patients = true;
   auto found = store_->Search(*query);
   ASSERT_TRUE(found) << found.error().message();
   ASSERT_EQ(found->matches.size(), 3u);

@@ -99,7 +99,8 @@ std::string InList(size_t n) {
 // references to patients, read from the index (what the audit log would otherwise find by
 // extracting them from the body again). A Patient is its own patient.
 Status FillPatients(db::Connection& conn, const search::Registry& registry,
-                    std::vector<ResourceVersion>& versions, const std::vector<int64_t>& rids) {
+                    std::vector<ResourceVersion>& versions, const std::vector<int64_t>& rids,
+                    std::optional<int64_t> shard) {
   if (versions.size() != rids.size()) return Ok();  // not known: found from the bodies
   std::unordered_map<int64_t, size_t> at;
   for (size_t i = 0; i < versions.size(); ++i) {
@@ -116,13 +117,14 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
   constexpr size_t kBatch = 500;
   std::vector<int64_t> batch;
   auto run = [&]() -> Status {
-    auto stmt = conn.Prepare(
-        "SELECT rid, param, target_id FROM idx_reference WHERE target_type = 'Patient' AND rid "
-        "IN " +
-        InList(batch.size()));
+    auto stmt = conn.Prepare(std::string("SELECT rid, param, target_id FROM idx_reference WHERE ") +
+                             (shard ? "shard_key = ? AND " : "") +
+                             "target_type = 'Patient' AND rid IN " + InList(batch.size()));
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
-    for (size_t i = 0; i < batch.size(); ++i) s.BindInt(static_cast<int>(i + 1), batch[i]);
+    int index = 1;
+    if (shard) s.BindInt(index++, *shard);
+    for (int64_t rid : batch) s.BindInt(index++, rid);
     while (true) {
       auto row = s.Step();
       if (!row) {
@@ -307,7 +309,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   if (shard && !index_shard && !q.compartment) {
     for (size_t i = 0; i < q.criteria.size() && !shard_driver; ++i) {
       const search::Criterion& c = q.criteria[i];
-      if (c.chain.empty() && c.has.empty() && c.modifier.empty() &&
+      // Every value names a code (a bare `system|` could not use the index).
+      bool codes = std::none_of(c.values.begin(), c.values.end(),
+                                [](const std::string& v) { return v.ends_with('|'); });
+      if (c.chain.empty() && c.has.empty() && c.modifier.empty() && codes &&
           c.param->type == search::ParamType::kToken && c.param->code != "_id")
         shard_driver = i;
     }
@@ -484,9 +489,11 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     }
   }
   if (options.registry) {
-    FHIRSTONE_RETURN_IF_ERROR(FillPatients(conn, *options.registry, result.matches, rids));
+    // The matches live in the query's shard (on PostgreSQL, read there only); includes may not.
     FHIRSTONE_RETURN_IF_ERROR(
-        FillPatients(conn, *options.registry, result.included, included_rids));
+        FillPatients(conn, *options.registry, result.matches, rids, index_shard));
+    FHIRSTONE_RETURN_IF_ERROR(
+        FillPatients(conn, *options.registry, result.included, included_rids, std::nullopt));
   }
   return result;
 }

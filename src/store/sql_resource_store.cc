@@ -752,8 +752,9 @@ class SqlResourceStore : public ResourceStore {
   internal::RunOptions RunOptionsFor(const search::SearchQuery& query) const {
     internal::RunOptions options;
     if (registry_) {
-      options.registry = registry_->Get();
-      options.shard = search::QueryShard(*options.registry, query);
+      std::shared_ptr<const search::Registry> registry = registry_->Get();
+      options.shard = search::QueryShard(*registry, query);
+      if (query.with_patients) options.registry = std::move(registry);
     }
     return options;
   }

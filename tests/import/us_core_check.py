@@ -12,12 +12,17 @@ constraints) and bindings to value sets defined by filters are not evaluated her
 line per problem and exits 1 when there is any; prints the number of resources checked per
 profile.
 
-Usage: us_core_check.py US_CORE_PACKAGE DEFINITIONS BUNDLE.json...
+With --fhirpath=PATH/TO/fhirpath_eval (tests/support), the error-severity invariants of each
+profile (its own and those its snapshot inherits: ele-1, dom-*, us-core-*...) are evaluated on
+every resource with the server's FHIRPath engine (not those of the extension definitions).
+
+Usage: us_core_check.py [--fhirpath=EVALUATOR] US_CORE_PACKAGE DEFINITIONS BUNDLE.json...
 """
 import collections
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 
@@ -319,15 +324,52 @@ class Checker:
         return problems
 
 
+def constraints_of(sd):
+    """(key, context path, expression) of the error-severity invariants of a profile's snapshot,
+    each once per element path."""
+    out, seen = [], set()
+    for e in sd["snapshot"]["element"]:
+        for c in e.get("constraint", []):
+            expression = c.get("expression")
+            if not expression or c.get("severity") != "error":
+                continue
+            if (e["path"], c["key"]) in seen:
+                continue
+            seen.add((e["path"], c["key"]))
+            out.append((c["key"], e["path"].replace("[x]", ""), expression))
+    return out
+
+
+def check_invariants(evaluator, tasks):
+    """Runs (label, resource, key, context, expression) tasks through the FHIRPath evaluator
+    (tests/support/fhirpath_eval); returns the problems and the number of evaluations."""
+    lines = "".join(json.dumps({"resource": r, "context": ctx, "expression": expr}) + "\n"
+                    for _, r, _, ctx, expr in tasks)
+    run = subprocess.run([evaluator], input=lines, capture_output=True, text=True, check=True)
+    results = run.stdout.splitlines()
+    if len(results) != len(tasks):
+        return [f"the evaluator answered {len(results)} of {len(tasks)} invariants"]
+    problems = []
+    for (label, _, key, ctx, expr), result in zip(tasks, results):
+        if result != "true":
+            problems.append(f"{label}: invariant {key} on {ctx} ({expr}): {result}")
+    return problems
+
+
 def main():
+    evaluator = None
+    if len(sys.argv) > 2 and sys.argv[1].startswith("--fhirpath="):
+        evaluator = sys.argv.pop(1)[len("--fhirpath="):]
     if len(sys.argv) < 4:
         print(__doc__)
         return 2
+    tasks = []
     package = load_package(sys.argv[1])
     profiles = {r["id"]: r for r in package if r.get("resourceType") == "StructureDefinition"}
     by_url = {r["url"]: r for r in profiles.values() if r.get("type") == "Extension"}
     terminology = Terminology(package + load_definitions(sys.argv[2]))
     checkers = {}
+    invariants = {}
     checked = collections.Counter()
     failures = 0
     for path in sys.argv[3:]:
@@ -345,6 +387,13 @@ def main():
             checker = checkers.setdefault(profile, Checker(profiles[profile], terminology))
             checked[profile] += 1
             problems = checker.check(resource)
+            label = (f"{os.path.basename(path)} {resource['resourceType']}/"
+                     f"{resource.get('id', '?')} ({profile})")
+            if evaluator:
+                if profile not in invariants:
+                    invariants[profile] = constraints_of(profiles[profile])
+                tasks += [(label, resource, key, ctx, expr)
+                          for key, ctx, expr in invariants[profile]]
             # US Core extensions (race, ethnicity, birth sex...) against their own definitions.
             for extension in resource.get("extension", []):
                 sd = by_url.get(extension.get("url"))
@@ -356,8 +405,13 @@ def main():
             for problem in problems:
                 failures += 1
                 if failures <= 50:
-                    print(f"{os.path.basename(path)} {resource['resourceType']}/"
-                          f"{resource.get('id', '?')} ({profile}): {problem}")
+                    print(f"{label}: {problem}")
+    if tasks:
+        problems = check_invariants(evaluator, tasks)
+        for problem in problems[:50]:
+            print(problem)
+        failures += len(problems)
+        print(f"evaluated {len(tasks)} invariants")
     for profile, n in sorted(checked.items()):
         print(f"checked {n} resources against {PROFILE_BASE}{profile}")
     if failures:

@@ -123,6 +123,7 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   FHIRSTONE_RETURN_IF_ERROR(RestrictSearch(ctx, req, *registry, *query));
 
+  query->with_patients = req.audit != nullptr;  // the audit log splits its records per patient
   auto start = std::chrono::steady_clock::now();
   auto result = ctx.store.Search(*query);
   if (!result) return std::move(result).error();

@@ -1021,6 +1021,9 @@ const std::string& ClusteredIndexSchema() {
         if (index[0])
           out += std::string("CREATE INDEX ") + index[0] + " ON " + name + " (" + index[1] + ");";
     }
+    // The planner's statistics of the tables dropped went with them: sampled again (quickly).
+    out += "PRAGMA analysis_limit = 1000;";
+    for (const IndexTable& t : kIndexTables) out += std::string("ANALYZE ") + t.name + ";";
     return out;
   }();
   return sql;

@@ -90,8 +90,8 @@ struct RunOptions {
   // Instead of running the page query, answer its plan (EXPLAIN on PostgreSQL, EXPLAIN QUERY
   // PLAN on SQLite) in SearchResult::plan, with the SQL first.
   bool explain = false;
-  // With the registry, each match and included resource gets its patients (the Patient
-  // compartment's references, ResourceVersion::patients) from the index.
+  // With the registry (SearchQuery::with_patients), each match and included resource gets its
+  // patients (the Patient compartment's references, ResourceVersion::patients) from the index.
   std::shared_ptr<const search::Registry> registry;
 };
 
