@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The US Core checker finds what it claims to find: each mutation of a conforming generated
-resource is reported. Usage: us_core_check_test.py US_CORE_PACKAGE DEFINITIONS BUNDLE.json"""
+resource is reported.
+Usage: us_core_check_test.py FHIRPATH_EVAL US_CORE_PACKAGE DEFINITIONS BUNDLE.json"""
 import copy
 import json
 import os
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-package, definitions, bundle_path = sys.argv[1:4]
+evaluator, package, definitions, bundle_path = sys.argv[1:5]
 checker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "us_core_check.py")
 with open(bundle_path, encoding="utf-8") as f:
     entries = [e["resource"] for e in json.load(f)["entry"]]
@@ -51,21 +52,32 @@ r["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSys
                                    "code": "gone"}]}
 mutations.append((r, "Condition.clinicalStatus: no coding"))
 
+# Invariants (FHIRPath), through the server's engine.
+r = first("Patient"); r["name"] = [{"text": "Someone"}]
+mutations.append((r, "invariant us-core-6"))
+r = weight(); r.pop("valueQuantity")
+mutations.append((r, "invariant vs-2"))
+r = weight(); r["valueQuantity"]["extension"] = [{"url": "http://example.org/x"}]
+mutations.append((r, "invariant ext-1"))
+
 failures = 0
 with tempfile.TemporaryDirectory() as work:
-    path = os.path.join(work, "one.json")
-    for resource, expected in [(first("Patient"), None)] + mutations:
-        with open(path, "w", encoding="utf-8") as f:
+    paths = []
+    for i, (resource, _) in enumerate([(first("Patient"), None)] + mutations):
+        paths.append(os.path.join(work, f"case-{i:02d}.json"))
+        with open(paths[-1], "w", encoding="utf-8") as f:
             json.dump({"resourceType": "Bundle", "type": "collection",
                        "entry": [{"resource": resource}]}, f)
-        run = subprocess.run([sys.executable, checker, package, definitions, path],
-                             capture_output=True, text=True)
-        if expected is None:
-            ok = run.returncode == 0
-        else:
-            ok = run.returncode == 1 and expected in run.stdout
+    run = subprocess.run([sys.executable, checker, "--fhirpath=" + evaluator, package, definitions]
+                         + paths, capture_output=True, text=True)
+    if run.returncode != 1:
+        failures += 1
+        print(f"the checker exited with {run.returncode}")
+    for i, (_, expected) in enumerate([(None, None)] + mutations):
+        lines = [l for l in run.stdout.splitlines() if l.startswith(f"case-{i:02d}.json ")]
+        ok = not lines if expected is None else any(expected in l for l in lines)
         if not ok:
             failures += 1
-            print(f"expected {expected or 'no problem'}, got:\n{run.stdout}")
+            print(f"case {i}: expected {expected or 'no problem'}, got: {lines}")
 print(f"{len(mutations)} mutations, {failures} not reported as expected")
 sys.exit(1 if failures else 0)
