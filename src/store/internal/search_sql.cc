@@ -744,31 +744,12 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
                 p.code != "_id" && p.code != "_lastUpdated" && !search::IsFullText(p) &&
                 p.type != ParamType::kSpecial && c.modifier != "not" && c.modifier != "missing" &&
                 c.modifier != kNotCodes && c.modifier != "not-in" && c.modifier != "in";
-  if (direct) {
-    std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
-                        std::string(alias_type ? "?" : alias + ".type") + " AND ";
-    if (alias_type) {
-      std::string t = "t" + std::to_string(++counter);
-      b.Add(alias + ".rowid IN (SELECT " + t + ".rowid FROM resource " + t + " WHERE " + t +
-            ".type = ? AND " + t + ".id IN (" + inner);
-      b.Bind(*alias_type);
-    } else {
-      b.Add(alias + ".id IN (" + inner);
-    }
-    b.Bind(ParamKey(*has.reference));
-    if (alias_type) b.Bind(*alias_type);
-    Builder inner_builder = b;  // the same output, with the index row's rid as the tested row
-    inner_builder.row = "rid";
-    FHIRSTONE_RETURN_IF_ERROR(TestSql(inner_builder, c, "unused"));
-    b.out = std::move(inner_builder.out);
-    b.Add(alias_type ? "))" : ")");
-    return Ok();
-  }
   std::string next = "h" + std::to_string(++counter);
   std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
-                      std::string(alias_type ? "?" : alias + ".type") + " AND rid IN (SELECT " +
-                      next + ".rowid FROM resource " + next + " WHERE +" + next + ".type = ? AND " +
-                      next + ".deleted = 0 AND ";
+                      std::string(alias_type ? "?" : alias + ".type") + " AND ";
+  if (!direct)
+    inner += "rid IN (SELECT " + next + ".rowid FROM resource " + next + " WHERE +" + next +
+             ".type = ? AND " + next + ".deleted = 0 AND ";
   if (alias_type) {
     std::string t = "t" + std::to_string(++counter);
     b.Add(alias + ".rowid IN (SELECT " + t + ".rowid FROM resource " + t + " WHERE " + t +
@@ -779,9 +760,17 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
   }
   b.Bind(ParamKey(*has.reference));
   if (alias_type) b.Bind(*alias_type);
-  b.Bind(has.type);
-  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, has.type, counter));
-  b.Add(alias_type ? ")))" : "))");
+  if (direct) {
+    Builder tested = b;  // the same output, with the index row's rid as the tested row
+    tested.row = "rid";
+    FHIRSTONE_RETURN_IF_ERROR(TestSql(tested, c, next));
+    b.out = std::move(tested.out);
+  } else {
+    b.Bind(has.type);
+    FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, has.type, counter));
+    b.Add(")");
+  }
+  b.Add(alias_type ? "))" : ")");
   return Ok();
 }
 
