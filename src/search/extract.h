@@ -77,8 +77,8 @@ struct UriEntry {
 // the optional third a number.
 struct CompositeEntry {
   const SearchParam* param;
-  std::string a_system, a_code;
-  std::string b_system, b_code, b_text;
+  std::string a_system{}, a_code{};
+  std::string b_system{}, b_code{}, b_text{};
   double b_low = 0, b_high = 0;
   int64_t b_date_low = 0, b_date_high = 0;
   double c_low = 0, c_high = 0;
