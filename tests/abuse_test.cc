@@ -84,6 +84,26 @@ TEST_F(AbuseTest, BodyOverTheLimitIs413WithAnOutcome) {
   ExpectStillServing();
 }
 
+// A 100 MB transaction is refused from its Content-Length, before its body is read (no copy of
+// it is ever held), and nothing of it is written.
+TEST_F(AbuseTest, HundredMegabyteBundleIs413AndWritesNothing) {
+  std::string entry = R"({"resource":{"resourceType":"Patient","name":[{"family":"Bulk"}]},)"
+                      R"("request":{"method":"POST","url":"Patient"}},)";
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+  bundle.reserve(100 * 1024 * 1024 + entry.size() * 2);
+  while (bundle.size() < 100 * 1024 * 1024) bundle += entry;
+  bundle.back() = ']';
+  bundle += '}';
+  auto response = Post("/fhir", std::move(bundle));
+  EXPECT_EQ(response.status, 413);
+  ExpectOutcome(response, "");
+  ExpectStillServing();
+  auto search = test::Fetch("127.0.0.1", app_->port(),
+                            test::MakeRequest("GET", "/fhir/Patient?_summary=count"));
+  ASSERT_TRUE(search);
+  EXPECT_NE(search->body.find("\"total\":0"), std::string::npos) << search->body;
+}
+
 TEST_F(AbuseTest, SlowClientTimesOutWith408) {
   auto start = std::chrono::steady_clock::now();
   std::string raw = test::SendRaw(
