@@ -103,6 +103,7 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
                     std::optional<int64_t> shard) {
   if (versions.size() != rids.size()) return Ok();  // not known: found from the bodies
   std::unordered_map<int64_t, size_t> at;
+  std::set<std::string_view> types;
   for (size_t i = 0; i < versions.size(); ++i) {
     ResourceVersion& v = versions[i];
     v.patients.emplace();
@@ -110,21 +111,30 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
       v.patients->push_back(v.id);
     } else if (!registry.CompartmentParams("Patient", v.type).empty()) {
       at.emplace(rids[i], i);
+      types.insert(v.type);
     }
   }
   // The index keys of each type's compartment parameters.
   std::unordered_map<std::string, std::vector<std::string>> keys;
+  // Resources of one type: only its compartment parameters' rows are read, each by its key
+  // (rid, param).
+  std::vector<std::string> only;
+  if (types.size() == 1)
+    for (const auto* p : registry.CompartmentParams("Patient", *types.begin()))
+      only.push_back(ParamKey(*p));
   constexpr size_t kBatch = 500;
   std::vector<int64_t> batch;
   auto run = [&]() -> Status {
     auto stmt = conn.Prepare(std::string("SELECT rid, param, target_id FROM idx_reference WHERE ") +
                              (shard ? "shard_key = ? AND " : "") +
-                             "target_type = 'Patient' AND rid IN " + InList(batch.size()));
+                             "target_type = 'Patient' AND rid IN " + InList(batch.size()) +
+                             (only.empty() ? "" : " AND param IN " + InList(only.size())));
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
     int index = 1;
     if (shard) s.BindInt(index++, *shard);
     for (int64_t rid : batch) s.BindInt(index++, rid);
+    for (const std::string& key : only) s.BindText(index++, key);
     while (true) {
       auto row = s.Step();
       if (!row) {
