@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/strings.h"
 #include "search/normalize.h"
 #include "search/registry.h"
 
@@ -124,26 +125,6 @@ class WordSink {
   bool full_ = false;
 };
 
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    out += ' ';
-  } else if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // The text of an XHTML fragment: tags become spaces, character references are decoded.
 std::string NarrativeText(std::string_view div) {
   std::string out;
@@ -189,7 +170,8 @@ std::string NarrativeText(std::string_view div) {
           }
           cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(digit);
         }
-        if (ok) {
+        // NUL, surrogates and numbers beyond Unicode separate words.
+        if (ok && cp != 0 && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF)) {
           AppendUtf8(cp, out);
         } else {
           out += ' ';

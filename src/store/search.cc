@@ -102,39 +102,39 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
                     std::vector<ResourceVersion>& versions, const std::vector<int64_t>& rids,
                     std::optional<int64_t> shard) {
   if (versions.size() != rids.size()) return Ok();  // not known: found from the bodies
+  // The index keys of the compartment parameters of each type found (none: no patient data).
+  std::unordered_map<std::string_view, std::vector<std::string>> keys;
   std::unordered_map<int64_t, size_t> at;
-  std::set<std::string_view> types;
   for (size_t i = 0; i < versions.size(); ++i) {
     ResourceVersion& v = versions[i];
     v.patients.emplace();
     if (v.type == "Patient") {
       v.patients->push_back(v.id);
-    } else if (!registry.CompartmentParams("Patient", v.type).empty()) {
-      at.emplace(rids[i], i);
-      types.insert(v.type);
+      continue;
     }
+    auto [known, fresh] = keys.try_emplace(v.type);
+    if (fresh)
+      for (const auto* p : registry.CompartmentParams("Patient", v.type))
+        known->second.push_back(ParamKey(*p));
+    if (!known->second.empty()) at.emplace(rids[i], i);
   }
-  // The index keys of each type's compartment parameters.
-  std::unordered_map<std::string, std::vector<std::string>> keys;
   // Resources of one type: only its compartment parameters' rows are read, each by its key
   // (rid, param).
-  std::vector<std::string> only;
-  if (types.size() == 1)
-    for (const auto* p : registry.CompartmentParams("Patient", *types.begin()))
-      only.push_back(ParamKey(*p));
+  const std::vector<std::string>* only = keys.size() == 1 ? &keys.begin()->second : nullptr;
   constexpr size_t kBatch = 500;
   std::vector<int64_t> batch;
   auto run = [&]() -> Status {
-    auto stmt = conn.Prepare(std::string("SELECT rid, param, target_id FROM idx_reference WHERE ") +
-                             (shard ? "shard_key = ? AND " : "") +
-                             "target_type = 'Patient' AND rid IN " + InList(batch.size()) +
-                             (only.empty() ? "" : " AND param IN " + InList(only.size())));
+    auto stmt =
+        conn.Prepare(std::string("SELECT rid, param, target_id FROM idx_reference WHERE ") +
+                     (shard ? "shard_key = ? AND " : "") + "target_type = 'Patient' AND rid IN " +
+                     InList(batch.size()) + (only ? " AND param IN " + InList(only->size()) : ""));
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
     int index = 1;
     if (shard) s.BindInt(index++, *shard);
     for (int64_t rid : batch) s.BindInt(index++, rid);
-    for (const std::string& key : only) s.BindText(index++, key);
+    if (only)
+      for (const std::string& key : *only) s.BindText(index++, key);
     while (true) {
       auto row = s.Step();
       if (!row) {
@@ -143,13 +143,9 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
       }
       if (!*row) break;
       ResourceVersion& v = versions[at[s.ColumnInt(0)]];
-      auto [known, fresh] = keys.try_emplace(v.type);
-      if (fresh)
-        for (const auto* p : registry.CompartmentParams("Patient", v.type))
-          known->second.push_back(ParamKey(*p));
+      const std::vector<std::string>& params = keys[v.type];
       std::string_view param = s.ColumnText(1), patient = s.ColumnText(2);
-      if (patient.empty() ||
-          std::find(known->second.begin(), known->second.end(), param) == known->second.end())
+      if (patient.empty() || std::find(params.begin(), params.end(), param) == params.end())
         continue;
       if (std::find(v.patients->begin(), v.patients->end(), patient) == v.patients->end())
         v.patients->emplace_back(patient);

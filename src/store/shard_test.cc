@@ -9,6 +9,7 @@
 #include <map>
 
 #include "search/query.h"
+#include "store/internal/search_sql.h"
 #include "store/sql_resource_store.h"
 #include "store/store_fixture_test.h"
 #include "support/databases.h"
@@ -47,9 +48,7 @@ class ShardTest : public StoreFixture {
   // How many index rows of type/id are not in the resource's shard.
   int64_t IndexRowsElsewhere(const std::string& type, const std::string& id) {
     int64_t n = 0;
-    std::vector<const char*> tables = {"idx_string", "idx_token",    "idx_reference",
-                                       "idx_date",   "idx_number",   "idx_quantity",
-                                       "idx_uri",    "idx_composite"};
+    std::vector<const char*> tables = internal::IndexTables();
     // SQLite's full-text table has no shard key.
     if (db_->dialect() == db::Dialect::kPostgres) tables.push_back("idx_fulltext");
     for (const char* table : tables)
@@ -213,8 +212,9 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
   // the token criterion, which drives within the shard (idx_token_value ends with shard_key);
   // and the resource row is checked.
   EXPECT_EQ(scoped, db_->dialect() == db::Dialect::kPostgres ? tables + 1 : 2u) << sql;
-  if (db_->dialect() == db::Dialect::kSqlite)
+  if (db_->dialect() == db::Dialect::kSqlite) {
     EXPECT_NE(sql.find("FROM idx_token WHERE shard_key = ?"), std::string::npos) << sql;
+  }
   EXPECT_NE(sql.find("r.shard_key = ?"), std::string::npos) << sql;
   EXPECT_GT(plan->size(), sql.size() + 1);  // the database's plan follows the SQL
 }

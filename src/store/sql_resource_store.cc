@@ -1095,9 +1095,7 @@ class SqlResourceStore : public ResourceStore {
     // Index and history rows take their resource's key.
     auto tx = db::Transaction::Begin(conn, /*write=*/true);
     if (!tx) return std::move(tx).error();
-    std::vector<const char*> tables = {"idx_string", "idx_token",    "idx_reference",
-                                       "idx_date",   "idx_number",   "idx_quantity",
-                                       "idx_uri",    "idx_composite"};
+    std::vector<const char*> tables = internal::IndexTables();
     // SQLite's full-text table keeps no shard key (it is not distributed).
     if (conn.dialect() == db::Dialect::kPostgres) tables.push_back("idx_fulltext");
     for (const char* table : tables) {

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/strings.h"
+
 namespace fhirstone::fhirpath::internal {
 namespace {
 
@@ -144,19 +146,6 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 Error SyntaxError(std::string_view text, size_t pos, std::string_view message) {
   return Error::Invalid("FHIRPath: " + std::string(message) + " at position " + std::to_string(pos),
                         std::string(text));
-}
-
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class Lexer {

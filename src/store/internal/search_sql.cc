@@ -927,7 +927,6 @@ namespace {
 struct IndexTable {
   const char* name;
   const char* columns;     // the value columns with their types, as migration 2 made them
-  const char* names;       // the same columns' names
   const char* key;         // the primary key after (rid, param): the value columns, most
                            // selective first
   const char* indexes[2];  // value indexes: name, then columns (nullptr when none)
@@ -938,72 +937,80 @@ constexpr IndexTable kIndexTables[] = {
     {"idx_string",
      "norm TEXT NOT NULL, exact TEXT NOT NULL",
      "norm, exact",
-     "norm, exact",
      {"idx_string_value", "param, norm"},
      {nullptr, nullptr}},
     {"idx_token",
      "system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL",
-     "system, code, text",
      "code, system, text",
      {"idx_token_value", "param, code, shard_key"},
      {nullptr, nullptr}},
     {"idx_reference",
      "target_type TEXT NOT NULL, target_id TEXT NOT NULL, version TEXT NOT NULL, url TEXT NOT "
      "NULL, id_system TEXT NOT NULL, id_value TEXT NOT NULL",
-     "target_type, target_id, version, url, id_system, id_value",
      "target_id, target_type, version, url, id_system, id_value",
      {"idx_reference_target", "param, target_id, target_type"},
      {"idx_reference_url", "param, url"}},
     {"idx_date",
      "low INTEGER NOT NULL, high INTEGER NOT NULL",
      "low, high",
-     "low, high",
      {"idx_date_low", "param, low"},
      {nullptr, nullptr}},
     {"idx_number",
      "value REAL NOT NULL",
-     "value",
      "value",
      {"idx_number_value", "param, value"},
      {nullptr, nullptr}},
     {"idx_quantity",
      "low REAL NOT NULL, high REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT "
      "NOT NULL",
-     "low, high, system, code, unit",
      "low, high, code, system, unit",
      {"idx_quantity_value", "param, low"},
      {nullptr, nullptr}},
-    {"idx_uri",
-     "uri TEXT NOT NULL",
-     "uri",
-     "uri",
-     {"idx_uri_value", "param, uri"},
-     {nullptr, nullptr}},
+    {"idx_uri", "uri TEXT NOT NULL", "uri", {"idx_uri_value", "param, uri"}, {nullptr, nullptr}},
     {"idx_composite",
      "a_system TEXT NOT NULL, a_code TEXT NOT NULL, b_system TEXT NOT NULL, b_code TEXT NOT NULL, "
      "b_text TEXT NOT NULL, b_low REAL NOT NULL, b_high REAL NOT NULL, b_date_low INTEGER NOT "
      "NULL, b_date_high INTEGER NOT NULL, c_low REAL NOT NULL, c_high REAL NOT NULL",
-     "a_system, a_code, b_system, b_code, b_text, b_low, b_high, b_date_low, b_date_high, c_low, "
-     "c_high",
      "a_code, a_system, b_code, b_system, b_text, b_low, b_high, b_date_low, b_date_high, c_low, "
      "c_high",
      {"idx_composite_value", "param, a_code"},
      {nullptr, nullptr}},
 };
 
+// The names of `columns` ("norm TEXT NOT NULL, exact TEXT NOT NULL" -> "norm, exact").
+std::string ColumnNames(std::string_view columns) {
+  std::string out;
+  for (std::string_view column : Split(columns, ',')) {
+    column = Trim(column);
+    if (!out.empty()) out += ", ";
+    out += column.substr(0, column.find(' '));
+  }
+  return out;
+}
+
 }  // namespace
+
+const std::vector<const char*>& IndexTables() {
+  static const std::vector<const char*> names = [] {
+    std::vector<const char*> out;
+    for (const IndexTable& t : kIndexTables) out.push_back(t.name);
+    return out;
+  }();
+  return names;
+}
 
 const std::string& ClusteredIndexSchema() {
   static const std::string sql = [] {
     std::string out;
     for (const IndexTable& t : kIndexTables) {
+      std::string names = ColumnNames(t.columns);
       std::string name = t.name, next = name + "_clustered";
       out += "CREATE TABLE " + next + " (rid INTEGER NOT NULL, param TEXT NOT NULL, " + t.columns +
              ", shard_key INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (rid, param, " + t.key +
              ")) WITHOUT ROWID;";
       // Rows repeated in full (two equal codings...) say nothing more: one is kept.
-      out += "INSERT OR IGNORE INTO " + next + " (rid, param, " + t.names +
-             ", shard_key) SELECT rid, param, " + t.names + ", shard_key FROM " + name + ";";
+      out += "INSERT OR IGNORE INTO " + next + " (rid, param, " + names +
+             ", shard_key) SELECT rid, param, " + names + ", shard_key FROM " + name + ";";
       out += "DROP TABLE " + name + ";";
       out += "ALTER TABLE " + next + " RENAME TO " + name + ";";
       for (const char* const* index : {t.indexes, t.indexes2})
@@ -1092,8 +1099,7 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
                   int64_t shard_key, bool fresh) {
   bool postgres = conn.dialect() == db::Dialect::kPostgres;
   if (!fresh) {  // a new row has no index rows yet
-    for (const char* table : {"idx_string", "idx_token", "idx_reference", "idx_date", "idx_number",
-                              "idx_quantity", "idx_uri", "idx_composite"}) {
+    for (const char* table : IndexTables()) {
       auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
       if (!del) return std::move(del).error();
       (*del)->BindInt(1, rid);

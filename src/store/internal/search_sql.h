@@ -67,6 +67,9 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
 
 // The schema of the index tables (a migration).
 const char* IndexSchema();
+// The names of the index tables of parameter values (idx_string ... idx_composite; not the
+// full-text table).
+const std::vector<const char*>& IndexTables();
 // Migration 9 on SQLite: each index table becomes a WITHOUT ROWID table keyed by (rid, param,
 // its value columns), so that a resource's rows for one parameter are read by key and the value
 // indexes carry the row id (counts and driving criteria read the index alone); its separate row
