@@ -20,6 +20,12 @@
 namespace fhirstone::store {
 namespace {
 
+// Has `serve` re-extract the search index of the resources stored, once (after a migration
+// that indexes something new).
+constexpr std::string_view kAskForReindex =
+    "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
+    "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING";
+
 const std::vector<db::Migration>& Migrations() {
   static const std::vector<db::Migration> kMigrations = {
       {1, "resources",
@@ -77,28 +83,22 @@ const std::vector<db::Migration>& Migrations() {
        "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource);"},
       // Identifiers' types are indexed for :of-type: resources stored before need a reindex.
-      {6, "identifier types",
-       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
-       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      {6, "identifier types", std::string(kAskForReindex)},
       // Location positions are indexed for near: resources stored before need a reindex.
-      {7, "positions",
-       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
-       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      {7, "positions", std::string(kAskForReindex)},
       // The full-text index of _text and _content (search/fulltext.h): FTS5 on SQLite (the
       // rowid is the resource's), tsvector with GIN indexes on PostgreSQL. Resources stored
       // before need a reindex.
       {8, "full text",
        "CREATE VIRTUAL TABLE idx_fulltext USING fts5(narrative, content,"
-       "  tokenize = 'unicode61 remove_diacritics 2');"
-       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
-       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING",
+       "  tokenize = 'unicode61 remove_diacritics 2');" +
+           std::string(kAskForReindex),
        "CREATE TABLE idx_fulltext (rid BIGINT NOT NULL, narrative TSVECTOR NOT NULL,"
        "  content TSVECTOR NOT NULL, shard_key BIGINT NOT NULL DEFAULT 0);"
        "CREATE INDEX idx_fulltext_rid ON idx_fulltext (rid);"
        "CREATE INDEX idx_fulltext_narrative ON idx_fulltext USING GIN (narrative);"
-       "CREATE INDEX idx_fulltext_content ON idx_fulltext USING GIN (content);"
-       "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
-       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+       "CREATE INDEX idx_fulltext_content ON idx_fulltext USING GIN (content);" +
+           std::string(kAskForReindex)},
       // Index tables clustered by resource and parameter (search_sql.h).
       {9, "clustered index tables", internal::ClusteredIndexSchema(),
        internal::RowIdParamIndexesPostgres()},

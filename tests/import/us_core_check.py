@@ -271,7 +271,7 @@ class Checker:
                 return False
         return True
 
-    def values(self, parents, segment, id_so_far, parent_nodes_only=False):
+    def values(self, parents, segment, id_so_far):
         name, _, slice_name = segment.partition(":")
         out = []
         for p in parents:
