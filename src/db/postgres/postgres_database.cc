@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -97,12 +98,7 @@ class PostgresStatement : public Statement {
     if (!cursor_text_.empty()) return StepCursor();
     if (!result_) {
       FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
-      std::vector<const char*> values(values_.size());
-      std::vector<int> lengths(values_.size());
-      for (size_t i = 0; i < values_.size(); ++i) {
-        values[i] = nulls_[i] ? nullptr : values_[i].data();
-        lengths[i] = static_cast<int>(values_[i].size());
-      }
+      auto [values, lengths] = Parameters();
       result_ = PQexecPrepared(conn_, name_.c_str(), static_cast<int>(values.size()), values.data(),
                                lengths.data(), formats_.data(), 0);
       ExecStatusType status = PQresultStatus(result_);
@@ -173,6 +169,17 @@ class PostgresStatement : public Statement {
   }
 
   // The cursor's next row: FETCH a batch when the last one is used up.
+  // The bound values as libpq takes them (nullptr for NULL) and their lengths.
+  std::pair<std::vector<const char*>, std::vector<int>> Parameters() const {
+    std::vector<const char*> values(values_.size());
+    std::vector<int> lengths(values_.size());
+    for (size_t i = 0; i < values_.size(); ++i) {
+      values[i] = nulls_[i] ? nullptr : values_[i].data();
+      lengths[i] = static_cast<int>(values_[i].size());
+    }
+    return {std::move(values), std::move(lengths)};
+  }
+
   Result<bool> StepCursor() {
     constexpr int kBatch = 1000;
     if ((open_ || done_) && generation_ != TransactionGeneration(owner_)) {
@@ -182,12 +189,7 @@ class PostgresStatement : public Statement {
     }
     if (!open_ && !done_) {
       FHIRSTONE_RETURN_IF_ERROR(BeforeStatement(owner_, sql_));
-      std::vector<const char*> values(values_.size());
-      std::vector<int> lengths(values_.size());
-      for (size_t i = 0; i < values_.size(); ++i) {
-        values[i] = nulls_[i] ? nullptr : values_[i].data();
-        lengths[i] = static_cast<int>(values_[i].size());
-      }
+      auto [values, lengths] = Parameters();
       std::string declare = "DECLARE " + name_ + " NO SCROLL CURSOR FOR " + cursor_text_;
       PGresult* declared = PQexecParams(conn_, declare.c_str(), static_cast<int>(values.size()),
                                         nullptr, values.data(), lengths.data(), formats_.data(), 0);
