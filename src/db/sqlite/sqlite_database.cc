@@ -11,6 +11,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "db/sqlite/journal_vfs.h"
+
 namespace fhirstone::db::sqlite {
 namespace {
 
@@ -170,16 +172,16 @@ class SqliteDatabase : public Database {
     sqlite3* db = nullptr;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (memory_) flags |= SQLITE_OPEN_URI;
-    if (sqlite3_open_v2(uri_.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(uri_.c_str(), &db, flags, JournalVfsName()) != SQLITE_OK) {
       std::string m = db ? sqlite3_errmsg(db) : "out of memory";
       sqlite3_close_v2(db);
       return Error::Unavailable("Cannot open SQLite database '" + path_ + "': " + m);
     }
     auto conn = std::make_unique<SqliteConnection>(db, &write_mutex_);
     sqlite3_busy_timeout(db, 10000);
-    // temp_store=FILE: savepoint journals spill to a temporary file past 64 KiB. In memory
-    // (temp_store=MEMORY) they never spill and SQLite walks their chunk list on each access,
-    // which made a group commit of large writes quadratic (a quarter of an import's time).
+    // temp_store=FILE: past 64 KiB a savepoint journal becomes a "file", which the VFS of
+    // journal_vfs.h keeps in memory. (temp_store=MEMORY keeps it in SQLite's chunk list, which
+    // made a group commit of large writes quadratic: a quarter of an import's time.)
     std::string pragmas =
         "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; "
         "PRAGMA temp_store=FILE; PRAGMA mmap_size=268435456;";
@@ -256,10 +258,8 @@ class SqliteDatabase : public Database {
 
 Result<std::unique_ptr<Database>> OpenSqliteDatabase(std::string_view path) {
   // Once per process, before SQLite initializes: no global memory statistics (their mutex is
-  // taken on every allocation and serializes all connections). (A 1 MiB in-memory threshold for
-  // statement journals, SQLITE_CONFIG_STMTJRNL_SPILL, made small grouped transactions 1.75x
-  // faster, but SQLite 3.40 then failed a large UPDATE inside a transaction with "database or
-  // disk is full" when the journal spilled: not used.)
+  // taken on every allocation and serializes all connections). Savepoint journals stay in
+  // memory through the VFS of journal_vfs.h.
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     return true;
