@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <new>
+#include <mutex>
 #include <vector>
 
 namespace fhirstone::db::sqlite {
@@ -20,13 +20,58 @@ std::atomic<size_t> memory_limit{size_t{64} << 20};
 
 sqlite3_vfs* Base(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
 
-// A journal in memory: a byte vector until it would pass the limit, then a temporary file of
-// the base VFS that takes the content written so far.
+// The bytes of a journal in memory. Buffers are kept for the next journals (a group commit
+// opens one per transaction): fresh large allocations cost a page fault per 4 KiB.
+struct Buffer {
+  char* data = nullptr;
+  size_t size = 0;
+  size_t capacity = 0;
+};
+
+constexpr size_t kPooledBuffers = 4;
+constexpr size_t kPooledCapacity = size_t{16} << 20;
+std::mutex pool_mu;
+std::vector<Buffer> pool;
+
+Buffer TakeBuffer() {
+  std::lock_guard lock(pool_mu);
+  if (pool.empty()) return {};
+  Buffer b = pool.back();
+  pool.pop_back();
+  return b;
+}
+
+void GiveBack(Buffer b) {
+  b.size = 0;
+  if (b.data && b.capacity <= kPooledCapacity) {
+    std::lock_guard lock(pool_mu);
+    if (pool.size() < kPooledBuffers) {
+      pool.push_back(b);
+      return;
+    }
+  }
+  std::free(b.data);
+}
+
+// Makes room for `end` bytes; bytes between the old size and `end` are zero.
+bool Grow(Buffer& b, size_t end) {
+  if (end > b.capacity) {
+    size_t capacity = std::max({end, b.capacity * 2, size_t{256} << 10});
+    char* data = static_cast<char*>(std::realloc(b.data, capacity));
+    if (!data) return false;
+    b.data = data;
+    b.capacity = capacity;
+  }
+  return true;
+}
+
+// A journal in memory until it would pass the limit, then a temporary file of the base VFS that
+// takes the content written so far.
 struct MemoryJournal {
   sqlite3_file base;  // first: SQLite sees a MemoryJournal* as a sqlite3_file*
   sqlite3_vfs* vfs;   // the base VFS, which opens the spill file
   int flags;
-  std::vector<char>* bytes;
+  Buffer bytes;
   sqlite3_file* spilled;  // nullptr until the journal passes the limit
 };
 
@@ -58,15 +103,16 @@ int Spill(MemoryJournal* j) {
     sqlite3_free(file);
     return rc;
   }
-  if (!j->bytes->empty())
-    rc = WriteInPieces(file, j->bytes->data(), static_cast<int>(j->bytes->size()), 0);
+  if (j->bytes.size > 0)
+    rc = WriteInPieces(file, j->bytes.data, static_cast<int>(j->bytes.size), 0);
   if (rc != SQLITE_OK) {
     file->pMethods->xClose(file);
     sqlite3_free(file);
     return rc;
   }
   j->spilled = file;
-  std::vector<char>().swap(*j->bytes);
+  GiveBack(j->bytes);
+  j->bytes = {};
   spilled_count.fetch_add(1, std::memory_order_relaxed);
   return SQLITE_OK;
 }
@@ -79,17 +125,17 @@ int Close(sqlite3_file* file) {
     sqlite3_free(j->spilled);
     j->spilled = nullptr;
   }
-  delete j->bytes;
-  j->bytes = nullptr;
+  GiveBack(j->bytes);
+  j->bytes = {};
   return rc;
 }
 
 int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   MemoryJournal* j = Journal(file);
   if (j->spilled) return j->spilled->pMethods->xRead(j->spilled, out, amount, offset);
-  const auto size = static_cast<sqlite3_int64>(j->bytes->size());
+  const auto size = static_cast<sqlite3_int64>(j->bytes.size);
   const sqlite3_int64 available = std::clamp<sqlite3_int64>(size - offset, 0, amount);
-  if (available > 0) std::memcpy(out, j->bytes->data() + offset, static_cast<size_t>(available));
+  if (available > 0) std::memcpy(out, j->bytes.data + offset, static_cast<size_t>(available));
   if (available < amount) {  // as a file: the rest reads as zeros, and SQLite is told
     std::memset(static_cast<char*>(out) + available, 0, static_cast<size_t>(amount - available));
     return SQLITE_IOERR_SHORT_READ;
@@ -104,19 +150,21 @@ int Write(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) 
     if (int rc = Spill(j); rc != SQLITE_OK) return rc;
   }
   if (j->spilled) return WriteInPieces(j->spilled, in, amount, offset);
-  try {
-    if (end > j->bytes->size()) j->bytes->resize(end);
-  } catch (const std::bad_alloc&) {
-    return SQLITE_IOERR_NOMEM;
+  Buffer& b = j->bytes;
+  if (end > b.size) {
+    if (!Grow(b, end)) return SQLITE_IOERR_NOMEM;
+    if (static_cast<size_t>(offset) > b.size)  // a gap reads as zeros, as in a file
+      std::memset(b.data + b.size, 0, static_cast<size_t>(offset) - b.size);
+    b.size = end;
   }
-  std::memcpy(j->bytes->data() + offset, in, static_cast<size_t>(amount));
+  std::memcpy(b.data + offset, in, static_cast<size_t>(amount));
   return SQLITE_OK;
 }
 
 int Truncate(sqlite3_file* file, sqlite3_int64 size) {
   MemoryJournal* j = Journal(file);
   if (j->spilled) return j->spilled->pMethods->xTruncate(j->spilled, size);
-  if (static_cast<size_t>(size) < j->bytes->size()) j->bytes->resize(static_cast<size_t>(size));
+  if (static_cast<size_t>(size) < j->bytes.size) j->bytes.size = static_cast<size_t>(size);
   return SQLITE_OK;
 }
 
@@ -129,7 +177,7 @@ int Sync(sqlite3_file* file, int flags) {
 int FileSize(sqlite3_file* file, sqlite3_int64* size) {
   MemoryJournal* j = Journal(file);
   if (j->spilled) return j->spilled->pMethods->xFileSize(j->spilled, size);
-  *size = static_cast<sqlite3_int64>(j->bytes->size());
+  *size = static_cast<sqlite3_int64>(j->bytes.size);
   return SQLITE_OK;
 }
 
@@ -161,8 +209,7 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int*
   j->vfs = Base(vfs);
   j->flags = flags;
   j->spilled = nullptr;
-  j->bytes = new (std::nothrow) std::vector<char>();
-  if (!j->bytes) return SQLITE_NOMEM;
+  j->bytes = TakeBuffer();
   j->base.pMethods = &kJournalMethods;
   if (out_flags) *out_flags = flags;
   opened_count.fetch_add(1, std::memory_order_relaxed);
