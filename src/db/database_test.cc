@@ -410,6 +410,100 @@ TEST(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJour
   std::filesystem::remove_all(dir);
 }
 
+// WAL frames are gathered and written once per commit (journal_vfs.cc). Another connection
+// sees every committed row; frames a transaction spills from a tiny page cache are read back by
+// it; a rolled-back transaction's frames are never seen; the database passes integrity_check.
+TEST(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("fhirstone-wal-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto db = Database::Open("sqlite:" + (dir / "w.db").string());
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
+  auto run = [&] {
+    auto writer = (*db)->Acquire();
+    auto reader = (*db)->Acquire();
+    ASSERT_TRUE(writer && reader);
+    auto count = [](Connection& conn, std::string_view where) {
+      auto stmt = conn.Prepare("SELECT count(*) FROM items WHERE " + std::string(where));
+      EXPECT_TRUE(stmt);
+      auto row = (*stmt)->Step();
+      EXPECT_TRUE(row && *row);
+      int64_t n = (*stmt)->ColumnInt(0);
+      (*stmt)->Reset();
+      return n;
+    };
+    auto insert = [&](Connection& conn, std::string_view tag, int rows) {
+      auto stmt = conn.Prepare("INSERT INTO items (name, note) VALUES (?, ?)");
+      ASSERT_TRUE(stmt);
+      for (int i = 0; i < rows; ++i) {
+        (*stmt)->BindText(1, std::string(300, 'n') + std::to_string(i));
+        (*stmt)->BindText(2, tag);
+        ASSERT_TRUE((*stmt)->Run());
+      }
+    };
+    // One commit of about 150 pages: some 300 writes by SQLite, a few writes to the file.
+    auto before = sqlite::JournalVfsCounts();
+    {
+      auto tx = Transaction::Begin(**writer, true);
+      ASSERT_TRUE(tx);
+      insert(**writer, "first", 2000);
+      ASSERT_TRUE(tx->Commit());
+    }
+    auto after = sqlite::JournalVfsCounts();
+    EXPECT_GE(after.wal_writes - before.wal_writes, 300);
+    EXPECT_LE(after.wal_flushes - before.wal_flushes, 3);
+    EXPECT_EQ(count(**reader, "note = 'first'"), 2000);
+
+    // A page cache of 10 pages: the transaction spills frames to the WAL before its commit and
+    // reads them back.
+    ASSERT_TRUE((*writer)->Execute("PRAGMA cache_size=10"));
+    {
+      auto tx = Transaction::Begin(**writer, true);
+      ASSERT_TRUE(tx);
+      insert(**writer, "undone", 3000);
+      EXPECT_EQ(count(**writer, "note = 'undone'"), 3000);
+      EXPECT_EQ(count(**reader, "note = 'undone'"), 0);
+    }  // rolled back
+    {
+      auto tx = Transaction::Begin(**writer, true);
+      ASSERT_TRUE(tx);
+      insert(**writer, "second", 3000);
+      ASSERT_TRUE((*writer)->Execute("UPDATE items SET note = 'first again' WHERE note = 'first'"));
+      EXPECT_EQ(count(**writer, "note = 'second'"), 3000);
+      ASSERT_TRUE(tx->Commit());
+    }
+    ASSERT_TRUE((*writer)->Execute("PRAGMA cache_size=-65536"));
+    EXPECT_EQ(count(**reader, "note = 'undone'"), 0);
+    EXPECT_EQ(count(**reader, "note = 'second'"), 3000);
+    EXPECT_EQ(count(**reader, "note = 'first again'"), 2000);
+    EXPECT_EQ(count(**reader, "1"), 5000);
+    auto check = (*reader)->Prepare("PRAGMA integrity_check");
+    ASSERT_TRUE(check);
+    auto row = (*check)->Step();
+    ASSERT_TRUE(row && *row);
+    EXPECT_EQ((*check)->ColumnText(0), "ok");
+    (*check)->Reset();
+  };
+  run();
+  db->reset();
+  // Reopened: everything committed is there.
+  auto reopened = Database::Open("sqlite:" + (dir / "w.db").string());
+  ASSERT_TRUE(reopened);
+  {
+    auto lease = (*reopened)->Acquire();
+    ASSERT_TRUE(lease);
+    auto stmt =
+        (*lease)->Prepare("SELECT count(*) FROM items WHERE note IN ('first again', 'second')");
+    ASSERT_TRUE(stmt);
+    ASSERT_TRUE(*(*stmt)->Step());
+    EXPECT_EQ((*stmt)->ColumnInt(0), 5000);
+    (*stmt)->Reset();
+  }
+  reopened->reset();
+  std::filesystem::remove_all(dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, DialectTest,
                          ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
                          [](const auto& info) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 namespace fhirstone::db::sqlite {
@@ -201,7 +202,251 @@ const sqlite3_io_methods kJournalMethods = {
     nullptr,     nullptr,    nullptr,
 };
 
+// ---- Write-ahead log: frames written in one system call per commit ----
+//
+// SQLite writes each WAL frame with two writes (its 24-byte header, then the page): a group
+// commit of a few hundred pages made a few hundred system calls. The WAL file and the database
+// file are wrapped: writes to the WAL that follow each other are gathered in a buffer and
+// written at once when the commit frame (a frame header whose "database size after commit"
+// field is not zero) has been written, and before anything else touches the file (a read, a
+// write elsewhere, a sync, a truncation, a size query, a file control, a close). A commit
+// becomes visible to other connections when SQLite updates the WAL index, after a memory
+// barrier on the database file (walIndexWriteHdr): that barrier also writes what the calling
+// thread still holds, so no connection can see a frame that is not in the file.
+
+constexpr size_t kWalBufferLimit = size_t{4} << 20;
+constexpr int kWalFrameHeader = 24;
+
+std::atomic<long> wal_writes{0};
+std::atomic<long> wal_flushes{0};
+
+struct WalBuffer {
+  std::vector<char> bytes;
+  sqlite3_int64 start = 0;      // file offset of bytes[0]
+  bool commit_pending = false;  // the commit frame's header is buffered; its page follows
+};
+
+// A file of the base VFS held inside ours: `real` follows the wrapper in the same allocation.
+struct Wrapped {
+  sqlite3_file base;
+  WalBuffer* wal;  // WAL files only
+};
+constexpr size_t kRealOffset = (sizeof(Wrapped) + 15) / 16 * 16;
+
+Wrapped* AsWrapped(sqlite3_file* file) { return reinterpret_cast<Wrapped*>(file); }
+sqlite3_file* Real(sqlite3_file* file) {
+  return reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
+}
+
+// The WAL whose buffer the calling thread filled and has not written yet.
+thread_local sqlite3_file* pending_wal = nullptr;
+
+int FlushWal(sqlite3_file* file) {
+  WalBuffer* w = AsWrapped(file)->wal;
+  if (pending_wal == file) pending_wal = nullptr;
+  w->commit_pending = false;
+  if (w->bytes.empty()) return SQLITE_OK;
+  wal_flushes.fetch_add(1, std::memory_order_relaxed);
+  int rc = WriteInPieces(Real(file), w->bytes.data(), static_cast<int>(w->bytes.size()), w->start);
+  w->bytes.clear();
+  if (w->bytes.capacity() > kWalBufferLimit * 2) std::vector<char>().swap(w->bytes);
+  return rc;
+}
+
+int WalClose(sqlite3_file* file) {
+  int flushed = FlushWal(file);
+  int rc = Real(file)->pMethods->xClose(Real(file));
+  delete AsWrapped(file)->wal;
+  AsWrapped(file)->wal = nullptr;
+  return flushed != SQLITE_OK ? flushed : rc;
+}
+
+int WalRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
+}
+
+int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {
+  wal_writes.fetch_add(1, std::memory_order_relaxed);
+  WalBuffer* w = AsWrapped(file)->wal;
+  const auto end = w->start + static_cast<sqlite3_int64>(w->bytes.size());
+  if (!w->bytes.empty() &&
+      (offset != end || w->bytes.size() + static_cast<size_t>(amount) > kWalBufferLimit)) {
+    if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  }
+  if (w->bytes.empty()) w->start = offset;
+  const char* bytes = static_cast<const char*>(in);
+  try {
+    w->bytes.insert(w->bytes.end(), bytes, bytes + amount);
+  } catch (const std::bad_alloc&) {
+    if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+    return Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+  }
+  pending_wal = file;
+  if (w->commit_pending) return FlushWal(file);  // the commit frame's page: the commit is whole
+  // A frame header whose commit field (bytes 4-7, the database size after the commit) is set.
+  if (amount == kWalFrameHeader && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0)
+    w->commit_pending = true;
+  return SQLITE_OK;
+}
+
+int WalTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  return Real(file)->pMethods->xTruncate(Real(file), size);
+}
+int WalSync(sqlite3_file* file, int flags) {
+  if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  return Real(file)->pMethods->xSync(Real(file), flags);
+}
+int WalFileSize(sqlite3_file* file, sqlite3_int64* size) {
+  if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  return Real(file)->pMethods->xFileSize(Real(file), size);
+}
+int WalFileControl(sqlite3_file* file, int op, void* arg) {
+  if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  return Real(file)->pMethods->xFileControl(Real(file), op, arg);
+}
+
+// Forwarded as they are (WAL and database files).
+int FwdClose(sqlite3_file* file) { return Real(file)->pMethods->xClose(Real(file)); }
+int FwdRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
+}
+int FwdWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {
+  return Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+}
+int FwdTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  return Real(file)->pMethods->xTruncate(Real(file), size);
+}
+int FwdSync(sqlite3_file* file, int flags) {
+  return Real(file)->pMethods->xSync(Real(file), flags);
+}
+int FwdFileSize(sqlite3_file* file, sqlite3_int64* size) {
+  return Real(file)->pMethods->xFileSize(Real(file), size);
+}
+int FwdLock(sqlite3_file* file, int level) {
+  return Real(file)->pMethods->xLock(Real(file), level);
+}
+int FwdUnlock(sqlite3_file* file, int level) {
+  return Real(file)->pMethods->xUnlock(Real(file), level);
+}
+int FwdCheckReservedLock(sqlite3_file* file, int* out) {
+  return Real(file)->pMethods->xCheckReservedLock(Real(file), out);
+}
+int FwdFileControl(sqlite3_file* file, int op, void* arg) {
+  return Real(file)->pMethods->xFileControl(Real(file), op, arg);
+}
+int FwdSectorSize(sqlite3_file* file) { return Real(file)->pMethods->xSectorSize(Real(file)); }
+int FwdDeviceCharacteristics(sqlite3_file* file) {
+  return Real(file)->pMethods->xDeviceCharacteristics(Real(file));
+}
+int FwdShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
+  if (Real(file)->pMethods->iVersion < 2) return SQLITE_IOERR_SHMMAP;
+  return Real(file)->pMethods->xShmMap(Real(file), region, size, extend, out);
+}
+int DbShmLock(sqlite3_file* file, int offset, int n, int flags) {
+  if (Real(file)->pMethods->iVersion < 2) return SQLITE_IOERR_SHMLOCK;
+  // A write transaction ends (its WAL write lock is released) on the thread that wrote: what it
+  // left in a buffer (frames of a rolled-back transaction) goes to the file now, so that the
+  // thread's pointer never outlives the transaction.
+  if ((flags & SQLITE_SHM_UNLOCK) && pending_wal) {
+    if (int rc = FlushWal(pending_wal); rc != SQLITE_OK) return rc;
+  }
+  return Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
+}
+void DbShmBarrier(sqlite3_file* file) {
+  if (Real(file)->pMethods->iVersion < 2) return;
+  // The WAL index is about to show what the calling thread wrote: the frames go to the file
+  // first. (Written already with the commit frame: this is the safety net.)
+  if (pending_wal) (void)FlushWal(pending_wal);
+  Real(file)->pMethods->xShmBarrier(Real(file));
+}
+int FwdShmUnmap(sqlite3_file* file, int remove) {
+  if (Real(file)->pMethods->iVersion < 2) return SQLITE_OK;
+  return Real(file)->pMethods->xShmUnmap(Real(file), remove);
+}
+int FwdFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  if (Real(file)->pMethods->iVersion < 3) {
+    *out = nullptr;
+    return SQLITE_OK;
+  }
+  return Real(file)->pMethods->xFetch(Real(file), offset, amount, out);
+}
+int FwdUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
+  if (Real(file)->pMethods->iVersion < 3) return SQLITE_OK;
+  return Real(file)->pMethods->xUnfetch(Real(file), offset, page);
+}
+
+const sqlite3_io_methods kWalMethods = {
+    1,
+    WalClose,
+    WalRead,
+    WalWrite,
+    WalTruncate,
+    WalSync,
+    WalFileSize,
+    FwdLock,
+    FwdUnlock,
+    FwdCheckReservedLock,
+    WalFileControl,
+    FwdSectorSize,
+    FwdDeviceCharacteristics,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+};
+
+const sqlite3_io_methods kDatabaseMethods = {
+    3,
+    FwdClose,
+    FwdRead,
+    FwdWrite,
+    FwdTruncate,
+    FwdSync,
+    FwdFileSize,
+    FwdLock,
+    FwdUnlock,
+    FwdCheckReservedLock,
+    FwdFileControl,
+    FwdSectorSize,
+    FwdDeviceCharacteristics,
+    FwdShmMap,
+    DbShmLock,
+    DbShmBarrier,
+    FwdShmUnmap,
+    FwdFetch,
+    FwdUnfetch,
+};
+
+int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int flags, int* out_flags,
+                bool wal) {
+  Wrapped* w = AsWrapped(file);
+  w->base.pMethods = nullptr;
+  w->wal = nullptr;
+  sqlite3_file* real = Real(file);
+  real->pMethods = nullptr;
+  int rc = base->xOpen(base, name, real, flags, out_flags);
+  if (!real->pMethods) return rc;  // nothing to close
+  if (wal) {
+    w->wal = new (std::nothrow) WalBuffer();
+    if (!w->wal) {
+      real->pMethods->xClose(real);
+      return SQLITE_NOMEM;
+    }
+    w->base.pMethods = &kWalMethods;
+  } else {
+    w->base.pMethods = &kDatabaseMethods;
+  }
+  return rc;
+}
+
 int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  if (flags & SQLITE_OPEN_WAL) return OpenWrapped(Base(vfs), name, file, flags, out_flags, true);
+  if (flags & SQLITE_OPEN_MAIN_DB)
+    return OpenWrapped(Base(vfs), name, file, flags, out_flags, false);
   if ((flags & SQLITE_OPEN_SUBJOURNAL) == 0)
     return Base(vfs)->xOpen(Base(vfs), name, file, flags, out_flags);
   MemoryJournal* j = Journal(file);
@@ -249,7 +494,8 @@ sqlite3_vfs* Register() {
   if (!base) return nullptr;
   static sqlite3_vfs vfs{};
   vfs.iVersion = 2;
-  vfs.szOsFile = std::max<int>(base->szOsFile, static_cast<int>(sizeof(MemoryJournal)));
+  vfs.szOsFile = std::max<int>(static_cast<int>(kRealOffset) + base->szOsFile,
+                               static_cast<int>(sizeof(MemoryJournal)));
   vfs.mxPathname = base->mxPathname;
   vfs.zName = kVfsName;
   vfs.pAppData = base;
@@ -285,7 +531,8 @@ void SetMemoryJournalLimit(size_t bytes) { memory_limit.store(bytes); }
 
 JournalVfsStats JournalVfsCounts() {
   return {opened_count.load(std::memory_order_relaxed),
-          spilled_count.load(std::memory_order_relaxed)};
+          spilled_count.load(std::memory_order_relaxed), wal_writes.load(std::memory_order_relaxed),
+          wal_flushes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fhirstone::db::sqlite

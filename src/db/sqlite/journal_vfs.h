@@ -21,6 +21,8 @@ void SetMemoryJournalLimit(size_t bytes);
 struct JournalVfsStats {
   long opened = 0;
   long spilled = 0;
+  long wal_writes = 0;   // writes SQLite made to WAL files
+  long wal_flushes = 0;  // writes of gathered WAL frames to the files
 };
 JournalVfsStats JournalVfsCounts();
 
