@@ -78,14 +78,31 @@ struct SearchResult {
 // transaction was opened with an audit record, each version written appends that record to the
 // audit log (with the resource, its version and its patients) in the same transaction.
 // AuditEvent resources are the audit log: a create appends to it, updates and deletes are refused.
+// A resource's search index extracted ahead of its write (ResourceStore::PrepareIndex), outside
+// the write transaction: writes share one writer, and time spent in it holds up the writes queued
+// behind. Opaque. The store extracts again at the write if its search parameters changed since;
+// the resource written must be the one prepared.
+class PreparedIndex {
+ public:
+  virtual ~PreparedIndex() = default;
+};
+
 class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
   virtual Result<ResourceVersion> Read(std::string_view type, std::string_view id) = 0;
   // With a non-empty `id` (assigned beforehand, e.g. for a transaction's urn:uuid references),
-  // else a new server-assigned one.
-  virtual Result<ResourceVersion> Create(json::Value resource, std::string id) = 0;
-  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) = 0;
+  // else a new server-assigned one. `index`: the resource's, prepared ahead, or nullptr.
+  virtual Result<ResourceVersion> Create(json::Value resource, std::string id,
+                                         const PreparedIndex* index) = 0;
+  Result<ResourceVersion> Create(json::Value resource, std::string id) {
+    return Create(std::move(resource), std::move(id), nullptr);
+  }
+  virtual Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match,
+                                      const PreparedIndex* index) = 0;
+  Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) {
+    return Update(std::move(resource), if_match, nullptr);
+  }
   virtual Result<DeleteResult> Delete(std::string_view type, std::string_view id,
                                       std::optional<int64_t> if_match) = 0;
   virtual Result<SearchResult> Search(const search::SearchQuery& query) = 0;
@@ -155,6 +172,8 @@ class ResourceStore {
   // entirely otherwise. Writers are serialized, so a search inside sees no concurrent change
   // (conditional operations are safe under concurrency). With `audit`, every version written
   // appends an audit record, as Create does.
+  // The search index of `resource`, for a StoreTransaction's Create or Update of it.
+  virtual std::unique_ptr<PreparedIndex> PrepareIndex(const json::Value& resource) = 0;
   virtual Status InTransaction(const std::function<Status(StoreTransaction&)>& work,
                                const AuditRecord* audit) = 0;
   Status InTransaction(const std::function<Status(StoreTransaction&)>& work) {

@@ -318,20 +318,22 @@ class SqlResourceStore : public ResourceStore {
       if (type == kAuditEvent) return store_.ReadAuditIn(conn_, id, 1);
       return store_.ReadIn(conn_, type, id);
     }
-    Result<ResourceVersion> Create(json::Value resource, std::string id) override {
+    Result<ResourceVersion> Create(json::Value resource, std::string id,
+                                   const PreparedIndex* index) override {
       if (resource.GetString("resourceType") == kAuditEvent)
         return store_.AppendAuditEventIn(conn_, resource);
-      search::IndexEntries entries;
-      auto registry = store_.Extract(resource, nullptr, entries);
+      search::IndexEntries own;
+      auto [registry, entries] = store_.IndexOf(resource, index, own);
       auto v = store_.CreateIn(conn_, std::move(resource), std::move(id), entries);
       if (!v) return v;
       FHIRSTONE_RETURN_IF_ERROR(store_.AuditWriteIn(conn_, audit_, *v, &entries, registry.get()));
       return v;
     }
-    Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match) override {
+    Result<UpdateResult> Update(json::Value resource, std::optional<int64_t> if_match,
+                                const PreparedIndex* index) override {
       if (resource.GetString("resourceType") == kAuditEvent) return AuditEventImmutable();
-      search::IndexEntries entries;
-      auto registry = store_.Extract(resource, nullptr, entries);
+      search::IndexEntries own;
+      auto [registry, entries] = store_.IndexOf(resource, index, own);
       auto u = store_.UpdateIn(conn_, std::move(resource), if_match, entries);
       if (!u) return u;
       FHIRSTONE_RETURN_IF_ERROR(
@@ -553,6 +555,28 @@ class SqlResourceStore : public ResourceStore {
       }
     }
     records = std::move(out);
+  }
+
+  struct SqlPreparedIndex : PreparedIndex {
+    std::shared_ptr<const search::Registry> registry;
+    search::IndexEntries entries;
+  };
+
+  std::unique_ptr<PreparedIndex> PrepareIndex(const json::Value& resource) override {
+    auto prepared = std::make_unique<SqlPreparedIndex>();
+    prepared->registry = Extract(resource, nullptr, prepared->entries);
+    return prepared;
+  }
+
+  // The index of `resource`: `prepared`'s (made by PrepareIndex) while the registry it was
+  // extracted with is current, else extracted now into `own`.
+  std::pair<std::shared_ptr<const search::Registry>, const search::IndexEntries&> IndexOf(
+      const json::Value& resource, const PreparedIndex* prepared, search::IndexEntries& own) {
+    const auto* p = static_cast<const SqlPreparedIndex*>(prepared);  // only this store makes them
+    std::shared_ptr<const search::Registry> used = p ? p->registry : nullptr;
+    auto current = Extract(resource, p ? &used : nullptr, own);
+    if (p && current == p->registry) return {current, p->entries};
+    return {current, own};
   }
 
   // Extracts the index entries of `resource` with the registry in force. With `used`, only when

@@ -32,6 +32,9 @@ struct Entry {
   std::string if_none_exist;
   std::optional<int64_t> if_match;
   json::Value resource;  // POST/PUT
+  // The resource's search index, extracted before the write transaction (PrepareAhead); with
+  // it, the resource is validated already.
+  std::shared_ptr<store::PreparedIndex> prepared;
   // Outcome
   int status = 0;
   std::optional<store::ResourceVersion> version;
@@ -175,12 +178,39 @@ Result<Entry> ReadEntry(const json::Value& e, size_t index) {
   return entry;
 }
 
+// A conditional reference: Type?criteria.
+bool IsConditional(std::string_view ref) {
+  size_t q = ref.find('?');
+  return q != std::string_view::npos && fhir::IsResourceType(ref.substr(0, q));
+}
+
+bool HasConditionalReference(const json::Value& v) {
+  switch (v.type()) {
+    case json::Type::kArray:
+      for (const auto& item : v.as_array())
+        if (HasConditionalReference(item)) return true;
+      return false;
+    case json::Type::kObject:
+      for (const auto& [key, value] : v.as_object()) {
+        if (key == "reference" && value.type() == json::Type::kString &&
+            IsConditional(value.as_string()))
+          return true;
+        if (HasConditionalReference(value)) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
 // Replaces references: fullUrls by what they became, and Type?criteria by the one match.
 class ReferenceRewriter {
  public:
-  ReferenceRewriter(const ApiContext& ctx, store::StoreTransaction& tx,
-                    const std::map<std::string, std::string>& ids)
-      : ctx_(ctx), tx_(tx), ids_(ids) {}
+  // Without a transaction (`tx` nullptr), a conditional reference is an internal error: the
+  // caller made sure there is none (HasConditionalReference).
+  ReferenceRewriter(const ApiContext& ctx, store::StoreTransaction* tx,
+                    std::map<std::string, std::string> ids)
+      : ctx_(ctx), tx_(tx), ids_(std::move(ids)) {}
 
   Status Rewrite(json::Value& v, bool in_reference) {
     switch (v.type()) {
@@ -190,8 +220,8 @@ class ReferenceRewriter {
           v = json::Value(it->second);
         } else if (in_reference) {
           const std::string& ref = v.as_string();
-          size_t q = ref.find('?');
-          if (q != std::string::npos && fhir::IsResourceType(std::string_view(ref).substr(0, q))) {
+          if (IsConditional(ref)) {
+            size_t q = ref.find('?');
             auto resolved = Resolve(ref.substr(0, q), ref.substr(q + 1));
             if (!resolved) return std::move(resolved).error();
             v = json::Value(*resolved);
@@ -218,7 +248,8 @@ class ReferenceRewriter {
     std::string key = type + "?" + criteria;
     auto cached = resolved_.find(key);
     if (cached != resolved_.end()) return cached->second;
-    auto matches = MatchConditional(ctx_, tx_, type, criteria, 2);
+    if (!tx_) return Error::Internal("A conditional reference was met outside the transaction");
+    auto matches = MatchConditional(ctx_, *tx_, type, criteria, 2);
     if (!matches) return std::move(matches).error();
     if (matches->size() != 1)
       return Error::PreconditionFailed("The conditional reference '" + key + "' matches " +
@@ -230,8 +261,8 @@ class ReferenceRewriter {
   }
 
   const ApiContext& ctx_;
-  store::StoreTransaction& tx_;
-  const std::map<std::string, std::string>& ids_;
+  store::StoreTransaction* tx_;
+  const std::map<std::string, std::string> ids_;
   std::map<std::string, std::string> resolved_;
 };
 
@@ -337,16 +368,16 @@ Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entr
         e.status = 200;
         return Ok();
       }
-      FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
-      auto v = tx.Create(e.resource, e.id);
+      if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
+      auto v = tx.Create(e.resource, e.id, e.prepared.get());
       if (!v) return std::move(v).error();
       e.version = std::move(v).value();
       e.status = 201;
       return Ok();
     }
     case Verb::kPut: {
-      FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
-      auto r = tx.Update(e.resource, e.if_match);
+      if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
+      auto r = tx.Update(e.resource, e.if_match, e.prepared.get());
       if (!r) return std::move(r).error();
       e.status = r->created ? 201 : 200;
       e.version = std::move(r->resource);
@@ -404,6 +435,44 @@ Status ResolveTargets(const ApiContext& ctx, store::StoreTransaction& tx,
     }
   }
   return Ok();
+}
+
+// What each fullUrl of the written entries becomes (Type/id).
+std::map<std::string, std::string> FullUrlIds(const std::vector<Entry>& entries) {
+  std::map<std::string, std::string> ids;
+  for (const Entry& e : entries)
+    if (!e.full_url.empty() && !e.id.empty() && e.verb != Verb::kGet)
+      ids[e.full_url] = e.type + "/" + e.id;
+  return ids;
+}
+
+// When no entry of a transaction needs the database to know its id or its references (no
+// ifNoneExist, no conditional update or delete, no conditional reference), fixes the ids and
+// references, validates the resources and extracts their search index before the write
+// transaction, where that work would hold up the other writes: returns true. Otherwise changes
+// nothing and returns false (ResolveTargets and the rewriting then run inside).
+Result<bool> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
+  for (const Entry& e : entries) {
+    if (e.verb == Verb::kGet) continue;
+    if (!e.if_none_exist.empty() || !e.criteria.empty()) return false;
+    if ((e.verb == Verb::kPost || e.verb == Verb::kPut) && HasConditionalReference(e.resource))
+      return false;
+  }
+  for (Entry& e : entries)
+    if (e.verb == Verb::kPost) e.id = ctx.ids.NewId();
+  ReferenceRewriter rewriter(ctx, nullptr, FullUrlIds(entries));
+  for (Entry& e : entries) {
+    if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
+    if (auto status = rewriter.Rewrite(e.resource, false); !status)
+      return AtEntry(status.error(), e.index);
+  }
+  for (Entry& e : entries) {
+    if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
+    if (auto status = fhir::ValidateResource(e.resource); !status)
+      return AtEntry(status.error(), e.index);
+    e.prepared = ctx.store.PrepareIndex(e.resource);
+  }
+  return true;
 }
 
 void AppendResponseEntry(std::string& out, const ApiContext& ctx, const Entry& e,
@@ -539,7 +608,7 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
             std::vector<Entry> one;
             one.push_back(std::move(e));
             FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, one));
-            ReferenceRewriter rewriter(ctx, tx, {});
+            ReferenceRewriter rewriter(ctx, &tx, {});
             if (one[0].verb != Verb::kDelete)
               FHIRSTONE_RETURN_IF_ERROR(rewriter.Rewrite(one[0].resource, false));
             Status performed = Perform(ctx, req, tx, one[0]);
@@ -571,18 +640,18 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
       return Error::Invalid(Where(e.index) + ": " + e.type + "/" + e.id +
                             " is written twice in one transaction");
   }
+  auto ahead = PrepareAhead(ctx, entries);
+  if (!ahead) return std::move(ahead).error();
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
       [&](store::StoreTransaction& tx) -> Status {
-        FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, entries));
-        std::map<std::string, std::string> ids;
-        for (const Entry& e : entries)
-          if (!e.full_url.empty() && !e.id.empty() && e.verb != Verb::kGet)
-            ids[e.full_url] = e.type + "/" + e.id;
-        ReferenceRewriter rewriter(ctx, tx, ids);
-        for (Entry& e : entries) {
-          if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
-          if (auto status = rewriter.Rewrite(e.resource, false); !status)
-            return AtEntry(status.error(), e.index);
+        if (!*ahead) {
+          FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, entries));
+          ReferenceRewriter rewriter(ctx, &tx, FullUrlIds(entries));
+          for (Entry& e : entries) {
+            if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
+            if (auto status = rewriter.Rewrite(e.resource, false); !status)
+              return AtEntry(status.error(), e.index);
+          }
         }
         // The spec's order: DELETE, POST, PUT and PATCH (in entry order), then GET.
         for (int step = 0; step < 3; ++step) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -31,8 +32,9 @@ struct Buffer {
 
 constexpr size_t kPooledBuffers = 4;
 constexpr size_t kPooledCapacity = size_t{16} << 20;
-std::mutex pool_mu;
-std::vector<Buffer> pool;
+// Never destroyed: a connection may close during static destruction.
+std::mutex& pool_mu = *new std::mutex;
+std::vector<Buffer>& pool = *new std::vector<Buffer>;
 
 Buffer TakeBuffer() {
   std::lock_guard lock(pool_mu);
@@ -206,15 +208,19 @@ const sqlite3_io_methods kJournalMethods = {
 //
 // SQLite writes each WAL frame with two writes (its 24-byte header, then the page): a group
 // commit of a few hundred pages made a few hundred system calls. The WAL file and the database
-// file are wrapped: writes to the WAL that follow each other are gathered in a buffer and
-// written at once when the commit frame (a frame header whose "database size after commit"
-// field is not zero) has been written, and before anything else touches the file (a read, a
-// write elsewhere, a sync, a truncation, a size query, a file control, a close). A commit
-// becomes visible to other connections when SQLite updates the WAL index, after a memory
-// barrier on the database file (walIndexWriteHdr): that barrier also writes what the calling
-// thread still holds, so no connection can see a frame that is not in the file.
+// file are wrapped: writes that extend the WAL one after the other are gathered in a buffer and
+// written at once as soon as the commit frame (a frame header whose "database size after commit"
+// field is not zero) and its page are in, and before anything else touches the file (a read, a
+// write elsewhere, a sync, a truncation, a size query, a file control, a close). Every WAL is
+// linked to its database file (sqlite3_database_file_object): a commit becomes visible to other
+// connections when SQLite updates the WAL index after a memory barrier on the database file
+// (walIndexWriteHdr), and that barrier, like the release of any WAL lock, writes what the WAL
+// still holds. Only with synchronous=NORMAL or OFF (what this server uses) and SQLite's default
+// locking mode: synchronous=FULL may write padding after its sync, which the barrier then
+// writes without a way to report a failure; exclusive locking mode takes no WAL locks.
 
 constexpr size_t kWalBufferLimit = size_t{4} << 20;
+constexpr size_t kWalBufferKept = size_t{1} << 20;  // capacity kept between commits
 constexpr int kWalFrameHeader = 24;
 
 std::atomic<long> wal_writes{0};
@@ -222,14 +228,18 @@ std::atomic<long> wal_flushes{0};
 
 struct WalBuffer {
   std::vector<char> bytes;
-  sqlite3_int64 start = 0;      // file offset of bytes[0]
-  bool commit_pending = false;  // the commit frame's header is buffered; its page follows
+  sqlite3_int64 start = 0;           // file offset of bytes[0]
+  bool commit_pending = false;       // the commit frame's header is buffered; its page follows
+  sqlite3_int64 last_read = -1;      // offset of the last read (a frame SQLite may rewrite)
+  int failed = SQLITE_OK;            // the last flush's error, until one succeeds
+  sqlite3_file* database = nullptr;  // the database file this WAL belongs to (Wrapped)
 };
 
 // A file of the base VFS held inside ours: `real` follows the wrapper in the same allocation.
 struct Wrapped {
   sqlite3_file base;
-  WalBuffer* wal;  // WAL files only
+  WalBuffer* wal;          // WAL files: their buffer
+  sqlite3_file* open_wal;  // database files: their WAL, while open (Wrapped)
 };
 constexpr size_t kRealOffset = (sizeof(Wrapped) + 15) / 16 * 16;
 
@@ -238,52 +248,64 @@ sqlite3_file* Real(sqlite3_file* file) {
   return reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
 }
 
-// The WAL whose buffer the calling thread filled and has not written yet.
-thread_local sqlite3_file* pending_wal = nullptr;
-
+// Writes the buffer. On failure the bytes stay (writing them again at the same offsets is
+// harmless) and every later use of the file fails until a flush succeeds: SQLite may treat the
+// failure of a read as a statement's, go on, and commit frames that were never written.
 int FlushWal(sqlite3_file* file) {
   WalBuffer* w = AsWrapped(file)->wal;
-  if (pending_wal == file) pending_wal = nullptr;
   w->commit_pending = false;
-  if (w->bytes.empty()) return SQLITE_OK;
+  if (w->bytes.empty()) return w->failed = SQLITE_OK;
   wal_flushes.fetch_add(1, std::memory_order_relaxed);
   int rc = WriteInPieces(Real(file), w->bytes.data(), static_cast<int>(w->bytes.size()), w->start);
+  if (rc != SQLITE_OK) return w->failed = rc;
+  w->failed = SQLITE_OK;
   w->bytes.clear();
-  if (w->bytes.capacity() > kWalBufferLimit * 2) std::vector<char>().swap(w->bytes);
-  return rc;
+  if (w->bytes.capacity() > kWalBufferKept) std::vector<char>().swap(w->bytes);
+  return SQLITE_OK;
 }
 
 int WalClose(sqlite3_file* file) {
+  Wrapped* wal = AsWrapped(file);
   int flushed = FlushWal(file);
+  if (wal->wal->database) AsWrapped(wal->wal->database)->open_wal = nullptr;
   int rc = Real(file)->pMethods->xClose(Real(file));
-  delete AsWrapped(file)->wal;
-  AsWrapped(file)->wal = nullptr;
+  delete wal->wal;
+  wal->wal = nullptr;
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
 int WalRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+  AsWrapped(file)->wal->last_read = offset;
   return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
 }
 
 int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {
   wal_writes.fetch_add(1, std::memory_order_relaxed);
   WalBuffer* w = AsWrapped(file)->wal;
+  const bool commit_page = w->commit_pending;  // this write is the commit frame's page
   const auto end = w->start + static_cast<sqlite3_int64>(w->bytes.size());
-  if (!w->bytes.empty() &&
-      (offset != end || w->bytes.size() + static_cast<size_t>(amount) > kWalBufferLimit)) {
+  if (w->failed != SQLITE_OK ||
+      (!w->bytes.empty() &&
+       (offset != end || w->bytes.size() + static_cast<size_t>(amount) > kWalBufferLimit))) {
     if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
   }
-  if (w->bytes.empty()) w->start = offset;
+  // A frame read back and rewritten in place (walRewriteChecksums writes the headers of frames
+  // it read): written through, as is anything that cannot be buffered.
+  bool through = offset == w->last_read;
+  w->last_read = -1;
   const char* bytes = static_cast<const char*>(in);
-  try {
-    w->bytes.insert(w->bytes.end(), bytes, bytes + amount);
-  } catch (const std::bad_alloc&) {
-    if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
-    return Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+  if (!through) {
+    if (w->bytes.empty()) w->start = offset;
+    try {
+      w->bytes.insert(w->bytes.end(), bytes, bytes + amount);
+    } catch (const std::bad_alloc&) {
+      if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
+      through = true;
+    }
   }
-  pending_wal = file;
-  if (w->commit_pending) return FlushWal(file);  // the commit frame's page: the commit is whole
+  if (through) return Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+  if (commit_page) return FlushWal(file);  // the commit is whole
   // A frame header whose commit field (bytes 4-7, the database size after the commit) is set.
   if (amount == kWalFrameHeader && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0)
     w->commit_pending = true;
@@ -308,7 +330,10 @@ int WalFileControl(sqlite3_file* file, int op, void* arg) {
 }
 
 // Forwarded as they are (WAL and database files).
-int FwdClose(sqlite3_file* file) { return Real(file)->pMethods->xClose(Real(file)); }
+int DbClose(sqlite3_file* file) {
+  if (sqlite3_file* wal = AsWrapped(file)->open_wal) AsWrapped(wal)->wal->database = nullptr;
+  return Real(file)->pMethods->xClose(Real(file));
+}
 int FwdRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
 }
@@ -346,19 +371,28 @@ int FwdShmMap(sqlite3_file* file, int region, int size, int extend, void volatil
 }
 int DbShmLock(sqlite3_file* file, int offset, int n, int flags) {
   if (Real(file)->pMethods->iVersion < 2) return SQLITE_IOERR_SHMLOCK;
-  // A write transaction ends (its WAL write lock is released) on the thread that wrote: what it
-  // left in a buffer (frames of a rolled-back transaction) goes to the file now, so that the
-  // thread's pointer never outlives the transaction.
-  if ((flags & SQLITE_SHM_UNLOCK) && pending_wal) {
-    if (int rc = FlushWal(pending_wal); rc != SQLITE_OK) return rc;
-  }
-  return Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
+  // A WAL lock released: what the WAL holds goes to the file first (frames of a transaction
+  // rolled back after spilling pages; a commit's are written already). The lock is released
+  // whatever happens: SQLite does not look at the result of an unlock.
+  int flushed = SQLITE_OK;
+  if ((flags & SQLITE_SHM_UNLOCK) && AsWrapped(file)->open_wal)
+    flushed = FlushWal(AsWrapped(file)->open_wal);
+  int rc = Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
+  return flushed != SQLITE_OK ? flushed : rc;
 }
 void DbShmBarrier(sqlite3_file* file) {
   if (Real(file)->pMethods->iVersion < 2) return;
-  // The WAL index is about to show what the calling thread wrote: the frames go to the file
-  // first. (Written already with the commit frame: this is the safety net.)
-  if (pending_wal) (void)FlushWal(pending_wal);
+  // The WAL index may be about to show frames of this connection's WAL: they go to the file
+  // first. (A commit's frames were written with its last page: this is a safety net.) A failure
+  // here cannot be reported and the commit would be shown without its frames: the process stops
+  // instead, before the commit is acknowledged, and the WAL's recovery at the next start leaves
+  // that commit out.
+  if (sqlite3_file* wal = AsWrapped(file)->open_wal) {
+    if (FlushWal(wal) != SQLITE_OK) {
+      std::fputs("fatal: SQLite WAL frames could not be written\n", stderr);
+      std::abort();
+    }
+  }
   Real(file)->pMethods->xShmBarrier(Real(file));
 }
 int FwdShmUnmap(sqlite3_file* file, int remove) {
@@ -401,7 +435,7 @@ const sqlite3_io_methods kWalMethods = {
 
 const sqlite3_io_methods kDatabaseMethods = {
     3,
-    FwdClose,
+    DbClose,
     FwdRead,
     FwdWrite,
     FwdTruncate,
@@ -426,20 +460,29 @@ int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int fla
   Wrapped* w = AsWrapped(file);
   w->base.pMethods = nullptr;
   w->wal = nullptr;
+  w->open_wal = nullptr;
   sqlite3_file* real = Real(file);
   real->pMethods = nullptr;
   int rc = base->xOpen(base, name, real, flags, out_flags);
   if (!real->pMethods) return rc;  // nothing to close
-  if (wal) {
-    w->wal = new (std::nothrow) WalBuffer();
-    if (!w->wal) {
-      real->pMethods->xClose(real);
-      return SQLITE_NOMEM;
-    }
-    w->base.pMethods = &kWalMethods;
-  } else {
+  if (!wal) {
     w->base.pMethods = &kDatabaseMethods;
+    return rc;
   }
+  // The database file this WAL belongs to, opened through this VFS: it must know its WAL.
+  sqlite3_file* database = name ? sqlite3_database_file_object(name) : nullptr;
+  if (!database || database->pMethods != &kDatabaseMethods) {
+    real->pMethods->xClose(real);
+    return SQLITE_CANTOPEN;
+  }
+  w->wal = new (std::nothrow) WalBuffer();
+  if (!w->wal) {
+    real->pMethods->xClose(real);
+    return SQLITE_NOMEM;
+  }
+  w->wal->database = database;
+  AsWrapped(database)->open_wal = file;
+  w->base.pMethods = &kWalMethods;
   return rc;
 }
 
@@ -527,7 +570,7 @@ const char* JournalVfsName() {
   return vfs ? kVfsName : nullptr;  // nullptr: SQLite's default VFS
 }
 
-void SetMemoryJournalLimit(size_t bytes) { memory_limit.store(bytes); }
+void SetMemoryJournalLimit(size_t bytes) { memory_limit.store(std::min(bytes, size_t{1} << 30)); }
 
 JournalVfsStats JournalVfsCounts() {
   return {opened_count.load(std::memory_order_relaxed),
