@@ -56,7 +56,7 @@ void GiveBack(Buffer b) {
   std::free(b.data);
 }
 
-// Makes room for `end` bytes; bytes between the old size and `end` are zero.
+// Makes room for `end` bytes (the bytes past the size are left unset).
 bool Grow(Buffer& b, size_t end) {
   if (end > b.capacity) {
     size_t capacity = std::max({end, b.capacity * 2, size_t{256} << 10});
@@ -220,15 +220,14 @@ const sqlite3_io_methods kJournalMethods = {
 // writes without a way to report a failure; exclusive locking mode takes no WAL locks.
 
 constexpr size_t kWalBufferLimit = size_t{4} << 20;
-constexpr size_t kWalBufferKept = size_t{1} << 20;  // capacity kept between commits
 constexpr int kWalFrameHeader = 24;
 
 std::atomic<long> wal_writes{0};
 std::atomic<long> wal_flushes{0};
 
 struct WalBuffer {
-  std::vector<char> bytes;
-  sqlite3_int64 start = 0;           // file offset of bytes[0]
+  Buffer bytes;             // from the pool while it holds bytes (one writer at a time needs one)
+  sqlite3_int64 start = 0;  // file offset of bytes[0]
   bool commit_pending = false;       // the commit frame's header is buffered; its page follows
   sqlite3_int64 last_read = -1;      // offset of the last read (a frame SQLite may rewrite)
   int failed = SQLITE_OK;            // the last flush's error, until one succeeds
@@ -254,13 +253,13 @@ sqlite3_file* Real(sqlite3_file* file) {
 int FlushWal(sqlite3_file* file) {
   WalBuffer* w = AsWrapped(file)->wal;
   w->commit_pending = false;
-  if (w->bytes.empty()) return w->failed = SQLITE_OK;
+  if (w->bytes.size == 0) return w->failed = SQLITE_OK;
   wal_flushes.fetch_add(1, std::memory_order_relaxed);
-  int rc = WriteInPieces(Real(file), w->bytes.data(), static_cast<int>(w->bytes.size()), w->start);
+  int rc = WriteInPieces(Real(file), w->bytes.data, static_cast<int>(w->bytes.size), w->start);
   if (rc != SQLITE_OK) return w->failed = rc;
   w->failed = SQLITE_OK;
-  w->bytes.clear();
-  if (w->bytes.capacity() > kWalBufferKept) std::vector<char>().swap(w->bytes);
+  GiveBack(w->bytes);
+  w->bytes = {};
   return SQLITE_OK;
 }
 
@@ -269,6 +268,7 @@ int WalClose(sqlite3_file* file) {
   int flushed = FlushWal(file);
   if (wal->wal->database) AsWrapped(wal->wal->database)->open_wal = nullptr;
   int rc = Real(file)->pMethods->xClose(Real(file));
+  GiveBack(wal->wal->bytes);
   delete wal->wal;
   wal->wal = nullptr;
   return flushed != SQLITE_OK ? flushed : rc;
@@ -284,10 +284,10 @@ int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
   wal_writes.fetch_add(1, std::memory_order_relaxed);
   WalBuffer* w = AsWrapped(file)->wal;
   const bool commit_page = w->commit_pending;  // this write is the commit frame's page
-  const auto end = w->start + static_cast<sqlite3_int64>(w->bytes.size());
+  const auto end = w->start + static_cast<sqlite3_int64>(w->bytes.size);
   if (w->failed != SQLITE_OK ||
-      (!w->bytes.empty() &&
-       (offset != end || w->bytes.size() + static_cast<size_t>(amount) > kWalBufferLimit))) {
+      (w->bytes.size > 0 &&
+       (offset != end || w->bytes.size + static_cast<size_t>(amount) > kWalBufferLimit))) {
     if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
   }
   // A frame read back and rewritten in place (walRewriteChecksums writes the headers of frames
@@ -296,10 +296,15 @@ int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
   w->last_read = -1;
   const char* bytes = static_cast<const char*>(in);
   if (!through) {
-    if (w->bytes.empty()) w->start = offset;
-    try {
-      w->bytes.insert(w->bytes.end(), bytes, bytes + amount);
-    } catch (const std::bad_alloc&) {
+    Buffer& b = w->bytes;
+    if (b.size == 0) {
+      if (!b.data) b = TakeBuffer();
+      w->start = offset;
+    }
+    if (Grow(b, b.size + static_cast<size_t>(amount))) {
+      std::memcpy(b.data + b.size, bytes, static_cast<size_t>(amount));
+      b.size += static_cast<size_t>(amount);
+    } else {
       if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
       through = true;
     }
