@@ -68,11 +68,30 @@ class SqliteStatement : public Statement {
   sqlite3_stmt* stmt_;
 };
 
+// WAL checkpoints. A background thread copies the WAL into the database once it holds
+// kCheckpointPages (SqliteDatabase::CheckpointLoop), so that commits do not wait for it. Under
+// sustained writes that copy never reaches the WAL's end (frames keep coming while it runs), and a
+// WAL restarts from its beginning only once fully copied: it grew without bound (6 GB for a
+// 250 MB database after 30 s of small transactions). So, past kRestartPages, the thread copies
+// the frames that came meanwhile holding the write lock (writers wait for those only), and the
+// next write transaction restarts the WAL. Should the WAL still pass kInlineCheckpointPages (the
+// thread cannot keep up), the writer that just committed copies it, still holding the lock.
+constexpr int kCheckpointPages = 4000;
+constexpr int kRestartPages = 2 * kCheckpointPages;
+constexpr int kInlineCheckpointPages = 8 * kCheckpointPages;
+
 class SqliteConnection : public Connection {
  public:
   // `write_mutex` is shared by every connection of one database: writers queue on it in-process
-  // instead of spinning in SQLite's busy handler.
-  SqliteConnection(sqlite3* db, std::mutex* write_mutex) : db_(db), write_mutex_(write_mutex) {}
+  // instead of spinning in SQLite's busy handler. `wal_pages`: the WAL's size after the last
+  // commit (nullptr: no WAL).
+  // `checkpoint_run_mutex`: held by whoever runs a checkpoint (after the write mutex when both).
+  SqliteConnection(sqlite3* db, std::mutex* write_mutex, const std::atomic<int>* wal_pages,
+                   std::mutex* checkpoint_run_mutex)
+      : db_(db),
+        write_mutex_(write_mutex),
+        wal_pages_(wal_pages),
+        checkpoint_run_mutex_(checkpoint_run_mutex) {}
   ~SqliteConnection() override {
     if (holds_write_lock_) (void)Rollback();
     cache_.clear();
@@ -115,7 +134,14 @@ class SqliteConnection : public Connection {
   }
   Status Commit() override {
     auto status = Execute("COMMIT");
-    if (status) ReleaseWriteLock();  // on failure the caller rolls back, which releases
+    if (!status) return status;  // the caller rolls back, which releases the write lock
+    if (holds_write_lock_ && wal_pages_ &&
+        wal_pages_->load(std::memory_order_relaxed) >= kInlineCheckpointPages) {
+      // After the background pass, if one runs: this one then copies what is left.
+      std::lock_guard running(*checkpoint_run_mutex_);
+      (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    ReleaseWriteLock();
     return status;
   }
   Status Rollback() override {
@@ -135,6 +161,8 @@ class SqliteConnection : public Connection {
 
   sqlite3* db_;
   std::mutex* write_mutex_;
+  const std::atomic<int>* wal_pages_;
+  std::mutex* checkpoint_run_mutex_;
   bool holds_write_lock_ = false;
   struct Hash {
     using is_transparent = void;
@@ -177,7 +205,8 @@ class SqliteDatabase : public Database {
       sqlite3_close_v2(db);
       return Error::Unavailable("Cannot open SQLite database '" + path_ + "': " + m);
     }
-    auto conn = std::make_unique<SqliteConnection>(db, &write_mutex_);
+    auto conn = std::make_unique<SqliteConnection>(
+        db, &write_mutex_, memory_ ? nullptr : &wal_pages_, &checkpoint_run_mu_);
     sqlite3_busy_timeout(db, 10000);
     // temp_store=FILE: past 64 KiB a savepoint journal becomes a "file", which the VFS of
     // journal_vfs.h keeps in memory. (temp_store=MEMORY keeps it in SQLite's chunk list, which
@@ -212,11 +241,11 @@ class SqliteDatabase : public Database {
   }
 
  private:
-  static constexpr int kCheckpointPages = 1000;  // as SQLite's default auto-checkpoint
-
   // Called by SQLite after each commit with the WAL's size in pages.
   static int OnWalCommit(void* self, sqlite3*, const char*, int pages) {
-    if (pages >= kCheckpointPages) static_cast<SqliteDatabase*>(self)->checkpoint_cv_.notify_one();
+    auto* db = static_cast<SqliteDatabase*>(self);
+    db->wal_pages_.store(pages, std::memory_order_relaxed);
+    if (pages >= kCheckpointPages) db->checkpoint_cv_.notify_one();
     return SQLITE_OK;
   }
 
@@ -237,12 +266,25 @@ class SqliteDatabase : public Database {
       checkpoint_cv_.wait_for(lock, std::chrono::seconds(1));
       if (stopping_) break;
       lock.unlock();
-      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int frames = 0;
+      {
+        std::lock_guard running(checkpoint_run_mu_);
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, nullptr);
+      }
+      if (frames >= kRestartPages) {
+        // Frames came while it copied: the rest is copied holding the write lock (writers wait
+        // for those few frames only), so that the next write transaction restarts the WAL.
+        std::lock_guard writers(write_mutex_);
+        std::lock_guard running(checkpoint_run_mu_);
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      }
       lock.lock();
     }
     sqlite3_close_v2(db);
   }
 
+  std::atomic<int> wal_pages_{0};
+  std::mutex checkpoint_run_mu_;  // held while a checkpoint runs
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   bool stopping_ = false;
