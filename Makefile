@@ -5,7 +5,7 @@ LISTEN     ?= 127.0.0.1:8080
 BASE_URL   ?= http://localhost:8080
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth bench-export bench-audit bench-postgres bench-transactions clean format
+.PHONY: all deps deps-test deps-bench configure build run test fuzz-build fuzz bench bench-search bench-auth bench-export bench-audit bench-postgres bench-transactions bench-import clean format
 
 all: build
 
@@ -65,6 +65,9 @@ bench-postgres: deps-bench build
 
 bench-transactions: deps-bench build
 	bench/transactions.sh
+
+bench-import: deps-bench build
+	bench/import.sh
 
 clean:
 	rm -rf build
