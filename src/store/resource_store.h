@@ -73,11 +73,6 @@ struct SearchResult {
   std::string plan;  // the SQL chosen, for diagnosing slow queries
 };
 
-// The operations of one write transaction: they see each other's writes and commit or roll
-// back together (batches, transactions, conditional operations). Used by one thread. When the
-// transaction was opened with an audit record, each version written appends that record to the
-// audit log (with the resource, its version and its patients) in the same transaction.
-// AuditEvent resources are the audit log: a create appends to it, updates and deletes are refused.
 // A resource's search index extracted ahead of its write (ResourceStore::PrepareIndex), outside
 // the write transaction: writes share one writer, and time spent in it holds up the writes queued
 // behind. Opaque. The store extracts again at the write if its search parameters changed since;
@@ -87,6 +82,11 @@ class PreparedIndex {
   virtual ~PreparedIndex() = default;
 };
 
+// The operations of one write transaction: they see each other's writes and commit or roll
+// back together (batches, transactions, conditional operations). Used by one thread. When the
+// transaction was opened with an audit record, each version written appends that record to the
+// audit log (with the resource, its version and its patients) in the same transaction.
+// AuditEvent resources are the audit log: a create appends to it, updates and deletes are refused.
 class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
@@ -172,13 +172,13 @@ class ResourceStore {
   // entirely otherwise. Writers are serialized, so a search inside sees no concurrent change
   // (conditional operations are safe under concurrency). With `audit`, every version written
   // appends an audit record, as Create does.
-  // The search index of `resource`, for a StoreTransaction's Create or Update of it.
-  virtual std::unique_ptr<PreparedIndex> PrepareIndex(const json::Value& resource) = 0;
   virtual Status InTransaction(const std::function<Status(StoreTransaction&)>& work,
                                const AuditRecord* audit) = 0;
   Status InTransaction(const std::function<Status(StoreTransaction&)>& work) {
     return InTransaction(work, {});
   }
+  // The search index of `resource`, for a StoreTransaction's Create or Update of it.
+  virtual std::unique_ptr<PreparedIndex> PrepareIndex(const json::Value& resource) = 0;
   // The current version of every live resource of `type` (for small types such as
   // SearchParameter).
   virtual Result<std::vector<json::Value>> ListCurrent(std::string_view type) = 0;

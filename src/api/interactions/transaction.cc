@@ -32,9 +32,11 @@ struct Entry {
   std::string if_none_exist;
   std::optional<int64_t> if_match;
   json::Value resource;  // POST/PUT
-  // The resource's search index, extracted before the write transaction (PrepareAhead); with
-  // it, the resource is validated already.
+  // Set by PrepareAhead, before the write transaction: the resource's search index (the
+  // resource is valid), or why the resource is invalid (reported where the write would have
+  // validated it, after the access checks and the entries processed before).
   std::shared_ptr<store::PreparedIndex> prepared;
+  std::optional<Error> invalid;
   // Outcome
   int status = 0;
   std::optional<store::ResourceVersion> version;
@@ -368,16 +370,20 @@ Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entr
         e.status = 200;
         return Ok();
       }
+      if (e.invalid) return *e.invalid;
       if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
       auto v = tx.Create(e.resource, e.id, e.prepared.get());
+      e.prepared.reset();  // its index rows are written
       if (!v) return std::move(v).error();
       e.version = std::move(v).value();
       e.status = 201;
       return Ok();
     }
     case Verb::kPut: {
+      if (e.invalid) return *e.invalid;
       if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
       auto r = tx.Update(e.resource, e.if_match, e.prepared.get());
+      e.prepared.reset();
       if (!r) return std::move(r).error();
       e.status = r->created ? 201 : 200;
       e.version = std::move(r->resource);
@@ -450,7 +456,8 @@ std::map<std::string, std::string> FullUrlIds(const std::vector<Entry>& entries)
 // ifNoneExist, no conditional update or delete, no conditional reference), fixes the ids and
 // references, validates the resources and extracts their search index before the write
 // transaction, where that work would hold up the other writes: returns true. Otherwise changes
-// nothing and returns false (ResolveTargets and the rewriting then run inside).
+// nothing and returns false (ResolveTargets and the rewriting then run inside). A validation
+// failure is kept in the entry and reported where the write would have found it (Entry::invalid).
 Result<bool> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
   for (const Entry& e : entries) {
     if (e.verb == Verb::kGet) continue;
@@ -468,9 +475,11 @@ Result<bool> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
   }
   for (Entry& e : entries) {
     if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
-    if (auto status = fhir::ValidateResource(e.resource); !status)
-      return AtEntry(status.error(), e.index);
-    e.prepared = ctx.store.PrepareIndex(e.resource);
+    if (auto status = fhir::ValidateResource(e.resource); !status) {
+      e.invalid = std::move(status).error();
+    } else if (e.type != "AuditEvent") {  // an AuditEvent is appended to the log, not indexed
+      e.prepared = ctx.store.PrepareIndex(e.resource);
+    }
   }
   return true;
 }

@@ -380,8 +380,18 @@ int DbShmLock(sqlite3_file* file, int offset, int n, int flags) {
   // rolled back after spilling pages; a commit's are written already). The lock is released
   // whatever happens: SQLite does not look at the result of an unlock.
   int flushed = SQLITE_OK;
-  if ((flags & SQLITE_SHM_UNLOCK) && AsWrapped(file)->open_wal)
-    flushed = FlushWal(AsWrapped(file)->open_wal);
+  if ((flags & SQLITE_SHM_UNLOCK) && AsWrapped(file)->open_wal) {
+    sqlite3_file* wal = AsWrapped(file)->open_wal;
+    flushed = FlushWal(wal);
+    if (flushed != SQLITE_OK) {
+      // Frames of no commit (a commit's are written with its last page or it fails): once the
+      // lock is gone another connection may write its own frames there, so they are dropped.
+      WalBuffer* w = AsWrapped(wal)->wal;
+      GiveBack(w->bytes);
+      w->bytes = {};
+      w->failed = SQLITE_OK;
+    }
+  }
   int rc = Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
   return flushed != SQLITE_OK ? flushed : rc;
 }

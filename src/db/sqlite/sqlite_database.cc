@@ -71,27 +71,39 @@ class SqliteStatement : public Statement {
 // WAL checkpoints. A background thread copies the WAL into the database once it holds
 // kCheckpointPages (SqliteDatabase::CheckpointLoop), so that commits do not wait for it. Under
 // sustained writes that copy never reaches the WAL's end (frames keep coming while it runs), and a
-// WAL restarts from its beginning only once fully copied: it grew without bound (6 GB for a
-// 250 MB database after 30 s of small transactions). So, past kRestartPages, the thread copies
-// the frames that came meanwhile holding the write lock (writers wait for those only), and the
-// next write transaction restarts the WAL. Should the WAL still pass kInlineCheckpointPages (the
-// thread cannot keep up), the writer that just committed copies it, still holding the lock.
+// WAL restarts from its beginning only once fully copied with no reader left in it: it grew
+// without bound (6 GB for a 250 MB database after 30 s of small transactions). So:
+// - the thread runs passes while they leave much and make progress; then, with the WAL past
+//   kRestartPages and at most kTailPages left, it copies those holding the write lock and waits
+//   up to 50 ms for the readers to leave the WAL (SQLITE_CHECKPOINT_RESTART): writers wait for
+//   the tail only, and the next write transaction restarts the WAL;
+// - should the WAL still hold kInlineCheckpointPages when a write transaction begins (readers
+//   held the thread back, or writes came faster than its copies), that transaction's writer
+//   copies it after its commit, still holding the write lock.
 constexpr int kCheckpointPages = 4000;
 constexpr int kRestartPages = 2 * kCheckpointPages;
+constexpr int kTailPages = kCheckpointPages / 4;
 constexpr int kInlineCheckpointPages = 8 * kCheckpointPages;
+
+// The WAL's state, shared by the connections of one database and its checkpoint thread.
+struct WalState {
+  std::atomic<int> frames{0};  // after the last commit (the WAL hook)
+  std::mutex running;          // held while a checkpoint runs (after the write mutex when both)
+};
+
+// Runs a checkpoint of `mode` on `db` (after the one running, if any).
+int RunCheckpoint(sqlite3* db, WalState& wal, int mode, int* frames, int* copied) {
+  std::lock_guard running(wal.running);
+  return sqlite3_wal_checkpoint_v2(db, nullptr, mode, frames, copied);
+}
 
 class SqliteConnection : public Connection {
  public:
   // `write_mutex` is shared by every connection of one database: writers queue on it in-process
   // instead of spinning in SQLite's busy handler. `wal_pages`: the WAL's size after the last
   // commit (nullptr: no WAL).
-  // `checkpoint_run_mutex`: held by whoever runs a checkpoint (after the write mutex when both).
-  SqliteConnection(sqlite3* db, std::mutex* write_mutex, const std::atomic<int>* wal_pages,
-                   std::mutex* checkpoint_run_mutex)
-      : db_(db),
-        write_mutex_(write_mutex),
-        wal_pages_(wal_pages),
-        checkpoint_run_mutex_(checkpoint_run_mutex) {}
+  SqliteConnection(sqlite3* db, std::mutex* write_mutex, WalState* wal)
+      : db_(db), write_mutex_(write_mutex), wal_(wal) {}
   ~SqliteConnection() override {
     if (holds_write_lock_) (void)Rollback();
     cache_.clear();
@@ -128,6 +140,7 @@ class SqliteConnection : public Connection {
     if (!write) return Execute("BEGIN DEFERRED");
     write_mutex_->lock();
     holds_write_lock_ = true;
+    if (wal_) wal_at_begin_ = wal_->frames.load(std::memory_order_relaxed);
     auto status = Execute("BEGIN IMMEDIATE");
     if (!status) ReleaseWriteLock();
     return status;
@@ -135,11 +148,10 @@ class SqliteConnection : public Connection {
   Status Commit() override {
     auto status = Execute("COMMIT");
     if (!status) return status;  // the caller rolls back, which releases the write lock
-    if (holds_write_lock_ && wal_pages_ &&
-        wal_pages_->load(std::memory_order_relaxed) >= kInlineCheckpointPages) {
-      // After the background pass, if one runs: this one then copies what is left.
-      std::lock_guard running(*checkpoint_run_mutex_);
-      (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (holds_write_lock_ && wal_ && wal_at_begin_ >= kInlineCheckpointPages) {
+      // After the background pass, if one runs (RunCheckpoint waits): this one copies the rest.
+      int frames = 0, copied = 0;
+      (void)RunCheckpoint(db_, *wal_, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
     }
     ReleaseWriteLock();
     return status;
@@ -161,8 +173,8 @@ class SqliteConnection : public Connection {
 
   sqlite3* db_;
   std::mutex* write_mutex_;
-  const std::atomic<int>* wal_pages_;
-  std::mutex* checkpoint_run_mutex_;
+  WalState* wal_;  // nullptr: no WAL (a memory database)
+  int wal_at_begin_ = 0;
   bool holds_write_lock_ = false;
   struct Hash {
     using is_transparent = void;
@@ -205,8 +217,7 @@ class SqliteDatabase : public Database {
       sqlite3_close_v2(db);
       return Error::Unavailable("Cannot open SQLite database '" + path_ + "': " + m);
     }
-    auto conn = std::make_unique<SqliteConnection>(
-        db, &write_mutex_, memory_ ? nullptr : &wal_pages_, &checkpoint_run_mu_);
+    auto conn = std::make_unique<SqliteConnection>(db, &write_mutex_, memory_ ? nullptr : &wal_);
     sqlite3_busy_timeout(db, 10000);
     // temp_store=FILE: past 64 KiB a savepoint journal becomes a "file", which the VFS of
     // journal_vfs.h keeps in memory. (temp_store=MEMORY keeps it in SQLite's chunk list, which
@@ -215,7 +226,7 @@ class SqliteDatabase : public Database {
         "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; "
         "PRAGMA temp_store=FILE; PRAGMA mmap_size=268435456;";
     if (!memory_) {
-      // Checkpoints run on a background thread (Checkpoint()), never inside a request's commit.
+      // Checkpoints run on a background thread (CheckpointLoop; see kCheckpointPages).
       pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
     }
     FHIRSTONE_RETURN_IF_ERROR(conn->Execute(pragmas));
@@ -244,13 +255,14 @@ class SqliteDatabase : public Database {
   // Called by SQLite after each commit with the WAL's size in pages.
   static int OnWalCommit(void* self, sqlite3*, const char*, int pages) {
     auto* db = static_cast<SqliteDatabase*>(self);
-    db->wal_pages_.store(pages, std::memory_order_relaxed);
+    db->wal_.frames.store(pages, std::memory_order_relaxed);
     if (pages >= kCheckpointPages) db->checkpoint_cv_.notify_one();
     return SQLITE_OK;
   }
 
-  // Copies the WAL back into the database file when it grew (or once a second), with a PASSIVE
-  // checkpoint that never blocks readers or the writer.
+  // Copies the WAL back into the database file when it grew (or once a second): PASSIVE
+  // checkpoints, which block neither readers nor writers, then the tail described at
+  // kCheckpointPages.
   void CheckpointLoop() {
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(uri_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
@@ -266,25 +278,28 @@ class SqliteDatabase : public Database {
       checkpoint_cv_.wait_for(lock, std::chrono::seconds(1));
       if (stopping_) break;
       lock.unlock();
-      int frames = 0;
-      {
-        std::lock_guard running(checkpoint_run_mu_);
-        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, nullptr);
-      }
-      if (frames >= kRestartPages) {
-        // Frames came while it copied: the rest is copied holding the write lock (writers wait
-        // for those few frames only), so that the next write transaction restarts the WAL.
-        std::lock_guard writers(write_mutex_);
-        std::lock_guard running(checkpoint_run_mu_);
-        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int frames = 0, copied = 0;
+      if (RunCheckpoint(db, wal_, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) == SQLITE_OK) {
+        auto left = [&] { return wal_.frames.load(std::memory_order_relaxed) - copied; };
+        for (int pass = 0; pass < 4 && left() > kTailPages; ++pass) {
+          int before = copied;
+          if (RunCheckpoint(db, wal_, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) != SQLITE_OK ||
+              copied <= before)
+            break;  // a reader holds it back: no tail under the write lock this time
+        }
+        if (wal_.frames.load(std::memory_order_relaxed) >= kRestartPages && left() <= kTailPages) {
+          std::lock_guard writers(write_mutex_);
+          sqlite3_busy_timeout(db, 50);
+          (void)RunCheckpoint(db, wal_, SQLITE_CHECKPOINT_RESTART, &frames, &copied);
+          sqlite3_busy_timeout(db, 1000);
+        }
       }
       lock.lock();
     }
     sqlite3_close_v2(db);
   }
 
-  std::atomic<int> wal_pages_{0};
-  std::mutex checkpoint_run_mu_;  // held while a checkpoint runs
+  WalState wal_;
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   bool stopping_ = false;
