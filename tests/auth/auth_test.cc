@@ -1284,6 +1284,41 @@ TEST_P(AuthTest, RefusedBatchEntriesAreRecorded) {
   EXPECT_NE(refused[0].GetString("outcomeDesc").find("Bundle.entry[1]"), std::string::npos);
 }
 
+// A transaction checks each entry's access before its validity, in the spec's order, even when
+// its resources are validated before the write transaction: an entry out of scope is refused
+// (403, recorded as access-denied) before a later entry's invalid resource is reported.
+TEST_P(AuthTest, TransactionRefusesAccessBeforeReportingInvalidResources) {
+  json::Value t = Login("ada", "ada-password-1", "launch/patient openid fhirUser patient/*.cruds");
+  std::string token(t.GetString("access_token"));
+  // `extra`: more elements of the resource (an unknown one makes it invalid).
+  auto observation = [](const std::string& id, const std::string& patient,
+                        const std::string& extra) {
+    return R"({"fullUrl":"urn:uuid:)" + id +
+           R"(","resource":{"resourceType":"Observation","status":"final")" + extra +
+           R"(,"code":{"text":"txn-order"},"subject":{"reference":"Patient/)" + patient +
+           R"("}},"request":{"method":"POST","url":"Observation"}})";
+  };
+  auto send = [&](const std::string& entries) {
+    return Send("POST", "/fhir",
+                R"({"resourceType":"Bundle","type":"transaction","entry":[)" + entries + "]}",
+                {{"Authorization", "Bearer " + token}, {"Content-Type", "application/fhir+json"}});
+  };
+  auto refused =
+      send(observation("0b7e2d94-8a61-4f3c-b5d2-7c9e1a4f6b01", "pb", "") + "," +
+           observation("0b7e2d94-8a61-4f3c-b5d2-7c9e1a4f6b02", "pa", R"(,"bogus":true)"));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find("Bundle.entry[0]"), std::string::npos) << refused.body;
+  // In scope, the invalid entry is the one reported; nothing is written either way.
+  auto invalid =
+      send(observation("0b7e2d94-8a61-4f3c-b5d2-7c9e1a4f6b03", "pa", "") + "," +
+           observation("0b7e2d94-8a61-4f3c-b5d2-7c9e1a4f6b04", "pa", R"(,"bogus":true)"));
+  EXPECT_EQ(invalid.status, 400) << invalid.body;
+  EXPECT_NE(invalid.body.find("Bundle.entry[1]"), std::string::npos) << invalid.body;
+  auto found = Fhir("GET", "Observation?code:text=txn-order&_summary=count", admin_token_);
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_NE(found.body.find("\"total\":0"), std::string::npos) << found.body;
+}
+
 TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   json::Value doctor =
       Login("drsmith", "smith-password-1", "launch/patient openid fhirUser user/*.rs", "pb");
