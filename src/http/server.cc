@@ -196,6 +196,13 @@ class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
   virtual void CloseIfIdle() = 0;
 };
 
+// `socket`, whose synchronous writes (WriteResponse) return would_block instead of waiting.
+tcp::socket NonBlocking(tcp::socket socket) {
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  return socket;
+}
+
 // One accepted connection over a PlainStream or a TlsStream. Only touched on its strand (the
 // stream's executor), except CloseIfIdle().
 template <typename Stream>
@@ -204,7 +211,7 @@ struct Connection final : ConnectionBase {
   template <typename... Extra>
   explicit Connection(tcp::socket socket, Extra&... extra)
       : remote_address(PeerAddress(socket)),
-        stream(std::move(socket), extra...),
+        stream(NonBlocking(std::move(socket)), extra...),
         read_timer(stream.get_executor()) {}
 
   // The TCP layer: deadlines, cancellation, shutdown and close act here.
@@ -761,8 +768,18 @@ template <typename Stream>
 asio::awaitable<bool> ServerImpl::WriteResponse(Connection<Stream>& c, Response response,
                                                 unsigned version, bool head, bool keep_alive) {
   auto message = ToMessage(std::move(response), version, head, keep_alive, kIsTls<Stream>);
+  bhttp::response_serializer<bhttp::string_body> serializer(message);
+  if constexpr (!kIsTls<Stream>) {
+    // Most answers fit the socket's send buffer: written at once (the socket is non-blocking),
+    // without arming the write deadline (two timer updates); what does not fit is written with
+    // it.
+    beast::error_code ec;
+    while (!ec && !serializer.is_done()) bhttp::write_some(c.socket(), serializer, ec);
+    if (!ec) co_return true;
+    if (ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+  }
   c.tcp().expires_after(options_.read_timeout);
-  auto [ec, n] = co_await bhttp::async_write(c.stream, message, kNoThrow);
+  auto [ec, n] = co_await bhttp::async_write(c.stream, serializer, kNoThrow);
   c.tcp().expires_never();
   co_return !ec;
 }
