@@ -339,6 +339,50 @@ TEST(ServerTest, SlowClientGets408AndIsClosed) {
   EXPECT_EQ(responses[0].status, 408);
 }
 
+// A client that asks for a large answer and never reads it: the answer is written as far as the
+// socket takes it, then under the write deadline, which closes the connection; the server answers
+// others meanwhile.
+TEST(ServerTest, ClientThatDoesNotReadItsAnswerIsCutOff) {
+  auto large = [](Request& request) {
+    if (request.Path() != "/large") return Echo(request);
+    Response response;
+    response.status = 200;
+    response.body.assign(32 << 20, 'x');
+    return response;
+  };
+  auto server = StartOrDie(TestOptions(), large);
+  ASSERT_NE(server, nullptr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  timeval wait{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(server->port());
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  std::string request = "GET /large HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::this_thread::sleep_for(100ms);
+  auto other = Fetch(kHost, server->port(), MakeRequest("GET", "/other"));
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  std::this_thread::sleep_for(600ms);  // past the 200 ms write deadline
+  // What the server managed to send, then the end of the connection: never the whole answer.
+  size_t received = 0;
+  char chunk[65536];
+  while (true) {
+    ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) break;
+    received += static_cast<size_t>(n);
+  }
+  close(fd);
+  EXPECT_LT(received, size_t{32} << 20);
+}
+
 TEST(ServerTest, PeerThatHalfClosesStillGetsItsAnswer) {
   ServerOptions options = TestOptions();
   options.idle_timeout = 8000ms;
