@@ -624,6 +624,8 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection<Stream>> c) {
     bool written = co_await WriteResponse(*c, std::move(response), version, head, keep_alive);
     in_flight.Release();
     if (!written) co_return;
+    // Lets the other connections' work run before this one's next request.
+    co_await asio::post(c->stream.get_executor(), asio::use_awaitable);
     if (!keep_alive) {
       co_await CloseGracefully(*c);
       co_return;
