@@ -27,6 +27,43 @@ std::vector<Migration> TestMigrations() {
           {3, "blobs", "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB, big INTEGER)"}};
 }
 
+// Inserts `rows` items named `prefix` followed by their number, with `note` (NULL when empty), in
+// the transaction open on `conn`.
+void InsertItemsIn(Connection& conn, int rows, const std::string& prefix,
+                   std::string_view note = {}) {
+  auto insert = conn.Prepare("INSERT INTO items (name, note) VALUES (?, ?)");
+  ASSERT_TRUE(insert);
+  for (int i = 0; i < rows; ++i) {
+    (*insert)->BindText(1, prefix + std::to_string(i));
+    if (note.empty()) {
+      (*insert)->BindNull(2);
+    } else {
+      (*insert)->BindText(2, note);
+    }
+    ASSERT_TRUE((*insert)->Run());
+  }
+}
+
+// The same in a transaction of its own.
+void InsertItems(Connection& conn, int rows, const std::string& prefix) {
+  auto tx = Transaction::Begin(conn, true);
+  ASSERT_TRUE(tx);
+  InsertItemsIn(conn, rows, prefix);
+  ASSERT_TRUE(tx->Commit());
+}
+
+// How many items match `where`.
+int64_t CountItems(Connection& conn, std::string_view where) {
+  auto stmt = conn.Prepare("SELECT count(*) FROM items WHERE " + std::string(where));
+  EXPECT_TRUE(stmt);
+  if (!stmt) return -1;
+  auto row = (*stmt)->Step();
+  EXPECT_TRUE(row && *row);
+  int64_t n = row && *row ? (*stmt)->ColumnInt(0) : -1;
+  (*stmt)->Reset();
+  return n;
+}
+
 class DialectTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
@@ -316,18 +353,7 @@ TEST_P(DialectTest, LargeUpdateInsideATransactionCommits) {
   auto lease = db_->Acquire();
   ASSERT_TRUE(lease);
   db::Connection& conn = **lease;
-  std::string filler(400, 'f');
-  {
-    auto tx = Transaction::Begin(conn, true);
-    ASSERT_TRUE(tx);
-    auto insert = conn.Prepare("INSERT INTO items (name) VALUES (?)");
-    ASSERT_TRUE(insert);
-    for (int i = 0; i < 10000; ++i) {
-      (*insert)->BindText(1, filler + std::to_string(i));
-      ASSERT_TRUE((*insert)->Run());
-    }
-    ASSERT_TRUE(tx->Commit());
-  }
+  InsertItems(conn, 10000, std::string(400, 'f'));
   auto tx = Transaction::Begin(conn, true);
   ASSERT_TRUE(tx);
   ASSERT_TRUE(conn.Execute("SAVEPOINT s"));
@@ -356,27 +382,8 @@ TEST(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJour
     auto lease = (*db)->Acquire();
     ASSERT_TRUE(lease);
     Connection& conn = **lease;
-    std::string filler(400, 'f');
-    {
-      auto tx = Transaction::Begin(conn, true);
-      ASSERT_TRUE(tx);
-      auto insert = conn.Prepare("INSERT INTO items (name) VALUES (?)");
-      ASSERT_TRUE(insert);
-      for (int i = 0; i < 5000; ++i) {
-        (*insert)->BindText(1, filler + std::to_string(i));
-        ASSERT_TRUE((*insert)->Run());
-      }
-      ASSERT_TRUE(tx->Commit());
-    }
-    auto count = [&](std::string_view where) {
-      auto stmt = conn.Prepare("SELECT count(*) FROM items WHERE " + std::string(where));
-      EXPECT_TRUE(stmt);
-      auto row = (*stmt)->Step();
-      EXPECT_TRUE(row && *row);
-      int64_t n = (*stmt)->ColumnInt(0);
-      (*stmt)->Reset();
-      return n;
-    };
+    InsertItems(conn, 5000, std::string(400, 'f'));
+    auto count = [&](std::string_view where) { return CountItems(conn, where); };
     for (size_t limit : {size_t{64} << 20, size_t{256} << 10}) {
       SCOPED_TRACE("in-memory limit " + std::to_string(limit));
       sqlite::SetMemoryJournalLimit(limit);
@@ -424,23 +431,9 @@ TEST(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) {
     auto writer = (*db)->Acquire();
     auto reader = (*db)->Acquire();
     ASSERT_TRUE(writer && reader);
-    auto count = [](Connection& conn, std::string_view where) {
-      auto stmt = conn.Prepare("SELECT count(*) FROM items WHERE " + std::string(where));
-      EXPECT_TRUE(stmt);
-      auto row = (*stmt)->Step();
-      EXPECT_TRUE(row && *row);
-      int64_t n = (*stmt)->ColumnInt(0);
-      (*stmt)->Reset();
-      return n;
-    };
-    auto insert = [&](Connection& conn, std::string_view tag, int rows) {
-      auto stmt = conn.Prepare("INSERT INTO items (name, note) VALUES (?, ?)");
-      ASSERT_TRUE(stmt);
-      for (int i = 0; i < rows; ++i) {
-        (*stmt)->BindText(1, std::string(300, 'n') + std::to_string(i));
-        (*stmt)->BindText(2, tag);
-        ASSERT_TRUE((*stmt)->Run());
-      }
+    auto count = CountItems;
+    auto insert = [](Connection& conn, std::string_view tag, int rows) {
+      InsertItemsIn(conn, rows, std::string(300, 'n'), tag);
     };
     // One commit of about 150 pages: some 300 writes by SQLite, a few writes to the file.
     auto before = sqlite::JournalVfsCounts();

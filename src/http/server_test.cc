@@ -52,6 +52,26 @@ Response Render(int status, std::string_view message) {
 }
 
 // Answers "<method> <path> q=<query> from=<peer> body=<body>" and echoes X-Test as X-Echo.
+// A blocking socket connected to the server on 127.0.0.1:`port`, whose reads give up after 5 s
+// (-1 on failure); `receive_buffer`: its size, when not 0.
+int ConnectPlain(uint16_t port, int receive_buffer = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  if (receive_buffer > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  timeval wait{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 Response Echo(Request& request) {
   Response response;
   response.SetHeader("Content-Type", "text/plain");
@@ -245,15 +265,8 @@ TEST(ServerTest, Expect100ContinueGetsAnInterimAnswer) {
   ASSERT_NE(server, nullptr);
   // A client that waits for the interim answer before it sends the body (plain sockets: the
   // exchange has to pause in the middle).
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ConnectPlain(server->port());
   ASSERT_GE(fd, 0);
-  timeval wait{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(server->port());
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   auto send_all = [fd](std::string_view bytes) {
     return send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
   };
@@ -352,17 +365,8 @@ TEST(ServerTest, ClientThatDoesNotReadItsAnswerIsCutOff) {
   };
   auto server = StartOrDie(TestOptions(), large);
   ASSERT_NE(server, nullptr);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ConnectPlain(server->port(), /*receive_buffer=*/4096);
   ASSERT_GE(fd, 0);
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  timeval wait{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(server->port());
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   std::string request = "GET /large HTTP/1.1\r\nHost: t\r\n\r\n";
   ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(request.size()));
