@@ -368,18 +368,36 @@ TEST_P(DialectTest, LargeUpdateInsideATransactionCommits) {
   (*count)->Reset();
 }
 
+// A SQLite file database with the test migrations, in a folder of its own removed at the end.
+class SqliteJournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fhirstone-" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+            std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    auto db = Database::Open(url());
+    ASSERT_TRUE(db);
+    db_ = std::move(db).value();
+    ASSERT_TRUE(db_->Migrate(TestMigrations()));
+  }
+  void TearDown() override {
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string url() const { return "sqlite:" + (dir_ / "t.db").string(); }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Database> db_;
+};
+
 // Savepoint journals live in memory (journal_vfs.cc) and spill to a file past their limit: a
 // rollback to the savepoint restores every changed row either way, and the transaction's other
 // changes stay.
-TEST(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJournal) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("fhirstone-journal-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto db = Database::Open("sqlite:" + (dir / "j.db").string());
-  ASSERT_TRUE(db);
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
+TEST_F(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJournal) {
   auto run = [&] {
-    auto lease = (*db)->Acquire();
+    auto lease = db_->Acquire();
     ASSERT_TRUE(lease);
     Connection& conn = **lease;
     InsertItems(conn, 5000, std::string(400, 'f'));
@@ -413,23 +431,15 @@ TEST(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJour
   };
   run();
   sqlite::SetMemoryJournalLimit(size_t{64} << 20);
-  db->reset();
-  std::filesystem::remove_all(dir);
 }
 
 // WAL frames are gathered and written once per commit (journal_vfs.cc). Another connection
 // sees every committed row; frames a transaction spills from a tiny page cache are read back by
 // it; a rolled-back transaction's frames are never seen; the database passes integrity_check.
-TEST(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("fhirstone-wal-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto db = Database::Open("sqlite:" + (dir / "w.db").string());
-  ASSERT_TRUE(db);
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
+TEST_F(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) {
   auto run = [&] {
-    auto writer = (*db)->Acquire();
-    auto reader = (*db)->Acquire();
+    auto writer = db_->Acquire();
+    auto reader = db_->Acquire();
     ASSERT_TRUE(writer && reader);
     auto count = CountItems;
     auto insert = [](Connection& conn, std::string_view tag, int rows) {
@@ -479,39 +489,26 @@ TEST(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) {
     (*check)->Reset();
   };
   run();
-  db->reset();
+  db_.reset();
   // Reopened: everything committed is there.
-  auto reopened = Database::Open("sqlite:" + (dir / "w.db").string());
+  auto reopened = Database::Open(url());
   ASSERT_TRUE(reopened);
   {
     auto lease = (*reopened)->Acquire();
     ASSERT_TRUE(lease);
-    auto stmt =
-        (*lease)->Prepare("SELECT count(*) FROM items WHERE note IN ('first again', 'second')");
-    ASSERT_TRUE(stmt);
-    ASSERT_TRUE(*(*stmt)->Step());
-    EXPECT_EQ((*stmt)->ColumnInt(0), 5000);
-    (*stmt)->Reset();
+    EXPECT_EQ(CountItems(**lease, "note IN ('first again', 'second')"), 5000);
   }
-  reopened->reset();
-  std::filesystem::remove_all(dir);
 }
 
 // Under sustained writes the WAL restarts from its beginning (the checkpointer copies the frames
 // that came during its pass holding the write lock): it stays bounded instead of growing with
 // every write (it reached 6 GB for a 250 MB database).
-TEST(SqliteJournalTest, WalStaysBoundedUnderSustainedWrites) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("fhirstone-wal-bound-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto db = Database::Open("sqlite:" + (dir / "b.db").string());
-  ASSERT_TRUE(db);
-  ASSERT_TRUE((*db)->Migrate(TestMigrations()));
+TEST_F(SqliteJournalTest, WalStaysBoundedUnderSustainedWrites) {
   const std::string filler(3000, 'w');
   uintmax_t largest = 0;
   int64_t written = 0;
   {
-    auto lease = (*db)->Acquire();
+    auto lease = db_->Acquire();
     ASSERT_TRUE(lease);
     auto insert = (*lease)->Prepare("INSERT INTO items (name, note) VALUES (?, ?)");
     ASSERT_TRUE(insert);
@@ -526,14 +523,12 @@ TEST(SqliteJournalTest, WalStaysBoundedUnderSustainedWrites) {
       ASSERT_TRUE(tx->Commit());
       written += 60 * 3000;
       std::error_code ec;
-      largest = std::max(largest, std::filesystem::file_size(dir / "b.db-wal", ec));
+      largest = std::max(largest, std::filesystem::file_size(dir_ / "t.db-wal", ec));
     }
   }
   // 270 MB of rows went through the WAL; without restarts it would hold them all.
   EXPECT_GT(written, 250'000'000);
   EXPECT_LT(largest, uintmax_t{150'000'000});
-  db->reset();
-  std::filesystem::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, DialectTest,

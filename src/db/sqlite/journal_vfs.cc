@@ -101,15 +101,10 @@ int Spill(MemoryJournal* j) {
   if (!file) return SQLITE_NOMEM;
   std::memset(file, 0, static_cast<size_t>(j->vfs->szOsFile));
   int rc = j->vfs->xOpen(j->vfs, nullptr, file, j->flags, nullptr);
-  if (rc != SQLITE_OK) {
-    if (file->pMethods) file->pMethods->xClose(file);
-    sqlite3_free(file);
-    return rc;
-  }
-  if (j->bytes.size > 0)
+  if (rc == SQLITE_OK && j->bytes.size > 0)
     rc = WriteInPieces(file, j->bytes.data, static_cast<int>(j->bytes.size), 0);
-  if (rc != SQLITE_OK) {
-    file->pMethods->xClose(file);
+  if (rc != SQLITE_OK) {  // the journal stays in memory
+    if (file->pMethods) file->pMethods->xClose(file);
     sqlite3_free(file);
     return rc;
   }

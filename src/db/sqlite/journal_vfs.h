@@ -5,14 +5,17 @@
 namespace fhirstone::db::sqlite {
 
 // The name of a SQLite VFS (registered on the first call; thread-safe) that wraps the default
-// one and keeps savepoint and statement journals in memory up to 64 MiB each, spilling to a
-// temporary file of the default VFS beyond. Everything else goes to the default VFS unchanged.
-//
-// Why: each write of a group commit runs in a savepoint, and SQLite copies the prior content of
-// every page the write changes into the savepoint's journal. Past SQLite's 64 KiB in-memory
-// threshold that journal is a temporary file: a small transaction wrote about 100 pages to it,
-// twice what it wrote to the WAL, one system call per page. SQLite's own in-memory journal
-// (a larger SQLITE_CONFIG_STMTJRNL_SPILL) is a chunk list that large journals make slow to use.
+// one. It changes two things; everything else goes to the default VFS unchanged:
+// - savepoint and statement journals stay in memory up to 64 MiB each, spilling to a temporary
+//   file of the default VFS beyond. Each write of a group commit runs in a savepoint, and SQLite
+//   copies the prior content of every page the write changes into its journal; past SQLite's
+//   64 KiB in-memory threshold that journal was a temporary file: a small transaction wrote about
+//   100 pages to it, twice what it wrote to the WAL, one system call per page. (SQLite's own
+//   in-memory journal, a larger SQLITE_CONFIG_STMTJRNL_SPILL, is a chunk list that large
+//   journals make slow to use.)
+// - the frames of a WAL are gathered and written with one system call per commit (SQLite makes
+//   two per page); journal_vfs.cc says when they are written and why no reader sees a frame
+//   before it is in the file. For synchronous=NORMAL or OFF and the default locking mode.
 const char* JournalVfsName();
 
 // For tests: the bytes a journal keeps in memory before it spills (default 64 MiB), and counts
