@@ -362,7 +362,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
 
   std::string count_sql =
       index_count ? index_count->text : "SELECT count(*) FROM resource r WHERE " + where;
-  if (q.total != search::TotalMode::kNone || q.summary == search::SummaryMode::kCount) {
+  auto run_count = [&]() -> Status {
     auto count = conn.Prepare(count_sql);
     if (!count) return std::move(count).error();
     int index = 1;
@@ -374,19 +374,28 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     }
     result.total = (*count)->ColumnInt(0);
     (*count)->Reset();
-  }
+    return Ok();
+  };
+  bool want_total = q.total != search::TotalMode::kNone;
   if (q.summary == search::SummaryMode::kCount) {
+    FHIRSTONE_RETURN_IF_ERROR(run_count());
     result.plan = count_sql;
     return result;
   }
 
-  std::string sql =
-      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " +
-      where;
-  std::vector<Binding> page_bindings = bindings;
+  // The page. Unsorted: in row id order, continuing after (or before) the page position.
+  // Sorted: the matches' row ids and sort keys are sorted first and the bodies of the page's rows
+  // read after, so the sort moves keys, not bodies; the total is counted in the same pass (a sort
+  // reads every match anyway).
+  std::string sql;
+  std::vector<Binding> page_bindings;
   bool backwards = false;
+  bool window_total = false;
   int64_t offset = 0;
   if (q.sort.empty()) {
+    sql = "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " +
+          where;
+    page_bindings = bindings;
     if (page->kind == 'a') {
       sql += " AND r.rowid > ?";
       page_bindings.push_back(page->position);
@@ -402,18 +411,29 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (page->kind == 'a' || page->kind == 'b')
       return Error::Invalid("Invalid paging position for a sorted search");
     offset = page->kind == 'o' ? page->position : 0;
-    std::string order;
-    for (const auto& key : q.sort) {
+    std::string keys, inner_order, outer_order;
+    for (size_t i = 0; i < q.sort.size(); ++i) {
+      const search::SortKey& key = q.sort[i];
       Sql s = SortSql(key, "r", index_shard);
+      std::string name = "s" + std::to_string(i);
+      keys += ", " + s.text + " AS " + name;
       // Resources without a value sort last either way.
-      order += (order.empty() ? "" : ", ") + s.text + " IS NULL, " + s.text +
-               (key.descending ? " DESC" : "");
-      page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
+      std::string direction = key.descending ? " DESC NULLS LAST, " : " NULLS LAST, ";
+      inner_order += name + direction;
+      outer_order += "p." + name + direction;
       page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
-    sql += " ORDER BY " + order + ", r.rowid";
+    window_total = want_total;
+    sql =
+        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, p.total FROM "
+        "(SELECT r.rowid AS k" +
+        keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
+        " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
+        "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k ORDER BY " + outer_order +
+        "p.k";
+    page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
   }
-  sql += " LIMIT ? OFFSET ?";
+  if (q.sort.empty()) sql += " LIMIT ? OFFSET ?";
   page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
   page_bindings.push_back(offset);
   result.plan = sql;
@@ -444,6 +464,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   Bind(s, index, page_bindings);
   std::vector<int64_t> rids;
   bool more = false;
+  std::optional<int64_t> counted;  // the sorted query's count of every match
   while (true) {
     auto row = s.Step();
     if (!row) {
@@ -451,6 +472,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       return std::move(row).error();
     }
     if (!*row) break;
+    if (window_total && !counted) counted = s.ColumnInt(6);
     if (static_cast<int>(result.matches.size()) == q.count) {
       more = true;
       break;
@@ -463,6 +485,16 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   if (backwards) {
     std::reverse(result.matches.begin(), result.matches.end());
     std::reverse(rids.begin(), rids.end());
+  }
+  if (want_total) {
+    if (counted) {
+      result.total = *counted;
+    } else if (!more && !backwards && page->kind != 'a' && (offset == 0 || !rids.empty())) {
+      // The last page from the start (or from an offset it reached): the matches are all known.
+      result.total = offset + static_cast<int64_t>(result.matches.size());
+    } else {
+      FHIRSTONE_RETURN_IF_ERROR(run_count());
+    }
   }
 
   // Links: keyset pages continue after the last / before the first rowid; sorted ones by offset.

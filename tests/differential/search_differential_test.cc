@@ -93,9 +93,20 @@ ServerAnswer Search(test::Client& client, const GeneratedQuery& q, int count) {
       out.error = "unparsable bundle: " + bundle.error().message();
       return out;
     }
-    if (const json::Value* total = bundle->Find("total");
-        total && total->is_number() && out.pages == 1)
-      out.total = std::strtoll(total->as_string().c_str(), nullptr, 10);
+    // Every page states the same total (the first counts it, later ones count or infer it).
+    if (const json::Value* total = bundle->Find("total"); total && total->is_number()) {
+      int64_t stated = std::strtoll(total->as_string().c_str(), nullptr, 10);
+      if (out.pages == 1) {
+        out.total = stated;
+      } else if (stated != out.total) {
+        out.error = "Bundle.total " + std::to_string(stated) + " on page " +
+                    std::to_string(out.pages) + " but " + std::to_string(out.total) + " on page 1";
+        return out;
+      }
+    } else if (out.pages > 1 && out.total >= 0) {
+      out.error = "no Bundle.total on page " + std::to_string(out.pages);
+      return out;
+    }
     if (const json::Value* entries = bundle->Find("entry"); entries && entries->is_array()) {
       for (const json::Value& e : entries->as_array()) {
         const json::Value* search = e.Find("search");
