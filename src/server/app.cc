@@ -1,11 +1,13 @@
 #include "server/app.h"
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -585,6 +587,53 @@ Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& 
 
 namespace {
 
+// Access log lines for standard output, gathered: written 32 KiB at a time or at a flush (every
+// second, see OpenAccessLog) instead of one write per request.
+class GatheredStdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    gathered_.append(line.data(), line.size());
+    if (gathered_.size() >= kChunk) flush_();
+  }
+  void flush_() override {
+    size_t done = 0;
+    while (done < gathered_.size()) {
+      ssize_t n = ::write(STDOUT_FILENO, gathered_.data() + done, gathered_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // standard output closed: the lines are lost, the server goes on
+      done += static_cast<size_t>(n);
+    }
+    gathered_.clear();
+  }
+
+ private:
+  static constexpr size_t kChunk = 32 * 1024;
+  std::string gathered_;
+};
+
+// The access log: "-" (standard output) or a file. Lines reach it within a second (spdlog's
+// periodic flush of every logger), not one write per request.
+Result<std::shared_ptr<spdlog::logger>> OpenAccessLog(const std::string& where,
+                                                      const std::string& name) {
+  try {
+    std::shared_ptr<spdlog::logger> log;
+    if (where == "-") {
+      log = std::make_shared<spdlog::logger>(name, std::make_shared<GatheredStdoutSink>());
+      spdlog::register_logger(log);
+    } else {
+      log = spdlog::basic_logger_mt(name, where);
+    }
+    log->set_pattern("%v");
+    log->set_level(spdlog::level::info);
+    spdlog::flush_every(std::chrono::seconds(1));
+    return log;
+  } catch (const std::exception& e) {
+    return Error::Invalid(std::string("--access-log: ") + e.what());
+  }
+}
+
 // The database, registry and store of the offline commands (reindex, import), without HTTP.
 struct OfflineStack {
   std::unique_ptr<db::Database> db;
@@ -796,19 +845,11 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   Impl* raw = &impl;
   // Access log, rate limits and the expensive-search limit, from the configuration.
   if (config.access_log != "off") {
-    try {
-      impl.access_log =
-          config.access_log == "-"
-              ? spdlog::stdout_logger_mt("fhirstone-access-" +
-                                         std::to_string(reinterpret_cast<uintptr_t>(&impl)))
-              : spdlog::basic_logger_mt(
-                    "fhirstone-access-" + std::to_string(reinterpret_cast<uintptr_t>(&impl)),
-                    config.access_log);
-      impl.access_log->set_pattern("%v");
-      impl.access_log->set_level(spdlog::level::info);
-    } catch (const std::exception& e) {
-      return Error::Invalid(std::string("--access-log: ") + e.what());
-    }
+    auto log =
+        OpenAccessLog(config.access_log,
+                      "fhirstone-access-" + std::to_string(reinterpret_cast<uintptr_t>(&impl)));
+    if (!log) return std::move(log).error();
+    impl.access_log = std::move(log).value();
   }
   {
     ops::RateLimiterOptions limits;

@@ -117,6 +117,20 @@ TEST_F(OpsTest, HealthReadinessMetricsAndRequestIds) {
   EXPECT_EQ(log.find("Ada"), std::string::npos);  // no query values (PHI) in logs
 }
 
+// The access log is written in chunks, but a line reaches it within about a second of its
+// request, while the server runs.
+TEST_F(OpsTest, AccessLogLinesArriveWhileTheServerRuns) {
+  server::ServeConfig config;
+  config.open = true;
+  Start(config);
+  std::string id(Get("/fhir/metadata").Header("X-Request-Id"));
+  ASSERT_EQ(id.size(), 16u);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (AccessLog().find(id) == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_NE(AccessLog().find("\"request_id\":\"" + id + "\""), std::string::npos);
+}
+
 TEST_F(OpsTest, PerAddressLimitWithoutToken) {
   server::ServeConfig config;
   config.open = true;
