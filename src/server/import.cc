@@ -282,9 +282,10 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     }
   };
 
-  // A reader thread decompresses and reads the documents ahead (a few at a time) while a
-  // worker loads them. One worker: with two, their writes shared group commits (savepoints) and
-  // waited for each other, and 32 Synthea bundles loaded in 6.2-7.1 s against 5.5-5.9 s. Synthea's
+  // A reader thread decompresses and reads the documents ahead (a few at a time) while two
+  // workers load them: a transaction is prepared (parsed, its references resolved, validated,
+  // indexed) before its write, so one worker prepares while the other writes (36 Synthea bundles:
+  // 6.7-6.9 s against 7.1-7.2 s with one worker; the one writer is the limit). Synthea's
   // hospital and practitioner documents (read first) are loaded one at a time before any other
   // starts, since the others refer to them.
   struct Document {
@@ -292,7 +293,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     bool info = false;
   };
   constexpr size_t kAhead = 4;
-  constexpr int kWorkers = 1;
+  constexpr int kWorkers = 2;
   std::deque<Document> queue;
   bool reading_done = false;
   int in_flight = 0;       // documents taken and not yet loaded

@@ -64,10 +64,11 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
       "A matching resource exists: " + result.type + "/" + result.id + "; nothing was created");
 }
 
-Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
-                                                             store::StoreTransaction& tx,
-                                                             std::string_view type,
-                                                             std::string_view query, int limit) {
+namespace {
+
+// The search a conditional operation or reference runs (see MatchConditional).
+Result<search::SearchQuery> ConditionalQuery(const ApiContext& ctx, std::string_view type,
+                                             std::string_view query, int limit) {
   auto target = ParseTarget("/?" + std::string(query));
   if (!target) return Error::Invalid("Malformed conditional criteria '" + std::string(query) + "'");
   if (target->params.empty())
@@ -81,7 +82,28 @@ Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& c
   parsed->count = limit;
   parsed->total = search::TotalMode::kNone;
   parsed->includes.clear();
+  return parsed;
+}
+
+}  // namespace
+
+Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
+                                                             store::StoreTransaction& tx,
+                                                             std::string_view type,
+                                                             std::string_view query, int limit) {
+  auto parsed = ConditionalQuery(ctx, type, query, limit);
+  if (!parsed) return std::move(parsed).error();
   auto found = tx.Search(*parsed);
+  if (!found) return std::move(found).error();
+  return std::move(found->matches);
+}
+
+Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
+                                                             std::string_view type,
+                                                             std::string_view query, int limit) {
+  auto parsed = ConditionalQuery(ctx, type, query, limit);
+  if (!parsed) return std::move(parsed).error();
+  auto found = ctx.store.Search(*parsed);
   if (!found) return std::move(found).error();
   return std::move(found->matches);
 }

@@ -186,33 +186,37 @@ bool IsConditional(std::string_view ref) {
   return q != std::string_view::npos && fhir::IsResourceType(ref.substr(0, q));
 }
 
-bool HasConditionalReference(const json::Value& v) {
+// Collects the conditional references (Type?criteria) found in `v`.
+void CollectConditionalReferences(const json::Value& v, std::set<std::string>& out) {
   switch (v.type()) {
     case json::Type::kArray:
-      for (const auto& item : v.as_array())
-        if (HasConditionalReference(item)) return true;
-      return false;
+      for (const auto& item : v.as_array()) CollectConditionalReferences(item, out);
+      return;
     case json::Type::kObject:
       for (const auto& [key, value] : v.as_object()) {
         if (key == "reference" && value.type() == json::Type::kString &&
-            IsConditional(value.as_string()))
-          return true;
-        if (HasConditionalReference(value)) return true;
+            IsConditional(value.as_string())) {
+          out.insert(value.as_string());
+          continue;
+        }
+        CollectConditionalReferences(value, out);
       }
-      return false;
+      return;
     default:
-      return false;
+      return;
   }
 }
 
 // Replaces references: fullUrls by what they became, and Type?criteria by the one match.
 class ReferenceRewriter {
  public:
-  // Without a transaction (`tx` nullptr), a conditional reference is an internal error: the
-  // caller made sure there is none (HasConditionalReference).
+  // `resolved`: conditional references already resolved (Type?criteria -> Type/id). Without a
+  // transaction (`tx` nullptr), any other conditional reference is an internal error: the caller
+  // resolved them all (PrepareAhead).
   ReferenceRewriter(const ApiContext& ctx, store::StoreTransaction* tx,
-                    std::map<std::string, std::string> ids)
-      : ctx_(ctx), tx_(tx), ids_(std::move(ids)) {}
+                    std::map<std::string, std::string> ids,
+                    std::map<std::string, std::string> resolved = {})
+      : ctx_(ctx), tx_(tx), ids_(std::move(ids)), resolved_(std::move(resolved)) {}
 
   Status Rewrite(json::Value& v, bool in_reference) {
     switch (v.type()) {
@@ -452,22 +456,39 @@ std::map<std::string, std::string> FullUrlIds(const std::vector<Entry>& entries)
   return ids;
 }
 
-// When no entry of a transaction needs the database to know its id or its references (no
-// ifNoneExist, no conditional update or delete, no conditional reference), fixes the ids and
-// references, validates the resources and extracts their search index before the write
-// transaction, where that work would hold up the other writes: returns true. Otherwise changes
-// nothing and returns false (ResolveTargets and the rewriting then run inside). A validation
-// failure is kept in the entry and reported where the write would have found it (Entry::invalid).
-Result<bool> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
+// What PrepareAhead fixed before the write transaction.
+struct Prepared {
+  // Each conditional reference (Type?criteria) and the one match it had before the write
+  // (Type/id): checked again inside the write transaction (CheckResolvedAhead).
+  std::map<std::string, std::string> conditional;
+};
+
+// When no entry of a transaction needs the write transaction to know its id (no ifNoneExist, no
+// conditional update or delete), fixes the ids and references, validates the resources and
+// extracts their search index before the write transaction, where that work would hold up the
+// other writes: returns what it resolved. Conditional references are resolved on the latest
+// snapshot; each must have one match (else nothing is prepared, and the write transaction meets
+// the failure where it would have). Otherwise changes nothing and returns nullopt
+// (ResolveTargets and the rewriting then run inside). A validation failure is kept in the entry
+// and reported where the write would have found it (Entry::invalid).
+Result<std::optional<Prepared>> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
+  std::set<std::string> conditional;
   for (const Entry& e : entries) {
     if (e.verb == Verb::kGet) continue;
-    if (!e.if_none_exist.empty() || !e.criteria.empty()) return false;
-    if ((e.verb == Verb::kPost || e.verb == Verb::kPut) && HasConditionalReference(e.resource))
-      return false;
+    if (!e.if_none_exist.empty() || !e.criteria.empty()) return std::optional<Prepared>();
+    if (e.verb == Verb::kPost || e.verb == Verb::kPut)
+      CollectConditionalReferences(e.resource, conditional);
+  }
+  Prepared prepared;
+  for (const std::string& key : conditional) {
+    size_t q = key.find('?');
+    auto matches = MatchConditional(ctx, key.substr(0, q), key.substr(q + 1), 2);
+    if (!matches || matches->size() != 1) return std::optional<Prepared>();
+    prepared.conditional[key] = key.substr(0, q) + "/" + matches->front().id;
   }
   for (Entry& e : entries)
     if (e.verb == Verb::kPost) e.id = ctx.ids.NewId();
-  ReferenceRewriter rewriter(ctx, nullptr, FullUrlIds(entries));
+  ReferenceRewriter rewriter(ctx, nullptr, FullUrlIds(entries), prepared.conditional);
   for (Entry& e : entries) {
     if (e.verb != Verb::kPost && e.verb != Verb::kPut) continue;
     if (auto status = rewriter.Rewrite(e.resource, false); !status)
@@ -480,6 +501,20 @@ Result<bool> PrepareAhead(const ApiContext& ctx, std::vector<Entry>& entries) {
     } else if (e.type != "AuditEvent") {  // an AuditEvent is appended to the log, not indexed
       e.prepared = ctx.store.PrepareIndex(e.resource);
     }
+  }
+  return std::optional<Prepared>(std::move(prepared));
+}
+
+// Inside the write transaction: whether each conditional reference resolved ahead still has
+// that one match (a write committed in between may have changed it).
+Result<bool> CheckResolvedAhead(const ApiContext& ctx, store::StoreTransaction& tx,
+                                const Prepared& prepared) {
+  for (const auto& [key, target] : prepared.conditional) {
+    size_t q = key.find('?');
+    auto matches = MatchConditional(ctx, tx, key.substr(0, q), key.substr(q + 1), 2);
+    if (!matches) return std::move(matches).error();
+    if (matches->size() != 1 || key.substr(0, q) + "/" + matches->front().id != target)
+      return false;
   }
   return true;
 }
@@ -562,7 +597,11 @@ std::string ResponseBundle(const ApiContext& ctx, const std::vector<Entry>& entr
 
 }  // namespace
 
-Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& req) {
+namespace {
+
+// `prepare_ahead`: a transaction may be prepared before its write transaction (PrepareAhead).
+Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& req,
+                                    bool prepare_ahead) {
   // Each entry's resource is validated on its own (a batch answers per entry); the Bundle's
   // own shape is checked here.
   auto bundle = ParseResourceBody(req, "Bundle", /*validate=*/false);
@@ -649,11 +688,23 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
       return Error::Invalid(Where(e.index) + ": " + e.type + "/" + e.id +
                             " is written twice in one transaction");
   }
-  auto ahead = PrepareAhead(ctx, entries);
-  if (!ahead) return std::move(ahead).error();
-  FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
+  std::optional<Prepared> ahead;
+  if (prepare_ahead) {
+    auto prepared = PrepareAhead(ctx, entries);
+    if (!prepared) return std::move(prepared).error();
+    ahead = std::move(prepared).value();
+  }
+  bool moved = false;  // a conditional reference resolved ahead has another match now
+  Status done = ctx.store.InTransaction(
       [&](store::StoreTransaction& tx) -> Status {
-        if (!*ahead) {
+        if (ahead) {
+          auto same = CheckResolvedAhead(ctx, tx, *ahead);
+          if (!same) return std::move(same).error();
+          if (!*same) {
+            moved = true;
+            return Error::Conflict("A conditional reference changed its match before the write");
+          }
+        } else {
           FHIRSTONE_RETURN_IF_ERROR(ResolveTargets(ctx, tx, entries));
           ReferenceRewriter rewriter(ctx, &tx, FullUrlIds(entries));
           for (Entry& e : entries) {
@@ -675,12 +726,21 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
         }
         return Ok();
       },
-      AuditOf(req)));
+      AuditOf(req));
+  // Rolled back: run again, everything resolved inside the write transaction this time.
+  if (moved) return HandleBundle(ctx, req, /*prepare_ahead=*/false);
+  FHIRSTONE_RETURN_IF_ERROR(done);
   NoteWritten(req);
   for (Entry& e : entries)
     if (e.verb == Verb::kGet) RunGet(ctx, req, e);
   return JsonResponse(200,
                       ResponseBundle(ctx, entries, "transaction-response", with_resource, nullptr));
+}
+
+}  // namespace
+
+Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& req) {
+  return HandleBundle(ctx, req, /*prepare_ahead=*/true);
 }
 
 }  // namespace fhirstone::api

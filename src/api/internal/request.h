@@ -94,6 +94,11 @@ Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& c
                                                              store::StoreTransaction& tx,
                                                              std::string_view type,
                                                              std::string_view query, int limit);
+// The same outside a write transaction, on the store's latest snapshot: what a match is before
+// the write (a transaction's conditional references are resolved ahead, then checked inside).
+Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
+                                                             std::string_view type,
+                                                             std::string_view query, int limit);
 
 // Splits a request target into decoded path segments and query parameters (Boost.URL).
 struct Target {
