@@ -41,10 +41,14 @@ void AppendLink(std::string& out, const char* relation, const std::string& url) 
   out += "}";
 }
 
+// Whether the entries carry the stored bodies as they are (no _summary, no _elements).
+bool WholeResources(const search::SearchQuery& q) {
+  return (q.summary == search::SummaryMode::kNone || q.summary == search::SummaryMode::kFalse) &&
+         q.elements.empty();
+}
+
+// The resource of an entry when it is not whole: summarized or cut to _elements.
 Result<std::string> EntryResource(const store::ResourceVersion& v, const search::SearchQuery& q) {
-  if ((q.summary == search::SummaryMode::kNone || q.summary == search::SummaryMode::kFalse) &&
-      q.elements.empty())
-    return v.body;
   auto parsed = json::Parse(v.body);
   if (!parsed) return Error::Internal("A stored resource could not be parsed");
   json::Value resource = std::move(parsed).value();
@@ -66,7 +70,7 @@ Result<std::string> EntryResource(const store::ResourceVersion& v, const search:
 }
 
 void AppendEntry(std::string& out, const ApiContext& ctx, const store::ResourceVersion& v,
-                 const std::string& resource, const char* mode) {
+                 std::string_view resource, const char* mode) {
   out += "{\"fullUrl\":";
   json::WriteString(ctx.base + "/" + v.type + "/" + v.id, out);
   out += ",\"resource\":";
@@ -143,7 +147,12 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
 
   std::string out;
-  out.reserve(512 + (result->matches.size() + result->included.size()) * 1024);
+  const bool whole = WholeResources(*query);
+  size_t size = 1024;
+  for (const auto* list : {&result->matches, &result->included})
+    for (const auto& v : *list)
+      size += (whole ? v.body.size() : 1024) + ctx.base.size() + v.type.size() + v.id.size() + 64;
+  out.reserve(size);
   out += "{\"resourceType\":\"Bundle\",\"id\":";
   json::WriteString(ctx.ids.NewId(), out);
   out += ",\"meta\":{\"lastUpdated\":\"";
@@ -177,10 +186,14 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
     for (const auto& [list, mode] :
          {std::pair{&result->matches, "match"}, std::pair{&result->included, "include"}}) {
       for (const auto& v : *list) {
-        auto resource = EntryResource(v, *query);
-        if (!resource) return std::move(resource).error();
         if (!first) out += ',';
         first = false;
+        if (whole) {
+          AppendEntry(out, ctx, v, v.body, mode);
+          continue;
+        }
+        auto resource = EntryResource(v, *query);
+        if (!resource) return std::move(resource).error();
         AppendEntry(out, ctx, v, *resource, mode);
       }
     }
