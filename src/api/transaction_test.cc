@@ -23,6 +23,7 @@ class InterposingStore : public store::ResourceStore {
 
   std::function<void()> before_write;
   int write_transactions = 0;
+  int searches = 0;  // outside write transactions (those inside search through theirs)
 
   Result<store::ResourceVersion> Read(std::string_view type, std::string_view id) override {
     return s_.Read(type, id);
@@ -48,6 +49,7 @@ class InterposingStore : public store::ResourceStore {
     return s_.History(query);
   }
   Result<store::SearchResult> Search(const search::SearchQuery& query) override {
+    ++searches;
     return s_.Search(query);
   }
   Result<std::string> ExplainSearch(const search::SearchQuery& query) override {
@@ -151,6 +153,7 @@ TEST_P(PreparedTransactionTest, ConditionalReferenceResolvedAheadIsWrittenInOneG
   http::Response response = Post(kTransaction);
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(PerformerOfCreated(response), "Practitioner/p1");
+  EXPECT_EQ(interposing_->searches, 1);  // resolved before the write transaction
   EXPECT_EQ(interposing_->write_transactions, 1);
 }
 
@@ -174,6 +177,8 @@ TEST_P(PreparedTransactionTest, MatchGoneBeforeTheWriteFailsTheTransaction) {
   http::Response response = Post(kTransaction);
   EXPECT_EQ(response.status, 412) << response.body;
   EXPECT_NE(response.body.find("matches no resources"), std::string::npos) << response.body;
+  EXPECT_NE(response.body.find("Bundle.entry[0]"), std::string::npos) << response.body;
+  EXPECT_EQ(interposing_->write_transactions, 2);  // rolled back once, then failed inside
   EXPECT_EQ(Observations(), 0u);
 }
 

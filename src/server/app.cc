@@ -1,5 +1,7 @@
 #include "server/app.h"
 
+#include <poll.h>
+#include <spdlog/details/console_globals.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -588,8 +590,13 @@ Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& 
 namespace {
 
 // Access log lines for standard output, gathered: written 32 KiB at a time or at a flush (every
-// second, see OpenAccessLog) instead of one write per request.
+// second, see OpenAccessLog; at shutdown) instead of one write per request. Lines still buffered
+// when the process dies abnormally are lost. Writes hold spdlog's console mutex, as the
+// diagnostics written to standard output do, so the two never interleave within a line.
 class GatheredStdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  ~GatheredStdoutSink() override { flush_(); }
+
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t line;
@@ -598,11 +605,20 @@ class GatheredStdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
     if (gathered_.size() >= kChunk) flush_();
   }
   void flush_() override {
+    std::lock_guard console(spdlog::details::console_mutex::mutex());
     size_t done = 0;
+    int waits = 0;
     while (done < gathered_.size()) {
       ssize_t n = ::write(STDOUT_FILENO, gathered_.data() + done, gathered_.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // standard output closed: the lines are lost, the server goes on
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && waits++ < 10) {
+        pollfd out{STDOUT_FILENO, POLLOUT, 0};
+        (void)::poll(&out, 1, 100);  // a non-blocking output that is full: up to 1 s
+        continue;
+      }
+      // Closed (EPIPE: SIGPIPE is ignored, see main) or stuck: these lines are lost, the server
+      // goes on.
+      if (n <= 0) break;
       done += static_cast<size_t>(n);
     }
     gathered_.clear();

@@ -9,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -154,9 +155,30 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     if (on_progress) on_progress(progress);
   };
 
+  // Content keys of the documents being loaded (guarded by mu): a copy of one waits for it to
+  // finish, then finds it in the ledger.
+  std::set<std::string> loading;
+  std::condition_variable loaded;
+
   // Loads one document; called by the workers at once (api_ and db_ are thread-safe).
   auto load = [&](const std::string& name, std::string content) {
     std::string key = ContentKey(content);
+    {
+      std::unique_lock lock(mu);
+      loaded.wait(lock, [&] { return !loading.contains(key); });
+      loading.insert(key);
+    }
+    struct Done {
+      std::mutex& mu;
+      std::set<std::string>& loading;
+      std::condition_variable& loaded;
+      const std::string& key;
+      ~Done() {
+        std::lock_guard lock(mu);
+        loading.erase(key);
+        loaded.notify_all();
+      }
+    } done{mu, loading, loaded, key};
     auto lease = db_.Acquire();
     if (lease) {
       auto seen = (*lease)->Prepare("SELECT 1 FROM import_ledger WHERE hash = ?");

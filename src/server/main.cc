@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -323,6 +324,9 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (serve->parsed()) {
+    // A closed standard output (the access log's) or peer fails its write with EPIPE instead of
+    // ending the process.
+    std::signal(SIGPIPE, SIG_IGN);
     config.audit = !no_audit;
     EnsureDatabaseFolder(config.db);
     auto app = fhirstone::server::App::Start(config);

@@ -429,13 +429,15 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         "(SELECT r.rowid AS k" +
         keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
         " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
-        "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k ORDER BY " + outer_order +
-        "p.k";
+        "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
+        // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
+        (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
     page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
   }
   if (q.sort.empty()) sql += " LIMIT ? OFFSET ?";
   page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
   page_bindings.push_back(offset);
+  if (!q.sort.empty() && shard) page_bindings.push_back(*shard);
   result.plan = sql;
   if (options.explain) {
     bool pg = conn.dialect() == db::Dialect::kPostgres;

@@ -208,10 +208,21 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
        at = sql.find("shard_key = ?", at + 1))
     ++scoped;
   EXPECT_EQ(tables, 4u) << sql;  // patient, code, date, and the sort key (once: NULLS LAST)
+  // The resource table is read twice (the matches sorted, then the page's bodies), each time in
+  // the shard.
+  size_t resource_reads = 0, resource_scoped = 0;
+  for (size_t at = sql.find("resource r "); at != std::string::npos;
+       at = sql.find("resource r ", at + 1))
+    ++resource_reads;
+  for (size_t at = sql.find("r.shard_key = ?"); at != std::string::npos;
+       at = sql.find("r.shard_key = ?", at + 1))
+    ++resource_scoped;
+  EXPECT_EQ(resource_reads, 2u) << sql;
+  EXPECT_EQ(resource_scoped, resource_reads) << sql;
   // SQLite is never distributed: its index tables are read by value or by row id alone, but for
   // the token criterion, which drives within the shard (idx_token_value ends with shard_key);
-  // and the resource row is checked.
-  EXPECT_EQ(scoped, db_->dialect() == db::Dialect::kPostgres ? tables + 1 : 2u) << sql;
+  // and the resource rows are checked.
+  EXPECT_EQ(scoped, db_->dialect() == db::Dialect::kPostgres ? tables + 2 : 3u) << sql;
   if (db_->dialect() == db::Dialect::kSqlite) {
     EXPECT_NE(sql.find("FROM idx_token WHERE shard_key = ?"), std::string::npos) << sql;
   }

@@ -1,7 +1,9 @@
 // Operations end to end: /healthz, /readyz, /metrics, X-Request-Id, per-address and per-client
 // rate limits (429 with Retry-After, RateLimit-* and an OperationOutcome), and an access log
 // that carries no query values and no tokens.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,7 +26,8 @@ namespace fs = std::filesystem;
 
 class OpsTest : public ::testing::Test {
  protected:
-  void Start(server::ServeConfig config) {
+  // With `log_file`, the access log goes to access.log in the test's folder (AccessLog()).
+  void Start(server::ServeConfig config, bool log_file = true) {
     dir_ = fs::temp_directory_path() /
            ("fhirstone-ops-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -33,7 +36,7 @@ class OpsTest : public ::testing::Test {
     config.listen = "127.0.0.1:0";
     config.db = "sqlite:" + (dir_ / "db.sqlite").string();
     config.bulk_dir = (dir_ / "bulk").string();
-    config.access_log = (dir_ / "access.log").string();
+    if (log_file) config.access_log = (dir_ / "access.log").string();
     db_ = config.db;
     auto app = server::App::Start(config, &clock_, nullptr);
     ASSERT_TRUE(app) << app.error().message();
@@ -129,6 +132,41 @@ TEST_F(OpsTest, AccessLogLinesArriveWhileTheServerRuns) {
   while (AccessLog().find(id) == std::string::npos && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_NE(AccessLog().find("\"request_id\":\"" + id + "\""), std::string::npos);
+}
+
+// On standard output (the default), the lines arrive the same way, and those still gathered are
+// written when the server stops.
+TEST_F(OpsTest, AccessLogOnStandardOutput) {
+  fs::path out = fs::temp_directory_path() / ("fhirstone-ops-stdout-" + std::to_string(getpid()));
+  int file = ::open(out.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  ASSERT_GE(file, 0);
+  std::fflush(stdout);
+  int saved = ::dup(STDOUT_FILENO);
+  ::dup2(file, STDOUT_FILENO);
+  ::close(file);
+  auto written = [&] {
+    std::ifstream in(out);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  server::ServeConfig config;
+  config.open = true;
+  config.access_log = "-";
+  Start(config, /*log_file=*/false);
+  std::string first(Get("/fhir/metadata").Header("X-Request-Id"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (written().find(first) == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string second(Get("/fhir/metadata").Header("X-Request-Id"));
+  app_->Stop();
+  std::string log = written();
+  std::fflush(stdout);
+  ::dup2(saved, STDOUT_FILENO);
+  ::close(saved);
+  fs::remove(out);
+  EXPECT_NE(log.find("\"request_id\":\"" + first + "\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"request_id\":\"" + second + "\""), std::string::npos) << log;
 }
 
 TEST_F(OpsTest, PerAddressLimitWithoutToken) {

@@ -66,9 +66,15 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
 
 namespace {
 
-// The search a conditional operation or reference runs (see MatchConditional).
-Result<search::SearchQuery> ConditionalQuery(const ApiContext& ctx, std::string_view type,
-                                             std::string_view query, int limit) {
+// The search a conditional operation or reference runs (see MatchConditional), with the registry
+// its parameters point into: held until the search is done (a reindex may replace it meanwhile).
+struct ConditionalSearch {
+  std::shared_ptr<const search::Registry> registry;
+  search::SearchQuery query;
+};
+
+Result<ConditionalSearch> ConditionalQuery(const ApiContext& ctx, std::string_view type,
+                                           std::string_view query, int limit) {
   auto target = ParseTarget("/?" + std::string(query));
   if (!target) return Error::Invalid("Malformed conditional criteria '" + std::string(query) + "'");
   if (target->params.empty())
@@ -76,13 +82,15 @@ Result<search::SearchQuery> ConditionalQuery(const ApiContext& ctx, std::string_
   search::ParseOptions options;
   options.strict = true;
   options.max_count = limit;
-  std::shared_ptr<const search::Registry> registry = ctx.registry.Get();
-  auto parsed = search::ParseQuery(*registry, {std::string(type)}, target->params, options);
+  ConditionalSearch out;
+  out.registry = ctx.registry.Get();
+  auto parsed = search::ParseQuery(*out.registry, {std::string(type)}, target->params, options);
   if (!parsed) return std::move(parsed).error();
-  parsed->count = limit;
-  parsed->total = search::TotalMode::kNone;
-  parsed->includes.clear();
-  return parsed;
+  out.query = std::move(parsed).value();
+  out.query.count = limit;
+  out.query.total = search::TotalMode::kNone;
+  out.query.includes.clear();
+  return out;
 }
 
 }  // namespace
@@ -91,9 +99,9 @@ Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& c
                                                              store::StoreTransaction& tx,
                                                              std::string_view type,
                                                              std::string_view query, int limit) {
-  auto parsed = ConditionalQuery(ctx, type, query, limit);
-  if (!parsed) return std::move(parsed).error();
-  auto found = tx.Search(*parsed);
+  auto conditional = ConditionalQuery(ctx, type, query, limit);
+  if (!conditional) return std::move(conditional).error();
+  auto found = tx.Search(conditional->query);
   if (!found) return std::move(found).error();
   return std::move(found->matches);
 }
@@ -101,9 +109,9 @@ Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& c
 Result<std::vector<store::ResourceVersion>> MatchConditional(const ApiContext& ctx,
                                                              std::string_view type,
                                                              std::string_view query, int limit) {
-  auto parsed = ConditionalQuery(ctx, type, query, limit);
-  if (!parsed) return std::move(parsed).error();
-  auto found = ctx.store.Search(*parsed);
+  auto conditional = ConditionalQuery(ctx, type, query, limit);
+  if (!conditional) return std::move(conditional).error();
+  auto found = ctx.store.Search(conditional->query);
   if (!found) return std::move(found).error();
   return std::move(found->matches);
 }

@@ -507,13 +507,14 @@ Result<std::optional<Prepared>> PrepareAhead(const ApiContext& ctx, std::vector<
 
 // Inside the write transaction: whether each conditional reference resolved ahead still has
 // that one match (a write committed in between may have changed it).
-Result<bool> CheckResolvedAhead(const ApiContext& ctx, store::StoreTransaction& tx,
-                                const Prepared& prepared) {
+// A search that fails here counts as a change: the transaction runs again resolved inside, where
+// the failure is reported with the entry that met it.
+bool CheckResolvedAhead(const ApiContext& ctx, store::StoreTransaction& tx,
+                        const Prepared& prepared) {
   for (const auto& [key, target] : prepared.conditional) {
     size_t q = key.find('?');
     auto matches = MatchConditional(ctx, tx, key.substr(0, q), key.substr(q + 1), 2);
-    if (!matches) return std::move(matches).error();
-    if (matches->size() != 1 || key.substr(0, q) + "/" + matches->front().id != target)
+    if (!matches || matches->size() != 1 || key.substr(0, q) + "/" + matches->front().id != target)
       return false;
   }
   return true;
@@ -698,9 +699,7 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
   Status done = ctx.store.InTransaction(
       [&](store::StoreTransaction& tx) -> Status {
         if (ahead) {
-          auto same = CheckResolvedAhead(ctx, tx, *ahead);
-          if (!same) return std::move(same).error();
-          if (!*same) {
+          if (!CheckResolvedAhead(ctx, tx, *ahead)) {
             moved = true;
             return Error::Conflict("A conditional reference changed its match before the write");
           }
