@@ -200,25 +200,17 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
                                                           {"_count", "50"}}));
   ASSERT_TRUE(plan) << plan.error().message();
   std::string sql = plan->substr(0, plan->find('\n'));
-  size_t tables = 0, scoped = 0;
-  for (size_t at = sql.find("FROM idx_"); at != std::string::npos;
-       at = sql.find("FROM idx_", at + 1))
-    ++tables;
-  for (size_t at = sql.find("shard_key = ?"); at != std::string::npos;
-       at = sql.find("shard_key = ?", at + 1))
-    ++scoped;
+  auto occurrences = [&](std::string_view part) {
+    size_t n = 0;
+    for (size_t at = sql.find(part); at != std::string::npos; at = sql.find(part, at + 1)) ++n;
+    return n;
+  };
+  size_t tables = occurrences("FROM idx_"), scoped = occurrences("shard_key = ?");
   EXPECT_EQ(tables, 4u) << sql;  // patient, code, date, and the sort key (once: NULLS LAST)
   // The resource table is read twice (the matches sorted, then the page's bodies), each time in
   // the shard.
-  size_t resource_reads = 0, resource_scoped = 0;
-  for (size_t at = sql.find("resource r "); at != std::string::npos;
-       at = sql.find("resource r ", at + 1))
-    ++resource_reads;
-  for (size_t at = sql.find("r.shard_key = ?"); at != std::string::npos;
-       at = sql.find("r.shard_key = ?", at + 1))
-    ++resource_scoped;
-  EXPECT_EQ(resource_reads, 2u) << sql;
-  EXPECT_EQ(resource_scoped, resource_reads) << sql;
+  EXPECT_EQ(occurrences("resource r "), 2u) << sql;
+  EXPECT_EQ(occurrences("r.shard_key = ?"), 2u) << sql;
   // SQLite is never distributed: its index tables are read by value or by row id alone, but for
   // the token criterion, which drives within the shard (idx_token_value ends with shard_key);
   // and the resource rows are checked.
@@ -226,7 +218,6 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
   if (db_->dialect() == db::Dialect::kSqlite) {
     EXPECT_NE(sql.find("FROM idx_token WHERE shard_key = ?"), std::string::npos) << sql;
   }
-  EXPECT_NE(sql.find("r.shard_key = ?"), std::string::npos) << sql;
   EXPECT_GT(plan->size(), sql.size() + 1);  // the database's plan follows the SQL
 }
 
