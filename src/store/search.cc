@@ -491,9 +491,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   if (want_total) {
     if (counted) {
       result.total = *counted;
-    } else if (!more && !backwards && page->kind != 'a' && (offset == 0 || !rids.empty())) {
-      // The last page from the start (or from an offset it reached): the matches are all known.
-      result.total = offset + static_cast<int64_t>(result.matches.size());
+    } else if (!more && page->kind == 0) {
+      // The first page is the last: the matches are all on it.
+      result.total = static_cast<int64_t>(result.matches.size());
     } else {
       FHIRSTONE_RETURN_IF_ERROR(run_count());
     }
