@@ -500,6 +500,95 @@ TEST_F(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) 
   }
 }
 
+// A database file is mapped once per process and its connections read pages through that one
+// mapping (journal_vfs.h): a reader sees every committed change, including after the file
+// shrank (VACUUM) and grew again, and a new file at the same path gets a mapping of its own.
+TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
+  auto checkpoint = [](Connection& conn) {
+    auto stmt = conn.Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+    ASSERT_TRUE(stmt);
+    auto row = (*stmt)->Step();
+    ASSERT_TRUE(row && *row);
+    EXPECT_EQ((*stmt)->ColumnInt(0), 0);  // not busy: every frame is in the file
+    (*stmt)->Reset();
+  };
+  auto integrity = [](Connection& conn) {
+    auto check = conn.Prepare("PRAGMA integrity_check");
+    EXPECT_TRUE(check);
+    if (!check) return std::string();
+    auto row = (*check)->Step();
+    std::string out = row && *row ? std::string((*check)->ColumnText(0)) : "";
+    (*check)->Reset();
+    return out;
+  };
+  const std::string note(300, 'm');
+  {
+    auto writer = db_->Acquire();
+    auto reader = db_->Acquire();
+    ASSERT_TRUE(writer && reader);
+    auto tx = Transaction::Begin(**writer, true);
+    ASSERT_TRUE(tx);
+    InsertItemsIn(**writer, 4000, "m", note);
+    ASSERT_TRUE(tx->Commit());
+    checkpoint(**writer);
+    auto before = sqlite::JournalVfsCounts();
+    EXPECT_EQ(CountItems(**reader, "note = '" + note + "'"), 4000);
+    auto after = sqlite::JournalVfsCounts();
+    EXPECT_GT(after.mapped_fetches - before.mapped_fetches, 100);  // the pages of 4,000 rows
+    EXPECT_EQ(after.maps_created, before.maps_created);            // both use the fixture's
+
+    // Changed rows, checkpointed into the file: the reader sees them through the mapping.
+    ASSERT_TRUE((*writer)->Execute("UPDATE items SET note = 'changed' WHERE id % 2 = 0"));
+    checkpoint(**writer);
+    EXPECT_EQ(CountItems(**reader, "note = 'changed'"), 2000);
+    EXPECT_EQ(CountItems(**reader, "note = '" + note + "'"), 2000);
+
+    // The file shrinks, then grows past its former size.
+    uintmax_t full = std::filesystem::file_size(dir_ / "t.db");
+    ASSERT_TRUE((*writer)->Execute("DELETE FROM items WHERE id > 100"));
+    ASSERT_TRUE((*writer)->Execute("VACUUM"));
+    checkpoint(**writer);
+    EXPECT_LT(std::filesystem::file_size(dir_ / "t.db"), full / 4);
+    EXPECT_EQ(CountItems(**reader, "1"), 100);
+    EXPECT_EQ(integrity(**reader), "ok");
+    auto grow = Transaction::Begin(**writer, true);
+    ASSERT_TRUE(grow);
+    InsertItemsIn(**writer, 8000, "g", note);
+    ASSERT_TRUE(grow->Commit());
+    checkpoint(**writer);
+    EXPECT_GT(std::filesystem::file_size(dir_ / "t.db"), full);
+    before = sqlite::JournalVfsCounts();
+    EXPECT_EQ(CountItems(**reader, "name LIKE 'g%' AND note = '" + note + "'"), 8000);
+    EXPECT_EQ(integrity(**reader), "ok");
+    after = sqlite::JournalVfsCounts();
+    EXPECT_GT(after.mapped_fetches - before.mapped_fetches, 200);
+  }
+  // Another database object on the same file shares the mapping.
+  auto before = sqlite::JournalVfsCounts();
+  {
+    auto second = Database::Open(url());
+    ASSERT_TRUE(second);
+    auto lease = (*second)->Acquire();
+    ASSERT_TRUE(lease);
+    EXPECT_EQ(CountItems(**lease, "1"), 8100);
+  }
+  EXPECT_EQ(sqlite::JournalVfsCounts().maps_created, before.maps_created);
+  // A new file at the same path is another file: it gets its own mapping.
+  db_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  auto fresh = Database::Open(url());
+  ASSERT_TRUE(fresh);
+  ASSERT_TRUE((*fresh)->Migrate(TestMigrations()));
+  auto lease = (*fresh)->Acquire();
+  ASSERT_TRUE(lease);
+  InsertItems(**lease, 300, "f");
+  checkpoint(**lease);
+  EXPECT_EQ(CountItems(**lease, "1"), 300);
+  EXPECT_EQ(CountItems(**lease, "name LIKE 'g%'"), 0);
+  EXPECT_GT(sqlite::JournalVfsCounts().maps_created, before.maps_created);
+}
+
 // Under sustained writes the WAL restarts from its beginning (the checkpointer copies the frames
 // that came during its pass holding the write lock): it stays bounded instead of growing with
 // every write (it reached 6 GB for a 250 MB database).

@@ -1,14 +1,20 @@
 #include "db/sqlite/journal_vfs.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 namespace fhirstone::db::sqlite {
@@ -220,6 +226,74 @@ constexpr int kWalFrameHeader = 24;
 std::atomic<long> wal_writes{0};
 std::atomic<long> wal_flushes{0};
 
+// One read-only mapping of a database file for the whole process, shared by all its
+// connections (SQLite's own maps the file once per connection and unmaps it whenever another
+// connection has written: under steady writes each read transaction mapped the file again and
+// faulted its pages in again). The mapping reserves kMapLength bytes of address space, past the
+// end of the file, so that it stays valid while the file grows; a page is handed out only once it
+// is known to lie inside the file (`size`), and pages beyond kMapLength are read as before.
+constexpr sqlite3_int64 kMapLength = sqlite3_int64{256} << 30;
+// SQLite may read a few bytes past a page of a corrupt database: the page handed out has this
+// much of the file after it.
+constexpr sqlite3_int64 kEofMargin = 256;
+
+struct SharedMap {
+  std::pair<dev_t, ino_t> key;
+  char* base = nullptr;
+  std::atomic<sqlite3_int64> size{0};  // bytes of the file known to exist
+  std::mutex size_mu;                  // orders updates of `size` (a read of it needs none)
+  int users = 0;                       // open database files of this inode (under maps_mu)
+};
+
+std::atomic<long> maps_created{0};
+std::atomic<long> mapped_fetches{0};
+// Never destroyed: a connection may close during static destruction.
+std::mutex& maps_mu = *new std::mutex;
+std::map<std::pair<dev_t, ino_t>, SharedMap*>& maps =
+    *new std::map<std::pair<dev_t, ino_t>, SharedMap*>;
+
+// The mapping of the file at `path` (nullptr when it cannot be mapped: reads then use the file).
+SharedMap* AcquireMap(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return nullptr;
+  }
+  std::lock_guard lock(maps_mu);
+  auto key = std::make_pair(st.st_dev, st.st_ino);
+  if (auto it = maps.find(key); it != maps.end()) {
+    ::close(fd);
+    ++it->second->users;
+    return it->second;
+  }
+  void* base = ::mmap(nullptr, static_cast<size_t>(kMapLength), PROT_READ,
+                      MAP_SHARED | MAP_NORESERVE, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (base == MAP_FAILED) return nullptr;
+  auto* m = new (std::nothrow) SharedMap();
+  if (!m) {
+    ::munmap(base, static_cast<size_t>(kMapLength));
+    return nullptr;
+  }
+  m->key = key;
+  m->base = static_cast<char*>(base);
+  m->size.store(st.st_size);
+  m->users = 1;
+  maps.emplace(key, m);
+  maps_created.fetch_add(1, std::memory_order_relaxed);
+  return m;
+}
+
+void ReleaseMap(SharedMap* m) {
+  std::lock_guard lock(maps_mu);
+  if (--m->users > 0) return;
+  maps.erase(m->key);
+  ::munmap(m->base, static_cast<size_t>(kMapLength));
+  delete m;
+}
+
 struct WalBuffer {
   Buffer bytes;             // from the pool while it holds bytes (one writer at a time needs one)
   sqlite3_int64 start = 0;  // file offset of bytes[0]
@@ -232,8 +306,10 @@ struct WalBuffer {
 // A file of the base VFS held inside ours: `real` follows the wrapper in the same allocation.
 struct Wrapped {
   sqlite3_file base;
-  WalBuffer* wal;          // WAL files: their buffer
-  sqlite3_file* open_wal;  // database files: their WAL, while open (Wrapped)
+  WalBuffer* wal;           // WAL files: their buffer
+  sqlite3_file* open_wal;   // database files: their WAL, while open (Wrapped)
+  SharedMap* map;           // database files: the process's mapping of it, if any
+  sqlite3_int64 map_limit;  // database files: the bytes SQLite lets be read mapped (mmap_size)
 };
 constexpr size_t kRealOffset = (sizeof(Wrapped) + 15) / 16 * 16;
 
@@ -331,7 +407,10 @@ int WalFileControl(sqlite3_file* file, int op, void* arg) {
 
 // Forwarded as they are (WAL and database files).
 int DbClose(sqlite3_file* file) {
-  if (sqlite3_file* wal = AsWrapped(file)->open_wal) AsWrapped(wal)->wal->database = nullptr;
+  Wrapped* w = AsWrapped(file);
+  if (sqlite3_file* wal = w->open_wal) AsWrapped(wal)->wal->database = nullptr;
+  if (w->map) ReleaseMap(w->map);
+  w->map = nullptr;
   return Real(file)->pMethods->xClose(Real(file));
 }
 int FwdRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
@@ -342,6 +421,18 @@ int FwdWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
 }
 int FwdTruncate(sqlite3_file* file, sqlite3_int64 size) {
   return Real(file)->pMethods->xTruncate(Real(file), size);
+}
+int DbTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  SharedMap* m = AsWrapped(file)->map;
+  if (!m) return FwdTruncate(file, size);
+  // No page past the new end is handed out from here on (SQLite reads none of them: a
+  // checkpoint truncates the file only once no reader's snapshot holds more pages).
+  std::lock_guard lock(m->size_mu);
+  m->size.store(std::min(m->size.load(), size));
+  int rc = FwdTruncate(file, size);
+  sqlite3_int64 now = 0;
+  if (Real(file)->pMethods->xFileSize(Real(file), &now) == SQLITE_OK) m->size.store(now);
+  return rc;
 }
 int FwdSync(sqlite3_file* file, int flags) {
   return Real(file)->pMethods->xSync(Real(file), flags);
@@ -360,6 +451,19 @@ int FwdCheckReservedLock(sqlite3_file* file, int* out) {
 }
 int FwdFileControl(sqlite3_file* file, int op, void* arg) {
   return Real(file)->pMethods->xFileControl(Real(file), op, arg);
+}
+int DbFileControl(sqlite3_file* file, int op, void* arg) {
+  // mmap_size: how much of the file SQLite may read through the mapping (0: none). The base
+  // VFS is told too (it maps nothing: its xFetch is never called).
+  if (op == SQLITE_FCNTL_MMAP_SIZE && arg) {
+    sqlite3_int64 limit = *static_cast<sqlite3_int64*>(arg);
+    sqlite3_int64 previous = AsWrapped(file)->map_limit;
+    if (limit >= 0) AsWrapped(file)->map_limit = limit;
+    int rc = FwdFileControl(file, op, arg);
+    *static_cast<sqlite3_int64*>(arg) = previous;
+    return rc;
+  }
+  return FwdFileControl(file, op, arg);
 }
 int FwdSectorSize(sqlite3_file* file) { return Real(file)->pMethods->xSectorSize(Real(file)); }
 int FwdDeviceCharacteristics(sqlite3_file* file) {
@@ -409,17 +513,29 @@ int FwdShmUnmap(sqlite3_file* file, int remove) {
   if (Real(file)->pMethods->iVersion < 2) return SQLITE_OK;
   return Real(file)->pMethods->xShmUnmap(Real(file), remove);
 }
-int FwdFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
-  if (Real(file)->pMethods->iVersion < 3) {
-    *out = nullptr;
-    return SQLITE_OK;
+// A page of the database from the shared mapping, or nullptr (SQLite then reads it).
+int DbFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  *out = nullptr;
+  Wrapped* w = AsWrapped(file);
+  SharedMap* m = w->map;
+  sqlite3_int64 end = offset + amount;
+  if (!m || offset < 0 || end > w->map_limit || end + kEofMargin > kMapLength) return SQLITE_OK;
+  if (end + kEofMargin > m->size.load(std::memory_order_acquire)) {
+    // The file may have grown since (a checkpoint, or another process): look again.
+    std::lock_guard lock(m->size_mu);
+    sqlite3_int64 now = 0;
+    if (Real(file)->pMethods->xFileSize(Real(file), &now) != SQLITE_OK) return SQLITE_OK;
+    m->size.store(now, std::memory_order_release);
+    if (end + kEofMargin > now) return SQLITE_OK;
   }
-  return Real(file)->pMethods->xFetch(Real(file), offset, amount, out);
+  mapped_fetches.fetch_add(1, std::memory_order_relaxed);
+  *out = m->base + offset;
+  return SQLITE_OK;
 }
-int FwdUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
-  if (Real(file)->pMethods->iVersion < 3) return SQLITE_OK;
-  return Real(file)->pMethods->xUnfetch(Real(file), offset, page);
-}
+// Nothing to release: the mapping lives while the file is open in the process. (SQLite's
+// "unmap everything", a null page, follows a change by another connection: the shared mapping
+// sees every change, since it maps the file itself.)
+int DbUnfetch(sqlite3_file*, sqlite3_int64, void*) { return SQLITE_OK; }
 
 const sqlite3_io_methods kWalMethods = {
     1,
@@ -448,21 +564,21 @@ const sqlite3_io_methods kDatabaseMethods = {
     DbClose,
     FwdRead,
     FwdWrite,
-    FwdTruncate,
+    DbTruncate,
     FwdSync,
     FwdFileSize,
     FwdLock,
     FwdUnlock,
     FwdCheckReservedLock,
-    FwdFileControl,
+    DbFileControl,
     FwdSectorSize,
     FwdDeviceCharacteristics,
     FwdShmMap,
     DbShmLock,
     DbShmBarrier,
     FwdShmUnmap,
-    FwdFetch,
-    FwdUnfetch,
+    DbFetch,
+    DbUnfetch,
 };
 
 int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int flags, int* out_flags,
@@ -471,12 +587,15 @@ int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int fla
   w->base.pMethods = nullptr;
   w->wal = nullptr;
   w->open_wal = nullptr;
+  w->map = nullptr;
+  w->map_limit = 0;
   sqlite3_file* real = Real(file);
   real->pMethods = nullptr;
   int rc = base->xOpen(base, name, real, flags, out_flags);
   if (!real->pMethods) return rc;  // nothing to close
   if (!wal) {
     w->base.pMethods = &kDatabaseMethods;
+    if (rc == SQLITE_OK && name) w->map = AcquireMap(name);
     return rc;
   }
   // The database file this WAL belongs to, opened through this VFS: it must know its WAL.
@@ -583,9 +702,10 @@ const char* JournalVfsName() {
 void SetMemoryJournalLimit(size_t bytes) { memory_limit.store(std::min(bytes, size_t{1} << 30)); }
 
 JournalVfsStats JournalVfsCounts() {
-  return {opened_count.load(std::memory_order_relaxed),
-          spilled_count.load(std::memory_order_relaxed), wal_writes.load(std::memory_order_relaxed),
-          wal_flushes.load(std::memory_order_relaxed)};
+  return {
+      opened_count.load(std::memory_order_relaxed), spilled_count.load(std::memory_order_relaxed),
+      wal_writes.load(std::memory_order_relaxed),   wal_flushes.load(std::memory_order_relaxed),
+      maps_created.load(std::memory_order_relaxed), mapped_fetches.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fhirstone::db::sqlite
