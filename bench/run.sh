@@ -51,6 +51,10 @@ COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua >/dev/null
 read -r read64_rps read64_p50 read64_p99 read64_err < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
 read -r read1_rps read1_p50 read1_p99 read1_err < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
 loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+# The database file's pages read through the process's mapping count in RSS (RssFile): they are
+# the kernel's page cache, shared and reclaimable. The server's own memory is RssAnon.
+loaded_anon_kb=$(awk '/RssAnon/ {print $2}' "/proc/$server_pid/status")
+loaded_file_kb=$(awk '/RssFile/ {print $2}' "/proc/$server_pid/status")
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
 "$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" &
@@ -95,6 +99,8 @@ out="bench/results/$(date +%F)-crud.md"
   echo "Raw SQLite point lookups through the driver, one thread: $sqlite_1/s."
   echo
   echo "Start-up on the $COUNT-resource database (process start to first answer): $startup_ms ms."
-  echo "Memory: idle ${idle_kb} kB RSS, after the read runs ${loaded_kb} kB RSS."
+  echo "Memory: idle ${idle_kb} kB RSS, after the read runs ${loaded_kb} kB RSS" \
+    "(${loaded_anon_kb} kB of the server's own, ${loaded_file_kb} kB of the database file's" \
+    "pages in the kernel's cache, mapped)."
 } > "$out"
 cat "$out"
