@@ -522,6 +522,7 @@ TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
     return out;
   };
   const std::string note(300, 'm');
+  sqlite::CountMappedFetches(true);
   {
     auto writer = db_->Acquire();
     auto reader = db_->Acquire();
@@ -563,6 +564,7 @@ TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
     after = sqlite::JournalVfsCounts();
     EXPECT_GT(after.mapped_fetches - before.mapped_fetches, 200);
   }
+  sqlite::CountMappedFetches(false);
   // Another database object on the same file shares the mapping.
   auto before = sqlite::JournalVfsCounts();
   {

@@ -31,8 +31,9 @@ struct JournalVfsStats {
   long wal_writes = 0;      // writes SQLite made to WAL files
   long wal_flushes = 0;     // writes of gathered WAL frames to the files
   long maps_created = 0;    // shared mappings of database files made
-  long mapped_fetches = 0;  // pages SQLite read through them
+  long mapped_fetches = 0;  // pages SQLite read through them, while CountMappedFetches(true)
 };
 JournalVfsStats JournalVfsCounts();
+void CountMappedFetches(bool on);
 
 }  // namespace fhirstone::db::sqlite
