@@ -55,6 +55,7 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
   v.version = s.ColumnInt(3);
   v.last_updated = s.ColumnInt(4);
   v.body = s.ColumnText(5);
+  v.patients = ReadPatientsColumn(s, 6);
   v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
   return v;
 }
@@ -65,7 +66,8 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
                 std::set<std::pair<std::string, std::string>>& seen,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
   auto stmt = conn.Prepare(
-      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE "
+      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients FROM resource "
+      "r WHERE "
       "r.deleted = 0 AND " +
       condition);
   if (!stmt) return std::move(stmt).error();
@@ -95,7 +97,8 @@ std::string InList(size_t n) {
   return s + ")";
 }
 
-// Sets the patients of each of `versions` (whose rowids are `rids`): its Patient compartment's
+// Sets the patients of each of `versions` (whose rowids are `rids`) that its row did not give
+// (written before rows kept them, and not reindexed since): its Patient compartment's
 // references to patients, read from the index (what the audit log would otherwise find by
 // extracting them from the body again). A Patient is its own patient.
 Status FillPatients(db::Connection& conn, const search::Registry& registry,
@@ -107,6 +110,7 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
   std::unordered_map<int64_t, size_t> at;
   for (size_t i = 0; i < versions.size(); ++i) {
     ResourceVersion& v = versions[i];
+    if (v.patients) continue;  // from its row
     v.patients.emplace();
     if (v.type == "Patient") {
       v.patients->push_back(v.id);
@@ -393,8 +397,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   bool window_total = false;
   int64_t offset = 0;
   if (q.sort.empty()) {
-    sql = "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " +
-          where;
+    sql =
+        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients FROM resource "
+        "r WHERE " +
+        where;
     page_bindings = bindings;
     if (page->kind == 'a') {
       sql += " AND r.rowid > ?";
@@ -425,7 +431,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     }
     window_total = want_total;
     sql =
-        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, p.total FROM "
+        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients, p.total "
+        "FROM "
         "(SELECT r.rowid AS k" +
         keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
         " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
@@ -474,7 +481,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       return std::move(row).error();
     }
     if (!*row) break;
-    if (window_total && !counted) counted = s.ColumnInt(6);
+    if (window_total && !counted) counted = s.ColumnInt(7);
     if (static_cast<int>(result.matches.size()) == q.count) {
       more = true;
       break;
@@ -534,6 +541,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         FillPatients(conn, *options.registry, result.matches, rids, index_shard));
     FHIRSTONE_RETURN_IF_ERROR(
         FillPatients(conn, *options.registry, result.included, included_rids, std::nullopt));
+  } else {  // not asked for: none given, rather than those of some rows only
+    for (auto* list : {&result.matches, &result.included})
+      for (ResourceVersion& v : *list) v.patients.reset();
   }
   return result;
 }

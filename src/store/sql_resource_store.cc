@@ -102,6 +102,12 @@ const std::vector<db::Migration>& Migrations() {
       // Index tables clustered by resource and parameter (search_sql.h).
       {9, "clustered index tables", internal::ClusteredIndexSchema(),
        internal::RowIdParamIndexesPostgres()},
+      // The patients of each resource on its row (internal::PatientsColumn), read with it by
+      // searches and reads for their audit records. NULL for the resources stored before, until
+      // they are written again or reindexed (`fhirstone reindex`); their patients are found from
+      // the index (searches) or the body (reads) as before. No reindex is asked for: it would
+      // rewrite every index row to fill a column that only saves time.
+      {10, "resource patients", "ALTER TABLE resource ADD COLUMN patients TEXT"},
   };
   return kMigrations;
 }
@@ -598,7 +604,8 @@ class SqlResourceStore : public ResourceStore {
 
   Result<ResourceVersion> ReadIn(db::Connection& conn, std::string_view type, std::string_view id) {
     auto stmt = conn.Prepare(
-        "SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?");
+        "SELECT version, last_updated, deleted, body, patients FROM resource WHERE type = ? AND "
+        "id = ?");
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
     s.BindText(1, type);
@@ -615,6 +622,7 @@ class SqlResourceStore : public ResourceStore {
     if (v.deleted) return Finish(s, Gone(type, id, v.version));
     v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
     v.body = s.ColumnText(3);
+    v.patients = internal::ReadPatientsColumn(s, 4);
     s.Reset();
     return v;
   }
@@ -1004,12 +1012,13 @@ class SqlResourceStore : public ResourceStore {
       struct Row {
         int64_t rid, version;
         search::IndexEntries entries;
+        std::optional<std::string> patients;
       };
       std::vector<Row> batch;
       std::shared_ptr<const search::Registry> registry = registry_->Get();
       {
         auto stmt = conn.Prepare(
-            "SELECT rowid, version, body FROM resource WHERE rowid > ? AND deleted = 0 "
+            "SELECT rowid, version, body, type, id FROM resource WHERE rowid > ? AND deleted = 0 "
             "ORDER BY rowid LIMIT ?");
         if (!stmt) return std::move(stmt).error();
         db::Statement& s = **stmt;
@@ -1019,11 +1028,13 @@ class SqlResourceStore : public ResourceStore {
           auto row = s.Step();
           if (!row) return Finish(s, std::move(row).error());
           if (!*row) break;
-          Row r{s.ColumnInt(0), s.ColumnInt(1), {}};
+          Row r{s.ColumnInt(0), s.ColumnInt(1), {}, std::nullopt};
           auto parsed = json::Parse(s.ColumnText(2));
           if (parsed) {
             r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
             r.entries.text = search::ExtractFullText(*parsed);
+            r.patients =
+                internal::PatientsColumn(*registry, s.ColumnText(3), s.ColumnText(4), r.entries);
           }
           batch.push_back(std::move(r));
         }
@@ -1036,6 +1047,8 @@ class SqlResourceStore : public ResourceStore {
       auto check =
           conn.Prepare("SELECT version, shard_key FROM resource WHERE rowid = ? AND deleted = 0");
       if (!check) return std::move(check).error();
+      auto set_patients = conn.Prepare("UPDATE resource SET patients = ? WHERE rowid = ?");
+      if (!set_patients) return std::move(set_patients).error();
       for (const Row& r : batch) {
         (*check)->BindInt(1, r.rid);
         auto row = (*check)->Step();
@@ -1045,6 +1058,13 @@ class SqlResourceStore : public ResourceStore {
         (*check)->Reset();
         if (!unchanged) continue;  // rewritten meanwhile, and indexed by that write
         FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries, shard));
+        if (r.patients) {
+          (*set_patients)->BindText(1, *r.patients);
+        } else {
+          (*set_patients)->BindNull(1);
+        }
+        (*set_patients)->BindInt(2, r.rid);
+        if (auto done = (*set_patients)->Run(); !done) return std::move(done).error();
         ++count;
       }
       FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
@@ -1292,6 +1312,9 @@ class SqlResourceStore : public ResourceStore {
     // (the shard key with it), the row moves: deleted, then inserted again with a new rowid (a
     // distributed database cannot change a row's distribution key in place). No ON CONFLICT:
     // a distributed resource table's unique keys include the shard key (docs/scale-out.md).
+    std::optional<std::string> patients;
+    if (entries && registry_)
+      patients = internal::PatientsColumn(*registry_->Get(), v.type, v.id, *entries);
     auto bind_row = [&](db::Statement& st) {
       st.BindInt(1, v.version);
       st.BindInt(2, v.last_updated);
@@ -1301,9 +1324,14 @@ class SqlResourceStore : public ResourceStore {
       } else {
         st.BindBlob(4, v.body);
       }
-      st.BindText(5, v.type);
-      st.BindText(6, v.id);
-      st.BindInt(7, shard);
+      if (patients) {
+        st.BindText(5, *patients);
+      } else {
+        st.BindNull(5);
+      }
+      st.BindText(6, v.type);
+      st.BindText(7, v.id);
+      st.BindInt(8, shard);
     };
     // Runs `st` (bound) and takes the rowid it returns, if any.
     auto returned = [](db::Statement& st) -> Result<std::optional<int64_t>> {
@@ -1319,7 +1347,7 @@ class SqlResourceStore : public ResourceStore {
     bool fresh = false;            // a new row: no index rows to replace
     if (previous > 0) {
       auto update = conn.Prepare(
-          "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ? "
+          "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ?, patients = ? "
           "WHERE type = ? AND id = ? AND shard_key = ? RETURNING rowid");
       if (!update) return std::move(update).error();
       bind_row(**update);
@@ -1342,14 +1370,13 @@ class SqlResourceStore : public ResourceStore {
     if (!rid) {
       // A moved row keeps its rowid: search pages, which order and bound by rowid, stay stable.
       auto insert = conn.Prepare(
-          moved
-              ? "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key, "
-                "rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid"
-              : "INSERT INTO resource (version, last_updated, deleted, body, type, id, shard_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
+          moved ? "INSERT INTO resource (version, last_updated, deleted, body, patients, type, id, "
+                  "shard_key, rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid"
+                : "INSERT INTO resource (version, last_updated, deleted, body, patients, type, id, "
+                  "shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
       if (!insert) return std::move(insert).error();
       bind_row(**insert);
-      if (moved) (*insert)->BindInt(8, *moved);
+      if (moved) (*insert)->BindInt(9, *moved);
       auto inserted = returned(**insert);
       if (!inserted) return std::move(inserted).error();
       rid = *inserted;

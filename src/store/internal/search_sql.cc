@@ -14,6 +14,7 @@
 #include "common/time.h"
 #include "fhir/model.h"
 #include "search/normalize.h"
+#include "search/registry.h"
 #include "search/valueset.h"
 
 namespace fhirstone::store::internal {
@@ -787,6 +788,46 @@ Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
 }
 
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
+
+std::optional<std::string> PatientsColumn(const search::Registry& registry, std::string_view type,
+                                          std::string_view id,
+                                          const search::IndexEntries& entries) {
+  if (type == "Patient") {
+    if (id.find(' ') != std::string_view::npos) return std::nullopt;
+    return std::string(id);
+  }
+  const std::vector<const SearchParam*>& params = registry.CompartmentParams("Patient", type);
+  std::vector<std::string_view> found;
+  if (!params.empty()) {
+    std::vector<std::string> keys;
+    for (const SearchParam* p : params) keys.push_back(ParamKey(*p));
+    for (const search::ReferenceEntry& e : entries.references) {
+      if (e.target_type != "Patient" || e.target_id.empty() || !e.param) continue;
+      if (std::find(found.begin(), found.end(), e.target_id) != found.end()) continue;
+      if (std::find(keys.begin(), keys.end(), ParamKey(*e.param)) == keys.end()) continue;
+      if (e.target_id.find(' ') != std::string::npos) return std::nullopt;
+      found.push_back(e.target_id);
+    }
+  }
+  std::string out;
+  for (std::string_view p : found) {
+    if (!out.empty()) out += ' ';
+    out += p;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column) {
+  if (s.ColumnIsNull(column)) return std::nullopt;
+  std::vector<std::string> out;
+  for (std::string_view rest = s.ColumnText(column); !rest.empty();) {
+    size_t space = rest.find(' ');
+    out.emplace_back(rest.substr(0, space));
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  return out;
+}
 
 int Selectivity(const Criterion& c) {
   if (c.modifier == "missing" || c.modifier == "not" || c.modifier == kNotCodes) return 0;

@@ -36,6 +36,15 @@ Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& cri
 // The index key of a parameter: "Base.code" (e.g. Observation.code, Resource._tag).
 std::string ParamKey(const search::SearchParam& p);
 
+// The `patients` column of a resource row: the ids of the patients in whose compartment the
+// resource is (a Patient: its own), as its index `entries` name them through `type`'s Patient
+// compartment parameters, separated by spaces ("": none). nullopt (NULL: the readers find them
+// from the index) when an id holds a space.
+std::optional<std::string> PatientsColumn(const search::Registry& registry, std::string_view type,
+                                          std::string_view id, const search::IndexEntries& entries);
+// The patients column `column` of the current row: nullopt when NULL.
+std::optional<std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column);
+
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
 // `local_base` is this server's FHIR base URL.
 // `alias_type` is the type of row `alias` when the search has one type. A `filter` criterion only
