@@ -524,8 +524,11 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     for (const auto& m : result.matches) seen.insert({m.type, m.id});
     FHIRSTONE_RETURN_IF_ERROR(
         IncludeRound(conn, q, false, result.matches, rids, seen, result.included, included_rids));
+    // Rounds of the :iterate ones over what the previous round added.
+    bool iterate = std::any_of(q.includes.begin(), q.includes.end(),
+                               [](const search::Include& inc) { return inc.iterate; });
     size_t done = 0;
-    for (int round = 0; round < kMaxIterations && done < result.included.size() &&
+    for (int round = 0; iterate && round < kMaxIterations && done < result.included.size() &&
                         result.included.size() < kMaxIncluded;
          ++round) {
       std::vector<ResourceVersion> sources(result.included.begin() + done, result.included.end());

@@ -137,16 +137,16 @@ class SqliteConnection : public Connection {
   }
 
   Status Begin(bool write) override {
-    if (!write) return Execute("BEGIN DEFERRED");
+    if (!write) return RunCached("BEGIN DEFERRED");
     write_mutex_->lock();
     holds_write_lock_ = true;
     if (wal_) wal_at_begin_ = wal_->frames.load(std::memory_order_relaxed);
-    auto status = Execute("BEGIN IMMEDIATE");
+    auto status = RunCached("BEGIN IMMEDIATE");
     if (!status) ReleaseWriteLock();
     return status;
   }
   Status Commit() override {
-    auto status = Execute("COMMIT");
+    auto status = RunCached("COMMIT");
     if (!status) return status;  // the caller rolls back, which releases the write lock
     if (holds_write_lock_ && wal_ && wal_at_begin_ >= kInlineCheckpointPages) {
       // After the background pass, if one runs (RunCheckpoint waits): this one copies the rest.
@@ -158,12 +158,22 @@ class SqliteConnection : public Connection {
   }
   Status Rollback() override {
     Status status = Ok();
-    if (!sqlite3_get_autocommit(db_)) status = Execute("ROLLBACK");
+    if (!sqlite3_get_autocommit(db_)) status = RunCached("ROLLBACK");
     ReleaseWriteLock();
     return status;
   }
 
  private:
+  // Runs one of the transaction statements, prepared once per connection (sqlite3_exec would
+  // compile it at every transaction).
+  Status RunCached(std::string_view sql) {
+    auto stmt = Prepare(sql);
+    if (!stmt) return std::move(stmt).error();
+    auto done = (*stmt)->Run();
+    if (!done) return std::move(done).error();
+    return Ok();
+  }
+
   void ReleaseWriteLock() {
     if (holds_write_lock_) {
       holds_write_lock_ = false;
