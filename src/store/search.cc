@@ -6,8 +6,8 @@
 // Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
 #include <algorithm>
 #include <map>
-#include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/strings.h"
 #include "store/internal/search_sql.h"
@@ -60,10 +60,10 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
   return v;
 }
 
-// Reads resources by a condition on `r` (with bindings), skipping those already in `seen`.
+// Reads resources by a condition on `r` (with bindings), skipping those already in `seen` (row
+// ids).
 Status ReadInto(db::Connection& conn, const std::string& condition,
-                const std::vector<Binding>& bindings,
-                std::set<std::pair<std::string, std::string>>& seen,
+                const std::vector<Binding>& bindings, std::unordered_set<int64_t>& seen,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
   auto stmt = conn.Prepare(
       "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients FROM resource "
@@ -81,10 +81,9 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
       return std::move(row).error();
     }
     if (!*row || out.size() >= kMaxIncluded) break;
+    if (!seen.insert(s.ColumnInt(0)).second) continue;  // before its body is copied
     int64_t rid;
-    ResourceVersion v = ReadRow(s, &rid);
-    if (!seen.insert({v.type, v.id}).second) continue;
-    out.push_back(std::move(v));
+    out.push_back(ReadRow(s, &rid));
     if (rids) rids->push_back(rid);
   }
   s.Reset();
@@ -169,8 +168,7 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
 // One round of _include / _revinclude over `sources` (resources and their rowids).
 Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
                     const std::vector<ResourceVersion>& sources,
-                    const std::vector<int64_t>& source_rids,
-                    std::set<std::pair<std::string, std::string>>& seen,
+                    const std::vector<int64_t>& source_rids, std::unordered_set<int64_t>& seen,
                     std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids) {
   for (const search::Include& inc : q.includes) {
     if (iterate_only && !inc.iterate) continue;
@@ -520,8 +518,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
 
   std::vector<int64_t> included_rids;
   if (!q.includes.empty() && !result.matches.empty()) {
-    std::set<std::pair<std::string, std::string>> seen;
-    for (const auto& m : result.matches) seen.insert({m.type, m.id});
+    std::unordered_set<int64_t> seen(rids.begin(), rids.end());
     FHIRSTONE_RETURN_IF_ERROR(
         IncludeRound(conn, q, false, result.matches, rids, seen, result.included, included_rids));
     // Rounds of the :iterate ones over what the previous round added.
