@@ -558,6 +558,19 @@ TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
     ASSERT_TRUE(grow->Commit());
     checkpoint(**writer);
     EXPECT_GT(std::filesystem::file_size(dir_ / "t.db"), full);
+    // The checkpoints that grew the file made no connection map it on its own: the process
+    // holds the one mapping.
+    auto mappings = [&] {
+      std::ifstream maps("/proc/self/maps");
+      std::string line, path = (dir_ / "t.db").string();
+      int n = 0;
+      while (std::getline(maps, line))
+        if (line.size() >= path.size() &&
+            line.compare(line.size() - path.size(), path.size(), path) == 0)
+          ++n;
+      return n;
+    };
+    EXPECT_EQ(mappings(), 1);
     before = sqlite::JournalVfsCounts();
     EXPECT_EQ(CountItems(**reader, "name LIKE 'g%' AND note = '" + note + "'"), 8000);
     EXPECT_EQ(integrity(**reader), "ok");

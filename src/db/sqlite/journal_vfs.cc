@@ -255,6 +255,9 @@ std::map<std::pair<dev_t, ino_t>, SharedMap*>& maps =
     *new std::map<std::pair<dev_t, ino_t>, SharedMap*>;
 
 // The mapping of the file at `path` (nullptr when it cannot be mapped: reads then use the file).
+// The file is opened again by its path, just after SQLite opened it: a file renamed over that
+// path in between would be mapped instead (as with SQLite, a database file must not be replaced
+// while open).
 SharedMap* AcquireMap(const char* path) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
@@ -427,8 +430,10 @@ int FwdTruncate(sqlite3_file* file, sqlite3_int64 size) {
 int DbTruncate(sqlite3_file* file, sqlite3_int64 size) {
   SharedMap* m = AsWrapped(file)->map;
   if (!m) return FwdTruncate(file, size);
-  // No page past the new end is handed out from here on (SQLite reads none of them: a
-  // checkpoint truncates the file only once no reader's snapshot holds more pages).
+  // No page past the new end is handed out from here on. (SQLite reads none of them: a
+  // checkpoint truncates the file only once no reader's snapshot holds more pages. That is also
+  // what keeps readers safe when a connection outside this VFS truncates it, such as the
+  // checkpoint thread's: `size` is then too large until the next fetch past it.)
   std::lock_guard lock(m->size_mu);
   m->size.store(std::min(m->size.load(), size));
   int rc = FwdTruncate(file, size);
@@ -455,13 +460,15 @@ int FwdFileControl(sqlite3_file* file, int op, void* arg) {
   return Real(file)->pMethods->xFileControl(Real(file), op, arg);
 }
 int DbFileControl(sqlite3_file* file, int op, void* arg) {
-  // mmap_size: how much of the file SQLite may read through the mapping (0: none). The base
-  // VFS is told too (it maps nothing: its xFetch is never called).
+  // mmap_size: how much of the file SQLite may read through the mapping (0: none). The base VFS
+  // is told 0: given a limit, it would map the file itself (per connection) when a checkpoint
+  // grows it (SQLITE_FCNTL_SIZE_HINT), and read through that mapping.
   if (op == SQLITE_FCNTL_MMAP_SIZE && arg) {
     sqlite3_int64 limit = *static_cast<sqlite3_int64*>(arg);
     sqlite3_int64 previous = AsWrapped(file)->map_limit;
     if (limit >= 0) AsWrapped(file)->map_limit = limit;
-    int rc = FwdFileControl(file, op, arg);
+    sqlite3_int64 none = 0;
+    int rc = FwdFileControl(file, op, &none);
     *static_cast<sqlite3_int64*>(arg) = previous;
     return rc;
   }
@@ -522,8 +529,9 @@ int DbFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
   SharedMap* m = w->map;
   sqlite3_int64 end = offset + amount;
   if (!m || offset < 0 || end > w->map_limit || end + kEofMargin > kMapLength) return SQLITE_OK;
-  if (end + kEofMargin > m->size.load(std::memory_order_acquire)) {
-    // The file may have grown since (a checkpoint, or another process): look again.
+  if (sqlite3_int64 size = m->size.load(std::memory_order_acquire); end + kEofMargin > size) {
+    if (end <= size) return SQLITE_OK;  // the last page: read (no margin follows it)
+    // Past the size known: the file may have grown since (a checkpoint, or another process).
     std::lock_guard lock(m->size_mu);
     sqlite3_int64 now = 0;
     if (Real(file)->pMethods->xFileSize(Real(file), &now) != SQLITE_OK) return SQLITE_OK;
