@@ -47,7 +47,12 @@ std::string MakePage(char kind, int64_t position, int64_t snapshot) {
   return std::string(1, kind) + std::to_string(position) + ".s" + std::to_string(snapshot);
 }
 
-ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
+// The columns of a resource row that ReadRow reads, in its order.
+constexpr std::string_view kRowColumns =
+    "r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients";
+
+// A resource row (kRowColumns); its patients only when asked for (`with_patients`).
+ResourceVersion ReadRow(db::Statement& s, int64_t* rid, bool with_patients) {
   ResourceVersion v;
   *rid = s.ColumnInt(0);
   v.type = s.ColumnText(1);
@@ -55,7 +60,7 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
   v.version = s.ColumnInt(3);
   v.last_updated = s.ColumnInt(4);
   v.body = s.ColumnText(5);
-  v.patients = ReadPatientsColumn(s, 6);
+  if (with_patients) v.patients = ReadPatientsColumn(s, 6);
   v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
   return v;
 }
@@ -64,12 +69,9 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid) {
 // ids).
 Status ReadInto(db::Connection& conn, const std::string& condition,
                 const std::vector<Binding>& bindings, std::unordered_set<int64_t>& seen,
-                std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
-  auto stmt = conn.Prepare(
-      "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients FROM resource "
-      "r WHERE "
-      "r.deleted = 0 AND " +
-      condition);
+                bool with_patients, std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
+  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) +
+                           " FROM resource r WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
   int index = 1;
@@ -83,7 +85,7 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
     if (!*row || out.size() >= kMaxIncluded) break;
     if (!seen.insert(s.ColumnInt(0)).second) continue;  // before its body is copied
     int64_t rid;
-    out.push_back(ReadRow(s, &rid));
+    out.push_back(ReadRow(s, &rid, with_patients));
     if (rids) rids->push_back(rid);
   }
   s.Reset();
@@ -169,7 +171,8 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
 Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
                     const std::vector<ResourceVersion>& sources,
                     const std::vector<int64_t>& source_rids, std::unordered_set<int64_t>& seen,
-                    std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids) {
+                    bool with_patients, std::vector<ResourceVersion>& included,
+                    std::vector<int64_t>& included_rids) {
   for (const search::Include& inc : q.includes) {
     if (iterate_only && !inc.iterate) continue;
     if (!inc.reverse) {
@@ -195,7 +198,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       }
       cond += " AND rid IN " + InList(rids.size()) + ")";
       for (int64_t rid : rids) bindings.push_back(rid);
-      FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
+      FHIRSTONE_RETURN_IF_ERROR(
+          ReadInto(conn, cond, bindings, seen, with_patients, included, &included_rids));
     } else {
       if (!inc.param) continue;
       // Per target type: param = ? AND target_type = ? AND target_id IN (...), on the index.
@@ -211,7 +215,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
             "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
             "target_type = ? AND target_id IN " +
             InList(ids.size()) + ") AND +r.type = ?";
-        FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, included, &included_rids));
+        FHIRSTONE_RETURN_IF_ERROR(
+            ReadInto(conn, cond, bindings, seen, with_patients, included, &included_rids));
       }
     }
     if (included.size() >= kMaxIncluded) break;
@@ -225,6 +230,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
                                std::string_view local_base, bool in_transaction,
                                const RunOptions& options) {
   const std::optional<int64_t>& shard = options.shard;
+  // The patients of the rows read (their column) are kept only when asked for (FillPatients).
+  const bool with_patients = options.registry != nullptr;
   // The index tables are read in the shard on PostgreSQL (what a distributed database needs);
   // SQLite's are clustered by row id and indexed by value without the shard key.
   std::optional<int64_t> index_shard =
@@ -395,10 +402,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   bool window_total = false;
   int64_t offset = 0;
   if (q.sort.empty()) {
-    sql =
-        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients FROM resource "
-        "r WHERE " +
-        where;
+    sql = "SELECT " + std::string(kRowColumns) + " FROM resource r WHERE " + where;
     page_bindings = bindings;
     if (page->kind == 'a') {
       sql += " AND r.rowid > ?";
@@ -428,15 +432,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
-    sql =
-        "SELECT r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients, p.total "
-        "FROM "
-        "(SELECT r.rowid AS k" +
-        keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
-        " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
-        "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
-        // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
-        (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
+    sql = "SELECT " + std::string(kRowColumns) +
+          ", p.total FROM "
+          "(SELECT r.rowid AS k" +
+          keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
+          " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
+          "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
+          // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
+          (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
     page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
   }
   if (q.sort.empty()) sql += " LIMIT ? OFFSET ?";
@@ -485,7 +488,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       break;
     }
     int64_t rid;
-    result.matches.push_back(ReadRow(s, &rid));
+    result.matches.push_back(ReadRow(s, &rid, with_patients));
     rids.push_back(rid);
   }
   s.Reset();
@@ -519,8 +522,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   std::vector<int64_t> included_rids;
   if (!q.includes.empty() && !result.matches.empty()) {
     std::unordered_set<int64_t> seen(rids.begin(), rids.end());
-    FHIRSTONE_RETURN_IF_ERROR(
-        IncludeRound(conn, q, false, result.matches, rids, seen, result.included, included_rids));
+    FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, false, result.matches, rids, seen,
+                                           with_patients, result.included, included_rids));
     // Rounds of the :iterate ones over what the previous round added.
     bool iterate = std::any_of(q.includes.begin(), q.includes.end(),
                                [](const search::Include& inc) { return inc.iterate; });
@@ -531,8 +534,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       std::vector<ResourceVersion> sources(result.included.begin() + done, result.included.end());
       std::vector<int64_t> source_rids(included_rids.begin() + done, included_rids.end());
       done = result.included.size();
-      FHIRSTONE_RETURN_IF_ERROR(
-          IncludeRound(conn, q, true, sources, source_rids, seen, result.included, included_rids));
+      FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, true, sources, source_rids, seen,
+                                             with_patients, result.included, included_rids));
     }
   }
   if (options.registry) {
@@ -541,9 +544,6 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         FillPatients(conn, *options.registry, result.matches, rids, index_shard));
     FHIRSTONE_RETURN_IF_ERROR(
         FillPatients(conn, *options.registry, result.included, included_rids, std::nullopt));
-  } else {  // not asked for: none given, rather than those of some rows only
-    for (auto* list : {&result.matches, &result.included})
-      for (ResourceVersion& v : *list) v.patients.reset();
   }
   return result;
 }
