@@ -284,6 +284,61 @@ TEST_P(AuditTest, SearchesByDateAndPagesWithoutRepeats) {
   EXPECT_EQ(seen, (std::vector<std::string>{"8", "7", "6", "5", "4", "3", "2", "1"}));
 }
 
+// Patients and entities are matched exactly, whatever their characters and case, alone, in
+// lists, combined and across pages.
+TEST_P(AuditTest, SearchesByPatientAndEntityMatchExactly) {
+  struct Kept {
+    const char* patient;
+    const char* entity;
+  };
+  const Kept kept[] = {{"abc", "Observation/o1"}, {"ABC", "Observation/O1"},
+                       {"abc", "Encounter/e.1"},  {"x y\"z", ""},
+                       {"", "Observation/o1"},    {"abc", "Patient/abc"},
+                       {"ab", "Observation/o"}};
+  std::vector<AuditRecord> records;
+  for (const Kept& k : kept) {
+    AuditRecord r = Who("read", 'R');
+    r.patient = k.patient;
+    r.entity = k.entity;
+    records.push_back(r);
+  }
+  ASSERT_TRUE(store_->AppendAudit(records));
+  auto ids = [&](std::vector<std::pair<std::string, std::string>> params) {
+    std::vector<std::string> out;
+    std::optional<std::string> page;
+    for (int guard = 0; guard < 10; ++guard) {
+      params.emplace_back("_count", "2");
+      auto query = search::ParseQuery(*holder_->Get(), {"AuditEvent"}, params, {});
+      params.pop_back();
+      EXPECT_TRUE(query);
+      if (!query) return out;
+      query->page = page;
+      auto found = store_->Search(*query);
+      EXPECT_TRUE(found) << found.error().message();
+      if (!found) return out;
+      for (const auto& m : found->matches) out.push_back(m.id);
+      if (!found->next_page) break;
+      page = found->next_page;
+    }
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(ids({{"patient", "abc"}}), (Ids{"6", "3", "1"}));
+  EXPECT_EQ(ids({{"patient", "ABC"}}), (Ids{"2"}));
+  EXPECT_EQ(ids({{"patient", "ab"}}), (Ids{"7"}));
+  EXPECT_EQ(ids({{"patient", "x y\"z"}}), (Ids{"4"}));
+  EXPECT_EQ(ids({{"patient", "ABC,ab"}}), (Ids{"7", "2"}));
+  EXPECT_EQ(ids({{"entity", "Observation/o1"}}), (Ids{"5", "1"}));
+  EXPECT_EQ(ids({{"entity", "Observation/o1,Patient/ABC"}}), (Ids{"5", "2", "1"}));
+  EXPECT_EQ(ids({{"entity", "Patient/abc"}}), (Ids{"6", "3", "1"}));
+  EXPECT_EQ(ids({{"patient", "abc"}, {"entity", "Observation/o1"}}), (Ids{"1"}));
+  EXPECT_EQ(ids({{"patient", "abc"}, {"entity", "Observation/O1"}}), Ids{});
+  EXPECT_EQ(ids({{"patient", "nobody"}}), Ids{});
+  auto count = Search({{"patient", "abc"}, {"_summary", "count"}});
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->total, 3);
+}
+
 TEST_P(AuditTest, ClientAuditEventsAreAppendedAndNeverChanged) {
   auto created = store_->Create(Parse(
       R"({"resourceType":"AuditEvent","id":"mine","type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110114"},)"
@@ -354,9 +409,9 @@ class AuditSqliteTest : public AuditTest {};
 
 TEST_P(AuditSqliteTest, SearchesUseTheLogsIndexes) {
   std::vector<std::pair<std::string, std::string>> expected[] = {
-      {{"patient", "a"}, {"audit_event_patient", ""}},
-      {{"entity", "Observation/o1"}, {"audit_event_entity", ""}},
-      {{"entity", "Patient/a"}, {"audit_event_patient", ""}},
+      {{"patient", "a"}, {"audit_key VIRTUAL TABLE", ""}},
+      {{"entity", "Observation/o1"}, {"audit_key VIRTUAL TABLE", ""}},
+      {{"entity", "Patient/a"}, {"audit_key VIRTUAL TABLE", ""}},
       {{"agent", "Practitioner/doc"}, {"audit_event_who", ""}},
       {{"agent:identifier", "app-1"}, {"audit_event_client", ""}},
   };
@@ -377,6 +432,37 @@ TEST_P(AuditSqliteTest, SearchesUseTheLogsIndexes) {
     (*plan)->Reset();
     EXPECT_NE(details.find(e[1].first), std::string::npos) << e[0].first << ": " << details;
   }
+}
+
+// Records written before the key index existed are found once the migration has filled it.
+TEST_P(AuditSqliteTest, TheKeyIndexIsFilledFromTheLog) {
+  std::vector<AuditRecord> records;
+  for (const char* patient : {"a", "b", "a"}) {
+    AuditRecord r = Who("read", 'R');
+    r.patient = patient;
+    r.entity = "Observation/o-" + std::string(patient);
+    records.push_back(r);
+  }
+  ASSERT_TRUE(store_->AppendAudit(records));
+  {
+    // The database as migration 10 left it.
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(
+        "DROP TABLE audit_key;"
+        "CREATE INDEX audit_event_patient ON audit_event (patient, seq) WHERE patient <> '';"
+        "CREATE INDEX audit_event_entity ON audit_event (entity, seq)"
+        "  WHERE entity <> '' AND substr(entity, 1, 8) <> 'Patient/';"
+        "DELETE FROM schema_migrations WHERE version = 11;"));
+  }
+  Open();
+  auto a = Search({{"patient", "a"}});
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(a->matches.size(), 2u);
+  auto b = Search({{"entity", "Observation/o-b"}});
+  ASSERT_TRUE(b) << b.error().message();
+  ASSERT_EQ(b->matches.size(), 1u);
+  EXPECT_EQ(b->matches[0].id, "2");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, AuditSqliteTest, ::testing::Values(db::Dialect::kSqlite),

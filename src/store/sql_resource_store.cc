@@ -108,6 +108,9 @@ const std::vector<db::Migration>& Migrations() {
       // the index (searches) or the body (reads) as before. No reindex is asked for: it would
       // rewrite every index row to fill a column that only saves time.
       {10, "resource patients", "ALTER TABLE resource ADD COLUMN patients TEXT"},
+      // SQLite finds the audit log's patients and entities through a full-text index
+      // (internal::AuditKeySchema); PostgreSQL keeps its B-tree indexes.
+      {11, "audit keys", internal::AuditKeySchema(), "SELECT 1"},
   };
   return kMigrations;
 }

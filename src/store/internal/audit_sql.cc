@@ -198,14 +198,67 @@ std::optional<std::string> TokenCode(std::string_view value, std::string_view sy
   return std::string(value.substr(bar + 1));
 }
 
+// The audit_key term of a patient ('p') or entity ('e') value: the prefix, then the value's bytes
+// in hex, as SQLite's hex() writes them (AuditKeySchema fills the index with it).
+std::string KeyTerm(char prefix, std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string term(1, prefix);
+  term.reserve(1 + 2 * value.size());
+  for (unsigned char c : value) {
+    term += kHex[c >> 4];
+    term += kHex[c & 15];
+  }
+  return term;
+}
+
+// Whether the entity of a record is indexed as such: a record about Patient/x has patient x, and
+// is found by it.
+bool EntityIndexed(std::string_view entity) {
+  return !entity.empty() && !entity.starts_with("Patient/");
+}
+
+// The audit_key text of a record ("" when it has no patient and no indexed entity).
+std::string RecordKeys(const AuditRecord& r) {
+  std::string keys;
+  if (!r.patient.empty()) keys = KeyTerm('p', r.patient);
+  if (EntityIndexed(r.entity)) {
+    if (!keys.empty()) keys += ' ';
+    keys += KeyTerm('e', r.entity);
+  }
+  return keys;
+}
+
 struct Where {
   std::string text;
   std::vector<Binding> bindings;
+  // SQLite: groups of audit_key terms ("(t1 OR t2)"), one per condition on patient or entity; a
+  // record that meets the conditions has a term of every group.
+  bool sqlite = false;
+  std::vector<std::string> key_groups;
   void And(std::string condition) {
     text += text.empty() ? " WHERE " : " AND ";
     text += condition;
   }
+  // Narrows the rows to those with the terms of every group (the conditions stay: they decide).
+  void AndKeys() {
+    if (key_groups.empty()) return;
+    std::string match;
+    for (const std::string& g : key_groups) match += (match.empty() ? "" : " AND ") + g;
+    And("seq IN (SELECT rowid FROM audit_key WHERE audit_key MATCH ?)");
+    bindings.emplace_back(std::move(match));
+    key_groups.clear();
+  }
 };
+
+// The group of terms of `values` of `column` (patient or entity): "(t1 OR t2)".
+std::string KeyGroup(std::string_view column, const std::vector<Binding>& values) {
+  std::string group = "(";
+  for (const Binding& b : values) {
+    if (group.size() > 1) group += " OR ";
+    group += KeyTerm(column == "patient" ? 'p' : 'e', std::get<std::string>(b));
+  }
+  return group + ")";
+}
 
 // "(column IN (?, ?))" with the values bound, or "1 = 0" when there is none. The columns with a
 // partial index (patient, who_ref, client_id, entity) repeat the index's condition, without which
@@ -215,6 +268,8 @@ void InCondition(Where& w, std::string_view column, const std::vector<Binding>& 
     w.And("1 = 0");
     return;
   }
+  if (w.sqlite && (column == "patient" || column == "entity"))
+    w.key_groups.push_back(KeyGroup(column, values));
   std::string c = "(";
   if (column == "patient" || column == "who_ref" || column == "client_id")
     c += std::string(column) + " <> '' AND ";
@@ -307,6 +362,9 @@ Status CriterionCondition(const search::Criterion& c, std::string_view fhir_base
     InCondition(e, "entity", values);
     InCondition(p, "patient", patients);
     w.And("(" + e.text.substr(7) + " OR " + p.text.substr(7) + ")");  // without " WHERE "
+    if (w.sqlite)
+      w.key_groups.push_back("(" + KeyGroup("entity", values) + " OR " +
+                             KeyGroup("patient", patients) + ")");
     for (auto* part : {&e, &p})
       for (auto& b : part->bindings) w.bindings.push_back(std::move(b));
     return Ok();
@@ -392,6 +450,19 @@ const char* AuditSchema() {
          "'0000000000000000000000000000000000000000000000000000000000000000');";
 }
 
+const char* AuditKeySchema() {
+  // The ascii tokenizer folds case: harmless on hex digits.
+  return "CREATE VIRTUAL TABLE audit_key USING fts5(k, content = '', detail = 'none',"
+         "  columnsize = 0, tokenize = 'ascii');"
+         "INSERT INTO audit_key (rowid, k) SELECT seq,"
+         "  CASE WHEN patient <> '' THEN 'p' || hex(patient) ELSE '' END || ' ' ||"
+         "  CASE WHEN entity <> '' AND substr(entity, 1, 8) <> 'Patient/' THEN 'e' || hex(entity)"
+         "  ELSE '' END FROM audit_event"
+         "  WHERE patient <> '' OR (entity <> '' AND substr(entity, 1, 8) <> 'Patient/');"
+         "DROP INDEX audit_event_patient;"
+         "DROP INDEX audit_event_entity;";
+}
+
 Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRecord>& records) {
   if (records.empty()) return Ok();
   auto head = conn.Prepare("SELECT seq, recorded, hash FROM audit_head WHERE one = 1");
@@ -407,6 +478,12 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!insert) return std::move(insert).error();
   db::Statement& s = **insert;
+  db::Statement* keys = nullptr;
+  if (conn.dialect() == db::Dialect::kSqlite) {
+    auto prepared = conn.Prepare("INSERT INTO audit_key (rowid, k) VALUES (?, ?)");
+    if (!prepared) return std::move(prepared).error();
+    keys = *prepared;
+  }
   for (AuditRecord& r : records) {
     r.seq = ++seq;
     r.recorded = recorded;
@@ -458,6 +535,15 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
     s.BindText(19, r.hash);
     auto done = s.Run();
     if (!done) return std::move(done).error();
+    if (keys) {
+      std::string k = RecordKeys(r);
+      if (!k.empty()) {
+        keys->BindInt(1, r.seq);
+        keys->BindText(2, k);
+        auto keyed = keys->Run();
+        if (!keyed) return std::move(keyed).error();
+      }
+    }
     hash = r.hash;
   }
   auto update = conn.Prepare("UPDATE audit_head SET seq = ?, recorded = ?, hash = ? WHERE one = 1");
@@ -707,6 +793,7 @@ Result<SearchResult> SearchAuditEvents(db::Connection& conn, const search::Searc
   if (!query.includes.empty())
     return Error::Invalid("_include and _revinclude are not supported on AuditEvent");
   Where w;
+  w.sqlite = conn.dialect() == db::Dialect::kSqlite;
   for (const auto& c : query.criteria)
     FHIRSTONE_RETURN_IF_ERROR(CriterionCondition(c, fhir_base, w));
   if (query.compartment) {
@@ -714,7 +801,9 @@ Result<SearchResult> SearchAuditEvents(db::Connection& conn, const search::Searc
       return Error::Invalid("AuditEvent is searched in the Patient compartment only");
     w.And("patient = ?");
     w.bindings.emplace_back(query.compartment->id);
+    if (w.sqlite) w.key_groups.push_back(KeyGroup("patient", {query.compartment->id}));
   }
+  w.AndKeys();
   bool descending = true;  // newest first unless _sort=date
   if (!query.sort.empty()) {
     const std::string& code = query.sort.front().param->code;
