@@ -2,7 +2,11 @@
 // `make test` starts (tests/support/databases.h).
 #include "db/database.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -503,6 +507,55 @@ TEST_F(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) 
 // A database file is mapped once per process and its connections read pages through that one
 // mapping (journal_vfs.h): a reader sees every committed change, including after the file
 // shrank (VACUUM) and grew again, and a new file at the same path gets a mapping of its own.
+// What another program does with the database: opens it with SQLite, reads and closes it. Run
+// by AnotherProcessLeavesTheWalOfLiveConnectionsAlone in a process of its own.
+TEST(SqliteOtherProcess, DISABLED_OpensReadsAndCloses) {
+  const char* path = std::getenv("FHIRSTONE_OTHER_PROCESS_DB");
+  if (!path) GTEST_SKIP() << "run by AnotherProcessLeavesTheWalOfLiveConnectionsAlone";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "SELECT count(*) FROM items", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
+}
+
+// The last connection of a process to close a database in WAL mode checkpoints it and deletes
+// its WAL when it can lock the file exclusively, that is when no other process holds a lock on
+// it. The process's connections must keep their locks however many connections it opens (the
+// mapping of the file once dropped them: another process closing the database then deleted the
+// WAL still in use, and the database was corrupted).
+TEST_F(SqliteJournalTest, AnotherProcessLeavesTheWalOfLiveConnectionsAlone) {
+  auto a = db_->Acquire();
+  auto b = db_->Acquire();
+  ASSERT_TRUE(a && b);
+  InsertItems(**a, 10, "before");
+  EXPECT_EQ(CountItems(**b, "name LIKE 'before%'"), 10);
+
+  std::string path = (dir_ / "t.db").string();
+  ASSERT_EQ(::setenv("FHIRSTONE_OTHER_PROCESS_DB", path.c_str(), 1), 0);
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::string filter = "--gtest_filter=SqliteOtherProcess.DISABLED_OpensReadsAndCloses";
+  std::string disabled = "--gtest_also_run_disabled_tests";
+  char* argv[] = {self.data(), filter.data(), disabled.data(), nullptr};
+  posix_spawn_file_actions_t quiet;  // the child's test report would mix with this one's
+  ASSERT_EQ(::posix_spawn_file_actions_init(&quiet), 0);
+  ASSERT_EQ(::posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0), 0);
+  pid_t child = 0;
+  int spawned = ::posix_spawn(&child, self.c_str(), &quiet, nullptr, argv, environ);
+  ::posix_spawn_file_actions_destroy(&quiet);
+  ::unsetenv("FHIRSTONE_OTHER_PROCESS_DB");
+  ASSERT_EQ(spawned, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
+  InsertItems(**a, 5, "after");
+  auto c = db_->Acquire();  // a connection opened after: it sees every commit
+  ASSERT_TRUE(c);
+  EXPECT_EQ(CountItems(**c, "name LIKE 'after%'"), 5);
+  EXPECT_EQ(CountItems(**c, "name LIKE 'before%'"), 10);
+}
+
 TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
   auto checkpoint = [](Connection& conn) {
     auto stmt = conn.Prepare("PRAGMA wal_checkpoint(TRUNCATE)");

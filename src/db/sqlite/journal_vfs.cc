@@ -240,6 +240,7 @@ constexpr sqlite3_int64 kEofMargin = 256;
 struct SharedMap {
   std::pair<dev_t, ino_t> key;
   char* base = nullptr;
+  int fd = -1;                         // kept open while mapped (see AcquireMap)
   std::atomic<sqlite3_int64> size{0};  // bytes of the file known to exist
   std::mutex size_mu;                  // orders updates of `size` (a read of it needs none)
   int users = 0;                       // open database files of this inode (under maps_mu)
@@ -254,48 +255,51 @@ std::mutex& maps_mu = *new std::mutex;
 std::map<std::pair<dev_t, ino_t>, SharedMap*>& maps =
     *new std::map<std::pair<dev_t, ino_t>, SharedMap*>;
 
-// The mapping of the file at `path` (nullptr when it cannot be mapped: reads then use the file).
-// The file is opened again by its path, just after SQLite opened it: a file renamed over that
-// path in between would be mapped instead (as with SQLite, a database file must not be replaced
-// while open).
+// The mapping of the file at `path` (its `base` null when it cannot be mapped: reads then use
+// the file; nullptr when the file cannot be found), found by the file's device and inode (a file
+// renamed over that path since SQLite opened it would be mapped instead: as with SQLite, a database
+// file must not be replaced while open). The file is opened once more only to map it, and that
+// descriptor stays open until the last user releases the mapping: closing any descriptor of a file
+// drops every POSIX lock the process holds on it, SQLite's included. A database whose locks were
+// dropped that way looked unused to another process, whose last connection then checkpointed and
+// deleted the WAL that this one was still writing: the database was corrupted.
 SharedMap* AcquireMap(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return nullptr;
-  }
+  if (::stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
   std::lock_guard lock(maps_mu);
   auto key = std::make_pair(st.st_dev, st.st_ino);
   if (auto it = maps.find(key); it != maps.end()) {
-    ::close(fd);
     ++it->second->users;
     return it->second;
   }
-  void* base = ::mmap(nullptr, static_cast<size_t>(kMapLength), PROT_READ,
-                      MAP_SHARED | MAP_NORESERVE, fd, 0);
-  ::close(fd);  // the mapping keeps the file
-  if (base == MAP_FAILED) return nullptr;
   auto* m = new (std::nothrow) SharedMap();
-  if (!m) {
-    ::munmap(base, static_cast<size_t>(kMapLength));
-    return nullptr;
+  if (!m) return nullptr;
+  // Kept even when it cannot be mapped (an address space without 256 GiB free, a file replaced
+  // in between): its descriptor may not be closed before the file's last user is gone.
+  m->fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  struct stat opened {};
+  if (m->fd >= 0 && ::fstat(m->fd, &opened) == 0 && opened.st_dev == st.st_dev &&
+      opened.st_ino == st.st_ino) {
+    void* base = ::mmap(nullptr, static_cast<size_t>(kMapLength), PROT_READ,
+                        MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+    if (base != MAP_FAILED) m->base = static_cast<char*>(base);
+    m->size.store(opened.st_size);
   }
   m->key = key;
-  m->base = static_cast<char*>(base);
-  m->size.store(st.st_size);
   m->users = 1;
   maps.emplace(key, m);
   maps_created.fetch_add(1, std::memory_order_relaxed);
   return m;
 }
 
+// REQUIRES: the caller's file of this inode is closed (the last user's release closes the
+// mapping's descriptor, which drops the process's locks on the file).
 void ReleaseMap(SharedMap* m) {
   std::lock_guard lock(maps_mu);
   if (--m->users > 0) return;
   maps.erase(m->key);
-  ::munmap(m->base, static_cast<size_t>(kMapLength));
+  if (m->base) ::munmap(m->base, static_cast<size_t>(kMapLength));
+  if (m->fd >= 0) ::close(m->fd);
   delete m;
 }
 
@@ -414,9 +418,10 @@ int WalFileControl(sqlite3_file* file, int op, void* arg) {
 int DbClose(sqlite3_file* file) {
   Wrapped* w = AsWrapped(file);
   if (sqlite3_file* wal = w->open_wal) AsWrapped(wal)->wal->database = nullptr;
+  int rc = Real(file)->pMethods->xClose(Real(file));
   if (w->map) ReleaseMap(w->map);
   w->map = nullptr;
-  return Real(file)->pMethods->xClose(Real(file));
+  return rc;
 }
 int FwdRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
@@ -432,8 +437,8 @@ int DbTruncate(sqlite3_file* file, sqlite3_int64 size) {
   if (!m) return FwdTruncate(file, size);
   // No page past the new end is handed out from here on. (SQLite reads none of them: a
   // checkpoint truncates the file only once no reader's snapshot holds more pages. That is also
-  // what keeps readers safe when a connection outside this VFS truncates it, such as the
-  // checkpoint thread's: `size` is then too large until the next fetch past it.)
+  // what keeps readers safe when another process truncates it: `size` is then too large until
+  // the next fetch past it.)
   std::lock_guard lock(m->size_mu);
   m->size.store(std::min(m->size.load(), size));
   int rc = FwdTruncate(file, size);
@@ -528,7 +533,8 @@ int DbFetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
   Wrapped* w = AsWrapped(file);
   SharedMap* m = w->map;
   sqlite3_int64 end = offset + amount;
-  if (!m || offset < 0 || end > w->map_limit || end + kEofMargin > kMapLength) return SQLITE_OK;
+  if (!m || !m->base || offset < 0 || end > w->map_limit || end + kEofMargin > kMapLength)
+    return SQLITE_OK;
   if (sqlite3_int64 size = m->size.load(std::memory_order_acquire); end + kEofMargin > size) {
     if (end <= size) return SQLITE_OK;  // the last page: read (no margin follows it)
     // Past the size known: the file may have grown since (a checkpoint, or another process).

@@ -277,8 +277,10 @@ class SqliteDatabase : public Database {
   // kCheckpointPages.
   void CheckpointLoop() {
     sqlite3* db = nullptr;
-    if (sqlite3_open_v2(uri_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-        SQLITE_OK) {
+    // Through the same VFS as the pool's connections: the process's mapping of the file keeps a
+    // descriptor open while any of them is (journal_vfs.cc, AcquireMap).
+    if (sqlite3_open_v2(uri_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        JournalVfsName()) != SQLITE_OK) {
       sqlite3_close_v2(db);
       return;
     }
