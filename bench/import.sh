@@ -53,6 +53,8 @@ sqlite3 "$CEIL" "DELETE FROM store_state; DELETE FROM audit_event; DELETE FROM a
   echo "BEGIN IMMEDIATE;"
   for t in $tables audit_head; do echo "INSERT INTO main.$t SELECT * FROM src.$t;"; done
   echo "INSERT INTO main.idx_fulltext (rowid, narrative, content) SELECT rowid, narrative, content FROM src.idx_fulltext;"
+  # The audit log's key index (contentless: its terms are made again from the records).
+  echo "INSERT INTO main.audit_key (rowid, k) SELECT seq, CASE WHEN patient <> '' THEN 'p' || hex(patient) ELSE '' END || ' ' || CASE WHEN entity <> '' AND substr(entity, 1, 8) <> 'Patient/' THEN 'e' || hex(entity) ELSE '' END FROM src.audit_event WHERE patient <> '' OR (entity <> '' AND substr(entity, 1, 8) <> 'Patient/');"
   echo "COMMIT;"
 } >"$WORK/import-ceiling.sql"
 c0=$(date +%s%N)

@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "db/postgres/postgres_database.h"
 #include "db/sqlite/journal_vfs.h"
@@ -504,18 +506,17 @@ TEST_F(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) 
   }
 }
 
-// A database file is mapped once per process and its connections read pages through that one
-// mapping (journal_vfs.h): a reader sees every committed change, including after the file
-// shrank (VACUUM) and grew again, and a new file at the same path gets a mapping of its own.
-// What another program does with the database: opens it with SQLite, reads and closes it. Run
-// by AnotherProcessLeavesTheWalOfLiveConnectionsAlone in a process of its own.
+// What another program does with the database: opens it with SQLite, reads and closes it, then
+// says it did (a file next to the database). Run by
+// AnotherProcessLeavesTheWalOfLiveConnectionsAlone in a process of its own.
 TEST(SqliteOtherProcess, DISABLED_OpensReadsAndCloses) {
   const char* path = std::getenv("FHIRSTONE_OTHER_PROCESS_DB");
   if (!path) GTEST_SKIP() << "run by AnotherProcessLeavesTheWalOfLiveConnectionsAlone";
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "SELECT count(*) FROM items", nullptr, nullptr, nullptr), SQLITE_OK);
-  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "SELECT count(*) FROM items", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+  std::ofstream(std::string(path) + ".closed") << "closed\n";
 }
 
 // The last connection of a process to close a database in WAL mode checkpoints it and deletes
@@ -531,22 +532,28 @@ TEST_F(SqliteJournalTest, AnotherProcessLeavesTheWalOfLiveConnectionsAlone) {
   EXPECT_EQ(CountItems(**b, "name LIKE 'before%'"), 10);
 
   std::string path = (dir_ / "t.db").string();
-  ASSERT_EQ(::setenv("FHIRSTONE_OTHER_PROCESS_DB", path.c_str(), 1), 0);
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string filter = "--gtest_filter=SqliteOtherProcess.DISABLED_OpensReadsAndCloses";
   std::string disabled = "--gtest_also_run_disabled_tests";
   char* argv[] = {self.data(), filter.data(), disabled.data(), nullptr};
+  // This process's environment and the database's path (setenv here could race the threads).
+  std::string db_variable = "FHIRSTONE_OTHER_PROCESS_DB=" + path;
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    if (!std::string_view(*e).starts_with("GTEST_")) envp.push_back(*e);  // no sharding
+  envp.push_back(db_variable.data());
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t quiet;  // the child's test report would mix with this one's
   ASSERT_EQ(::posix_spawn_file_actions_init(&quiet), 0);
   ASSERT_EQ(::posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0), 0);
   pid_t child = 0;
-  int spawned = ::posix_spawn(&child, self.c_str(), &quiet, nullptr, argv, environ);
+  int spawned = ::posix_spawn(&child, self.c_str(), &quiet, nullptr, argv, envp.data());
   ::posix_spawn_file_actions_destroy(&quiet);
-  ::unsetenv("FHIRSTONE_OTHER_PROCESS_DB");
   ASSERT_EQ(spawned, 0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ASSERT_TRUE(std::filesystem::exists(path + ".closed"));  // the other process did run
 
   EXPECT_TRUE(std::filesystem::exists(path + "-wal"));
   InsertItems(**a, 5, "after");
@@ -556,6 +563,9 @@ TEST_F(SqliteJournalTest, AnotherProcessLeavesTheWalOfLiveConnectionsAlone) {
   EXPECT_EQ(CountItems(**c, "name LIKE 'before%'"), 10);
 }
 
+// A database file is mapped once per process and its connections read pages through that one
+// mapping (journal_vfs.h): a reader sees every committed change, including after the file
+// shrank (VACUUM) and grew again, and a new file at the same path gets a mapping of its own.
 TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
   auto checkpoint = [](Connection& conn) {
     auto stmt = conn.Prepare("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -240,14 +240,24 @@ struct Where {
     text += condition;
   }
   // Narrows the rows to those with the terms of every group (the conditions stay: they decide).
+  // The records are then read in the key index's order: From() joins it, Seq() names its rowid.
   void AndKeys() {
     if (key_groups.empty()) return;
     std::string match;
     for (const std::string& g : key_groups) match += (match.empty() ? "" : " AND ") + g;
-    And("seq IN (SELECT rowid FROM audit_key WHERE audit_key MATCH ?)");
+    And("audit_key MATCH ?");
     bindings.emplace_back(std::move(match));
     key_groups.clear();
+    keyed = true;
   }
+  std::string From() const {
+    return keyed ? " FROM audit_key JOIN audit_event ON audit_event.seq = audit_key.rowid"
+                 : " FROM audit_event";
+  }
+  // The record's seq as the paging and the order name it: the key index's rowid when it drives
+  // (so that it hands the records in order from the page's position on, not all of them).
+  const char* Seq() const { return keyed ? "audit_key.rowid" : "seq"; }
+  bool keyed = false;
 };
 
 // The group of terms of `values` of `column` (patient or entity): "(t1 OR t2)".
@@ -828,7 +838,7 @@ Result<SearchResult> SearchAuditEvents(db::Connection& conn, const search::Searc
   }
   SearchResult result;
   if (query.total == search::TotalMode::kAccurate || query.summary == search::SummaryMode::kCount) {
-    auto count = conn.Prepare("SELECT count(*) FROM audit_event" + w.text);
+    auto count = conn.Prepare("SELECT count(*)" + w.From() + w.text);
     if (!count) return std::move(count).error();
     int i = 1;
     Bind(**count, i, w.bindings);
@@ -840,11 +850,11 @@ Result<SearchResult> SearchAuditEvents(db::Connection& conn, const search::Searc
   if (query.summary == search::SummaryMode::kCount) return result;
   Where page = w;
   if (after) {
-    page.And(descending ? "seq < ?" : "seq > ?");
+    page.And(std::string(w.Seq()) + (descending ? " < ?" : " > ?"));
     page.bindings.emplace_back(*after);
   }
-  std::string sql = "SELECT " + std::string(kColumns) + " FROM audit_event" + page.text +
-                    (descending ? " ORDER BY seq DESC" : " ORDER BY seq") + " LIMIT ?";
+  std::string sql = "SELECT " + std::string(kColumns) + w.From() + page.text + " ORDER BY " +
+                    w.Seq() + (descending ? " DESC" : "") + " LIMIT ?";
   auto stmt = conn.Prepare(sql);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;

@@ -28,7 +28,8 @@ const char* AuditSchema();
 // patient as a random insert: with many patients, every record rewrites a page of it, and reads,
 // each of which is audited, spent a fifth of their time there. FTS5 gathers a batch's terms in
 // memory and writes them as one segment, merged later. The terms are the values in hex, so that
-// any value is exactly one term; searches still compare the columns themselves.
+// any value is one term (FTS5 keeps a term's first 32 KiB: values longer than 16 KiB may share
+// one); searches still compare the columns themselves.
 const char* AuditKeySchema();
 
 // Appends `records` in order, assigning seq, recorded (at least `now`) and the chained hash.
