@@ -35,13 +35,11 @@ sqlite3 "$DB" "DELETE FROM store_state WHERE name = 'reindex'"
 source bench/lib.sh
 
 # Start-up time and idle memory on the seeded database.
-t0=$(date +%s%N)
-"$BUILD/fhirstone" serve --open --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" \
-  --access-log off --log-level warn >"$WORK/server.log" 2>&1 &
-pids+=($!)
-server_pid=$!
-t1=$(python3 bench/wait_ready.py "$PORT") || { echo "the server did not answer"; exit 1; }
-startup_ms=$(( (t1 - t0) / 1000000 ))
+read -r startup_ms server_pid < <(python3 bench/startup.py "$WORK/server.log" "$PORT" \
+  "$BUILD/fhirstone" serve --open --listen "127.0.0.1:$PORT" --db "sqlite:$DB" --threads "$THREADS" \
+  --access-log off --log-level warn)
+pids+=("$server_pid")
+[ "$startup_ms" != "no" ] || { echo "the server did not answer"; cat "$WORK/server.log"; exit 1; }
 idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 
 curl -s "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$WORK/patient.json"
@@ -54,7 +52,7 @@ loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 # the kernel's page cache, shared and reclaimable. The server's own memory is RssAnon.
 loaded_anon_kb=$(awk '/RssAnon/ {print $2}' "/proc/$server_pid/status")
 loaded_file_kb=$(awk '/RssFile/ {print $2}' "/proc/$server_pid/status")
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+kill "$server_pid"; while kill -0 "$server_pid" 2>/dev/null; do sleep 0.05; done  # not a child of this shell
 
 "$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" &
 pids+=($!)
@@ -97,7 +95,7 @@ out="bench/results/$(date +%F)-crud.md"
   echo "64 connections $ceil64_rps/s (p50 $ceil64_p50 µs), 1 connection $ceil1_rps/s (p50 $ceil1_p50 µs)."
   echo "Raw SQLite point lookups through the driver, one thread: $sqlite_1/s."
   echo
-  echo "Start-up on the $COUNT-resource database (process start to the first answer to GET /fhir/metadata, polled every millisecond by bench/wait_ready.py): $startup_ms ms."
+  echo "Start-up on the $COUNT-resource database (process start to the first answer to GET /fhir/metadata, polled every millisecond by bench/startup.py): $startup_ms ms."
   echo "Memory: idle ${idle_kb} kB RSS, after the read runs ${loaded_kb} kB RSS" \
     "(${loaded_anon_kb} kB of the server's own, ${loaded_file_kb} kB of the database file's" \
     "pages in the kernel's cache, mapped)."
