@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdarg>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -516,12 +515,6 @@ TEST(SqliteOtherProcess, DISABLED_OpensReadsAndCloses) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "SELECT count(*) FROM items", nullptr, nullptr, nullptr), SQLITE_OK);
-  // It writes too, and checkpoints what the other process's readers allow.
-  ASSERT_EQ(
-      sqlite3_exec(db, "INSERT INTO items (name) VALUES ('other')", nullptr, nullptr, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", nullptr, nullptr, nullptr),
-            SQLITE_OK);
   ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
   std::ofstream(std::string(path) + ".closed") << "closed\n";
 }
@@ -568,65 +561,6 @@ TEST_F(SqliteJournalTest, AnotherProcessLeavesTheWalOfLiveConnectionsAlone) {
   ASSERT_TRUE(c);
   EXPECT_EQ(CountItems(**c, "name LIKE 'after%'"), 5);
   EXPECT_EQ(CountItems(**c, "name LIKE 'before%'"), 10);
-  EXPECT_EQ(CountItems(**a, "name = 'other'"), 1);  // what the other process wrote
-}
-
-// Read transactions take a reader slot of the WAL index; the process keeps the slots it used
-// locked between them (journal_vfs.cc), so that alternating readers lock nothing anew, while
-// writes, checkpoints and a WAL restart (which want slots exclusively) still happen.
-std::atomic<int> lock_calls{0};  // fcntl F_SETLK calls of SQLite's unix VFS, while counted
-sqlite3_syscall_ptr real_fcntl = nullptr;
-int CountingFcntl(int fd, int command, ...) {
-  va_list args;
-  va_start(args, command);
-  long argument = va_arg(args, long);  // an int or a pointer: passed on in the same register
-  va_end(args);
-  if (command == F_SETLK) lock_calls.fetch_add(1);
-  return reinterpret_cast<int (*)(int, int, ...)>(real_fcntl)(fd, command, argument);
-}
-
-TEST_F(SqliteJournalTest, ReaderSlotsStayLockedBetweenReadTransactions) {
-  auto a = db_->Acquire();
-  auto b = db_->Acquire();
-  ASSERT_TRUE(a && b);
-  InsertItems(**a, 10, "r");
-  sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");
-  ASSERT_TRUE(unix_vfs && unix_vfs->xSetSystemCall);
-  real_fcntl = unix_vfs->xGetSystemCall(unix_vfs, "fcntl");
-  ASSERT_EQ(unix_vfs->xSetSystemCall(unix_vfs, "fcntl",
-                                     reinterpret_cast<sqlite3_syscall_ptr>(&CountingFcntl)),
-            SQLITE_OK);
-  auto before = sqlite::JournalVfsCounts();
-  for (int i = 0; i < 200; ++i) {
-    for (Connection* c : {&**a, &**b}) {
-      auto tx = Transaction::Begin(*c, false);
-      ASSERT_TRUE(tx);
-      ASSERT_EQ(CountItems(*c, "name LIKE 'r%'"), 10);
-      ASSERT_TRUE(tx->Commit());
-    }
-  }
-  int locks = lock_calls.load();
-  ASSERT_EQ(unix_vfs->xSetSystemCall(unix_vfs, "fcntl", real_fcntl), SQLITE_OK);
-  // 400 read transactions, each of which took a slot and let it go: a few system locks at most
-  // (two each without the keeper).
-  EXPECT_LT(locks, 20);
-  EXPECT_GE(sqlite::JournalVfsCounts().keeper_locks - before.keeper_locks, 1);
-  // Writes move the readers' marks; a checkpoint copies everything and restarts the WAL.
-  for (int i = 0; i < 20; ++i) {
-    InsertItems(**a, 5, "w" + std::to_string(i) + "-");
-    EXPECT_EQ(CountItems(**b, "name LIKE 'w" + std::to_string(i) + "-%'"), 5);
-  }
-  auto checkpoint = (*b)->Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
-  ASSERT_TRUE(checkpoint);
-  auto row = (*checkpoint)->Step();
-  ASSERT_TRUE(row && *row);
-  EXPECT_EQ((*checkpoint)->ColumnInt(0), 0);  // not busy
-  EXPECT_EQ((*checkpoint)->ColumnInt(1), 0);  // the WAL was emptied
-  (*checkpoint)->Reset();
-  EXPECT_EQ(std::filesystem::file_size(dir_ / "t.db-wal"), 0u);
-  InsertItems(**a, 3, "x");
-  EXPECT_EQ(CountItems(**b, "name LIKE 'x%'"), 3);
-  EXPECT_EQ(CountItems(**b, "1"), 113);
 }
 
 // A database file is mapped once per process and its connections read pages through that one

@@ -244,18 +244,9 @@ struct SharedMap {
   std::atomic<sqlite3_int64> size{0};  // bytes of the file known to exist
   std::mutex size_mu;                  // orders updates of `size` (a read of it needs none)
   int users = 0;                       // open database files of this inode (under maps_mu)
-
-  // The reader-slot keeper (see DbShmLock), under shm_mu.
-  std::mutex shm_mu;
-  sqlite3_vfs* vfs = nullptr;              // the base VFS, which opens the keeper
-  sqlite3_filename keeper_name = nullptr;  // the database's name, as xOpen wants it
-  sqlite3_file* keeper = nullptr;          // a file of the base VFS attached to the WAL index
-  bool keeper_failed = false;              // it could not be opened: locks go through unchanged
-  unsigned keeper_slots = 0;               // bit i: the keeper holds reader slot i shared
 };
 
 std::atomic<long> maps_created{0};
-std::atomic<long> keeper_locks{0};
 std::atomic<long> mapped_fetches{0};
 // Counting every page read would make the threads' cores fight over one cache line: tests ask.
 std::atomic<bool> count_fetches{false};
@@ -272,7 +263,7 @@ std::map<std::pair<dev_t, ino_t>, SharedMap*>& maps =
 // drops every POSIX lock the process holds on it, SQLite's included. A database whose locks were
 // dropped that way looked unused to another process, whose last connection then checkpointed and
 // deleted the WAL that this one was still writing: the database was corrupted.
-SharedMap* AcquireMap(sqlite3_vfs* vfs, const char* path) {
+SharedMap* AcquireMap(const char* path) {
   struct stat st {};
   if (::stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
   std::lock_guard lock(maps_mu);
@@ -296,8 +287,6 @@ SharedMap* AcquireMap(sqlite3_vfs* vfs, const char* path) {
   }
   m->key = key;
   m->users = 1;
-  m->vfs = vfs;
-  m->keeper_name = sqlite3_create_filename(path, "", "", 0, nullptr);
   maps.emplace(key, m);
   maps_created.fetch_add(1, std::memory_order_relaxed);
   return m;
@@ -309,14 +298,6 @@ void ReleaseMap(SharedMap* m) {
   std::lock_guard lock(maps_mu);
   if (--m->users > 0) return;
   maps.erase(m->key);
-  if (m->keeper) {  // its shared locks go with it
-    if (m->keeper->pMethods) {
-      m->keeper->pMethods->xShmUnmap(m->keeper, 0);
-      m->keeper->pMethods->xClose(m->keeper);
-    }
-    sqlite3_free(m->keeper);
-  }
-  sqlite3_free_filename(m->keeper_name);
   if (m->base) ::munmap(m->base, static_cast<size_t>(kMapLength));
   if (m->fd >= 0) ::close(m->fd);
   delete m;
@@ -506,70 +487,6 @@ int FwdShmMap(sqlite3_file* file, int region, int size, int extend, void volatil
   if (Real(file)->pMethods->iVersion < 2) return SQLITE_IOERR_SHMMAP;
   return Real(file)->pMethods->xShmMap(Real(file), region, size, extend, out);
 }
-// ---- Reader slots kept locked ----
-//
-// A read transaction on a WAL database takes one of five reader slots of the WAL index shared,
-// and releases it at its end. SQLite's unix VFS makes the system's lock (fcntl on the -shm file)
-// when no other connection of the process holds that slot already, and releases it when none is
-// left, under a mutex of the process: with two threads reading in turn, every read made two
-// fcntl calls, and the threads queued on that mutex during them. A keeper (a file of the base VFS
-// attached to the same WAL index) takes a slot shared the first time a connection of the process
-// does, and keeps it: the connections' own shared locks then cost no system call. Whenever a
-// connection of the process wants slots exclusively (to move a reader mark, to checkpoint, to
-// restart the WAL) the keeper lets them go first, and takes them again at the next shared lock.
-// To other processes the keeper looks like a reader of the oldest mark it holds: they can read
-// and write, but checkpoint only what that reader allows and never restart the WAL while this
-// process has the database open (its own checkpoints do both).
-constexpr int kFirstReaderSlot = 3;  // WAL_READ_LOCK(0) in SQLite's wal.c
-constexpr int kReaderSlots = 5;      // WAL_NREADER
-
-unsigned ReaderSlots(int offset, int n) {
-  unsigned bits = 0;
-  for (int i = std::max(offset, kFirstReaderSlot);
-       i < std::min(offset + n, kFirstReaderSlot + kReaderSlots); ++i)
-    bits |= 1u << i;
-  return bits;
-}
-
-// REQUIRES: m.shm_mu held; a connection of the process has mapped the WAL index.
-bool OpenKeeper(SharedMap& m) {
-  if (m.keeper) return true;
-  if (m.keeper_failed || !m.vfs || !m.keeper_name) return false;
-  m.keeper_failed = true;  // until it is open
-  auto* f = static_cast<sqlite3_file*>(sqlite3_malloc(m.vfs->szOsFile));
-  if (!f) return false;
-  std::memset(f, 0, static_cast<size_t>(m.vfs->szOsFile));
-  int out = 0;
-  int rc = m.vfs->xOpen(m.vfs, m.keeper_name, f, SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_READWRITE, &out);
-  void volatile* region = nullptr;
-  if (rc == SQLITE_OK && f->pMethods && f->pMethods->iVersion >= 2)
-    rc = f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &region);
-  else if (rc == SQLITE_OK)
-    rc = SQLITE_IOERR_SHMMAP;
-  if (rc != SQLITE_OK || !region) {
-    if (f->pMethods) {
-      if (rc == SQLITE_OK) f->pMethods->xShmUnmap(f, 0);
-      f->pMethods->xClose(f);
-    }
-    sqlite3_free(f);
-    return false;
-  }
-  m.keeper = f;
-  m.keeper_failed = false;
-  return true;
-}
-
-// REQUIRES: m.shm_mu held.
-void ReleaseKeeper(SharedMap& m, unsigned slots) {
-  unsigned held = m.keeper_slots & slots;
-  for (int i = kFirstReaderSlot; held && i < kFirstReaderSlot + kReaderSlots; ++i) {
-    if ((held & (1u << i)) == 0) continue;
-    m.keeper->pMethods->xShmLock(m.keeper, i, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_SHARED);
-    m.keeper_slots &= ~(1u << i);
-    held &= ~(1u << i);
-  }
-}
-
 int DbShmLock(sqlite3_file* file, int offset, int n, int flags) {
   if (Real(file)->pMethods->iVersion < 2) return SQLITE_IOERR_SHMLOCK;
   // A WAL lock released: what the WAL holds goes to the file first (frames of a transaction
@@ -588,24 +505,8 @@ int DbShmLock(sqlite3_file* file, int offset, int n, int flags) {
       w->failed = SQLITE_OK;
     }
   }
-  SharedMap* m = AsWrapped(file)->map;
-  const unsigned slots = ReaderSlots(offset, n);
-  if (!m || slots == 0 || (flags & SQLITE_SHM_UNLOCK)) {
-    int rc = Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
-    return flushed != SQLITE_OK ? flushed : rc;
-  }
-  std::lock_guard lock(m->shm_mu);
-  if (flags & SQLITE_SHM_SHARED) {
-    if ((m->keeper_slots & slots) == 0 && OpenKeeper(*m)) {
-      if (m->keeper->pMethods->xShmLock(m->keeper, offset, 1, flags) == SQLITE_OK) {
-        m->keeper_slots |= slots;
-        keeper_locks.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-  } else {
-    ReleaseKeeper(*m, slots);  // an exclusive lock waits for no one of this process
-  }
-  return Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
+  int rc = Real(file)->pMethods->xShmLock(Real(file), offset, n, flags);
+  return flushed != SQLITE_OK ? flushed : rc;
 }
 void DbShmBarrier(sqlite3_file* file) {
   if (Real(file)->pMethods->iVersion < 2) return;
@@ -711,7 +612,7 @@ int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int fla
   if (!real->pMethods) return rc;  // nothing to close
   if (!wal) {
     w->base.pMethods = &kDatabaseMethods;
-    if (rc == SQLITE_OK && name) w->map = AcquireMap(base, name);
+    if (rc == SQLITE_OK && name) w->map = AcquireMap(name);
     return rc;
   }
   // The database file this WAL belongs to, opened through this VFS: it must know its WAL.
@@ -823,8 +724,7 @@ JournalVfsStats JournalVfsCounts() {
   return {
       opened_count.load(std::memory_order_relaxed), spilled_count.load(std::memory_order_relaxed),
       wal_writes.load(std::memory_order_relaxed),   wal_flushes.load(std::memory_order_relaxed),
-      maps_created.load(std::memory_order_relaxed), mapped_fetches.load(std::memory_order_relaxed),
-      keeper_locks.load(std::memory_order_relaxed)};
+      maps_created.load(std::memory_order_relaxed), mapped_fetches.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fhirstone::db::sqlite

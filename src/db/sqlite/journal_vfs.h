@@ -20,9 +20,6 @@ namespace fhirstone::db::sqlite {
 //   connections for reads under `PRAGMA mmap_size` (SQLite's own maps it once per connection
 //   and maps it again after every write by another connection, so that a read connection
 //   faulted pages in again after each write). Pages are read from it without a system call.
-// - the reader slots of a WAL index that the process's connections take shared are kept locked
-//   by the process between its read transactions (journal_vfs.cc: "Reader slots kept locked"),
-//   so that a read transaction makes no system call to lock or unlock them.
 const char* JournalVfsName();
 
 // For tests: the bytes a journal keeps in memory before it spills (default 64 MiB), and counts
@@ -35,7 +32,6 @@ struct JournalVfsStats {
   long wal_flushes = 0;     // writes of gathered WAL frames to the files
   long maps_created = 0;    // shared mappings of database files made
   long mapped_fetches = 0;  // pages SQLite read through them, while CountMappedFetches(true)
-  long keeper_locks = 0;    // reader slots of WAL indexes taken by the process's keeper
 };
 JournalVfsStats JournalVfsCounts();
 void CountMappedFetches(bool on);
