@@ -515,6 +515,12 @@ TEST(SqliteOtherProcess, DISABLED_OpensReadsAndCloses) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "SELECT count(*) FROM items", nullptr, nullptr, nullptr), SQLITE_OK);
+  // It writes too, and checkpoints what the other process's readers allow.
+  ASSERT_EQ(
+      sqlite3_exec(db, "INSERT INTO items (name) VALUES ('other')", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
   std::ofstream(std::string(path) + ".closed") << "closed\n";
 }
@@ -561,6 +567,7 @@ TEST_F(SqliteJournalTest, AnotherProcessLeavesTheWalOfLiveConnectionsAlone) {
   ASSERT_TRUE(c);
   EXPECT_EQ(CountItems(**c, "name LIKE 'after%'"), 5);
   EXPECT_EQ(CountItems(**c, "name LIKE 'before%'"), 10);
+  EXPECT_EQ(CountItems(**a, "name = 'other'"), 1);  // what the other process wrote
 }
 
 // A database file is mapped once per process and its connections read pages through that one
