@@ -110,7 +110,7 @@ Result<std::unique_ptr<Registry>> Registry::Builtin() {
     }
     params[i] = std::move(p);
   }
-  // The expressions are compiled by two threads (a third of the server's start-up): every
+  // The expressions are compiled by two threads (an eighth of the server's start-up): every
   // parameter's, then its components'. The first failure in parameter order is reported.
   auto compile = [&](size_t first, size_t step, std::optional<Error>& failed, size_t& failed_at) {
     for (size_t i = first; i < params.size(); i += step) {

@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
   // glibc's allocator gives the memory at the top of a thread's heap back to the system as soon
   // as 128 KiB are free there (and maps blocks over 128 KiB, at first, on their own). A request
   // that allocates and frees a few hundred KiB (SQLite's temporary b-trees and sorters) then
-  // faulted every page in again: a search of ten Patients by id ran at 2,400-2,900/s without the
-  // audit log (whose records kept those heaps in use) and at 14,500/s with these settings.
+  // faulted every page in again: a search of ten Patients by id ran at 4,100-5,100/s without the
+  // audit log (whose records kept those heaps in use) and at 13,300/s with these settings.
   // Up to 64 MiB stay free on each heap; blocks under 32 MiB come from the heaps.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);

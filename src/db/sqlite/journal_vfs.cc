@@ -282,13 +282,15 @@ SharedMap* AcquireMap(const char* path) {
       opened.st_ino == st.st_ino) {
     void* base = ::mmap(nullptr, static_cast<size_t>(kMapLength), PROT_READ,
                         MAP_SHARED | MAP_NORESERVE, m->fd, 0);
-    if (base != MAP_FAILED) m->base = static_cast<char*>(base);
+    if (base != MAP_FAILED) {
+      m->base = static_cast<char*>(base);
+      maps_created.fetch_add(1, std::memory_order_relaxed);
+    }
     m->size.store(opened.st_size);
   }
   m->key = key;
   m->users = 1;
   maps.emplace(key, m);
-  maps_created.fetch_add(1, std::memory_order_relaxed);
   return m;
 }
 

@@ -271,8 +271,9 @@ std::string KeyGroup(std::string_view column, const std::vector<Binding>& values
 }
 
 // "(column IN (?, ?))" with the values bound, or "1 = 0" when there is none. The columns with a
-// partial index (patient, who_ref, client_id, entity) repeat the index's condition, without which
-// SQLite does not use it.
+// partial index (who_ref, client_id; patient and entity on PostgreSQL) repeat the index's
+// condition, without which the database does not use it. On SQLite, patient and entity values
+// also become a group of audit_key terms.
 void InCondition(Where& w, std::string_view column, const std::vector<Binding>& values) {
   if (values.empty()) {
     w.And("1 = 0");
