@@ -75,12 +75,18 @@ class Connection {
   // transaction); such a connection is closed when its lease ends.
   virtual bool Reusable() { return true; }
 
-  // Bulk inserts. Queues one row for `table` (`columns` as "a, b, c", `values` in that order),
-  // to be inserted with the other rows queued for the table in one batch (COPY on PostgreSQL)
-  // before the next statement that names the table, the next SAVEPOINT or RELEASE, and the
-  // commit; a statement that fails there fails. A ROLLBACK (TO SAVEPOINT) drops the rows queued.
-  // Returns false where rows are not queued (SQLite, where a prepared INSERT costs no round
-  // trip): insert the row with a statement then.
+  // Deferred inserts. Queues one row for `table` (`columns` as "a, b, c", `values` in that
+  // order), inserted before the next statement that names the table and before the commit; a
+  // statement that fails there fails. A ROLLBACK drops the rows queued; a ROLLBACK TO a
+  // savepoint drops those queued since the savepoint opened, and keeps the others.
+  // - PostgreSQL: the rows of a table go in one batch (COPY), also sent at each SAVEPOINT and
+  //   RELEASE.
+  // - SQLite: rows wait past savepoints, until the commit (or a statement naming their table):
+  //   an FTS5 table writes an index segment whenever a savepoint opens or closes, so its rows
+  //   are worth gathering from all the writes of a group commit. One INSERT per row, no
+  //   conflict clause.
+  // Returns false where no row is queued (SQLite outside a transaction): insert the row with a
+  // statement then.
   virtual bool QueueRow(std::string_view table, std::string_view columns,
                         std::span<const Value> values) {
     (void)table, (void)columns, (void)values;

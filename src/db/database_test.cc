@@ -254,6 +254,7 @@ TEST_P(DialectTest, QueuedRowsArriveBeforeTheyAreReadAndGoWithARollback) {
     return n;
   };
   std::vector<Value> probe{int64_t{1}};
+  // Outside a transaction SQLite queues nothing (no commit would send it).
   EXPECT_EQ(conn.QueueRow("q", "n", probe), GetParam() == Dialect::kPostgres);
   (void)conn.Rollback();  // not in a transaction: drops what the probe queued
   {
@@ -298,6 +299,86 @@ TEST_P(DialectTest, QueuedRowsArriveBeforeTheyAreReadAndGoWithARollback) {
     EXPECT_EQ((*exact)->ColumnInt(0), n);
     (*exact)->Reset();
   }
+}
+
+// Queued rows and the savepoints of a group commit (each write in its own): rows queued by
+// earlier writes survive a later write's rollback even when that write's reads sent them;
+// releasing a savepoint that began the transaction commits the rows queued; a rollback drops all.
+TEST_P(DialectTest, QueuedRowsFollowSavepoints) {
+  ASSERT_TRUE(db_->Migrate({{1, "q", "CREATE TABLE q (n INTEGER NOT NULL)"}}));
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  db::Connection& conn = **lease;
+  auto queue = [&](int64_t n) {
+    std::vector<Value> values{n};
+    ASSERT_TRUE(conn.QueueRow("q", "n", values));
+  };
+  auto run = [&](std::string_view sql) {
+    // SQLite runs them as the group commit does, prepared; PostgreSQL prepares no savepoints.
+    if (GetParam() == Dialect::kPostgres) {
+      auto done = conn.Execute(sql);
+      ASSERT_TRUE(done) << done.error().message();
+      return;
+    }
+    auto stmt = conn.Prepare(sql);
+    ASSERT_TRUE(stmt);
+    auto done = (*stmt)->Run();
+    ASSERT_TRUE(done) << done.error().message();
+  };
+  auto rows = [&] {
+    std::vector<int64_t> out;
+    auto stmt = conn.Prepare("SELECT n FROM q ORDER BY n");
+    EXPECT_TRUE(stmt);
+    while (true) {
+      auto row = (*stmt)->Step();
+      EXPECT_TRUE(row);
+      if (!row || !*row) break;
+      out.push_back((*stmt)->ColumnInt(0));
+    }
+    (*stmt)->Reset();
+    return out;
+  };
+  {
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    queue(1);
+    run("SAVEPOINT write");
+    queue(2);
+    run("RELEASE write");
+    run("SAVEPOINT write");
+    queue(3);
+    EXPECT_EQ(rows(), (std::vector<int64_t>{1, 2, 3}));  // sent inside this savepoint
+    queue(4);
+    run("SAVEPOINT nested");
+    queue(5);
+    run("RELEASE nested");
+    run("ROLLBACK TO write");  // 3, 4 and 5 go; 1 and 2 stay queued or written
+    run("RELEASE write");
+    run("SAVEPOINT write");
+    queue(6);
+    run("SAVEPOINT nested");
+    queue(7);
+    run("ROLLBACK TO nested");
+    run("RELEASE nested");
+    run("RELEASE write");
+    ASSERT_TRUE(tx->Commit());
+  }
+  EXPECT_EQ(rows(), (std::vector<int64_t>{1, 2, 6}));
+  std::vector<int64_t> expected{1, 2, 6};
+  if (GetParam() == Dialect::kSqlite) {  // a savepoint without BEGIN opens the transaction
+    run("SAVEPOINT opening");
+    queue(8);
+    run("RELEASE opening");  // commits
+    expected.push_back(8);
+    EXPECT_EQ(rows(), expected);
+  }
+  {
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    queue(9);
+    ASSERT_TRUE(conn.Rollback());
+  }
+  EXPECT_EQ(rows(), expected);
 }
 
 // A scan reads a large result a batch at a time, lets other statements run between its rows,

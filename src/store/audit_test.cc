@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "search/query.h"
 #include "search/registry.h"
@@ -468,6 +470,59 @@ TEST_P(AuditSqliteTest, TheKeyIndexIsFilledFromTheLog) {
   ASSERT_TRUE(b) << b.error().message();
   ASSERT_EQ(b->matches.size(), 1u);
   EXPECT_EQ(b->matches[0].id, "2");
+}
+
+// Writes that share a group commit: the words (_content) and audit records of those that commit
+// are found afterwards, those of writes that fail are not, even when a failing write searched its
+// own words (which sends what the group queued so far into its savepoint) before failing.
+TEST_P(AuditTest, GroupedWritesKeepTheWordsAndAuditRecordsOfThoseThatCommit) {
+  auto find = [&](std::string_view type, std::string_view name, std::string_view value) {
+    auto query = search::ParseQuery(*holder_->Get(), {std::string(type)},
+                                    {{std::string(name), std::string(value)}}, {});
+    EXPECT_TRUE(query);
+    return query ? store_->Search(*query) : Result<SearchResult>(query.error());
+  };
+  constexpr int kWrites = 16;
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < kWrites; ++t) {
+    threads.emplace_back([&, t] {
+      AuditRecord who = Who("update", 'U');
+      std::string id = "t" + std::to_string(t);
+      std::string word = "zq" + std::to_string(t) + "word";
+      Status status = store_->InTransaction(
+          [&](StoreTransaction& tx) -> Status {
+            auto written = tx.Update(Parse(R"({"resourceType":"Patient","id":")" + id +
+                                           R"(","name":[{"family":")" + word + R"("}]})"),
+                                     std::nullopt);
+            if (!written) return std::move(written).error();
+            if (t % 2 == 0) return Ok();
+            auto query = search::ParseQuery(*holder_->Get(), {"Patient"}, {{"_content", word}}, {});
+            if (!query) return std::move(query).error();
+            auto own = tx.Search(*query);  // its own words, before they are committed
+            if (!own) return std::move(own).error();
+            if (own->matches.size() != 1) return Error::Internal("its own words were not found");
+            return Error::Conflict("refused after writing");
+          },
+          &who);
+      if (!status && status.error().code() == ErrorCode::kConflict) ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed, kWrites / 2);
+  for (int t = 0; t < kWrites; ++t) {
+    size_t expected = t % 2 == 0 ? 1 : 0;
+    auto words = find("Patient", "_content", "zq" + std::to_string(t) + "word");
+    ASSERT_TRUE(words) << words.error().message();
+    EXPECT_EQ(words->matches.size(), expected) << t;
+    auto audited = Search({{"patient", "Patient/t" + std::to_string(t)}});
+    ASSERT_TRUE(audited) << audited.error().message();
+    EXPECT_EQ(audited->matches.size(), expected) << t;
+  }
+  auto verified = store_->VerifyAudit();
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_TRUE(verified->problems.empty());
+  EXPECT_EQ(verified->records, kWrites / 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, AuditSqliteTest, ::testing::Values(db::Dialect::kSqlite),

@@ -2,14 +2,18 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "db/sqlite/journal_vfs.h"
 
@@ -25,10 +29,224 @@ Error SqliteError(sqlite3* db, std::string_view what) {
   return Error::Internal(message);
 }
 
+// What a statement does to the transaction, as far as queued rows (RowQueue) care.
+enum class StatementKind { kOther, kBegin, kCommit, kRollback, kSavepoint, kRelease, kRollbackTo };
+
+// The kind of `sql` (one statement) and, for savepoint statements, the savepoint's name.
+StatementKind Classify(std::string_view sql, std::string* name) {
+  auto words = [&] {
+    std::vector<std::string> out;
+    std::string word;
+    for (char c : sql) {
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ';') {
+        if (!word.empty()) out.push_back(std::move(word));
+        word.clear();
+        if (c == ';') break;
+      } else {
+        word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+    }
+    if (!word.empty()) out.push_back(std::move(word));
+    return out;
+  };
+  // Cheap test first: most statements are none of these.
+  size_t start = sql.find_first_not_of(" \t\n\r");
+  if (start == std::string_view::npos) return StatementKind::kOther;
+  char first = static_cast<char>(std::toupper(static_cast<unsigned char>(sql[start])));
+  if (first != 'B' && first != 'C' && first != 'E' && first != 'R' && first != 'S')
+    return StatementKind::kOther;
+  std::vector<std::string> w = words();
+  if (w.empty()) return StatementKind::kOther;
+  // SQLite compares savepoint names without regard to case (ASCII).
+  auto last = [&] { *name = w.back(); };
+  if (w[0] == "BEGIN") return StatementKind::kBegin;
+  if (w[0] == "COMMIT" || w[0] == "END") return StatementKind::kCommit;
+  if (w[0] == "SAVEPOINT" && w.size() == 2) return last(), StatementKind::kSavepoint;
+  if (w[0] == "RELEASE" && w.size() >= 2) return last(), StatementKind::kRelease;
+  if (w[0] == "ROLLBACK") {
+    if (std::find(w.begin(), w.end(), "TO") != w.end() && w.back() != "TO")
+      return last(), StatementKind::kRollbackTo;
+    return StatementKind::kRollback;
+  }
+  return StatementKind::kOther;
+}
+
+// Rows queued by Connection::QueueRow, inserted all at once: before the commit, and before any
+// statement that names their table. Savepoints do not send them: a savepoint makes SQLite's
+// FTS5 tables write their pending terms as a new index segment when it opens and when it closes,
+// so rows inserted inside each write's savepoint of a group commit cost a segment (and later
+// merges) each. The queue follows savepoints instead: a ROLLBACK TO drops the rows queued since
+// its savepoint opened, and queues again those sent since then that were queued before (the
+// rollback took them out of the database).
+class RowQueue {
+ public:
+  using Value = db::Value;
+  struct Table {
+    std::string name, sql;
+  };
+
+  // Index of the table (registered on first use; its INSERT built once).
+  size_t TableIndex(std::string_view table, std::string_view columns, size_t arity) {
+    for (size_t i = 0; i < tables_.size(); ++i)
+      if (tables_[i].name == table && columns_[i] == columns) return i;
+    std::string sql =
+        "INSERT INTO " + std::string(table) + " (" + std::string(columns) + ") VALUES (?";
+    for (size_t i = 1; i < arity; ++i) sql += ", ?";
+    sql += ")";
+    tables_.push_back({std::string(table), std::move(sql)});
+    columns_.emplace_back(columns);
+    ++version_;
+    return tables_.size() - 1;
+  }
+
+  void Add(size_t table, std::span<const Value> values) {
+    rows_.push_back({table, values_.size(), values.size()});
+    for (const Value& v : values) {
+      Stored s;
+      if (const auto* n = std::get_if<int64_t>(&v)) {
+        s.kind = Stored::kInt;
+        s.i = *n;
+      } else if (const auto* d = std::get_if<double>(&v)) {
+        s.kind = Stored::kDouble;
+        s.d = *d;
+      } else {
+        auto text = std::get<std::string_view>(v);
+        s.kind = Stored::kText;
+        s.offset = text_.size();
+        s.size = text.size();
+        text_.append(text);
+      }
+      values_.push_back(s);
+    }
+  }
+
+  bool Pending() const { return sent_ < rows_.size(); }
+  uint64_t version() const { return version_; }
+  const std::vector<Table>& tables() const { return tables_; }
+
+  // Whether a statement whose text names the tables of `mask` (bit i: tables()[i]) must wait
+  // for queued rows.
+  bool Concerns(uint64_t mask) const {
+    for (size_t i = sent_; i < rows_.size(); ++i)
+      if (rows_[i].table >= 64 || (mask >> rows_[i].table) & 1) return true;
+    return false;
+  }
+
+  // Sends the rows not sent yet through `insert` (table, values), in the order queued.
+  template <typename Insert>
+  Status Send(Insert&& insert) {
+    while (sent_ < rows_.size()) {
+      const Row& r = rows_[sent_];
+      std::vector<Value> values;
+      values.reserve(r.count);
+      for (size_t i = r.first; i < r.first + r.count; ++i) {
+        const Stored& s = values_[i];
+        if (s.kind == Stored::kInt) {
+          values.emplace_back(s.i);
+        } else if (s.kind == Stored::kDouble) {
+          values.emplace_back(s.d);
+        } else {
+          values.emplace_back(std::string_view(text_).substr(s.offset, s.size));
+        }
+      }
+      FHIRSTONE_RETURN_IF_ERROR(insert(tables_[r.table], values));
+      ++sent_;
+    }
+    return Ok();
+  }
+
+  void Clear() {
+    rows_.clear();
+    values_.clear();
+    text_.clear();
+    marks_.clear();
+    sent_ = 0;
+  }
+
+  // `began`: the savepoint began the transaction (no BEGIN): releasing it commits.
+  void Opened(const std::string& savepoint, bool began) {
+    marks_.push_back({savepoint, rows_.size(), values_.size(), text_.size(), sent_, began});
+  }
+  bool ReleaseCommits(const std::string& savepoint) const {
+    for (size_t i = marks_.size(); i-- > 0;)
+      if (marks_[i].name == savepoint) return i == 0 && marks_[0].began;
+    return false;
+  }
+  void Released(const std::string& savepoint) {
+    for (size_t i = marks_.size(); i-- > 0;) {
+      if (marks_[i].name == savepoint) {
+        marks_.resize(i);
+        return;
+      }
+    }
+  }
+  void RolledBackTo(const std::string& savepoint) {
+    for (size_t i = marks_.size(); i-- > 0;) {
+      if (marks_[i].name != savepoint) continue;
+      const Mark& m = marks_[i];
+      rows_.resize(m.rows);
+      values_.resize(m.values);
+      text_.resize(m.text);
+      sent_ = std::min(sent_, m.sent);
+      marks_.resize(i + 1);  // the savepoint stays open
+      return;
+    }
+  }
+
+ private:
+  struct Stored {
+    enum Kind : uint8_t { kInt, kDouble, kText } kind = kInt;
+    int64_t i = 0;
+    double d = 0;
+    size_t offset = 0, size = 0;
+  };
+  struct Row {
+    size_t table, first, count;
+  };
+  struct Mark {
+    std::string name;
+    size_t rows, values, text, sent;
+    bool began;
+  };
+  std::vector<Table> tables_;
+  std::vector<std::string> columns_;
+  uint64_t version_ = 0;
+  std::vector<Row> rows_;
+  std::vector<Stored> values_;
+  std::string text_;
+  std::vector<Mark> marks_;
+  size_t sent_ = 0;  // rows_[0, sent_) are in the database
+};
+
+class SqliteConnection;
+// Called around each statement's steps by SqliteStatement: queued rows go first where the
+// statement needs them; savepoints and transaction ends move the queue's marks.
+Status BeforeStep(SqliteConnection& conn, class SqliteStatement& stmt);
+void AfterStatement(SqliteConnection& conn, StatementKind kind, const std::string& name);
+
 class SqliteStatement : public Statement {
  public:
-  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt, SqliteConnection* owner, std::string_view sql)
+      : db_(db), stmt_(stmt), owner_(owner), sql_(sql) {
+    kind_ = Classify(sql, &name_);
+  }
   ~SqliteStatement() override { sqlite3_finalize(stmt_); }
+
+  std::string_view sql() const { return sql_; }
+  StatementKind kind() const { return kind_; }
+  const std::string& name() const { return name_; }
+  // Bit i set: the statement's text names table i of the connection's queue (as of `version`).
+  uint64_t TableMask(const RowQueue& queue) {
+    if (mask_version_ != queue.version()) {
+      mask_ = 0;
+      const auto& tables = queue.tables();
+      for (size_t i = 0; i < tables.size(); ++i)
+        if (i >= 64 || sql_.find(tables[i].name) != std::string_view::npos)
+          mask_ |= i >= 64 ? ~uint64_t{0} : uint64_t{1} << i;
+      mask_version_ = queue.version();
+    }
+    return mask_;
+  }
 
   void BindInt(int index, int64_t value) override { sqlite3_bind_int64(stmt_, index, value); }
   void BindDouble(int index, double value) override { sqlite3_bind_double(stmt_, index, value); }
@@ -41,9 +259,13 @@ class SqliteStatement : public Statement {
   void BindNull(int index) override { sqlite3_bind_null(stmt_, index); }
 
   Result<bool> Step() override {
+    if (owner_) FHIRSTONE_RETURN_IF_ERROR(BeforeStep(*owner_, *this));
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_DONE) {
+      if (owner_ && kind_ != StatementKind::kOther) AfterStatement(*owner_, kind_, name_);
+      return false;
+    }
     return SqliteError(db_, "SQLite step failed");
   }
   int64_t ColumnInt(int column) override { return sqlite3_column_int64(stmt_, column); }
@@ -66,6 +288,12 @@ class SqliteStatement : public Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  SqliteConnection* owner_;  // the connection, whose queue of rows the statement may need
+  std::string_view sql_;     // the connection's cache key: lives as long as the statement
+  StatementKind kind_;
+  std::string name_;  // savepoint statements: the savepoint's name
+  uint64_t mask_ = 0;
+  uint64_t mask_version_ = ~uint64_t{0};
 };
 
 // WAL checkpoints. A background thread copies the WAL into the database once it holds
@@ -113,6 +341,16 @@ class SqliteConnection : public Connection {
   Dialect dialect() const override { return Dialect::kSqlite; }
 
   Status Execute(std::string_view sql) override {
+    // Whatever the statements do, the queued rows go first (the savepoints' marks follow).
+    if (queue_.Pending()) FHIRSTONE_RETURN_IF_ERROR(SendQueued());
+    // One statement (text past its ';' aside) may move the savepoints' marks; several are
+    // migrations and the like, which use no savepoints.
+    std::string name;
+    size_t end = sql.find(';');
+    bool one = end == std::string_view::npos ||
+               sql.find_first_not_of(" \t\n\r;", end) == std::string_view::npos;
+    StatementKind kind = one ? Classify(sql, &name) : StatementKind::kOther;
+    if (kind == StatementKind::kSavepoint) opening_began_ = sqlite3_get_autocommit(db_) != 0;
     std::string text(sql);
     char* message = nullptr;
     if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
@@ -121,6 +359,7 @@ class SqliteConnection : public Connection {
       Error e = SqliteError(db_, "SQLite exec failed");
       return Error(e.code(), "SQLite exec failed: " + m);
     }
+    if (kind != StatementKind::kOther) AfterStatement(kind, name);
     return Ok();
   }
 
@@ -131,9 +370,63 @@ class SqliteConnection : public Connection {
     if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                            &stmt, nullptr) != SQLITE_OK)
       return SqliteError(db_, "SQLite prepare failed");
-    auto& slot = cache_[std::string(sql)];
-    slot = std::make_unique<SqliteStatement>(db_, stmt);
-    return slot.get();
+    auto [it2, inserted] = cache_.emplace(std::string(sql), nullptr);
+    it2->second = std::make_unique<SqliteStatement>(db_, stmt, this, it2->first);
+    return it2->second.get();
+  }
+
+  bool QueueRow(std::string_view table, std::string_view columns,
+                std::span<const Value> values) override {
+    if (sqlite3_get_autocommit(db_)) return false;  // no transaction: nothing would send it
+    queue_.Add(queue_.TableIndex(table, columns, values.size()), values);
+    return true;
+  }
+
+  Status BeforeStep(SqliteStatement& stmt) {
+    if (sending_) return Ok();
+    switch (stmt.kind()) {
+      case StatementKind::kCommit:
+        return SendQueued();
+      case StatementKind::kBegin:
+      case StatementKind::kRollback:
+        queue_.Clear();
+        return Ok();
+      case StatementKind::kSavepoint:
+        opening_began_ = sqlite3_get_autocommit(db_) != 0;
+        return Ok();  // AfterStatement sets the mark
+      case StatementKind::kRelease:
+        // Releasing the savepoint that began the transaction commits it.
+        if (queue_.Pending() && queue_.ReleaseCommits(stmt.name())) return SendQueued();
+        return Ok();
+      case StatementKind::kRollbackTo:
+        return Ok();  // AfterStatement moves the marks
+      case StatementKind::kOther:
+        if (queue_.Pending() && queue_.Concerns(stmt.TableMask(queue_))) return SendQueued();
+        return Ok();
+    }
+    return Ok();
+  }
+
+  void AfterStatement(StatementKind kind, const std::string& name) {
+    switch (kind) {
+      case StatementKind::kSavepoint:
+        if (!sqlite3_get_autocommit(db_)) queue_.Opened(name, opening_began_);
+        break;
+      case StatementKind::kRelease:
+        queue_.Released(name);
+        if (sqlite3_get_autocommit(db_)) queue_.Clear();  // the outermost savepoint committed
+        break;
+      case StatementKind::kRollbackTo:
+        queue_.RolledBackTo(name);
+        break;
+      case StatementKind::kCommit:
+      case StatementKind::kRollback:
+      case StatementKind::kBegin:
+        if (kind != StatementKind::kBegin) queue_.Clear();
+        break;
+      case StatementKind::kOther:
+        break;
+    }
   }
 
   Status Begin(bool write) override {
@@ -158,6 +451,7 @@ class SqliteConnection : public Connection {
   }
   Status Rollback() override {
     Status status = Ok();
+    queue_.Clear();
     if (!sqlite3_get_autocommit(db_)) status = RunCached("ROLLBACK");
     ReleaseWriteLock();
     return status;
@@ -174,6 +468,38 @@ class SqliteConnection : public Connection {
     return Ok();
   }
 
+  // Inserts the queued rows not yet in the database, in their order. SQLite may have rolled the
+  // transaction back on its own after an error (a full disk, say): the rows are dropped then,
+  // never inserted outside it.
+  Status SendQueued() {
+    if (!queue_.Pending()) return Ok();
+    if (sqlite3_get_autocommit(db_)) {
+      queue_.Clear();
+      return Error::Unavailable("The transaction ended before its queued rows were written");
+    }
+    sending_ = true;
+    Status sent =
+        queue_.Send([&](const RowQueue::Table& table, std::span<const Value> values) -> Status {
+          auto stmt = Prepare(table.sql);
+          if (!stmt) return std::move(stmt).error();
+          int index = 1;
+          for (const Value& v : values) {
+            if (const auto* n = std::get_if<int64_t>(&v)) {
+              (*stmt)->BindInt(index++, *n);
+            } else if (const auto* d = std::get_if<double>(&v)) {
+              (*stmt)->BindDouble(index++, *d);
+            } else {
+              (*stmt)->BindText(index++, std::get<std::string_view>(v));
+            }
+          }
+          auto done = (*stmt)->Run();
+          if (!done) return std::move(done).error();
+          return Ok();
+        });
+    sending_ = false;
+    return sent;
+  }
+
   void ReleaseWriteLock() {
     if (holds_write_lock_) {
       holds_write_lock_ = false;
@@ -186,12 +512,20 @@ class SqliteConnection : public Connection {
   WalState* wal_;  // nullptr: no WAL (a memory database)
   int wal_at_begin_ = 0;
   bool holds_write_lock_ = false;
+  RowQueue queue_;
+  bool sending_ = false;        // SendQueued runs: its own statements pass BeforeStep
+  bool opening_began_ = false;  // the savepoint being opened begins the transaction
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, std::unique_ptr<SqliteStatement>, Hash, std::equal_to<>> cache_;
 };
+
+Status BeforeStep(SqliteConnection& conn, SqliteStatement& stmt) { return conn.BeforeStep(stmt); }
+void AfterStatement(SqliteConnection& conn, StatementKind kind, const std::string& name) {
+  conn.AfterStatement(kind, name);
+}
 
 class SqliteDatabase : public Database {
  public:

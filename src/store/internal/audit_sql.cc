@@ -548,7 +548,10 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
     if (!done) return std::move(done).error();
     if (keys) {
       std::string k = RecordKeys(r);
-      if (!k.empty()) {
+      // Queued (db::Connection::QueueRow): the index takes the terms of all the transaction's
+      // records at its commit, as one segment, instead of one per write's savepoint.
+      const db::Value values[] = {int64_t{r.seq}, std::string_view(k)};
+      if (!k.empty() && !conn.QueueRow("audit_key", "rowid, k", values)) {
         keys->BindInt(1, r.seq);
         keys->BindText(2, k);
         auto keyed = keys->Run();
