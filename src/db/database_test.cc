@@ -22,6 +22,7 @@
 
 #include "db/postgres/postgres_database.h"
 #include "db/sqlite/journal_vfs.h"
+#include "db/sqlite/page_cache.h"
 #include "support/databases.h"
 
 namespace fhirstone::db {
@@ -518,6 +519,51 @@ TEST_F(SqliteJournalTest, RollbackToSavepointRestoresFromMemoryAndFromASpilledJo
   };
   run();
   sqlite::SetMemoryJournalLimit(size_t{64} << 20);
+}
+
+// The page cache (page_cache.h) skips the truncations at the end of write transactions that
+// have no page past the end of the database, even after B-tree balances moved pages through a
+// temporary number past it, and passes on those that do: a rolled-back transaction that grew
+// the database leaves pages past its end. Data read afterwards is intact.
+TEST_F(SqliteJournalTest, PageCacheTruncatesOnlyWhenPagesLiePastTheEnd) {
+  ASSERT_TRUE(sqlite::InstallPageCache()) << "SQLite initialized before the first database";
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  Connection& conn = **lease;
+  ASSERT_TRUE(conn.Execute("CREATE INDEX items_name ON items (name)"));
+  auto before = sqlite::PageCacheCounts();
+  for (int batch = 0; batch < 30; ++batch) {  // index entries in no order: pages split
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    auto insert = conn.Prepare("INSERT INTO items (name) VALUES (?)");
+    ASSERT_TRUE(insert);
+    for (int i = 0; i < 100; ++i) {
+      (*insert)->BindText(1,
+                          std::to_string((batch * 100 + i) * 7919 % 100003) + std::string(40, 'k'));
+      ASSERT_TRUE((*insert)->Run());
+    }
+    ASSERT_TRUE(tx->Commit());
+  }
+  auto grown = sqlite::PageCacheCounts();
+  EXPECT_GE(grown.skipped - before.skipped, 25);
+  {
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    InsertItemsIn(conn, 2000, std::string(300, 'r'), std::string(500, 'n'));
+    EXPECT_EQ(CountItems(conn, "1"), 5000);
+    ASSERT_TRUE(conn.Rollback());
+  }
+  EXPECT_GT(sqlite::PageCacheCounts().truncated, grown.truncated);
+  EXPECT_EQ(CountItems(conn, "1"), 3000);
+  EXPECT_EQ(CountItems(conn, "note IS NOT NULL"), 0);
+  InsertItemsIn(conn, 500, "again");  // reuses the page numbers the rollback gave back
+  EXPECT_EQ(CountItems(conn, "1"), 3500);
+  auto check = conn.Prepare("PRAGMA integrity_check");
+  ASSERT_TRUE(check);
+  auto row = (*check)->Step();
+  ASSERT_TRUE(row && *row);
+  EXPECT_EQ((*check)->ColumnText(0), "ok");
+  (*check)->Reset();
 }
 
 // WAL frames are gathered and written once per commit (journal_vfs.cc). Another connection

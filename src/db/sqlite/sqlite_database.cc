@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "db/sqlite/journal_vfs.h"
+#include "db/sqlite/page_cache.h"
 
 namespace fhirstone::db::sqlite {
 namespace {
@@ -667,6 +668,7 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(std::string_view path) {
   // memory through the VFS of journal_vfs.h.
   static const bool configured = [] {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    InstallPageCache();  // page_cache.h
     return true;
   }();
   (void)configured;
