@@ -614,6 +614,18 @@ TEST_F(SqliteJournalTest, WalFramesAreWrittenOncePerCommitAndReadBackCorrectly) 
     EXPECT_EQ(count(**reader, "note = 'second'"), 3000);
     EXPECT_EQ(count(**reader, "note = 'first again'"), 2000);
     EXPECT_EQ(count(**reader, "1"), 5000);
+    // A checkpoint copies the frames' pages from the mapping of the WAL; the database file then
+    // holds them (a fresh connection's cache starts empty).
+    auto before_checkpoint = sqlite::JournalVfsCounts();
+    ASSERT_TRUE((*writer)->Execute("PRAGMA wal_checkpoint(PASSIVE)"));
+    EXPECT_GT(sqlite::JournalVfsCounts().wal_mapped_reads - before_checkpoint.wal_mapped_reads,
+              100);
+    {
+      auto fresh = db_->Acquire();
+      ASSERT_TRUE(fresh);
+      EXPECT_EQ(count(**fresh, "note = 'second'"), 3000);
+      EXPECT_EQ(count(**fresh, "note = 'first again'"), 2000);
+    }
     auto check = (*reader)->Prepare("PRAGMA integrity_check");
     ASSERT_TRUE(check);
     auto row = (*check)->Step();

@@ -248,6 +248,7 @@ struct SharedMap {
 
 std::atomic<long> maps_created{0};
 std::atomic<long> mapped_fetches{0};
+std::atomic<long> wal_mapped_reads{0};
 // Counting every page read would make the threads' cores fight over one cache line: tests ask.
 std::atomic<bool> count_fetches{false};
 // Never destroyed: a connection may close during static destruction.
@@ -305,6 +306,13 @@ void ReleaseMap(SharedMap* m) {
   delete m;
 }
 
+// `end` bytes of the file exist now (written by this process).
+void Grown(SharedMap* m, sqlite3_int64 end) {
+  if (!m) return;
+  std::lock_guard lock(m->size_mu);
+  if (end > m->size.load(std::memory_order_relaxed)) m->size.store(end, std::memory_order_release);
+}
+
 struct WalBuffer {
   Buffer bytes;             // from the pool while it holds bytes (one writer at a time needs one)
   sqlite3_int64 start = 0;  // file offset of bytes[0]
@@ -319,7 +327,7 @@ struct Wrapped {
   sqlite3_file base;
   WalBuffer* wal;           // WAL files: their buffer
   sqlite3_file* open_wal;   // database files: their WAL, while open (Wrapped)
-  SharedMap* map;           // database files: the process's mapping of it, if any
+  SharedMap* map;           // the process's mapping of the file (database and WAL), if any
   sqlite3_int64 map_limit;  // database files: the bytes SQLite lets be read mapped (mmap_size)
 };
 constexpr size_t kRealOffset = (sizeof(Wrapped) + 15) / 16 * 16;
@@ -339,6 +347,7 @@ int FlushWal(sqlite3_file* file) {
   wal_flushes.fetch_add(1, std::memory_order_relaxed);
   int rc = WriteInPieces(Real(file), w->bytes.data, static_cast<int>(w->bytes.size), w->start);
   if (rc != SQLITE_OK) return w->failed = rc;
+  Grown(AsWrapped(file)->map, w->start + static_cast<sqlite3_int64>(w->bytes.size));
   w->failed = SQLITE_OK;
   GiveBack(w->bytes);
   w->bytes = {};
@@ -350,15 +359,30 @@ int WalClose(sqlite3_file* file) {
   int flushed = FlushWal(file);
   if (wal->wal->database) AsWrapped(wal->wal->database)->open_wal = nullptr;
   int rc = Real(file)->pMethods->xClose(Real(file));
+  if (wal->map) ReleaseMap(wal->map);
+  wal->map = nullptr;
   GiveBack(wal->wal->bytes);
   delete wal->wal;
   wal->wal = nullptr;
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
+// Pages of frames are copied from the process's mapping of the WAL when they lie within the
+// bytes known to exist (a checkpoint reads every frame it copies, one system call each
+// otherwise). SQLite reads a frame's page only within a snapshot, whose frames are in the file
+// whichever process wrote them; headers and anything else are read from the file.
 int WalRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
-  AsWrapped(file)->wal->last_read = offset;
+  Wrapped* w = AsWrapped(file);
+  w->wal->last_read = offset;
+  if (SharedMap* m = w->map; m && m->base && amount >= 512 && offset >= 32 + kWalFrameHeader) {
+    sqlite3_int64 end = offset + amount;
+    if (end <= kMapLength && end <= m->size.load(std::memory_order_acquire)) {
+      std::memcpy(out, m->base + offset, static_cast<size_t>(amount));
+      wal_mapped_reads.fetch_add(1, std::memory_order_relaxed);
+      return SQLITE_OK;
+    }
+  }
   return Real(file)->pMethods->xRead(Real(file), out, amount, offset);
 }
 
@@ -391,7 +415,11 @@ int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
       through = true;
     }
   }
-  if (through) return Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+  if (through) {
+    int rc = Real(file)->pMethods->xWrite(Real(file), in, amount, offset);
+    if (rc == SQLITE_OK) Grown(AsWrapped(file)->map, offset + amount);
+    return rc;
+  }
   if (commit_page) return FlushWal(file);  // the commit is whole
   // A frame header whose commit field (bytes 4-7, the database size after the commit) is set.
   if (amount == kWalFrameHeader && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0)
@@ -401,7 +429,15 @@ int WalWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
 
 int WalTruncate(sqlite3_file* file, sqlite3_int64 size) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xTruncate(Real(file), size);
+  SharedMap* m = AsWrapped(file)->map;
+  if (!m) return Real(file)->pMethods->xTruncate(Real(file), size);
+  std::lock_guard lock(m->size_mu);
+  m->size.store(std::min(m->size.load(), size), std::memory_order_release);
+  int rc = Real(file)->pMethods->xTruncate(Real(file), size);
+  sqlite3_int64 now = 0;
+  if (Real(file)->pMethods->xFileSize(Real(file), &now) == SQLITE_OK)
+    m->size.store(now, std::memory_order_release);
+  return rc;
 }
 int WalSync(sqlite3_file* file, int flags) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
@@ -409,7 +445,13 @@ int WalSync(sqlite3_file* file, int flags) {
 }
 int WalFileSize(sqlite3_file* file, sqlite3_int64* size) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
-  return Real(file)->pMethods->xFileSize(Real(file), size);
+  SharedMap* m = AsWrapped(file)->map;
+  if (!m) return Real(file)->pMethods->xFileSize(Real(file), size);
+  // The size as it is now (another process may have truncated the file).
+  std::lock_guard lock(m->size_mu);
+  int rc = Real(file)->pMethods->xFileSize(Real(file), size);
+  if (rc == SQLITE_OK) m->size.store(*size, std::memory_order_release);
+  return rc;
 }
 int WalFileControl(sqlite3_file* file, int op, void* arg) {
   if (int rc = FlushWal(file); rc != SQLITE_OK) return rc;
@@ -631,6 +673,7 @@ int OpenWrapped(sqlite3_vfs* base, const char* name, sqlite3_file* file, int fla
   w->wal->database = database;
   AsWrapped(database)->open_wal = file;
   w->base.pMethods = &kWalMethods;
+  if (rc == SQLITE_OK && name) w->map = AcquireMap(name);
   return rc;
 }
 
@@ -723,10 +766,13 @@ void SetMemoryJournalLimit(size_t bytes) { memory_limit.store(std::min(bytes, si
 void CountMappedFetches(bool on) { count_fetches.store(on); }
 
 JournalVfsStats JournalVfsCounts() {
-  return {
-      opened_count.load(std::memory_order_relaxed), spilled_count.load(std::memory_order_relaxed),
-      wal_writes.load(std::memory_order_relaxed),   wal_flushes.load(std::memory_order_relaxed),
-      maps_created.load(std::memory_order_relaxed), mapped_fetches.load(std::memory_order_relaxed)};
+  return {opened_count.load(std::memory_order_relaxed),
+          spilled_count.load(std::memory_order_relaxed),
+          wal_writes.load(std::memory_order_relaxed),
+          wal_flushes.load(std::memory_order_relaxed),
+          maps_created.load(std::memory_order_relaxed),
+          mapped_fetches.load(std::memory_order_relaxed),
+          wal_mapped_reads.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fhirstone::db::sqlite

@@ -20,6 +20,8 @@ namespace fhirstone::db::sqlite {
 //   connections for reads under `PRAGMA mmap_size` (SQLite's own maps it once per connection
 //   and maps it again after every write by another connection, so that a read connection
 //   faulted pages in again after each write). Pages are read from it without a system call.
+//   A WAL file is mapped the same way: the pages of its frames (a checkpoint reads every frame
+//   it copies) are copied from the mapping instead of read with a system call each.
 const char* JournalVfsName();
 
 // For tests: the bytes a journal keeps in memory before it spills (default 64 MiB), and counts
@@ -28,10 +30,11 @@ void SetMemoryJournalLimit(size_t bytes);
 struct JournalVfsStats {
   long opened = 0;
   long spilled = 0;
-  long wal_writes = 0;      // writes SQLite made to WAL files
-  long wal_flushes = 0;     // writes of gathered WAL frames to the files
-  long maps_created = 0;    // shared mappings of database files made
-  long mapped_fetches = 0;  // pages SQLite read through them, while CountMappedFetches(true)
+  long wal_writes = 0;        // writes SQLite made to WAL files
+  long wal_flushes = 0;       // writes of gathered WAL frames to the files
+  long maps_created = 0;      // shared mappings of database files made
+  long mapped_fetches = 0;    // pages SQLite read through them, while CountMappedFetches(true)
+  long wal_mapped_reads = 0;  // pages of WAL frames copied from the mapping of a WAL file
 };
 JournalVfsStats JournalVfsCounts();
 void CountMappedFetches(bool on);
