@@ -389,6 +389,7 @@ class SqliteConnection : public Connection {
       case StatementKind::kCommit:
         return SendQueued();
       case StatementKind::kBegin:
+        return Ok();  // a BEGIN that fails inside a transaction leaves its rows queued
       case StatementKind::kRollback:
         queue_.Clear();
         return Ok();
@@ -411,6 +412,9 @@ class SqliteConnection : public Connection {
   void AfterStatement(StatementKind kind, const std::string& name) {
     switch (kind) {
       case StatementKind::kSavepoint:
+        // A savepoint that began the transaction: what a transaction that SQLite ended on its
+        // own (after an error) left queued is no longer of use.
+        if (opening_began_) queue_.Clear();
         if (!sqlite3_get_autocommit(db_)) queue_.Opened(name, opening_began_);
         break;
       case StatementKind::kRelease:
@@ -422,8 +426,8 @@ class SqliteConnection : public Connection {
         break;
       case StatementKind::kCommit:
       case StatementKind::kRollback:
-      case StatementKind::kBegin:
-        if (kind != StatementKind::kBegin) queue_.Clear();
+      case StatementKind::kBegin:  // a new transaction: nothing queued belongs to it
+        queue_.Clear();
         break;
       case StatementKind::kOther:
         break;
@@ -479,6 +483,10 @@ class SqliteConnection : public Connection {
       return Error::Unavailable("The transaction ended before its queued rows were written");
     }
     sending_ = true;
+    struct Done {  // also when an exception (std::bad_alloc) leaves
+      bool& sending;
+      ~Done() { sending = false; }
+    } reset{sending_};
     Status sent =
         queue_.Send([&](const RowQueue::Table& table, std::span<const Value> values) -> Status {
           auto stmt = Prepare(table.sql);
@@ -497,7 +505,6 @@ class SqliteConnection : public Connection {
           if (!done) return std::move(done).error();
           return Ok();
         });
-    sending_ = false;
     return sent;
   }
 
