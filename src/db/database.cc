@@ -20,6 +20,19 @@ struct Database::Pool {
 
 std::shared_ptr<Database::Pool> Database::MakePool() { return std::make_shared<Pool>(); }
 
+void Statement::BindValues(std::span<const Value> values) {
+  int index = 1;
+  for (const Value& v : values) {
+    if (const auto* n = std::get_if<int64_t>(&v)) {
+      BindInt(index++, *n);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      BindDouble(index++, *d);
+    } else {
+      BindText(index++, std::get<std::string_view>(v));
+    }
+  }
+}
+
 Result<int64_t> Statement::Run() {
   while (true) {
     auto row = Step();

@@ -20,6 +20,10 @@ namespace fhirstone::db {
 
 enum class Dialect { kSqlite, kPostgres };
 
+// One value of a queued row (Connection::QueueRow) or of a row bound at once
+// (Statement::BindValues).
+using Value = std::variant<int64_t, double, std::string_view>;
+
 class Statement {
  public:
   virtual ~Statement() = default;
@@ -32,6 +36,8 @@ class Statement {
   virtual void BindText(int index, std::string_view value) = 0;
   virtual void BindBlob(int index, std::string_view value) = 0;
   virtual void BindNull(int index) = 0;
+  // Binds `values` to the parameters 1, 2, ... in order (text as text).
+  void BindValues(std::span<const Value> values);
   // Advances to the next row: true when a row is available, false when done.
   virtual Result<bool> Step() = 0;
   // Columns are numbered from 0; views stay valid until the next Step() or Reset().
@@ -47,9 +53,6 @@ class Statement {
   Statement() = default;
   virtual int64_t Changes() = 0;
 };
-
-// One value of a queued row (Connection::QueueRow).
-using Value = std::variant<int64_t, double, std::string_view>;
 
 class Connection {
  public:

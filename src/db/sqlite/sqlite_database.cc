@@ -491,16 +491,7 @@ class SqliteConnection : public Connection {
         queue_.Send([&](const RowQueue::Table& table, std::span<const Value> values) -> Status {
           auto stmt = Prepare(table.sql);
           if (!stmt) return std::move(stmt).error();
-          int index = 1;
-          for (const Value& v : values) {
-            if (const auto* n = std::get_if<int64_t>(&v)) {
-              (*stmt)->BindInt(index++, *n);
-            } else if (const auto* d = std::get_if<double>(&v)) {
-              (*stmt)->BindDouble(index++, *d);
-            } else {
-              (*stmt)->BindText(index++, std::get<std::string_view>(v));
-            }
-          }
+          (*stmt)->BindValues(values);
           auto done = (*stmt)->Run();
           if (!done) return std::move(done).error();
           return Ok();

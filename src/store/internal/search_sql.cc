@@ -1115,16 +1115,7 @@ class IndexWriter {
     if (!sqlite && conn_.QueueRow(table, all_columns, values_)) return Ok();
     auto stmt = conn_.Prepare(sql);
     if (!stmt) return std::move(stmt).error();
-    int index = 1;
-    for (const db::Value& v : values_) {
-      if (const auto* n = std::get_if<int64_t>(&v)) {
-        (*stmt)->BindInt(index++, *n);
-      } else if (const auto* d = std::get_if<double>(&v)) {
-        (*stmt)->BindDouble(index++, *d);
-      } else {
-        (*stmt)->BindText(index++, std::get<std::string_view>(v));
-      }
-    }
+    (*stmt)->BindValues(values_);
     auto done = (*stmt)->Run();
     if (!done) return std::move(done).error();
     return Ok();
