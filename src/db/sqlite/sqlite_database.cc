@@ -102,6 +102,7 @@ class RowQueue {
 
   void Add(size_t table, std::span<const Value> values) {
     rows_.push_back({table, values_.size(), values.size()});
+    pending_mask_ |= Bit(table);
     for (const Value& v : values) {
       Stored s;
       if (const auto* n = std::get_if<int64_t>(&v)) {
@@ -127,11 +128,7 @@ class RowQueue {
 
   // Whether a statement whose text names the tables of `mask` (bit i: tables()[i]) must wait
   // for queued rows.
-  bool Concerns(uint64_t mask) const {
-    for (size_t i = sent_; i < rows_.size(); ++i)
-      if (rows_[i].table >= 64 || (mask >> rows_[i].table) & 1) return true;
-    return false;
-  }
+  bool Concerns(uint64_t mask) const { return (mask & pending_mask_) != 0; }
 
   // Sends the rows not sent yet through `insert` (table, values), in the order queued.
   template <typename Insert>
@@ -153,6 +150,7 @@ class RowQueue {
       FHIRSTONE_RETURN_IF_ERROR(insert(tables_[r.table], values));
       ++sent_;
     }
+    pending_mask_ = 0;
     return Ok();
   }
 
@@ -162,6 +160,7 @@ class RowQueue {
     text_.clear();
     marks_.clear();
     sent_ = 0;
+    pending_mask_ = 0;
   }
 
   // `began`: the savepoint began the transaction (no BEGIN): releasing it commits.
@@ -189,6 +188,8 @@ class RowQueue {
       values_.resize(m.values);
       text_.resize(m.text);
       sent_ = std::min(sent_, m.sent);
+      pending_mask_ = 0;
+      for (size_t row = sent_; row < rows_.size(); ++row) pending_mask_ |= Bit(rows_[row].table);
       marks_.resize(i + 1);  // the savepoint stays open
       return;
     }
@@ -215,8 +216,12 @@ class RowQueue {
   std::vector<Row> rows_;
   std::vector<Stored> values_;
   std::string text_;
+  // Bit i: table i (every bit past the 64th table).
+  static uint64_t Bit(size_t table) { return table < 64 ? uint64_t{1} << table : ~uint64_t{0}; }
+
   std::vector<Mark> marks_;
-  size_t sent_ = 0;  // rows_[0, sent_) are in the database
+  size_t sent_ = 0;            // rows_[0, sent_) are in the database
+  uint64_t pending_mask_ = 0;  // the tables of rows_[sent_, end)
 };
 
 class SqliteConnection;
