@@ -1370,19 +1370,42 @@ class SqlResourceStore : public ResourceStore {
           FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, *moved, nullptr, 0));
       }
     }
-    if (!rid) {
+    if (!rid && moved) {
       // A moved row keeps its rowid: search pages, which order and bound by rowid, stay stable.
       auto insert = conn.Prepare(
-          moved ? "INSERT INTO resource (version, last_updated, deleted, body, patients, type, id, "
-                  "shard_key, rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid"
-                : "INSERT INTO resource (version, last_updated, deleted, body, patients, type, id, "
-                  "shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
+          "INSERT INTO resource (version, last_updated, deleted, body, patients, type, id, "
+          "shard_key, rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
       if (!insert) return std::move(insert).error();
       bind_row(**insert);
-      if (moved) (*insert)->BindInt(9, *moved);
-      auto inserted = returned(**insert);
-      if (!inserted) return std::move(inserted).error();
-      rid = *inserted;
+      (*insert)->BindInt(9, *moved);
+      auto done = (*insert)->Run();
+      if (!done) return std::move(done).error();
+      rid = *moved;
+      fresh = true;
+    } else if (!rid) {
+      // SQLite: the new rowid from last_insert_rowid(). RETURNING would gather the returned row
+      // in a temporary b-tree, opened (with its page cache) for every insert.
+      const bool sqlite = conn.dialect() == db::Dialect::kSqlite;
+      auto insert = conn.Prepare(
+          sqlite ? "INSERT INTO resource (version, last_updated, deleted, body, patients, type, "
+                   "id, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                 : "INSERT INTO resource (version, last_updated, deleted, body, patients, type, "
+                   "id, shard_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid");
+      if (!insert) return std::move(insert).error();
+      bind_row(**insert);
+      if (sqlite) {
+        auto done = (*insert)->Run();
+        if (!done) return std::move(done).error();
+        auto last = conn.Prepare("SELECT last_insert_rowid()");
+        if (!last) return std::move(last).error();
+        auto inserted = returned(**last);
+        if (!inserted) return std::move(inserted).error();
+        rid = *inserted;
+      } else {
+        auto inserted = returned(**insert);
+        if (!inserted) return std::move(inserted).error();
+        rid = *inserted;
+      }
       fresh = true;
     }
     if (!rid) return Error::Internal("The write returned no row");
