@@ -83,19 +83,20 @@ class RowQueue {
  public:
   using Value = db::Value;
   struct Table {
-    std::string name, sql;
+    std::string name, columns, sql;
   };
+  // Bit i: table i (every bit past the 64th table).
+  static uint64_t Bit(size_t table) { return table < 64 ? uint64_t{1} << table : ~uint64_t{0}; }
 
   // Index of the table (registered on first use; its INSERT built once).
   size_t TableIndex(std::string_view table, std::string_view columns, size_t arity) {
     for (size_t i = 0; i < tables_.size(); ++i)
-      if (tables_[i].name == table && columns_[i] == columns) return i;
+      if (tables_[i].name == table && tables_[i].columns == columns) return i;
     std::string sql =
         "INSERT INTO " + std::string(table) + " (" + std::string(columns) + ") VALUES (?";
     for (size_t i = 1; i < arity; ++i) sql += ", ?";
     sql += ")";
-    tables_.push_back({std::string(table), std::move(sql)});
-    columns_.emplace_back(columns);
+    tables_.push_back({std::string(table), std::string(columns), std::move(sql)});
     ++version_;
     return tables_.size() - 1;
   }
@@ -211,14 +212,10 @@ class RowQueue {
     bool began;
   };
   std::vector<Table> tables_;
-  std::vector<std::string> columns_;
   uint64_t version_ = 0;
   std::vector<Row> rows_;
   std::vector<Stored> values_;
   std::string text_;
-  // Bit i: table i (every bit past the 64th table).
-  static uint64_t Bit(size_t table) { return table < 64 ? uint64_t{1} << table : ~uint64_t{0}; }
-
   std::vector<Mark> marks_;
   size_t sent_ = 0;            // rows_[0, sent_) are in the database
   uint64_t pending_mask_ = 0;  // the tables of rows_[sent_, end)
@@ -238,7 +235,6 @@ class SqliteStatement : public Statement {
   }
   ~SqliteStatement() override { sqlite3_finalize(stmt_); }
 
-  std::string_view sql() const { return sql_; }
   StatementKind kind() const { return kind_; }
   const std::string& name() const { return name_; }
   // Bit i set: the statement's text names table i of the connection's queue (as of `version`).
@@ -247,8 +243,7 @@ class SqliteStatement : public Statement {
       mask_ = 0;
       const auto& tables = queue.tables();
       for (size_t i = 0; i < tables.size(); ++i)
-        if (i >= 64 || sql_.find(tables[i].name) != std::string_view::npos)
-          mask_ |= i >= 64 ? ~uint64_t{0} : uint64_t{1} << i;
+        if (sql_.find(tables[i].name) != std::string_view::npos) mask_ |= RowQueue::Bit(i);
       mask_version_ = queue.version();
     }
     return mask_;
@@ -265,11 +260,11 @@ class SqliteStatement : public Statement {
   void BindNull(int index) override { sqlite3_bind_null(stmt_, index); }
 
   Result<bool> Step() override {
-    if (owner_) FHIRSTONE_RETURN_IF_ERROR(BeforeStep(*owner_, *this));
+    FHIRSTONE_RETURN_IF_ERROR(BeforeStep(*owner_, *this));
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) {
-      if (owner_ && kind_ != StatementKind::kOther) AfterStatement(*owner_, kind_, name_);
+      if (kind_ != StatementKind::kOther) AfterStatement(*owner_, kind_, name_);
       return false;
     }
     return SqliteError(db_, "SQLite step failed");

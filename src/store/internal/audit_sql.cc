@@ -552,8 +552,7 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
       // records at its commit, as one segment, instead of one per write's savepoint.
       const db::Value values[] = {int64_t{r.seq}, std::string_view(k)};
       if (!k.empty() && !conn.QueueRow("audit_key", "rowid, k", values)) {
-        keys->BindInt(1, r.seq);
-        keys->BindText(2, k);
+        keys->BindValues(values);
         auto keyed = keys->Run();
         if (!keyed) return std::move(keyed).error();
       }

@@ -1153,7 +1153,7 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   const db::Value text_row[] = {rid, std::string_view(entries->text.narrative),
                                 std::string_view(entries->text.content)};
   if (!entries->text.content.empty() &&
-      !(!postgres && conn.QueueRow("idx_fulltext", "rowid, narrative, content", text_row))) {
+      (postgres || !conn.QueueRow("idx_fulltext", "rowid, narrative, content", text_row))) {
     auto insert = conn.Prepare(
         postgres ? "INSERT INTO idx_fulltext (rid, narrative, content, shard_key) VALUES "
                    "(?, to_tsvector('simple', ?), to_tsvector('simple', ?), ?)"
