@@ -200,7 +200,7 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         if (!ref || ref->type != ParamType::kReference)
           return Error::Invalid("_has: '" + std::string(parts[1]) +
                                 "' is not a reference parameter of " + std::string(parts[0]));
-        c.has.push_back({std::string(parts[0]), ref});
+        c.has.push_back({std::string(parts[0]), ref, registry.IsShardParam(parts[0], ref)});
         type = std::string(parts[0]);
         rest = rest.substr(5 + parts[0].size() + 1 + parts[1].size() + 1);
       }

@@ -29,6 +29,10 @@ struct Criterion {
   struct Has {
     std::string type;
     const SearchParam* reference;
+    // `reference` tests the element that decides the shard of a resource of `type`
+    // (Registry::IsShardParam): one that refers to a patient through it has that patient's
+    // shard key.
+    bool shard = false;
   };
   std::vector<Has> has;
   std::vector<Link> chain;

@@ -304,6 +304,57 @@ TEST_P(ShardTest, EveryPageStatesTheSameTotal) {
   EXPECT_EQ(beyond->total, 8);
 }
 
+// Patient?_has:Observation:patient:code=x finds its patients through the shard keys of the
+// matching token rows, each patient checked by the reference of one of its matching rows; the
+// answer is the one the general form (through every matching resource's reference) gives.
+TEST_P(ShardTest, ReverseChainsOnPatientsGoThroughTheirShards) {
+  for (const char* id : {"p1", "p2", "p3", "p4"})
+    Put(std::string(R"({"resourceType":"Patient","id":")") + id + "\"}");
+  Put(R"({"resourceType":"Group","id":"g1","type":"person","actual":true})");
+  Put(Observation("o1", "Patient/p1"));
+  Put(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":)"
+      R"("http://example.org/codes","code":"8867-4"}]},"subject":{"reference":"Patient/p2"}})");
+  // About a group, performed by p3: in no patient's shard through the shard parameter.
+  Put(R"({"resourceType":"Observation","id":"o3","status":"final","code":{"coding":[{"system":)"
+      R"("http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Group/g1"},)"
+      R"("performer":[{"reference":"Patient/p3"}]})");
+  Put(Observation("o4", "Patient/p4"));
+  ASSERT_TRUE(store_->Delete("Observation", "o4", std::nullopt));
+
+  using Ids_ = std::vector<std::string>;
+  auto patients = [&](const std::string& key, const std::string& value) {
+    return Ids("Patient", {{key, value}});
+  };
+  EXPECT_EQ(patients("_has:Observation:patient:code", "8867-4"), (Ids_{"p1", "p2"}));
+  EXPECT_EQ(patients("_has:Observation:subject:code", "http://loinc.org|8867-4"), (Ids_{"p1"}));
+  EXPECT_EQ(patients("_has:Observation:patient:code", "http://example.org/codes|8867-4,x|y"),
+            (Ids_{"p2"}));
+  EXPECT_EQ(patients("_has:Observation:patient:code", "1234-5"), Ids_{});
+  // Not the shard parameter: the general form.
+  EXPECT_EQ(patients("_has:Observation:performer:code", "8867-4"), (Ids_{"p3"}));
+
+  auto plan = store_->ExplainSearch(Query("Patient", {{"_has:Observation:patient:code", "x"}}));
+  ASSERT_TRUE(plan) << plan.error().message();
+  EXPECT_NE(plan->find("shard_key IN (SELECT shard_key FROM idx_token WHERE param = ?"),
+            std::string::npos)
+      << *plan;
+  if (db_->dialect() == db::Dialect::kSqlite) {
+    EXPECT_NE(plan->find("USING INDEX resource_patient_shard"), std::string::npos) << *plan;
+  }
+
+  // A token row in p4's shard whose resource refers to p1 (as if the two patients' keys were
+  // equal) does not make p4 a match: each patient is checked through the reference.
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(
+        "INSERT INTO idx_token (rid, param, system, code, text, shard_key) SELECT rowid, "
+        "'Observation.code', 'http://loinc.org', '8867-4', 'other', " +
+        std::to_string(search::PatientShardKey("p4")) + " FROM resource WHERE id = 'o1'"));
+  }
+  EXPECT_EQ(patients("_has:Observation:patient:code", "8867-4"), (Ids_{"p1", "p2"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, ShardTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });

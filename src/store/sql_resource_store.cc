@@ -111,6 +111,9 @@ const std::vector<db::Migration>& Migrations() {
       // SQLite finds the audit log's patients and entities through a full-text index
       // (internal::AuditKeySchema); PostgreSQL keeps its B-tree indexes.
       {11, "audit keys", internal::AuditKeySchema(), "SELECT 1"},
+      // The patients of shard keys, for reverse chains on Patient (search_sql.cc HasSql).
+      {12, "patient shard keys",
+       "CREATE INDEX resource_patient_shard ON resource (shard_key) WHERE type = 'Patient'"},
   };
   return kMigrations;
 }
