@@ -9,7 +9,9 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <string>
+#include <thread>
 #include <unordered_set>
 
 #include "common/time.h"
@@ -177,6 +179,15 @@ class SqlResourceStore : public ResourceStore {
                    const search::RegistryHolder* registry, std::string fhir_base)
       : db_(db), clock_(clock), ids_(ids), registry_(registry), fhir_base_(std::move(fhir_base)) {}
 
+  ~SqlResourceStore() override {
+    {
+      std::lock_guard lock(group_mu_);
+      stopping_ = true;
+    }
+    group_cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+  }
+
   void ObserveTime(TimeObserver observer) override { observer_ = std::move(observer); }
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
@@ -290,34 +301,24 @@ class SqlResourceStore : public ResourceStore {
 
   // Group commit. Concurrent writes share one SQLite transaction, each inside its own savepoint
   // (a failing write rolls back alone): the pages they touch go to the WAL once per group, not
-  // once per write. The first waiting writer leads: it runs a group of queued writes, commits,
-  // wakes their callers, and hands leadership on once its own write is done. A caller returns
-  // only after the commit that holds its write.
+  // once per write. One thread of the store (WriterLoop) runs the writes: it takes the writes
+  // queued, runs them as a group, commits, wakes each caller, and goes on with the writes queued
+  // meanwhile. A caller returns only after the commit that holds its write.
+  //
+  // (Until stop 20 the first waiting caller led a group and handed the lead on once its own write
+  // was done: with creates from 64 clients, groups averaged 4.4 writes and the writes waited for
+  // the next leader to wake 14% of the time.)
   Status RunWrite(const std::function<Status(db::Connection&)>& work) {
     Timer timer(*this, "write");
-    WriteJob job{&work, std::nullopt};
-    std::unique_lock lock(group_mu_);
-    queue_.push_back(&job);
-    while (!job.result) {
-      if (!leading_) {
-        leading_ = true;
-        while (!job.result) {
-          std::vector<WriteJob*> group;
-          while (!queue_.empty() && group.size() < kMaxGroup) {
-            group.push_back(queue_.front());
-            queue_.pop_front();
-          }
-          lock.unlock();
-          RunGroup(group);
-          lock.lock();
-          group_cv_.notify_all();
-        }
-        leading_ = false;
-        group_cv_.notify_all();
-        break;
-      }
-      group_cv_.wait(lock);
+    WriteJob job{&work};
+    {
+      std::lock_guard lock(group_mu_);
+      if (stopping_) return Error::Unavailable("The store is closing");
+      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+      queue_.push_back(&job);
     }
+    group_cv_.notify_one();
+    job.done.acquire();
     return *job.result;
   }
 
@@ -1168,9 +1169,38 @@ class SqlResourceStore : public ResourceStore {
   static constexpr size_t kMaxGroup = 64;
 
   struct WriteJob {
+    explicit WriteJob(const std::function<Status(db::Connection&)>* work) : work(work) {}
     const std::function<Status(db::Connection&)>* work;
-    std::optional<Status> result;  // set (under group_mu_) once its group committed or failed
+    std::optional<Status> result;  // set once its group committed or failed, before `done`
+    std::binary_semaphore done{0};
   };
+
+  // The store's writer thread: runs the queued writes, a group at a time, until the store closes
+  // (after the writes queued then).
+  void WriterLoop() {
+    std::unique_lock lock(group_mu_);
+    while (true) {
+      group_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      std::vector<WriteJob*> group;
+      while (!queue_.empty() && group.size() < kMaxGroup) {
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      try {
+        RunGroup(group);
+      } catch (const std::exception& e) {  // not a write's own (RunGroup catches those)
+        std::lock_guard failed(group_mu_);
+        for (WriteJob* job : group)
+          if (!job->result)
+            job->result = Error::Internal(std::string("A write failed: ") + e.what());
+      }
+      // A job belongs to its caller, who may return as soon as it is released.
+      for (WriteJob* job : group) job->done.release();
+      lock.lock();
+    }
+  }
 
   // Runs `group` in one transaction; sets every job's result.
   void RunGroup(const std::vector<WriteJob*>& group) {
@@ -1423,9 +1453,10 @@ class SqlResourceStore : public ResourceStore {
   const std::string fhir_base_;
   TimeObserver observer_;
   std::mutex group_mu_;
-  std::condition_variable group_cv_;
+  std::condition_variable group_cv_;  // the writer waits on it for writes (or the store's end)
   std::deque<WriteJob*> queue_;
-  bool leading_ = false;
+  bool stopping_ = false;
+  std::thread writer_;  // WriterLoop, started by the first write
 };
 
 }  // namespace
