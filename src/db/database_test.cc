@@ -786,6 +786,22 @@ TEST_F(SqliteJournalTest, ConnectionsShareOneMappingThatFollowsTheFile) {
     EXPECT_EQ(integrity(**reader), "ok");
     after = sqlite::JournalVfsCounts();
     EXPECT_GT(after.mapped_fetches - before.mapped_fetches, 200);
+
+    // A write transaction reads the pages it changes with xRead (SQLite fetches mapped pages for
+    // reading only): they are copied from the mapping too, here through a page cache too small
+    // to keep them.
+    ASSERT_TRUE((*writer)->Execute("PRAGMA cache_size=16"));
+    const std::string sevenths = "name LIKE 'g%' AND id % 7 = 0";
+    int64_t changed = CountItems(**reader, sevenths);
+    EXPECT_GT(changed, 1000);
+    before = sqlite::JournalVfsCounts();
+    ASSERT_TRUE((*writer)->Execute("UPDATE items SET note = 'read back' WHERE " + sevenths));
+    after = sqlite::JournalVfsCounts();
+    EXPECT_GT(after.db_mapped_reads - before.db_mapped_reads, 50);
+    EXPECT_EQ(CountItems(**reader, "note = 'read back'"), changed);
+    EXPECT_EQ(CountItems(**reader, "name LIKE 'g%' AND note = '" + note + "'"), 8000 - changed);
+    EXPECT_EQ(integrity(**reader), "ok");
+    ASSERT_TRUE((*writer)->Execute("PRAGMA cache_size=-65536"));
   }
   sqlite::CountMappedFetches(false);
   // Another database object on the same file shares the mapping.

@@ -249,6 +249,7 @@ struct SharedMap {
 std::atomic<long> maps_created{0};
 std::atomic<long> mapped_fetches{0};
 std::atomic<long> wal_mapped_reads{0};
+std::atomic<long> db_mapped_reads{0};
 // Counting every page read would make the threads' cores fight over one cache line: tests ask.
 std::atomic<bool> count_fetches{false};
 // Never destroyed: a connection may close during static destruction.
@@ -476,6 +477,33 @@ int FwdWrite(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offse
 int FwdTruncate(sqlite3_file* file, sqlite3_int64 size) {
   return Real(file)->pMethods->xTruncate(Real(file), size);
 }
+// A page SQLite reads with a system call (in a write transaction: it fetches mapped pages for
+// reading only) is copied from the mapping when it lies inside the file. A write transaction on a
+// database larger than the page cache read its pages back with `pread`: 12% of the writer's time
+// in an import.
+int DbRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  Wrapped* w = AsWrapped(file);
+  SharedMap* m = w->map;
+  sqlite3_int64 end = offset + amount;
+  if (m && m->base && amount >= 512 && offset > 0 && end <= w->map_limit && end <= kMapLength) {
+    sqlite3_int64 size = m->size.load(std::memory_order_acquire);
+    if (end > size) {  // the file may have grown since (a checkpoint, or another process)
+      std::lock_guard lock(m->size_mu);
+      sqlite3_int64 now = 0;
+      if (Real(file)->pMethods->xFileSize(Real(file), &now) == SQLITE_OK) {
+        m->size.store(now, std::memory_order_release);
+        size = now;
+      }
+    }
+    if (end <= size) {
+      std::memcpy(out, m->base + offset, static_cast<size_t>(amount));
+      if (count_fetches.load(std::memory_order_relaxed))
+        db_mapped_reads.fetch_add(1, std::memory_order_relaxed);
+      return SQLITE_OK;
+    }
+  }
+  return FwdRead(file, out, amount, offset);
+}
 int DbTruncate(sqlite3_file* file, sqlite3_int64 size) {
   SharedMap* m = AsWrapped(file)->map;
   if (!m) return FwdTruncate(file, size);
@@ -623,7 +651,7 @@ const sqlite3_io_methods kWalMethods = {
 const sqlite3_io_methods kDatabaseMethods = {
     3,
     DbClose,
-    FwdRead,
+    DbRead,
     FwdWrite,
     DbTruncate,
     FwdSync,
@@ -772,7 +800,8 @@ JournalVfsStats JournalVfsCounts() {
           wal_flushes.load(std::memory_order_relaxed),
           maps_created.load(std::memory_order_relaxed),
           mapped_fetches.load(std::memory_order_relaxed),
-          wal_mapped_reads.load(std::memory_order_relaxed)};
+          wal_mapped_reads.load(std::memory_order_relaxed),
+          db_mapped_reads.load(std::memory_order_relaxed)};
 }
 
 }  // namespace fhirstone::db::sqlite

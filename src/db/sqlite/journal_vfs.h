@@ -19,7 +19,8 @@ namespace fhirstone::db::sqlite {
 // - a database file is mapped once per process, read-only, and the mapping is shared by all its
 //   connections for reads under `PRAGMA mmap_size` (SQLite's own maps it once per connection
 //   and maps it again after every write by another connection, so that a read connection
-//   faulted pages in again after each write). Pages are read from it without a system call.
+//   faulted pages in again after each write). Pages are read from it without a system call,
+//   those a write transaction reads too (SQLite reads them with xRead: they are copied from it).
 //   A WAL file is mapped the same way: the pages of its frames (a checkpoint reads every frame
 //   it copies) are copied from the mapping instead of read with a system call each.
 const char* JournalVfsName();
@@ -35,6 +36,7 @@ struct JournalVfsStats {
   long maps_created = 0;      // shared mappings of database files made
   long mapped_fetches = 0;    // pages SQLite read through them, while CountMappedFetches(true)
   long wal_mapped_reads = 0;  // pages of WAL frames copied from the mapping of a WAL file
+  long db_mapped_reads = 0;   // pages read with xRead copied from it, while CountMappedFetches
 };
 JournalVfsStats JournalVfsCounts();
 void CountMappedFetches(bool on);
