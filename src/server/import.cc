@@ -174,7 +174,6 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
   bool ledger_closing = false;
   std::condition_variable ledger_changed;
   std::thread ledger_writer([&] {
-    auto lease = db_.Acquire();
     std::unique_lock lock(mu);
     while (true) {
       ledger_changed.wait(lock, [&] { return ledger_closing || !ledger_rows.empty(); });
@@ -182,24 +181,32 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
       LedgerRow row = std::move(ledger_rows.front());
       ledger_rows.pop_front();
       lock.unlock();
-      std::optional<std::string> failure;
-      if (!lease) {
-        failure = lease.error().message();
-      } else if (auto insert = (*lease)->Prepare(
-                     "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, "
-                     "?, CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
-                 !insert) {
-        failure = insert.error().message();
-      } else {
+      // A write transaction: it queues for the write lock with the store's writes (in-process),
+      // where a statement on its own would poll SQLite's busy handler against a writer that
+      // holds the lock almost all the time.
+      auto record = [&]() -> Status {
+        auto lease = db_.Acquire();
+        if (!lease) return std::move(lease).error();
+        auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+        if (!tx) return std::move(tx).error();
+        auto insert = (*lease)->Prepare(
+            "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
+            "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
+        if (!insert) return std::move(insert).error();
         (*insert)->BindText(1, row.key);
         (*insert)->BindText(2, row.name);
         (*insert)->BindInt(3, row.resources);
-        if (auto done = (*insert)->Run(); !done) failure = done.error().message();
-      }
+        FHIRSTONE_RETURN_IF_ERROR((*insert)->Run());
+        return tx->Commit();
+      };
+      Status recorded_row = record();
       lock.lock();
-      // Not in the ledger: a later run loads the document again.
-      if (failure)
-        summary.errors.push_back(row.name + ": loaded, but not recorded as loaded: " + *failure);
+      // Not in the ledger: a later run would load the document again, so the run failed.
+      if (!recorded_row) {
+        summary.failed++;
+        summary.errors.push_back(
+            row.name + ": loaded, but not recorded as loaded: " + recorded_row.error().message());
+      }
     }
   });
   std::condition_variable loaded;

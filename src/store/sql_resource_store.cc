@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <semaphore>
@@ -318,7 +319,7 @@ class SqlResourceStore : public ResourceStore {
       queue_.push_back(&job);
     }
     group_cv_.notify_one();
-    job.done.acquire();
+    job.done->acquire();
     return *job.result;
   }
 
@@ -1169,20 +1170,25 @@ class SqlResourceStore : public ResourceStore {
   static constexpr size_t kMaxGroup = 64;
 
   struct WriteJob {
-    explicit WriteJob(const std::function<Status(db::Connection&)>* work) : work(work) {}
+    explicit WriteJob(const std::function<Status(db::Connection&)>* work)
+        : work(work), done(std::make_shared<std::binary_semaphore>(0)) {}
     const std::function<Status(db::Connection&)>* work;
     std::optional<Status> result;  // set once its group committed or failed, before `done`
-    std::binary_semaphore done{0};
+    // Shared with the writer: its caller may return, and the job end, while the writer is still
+    // inside release().
+    std::shared_ptr<std::binary_semaphore> done;
   };
 
   // The store's writer thread: runs the queued writes, a group at a time, until the store closes
   // (after the writes queued then).
   void WriterLoop() {
+    std::vector<WriteJob*> group;
+    group.reserve(kMaxGroup);  // taking the jobs allocates nothing
     std::unique_lock lock(group_mu_);
     while (true) {
       group_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
-      std::vector<WriteJob*> group;
+      group.clear();
       while (!queue_.empty() && group.size() < kMaxGroup) {
         group.push_back(queue_.front());
         queue_.pop_front();
@@ -1190,14 +1196,23 @@ class SqlResourceStore : public ResourceStore {
       lock.unlock();
       try {
         RunGroup(group);
-      } catch (const std::exception& e) {  // not a write's own (RunGroup catches those)
+      } catch (...) {  // not a write's own (RunGroup catches those)
+        std::string what = "unknown";
+        try {
+          throw;
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
         std::lock_guard failed(group_mu_);
         for (WriteJob* job : group)
-          if (!job->result)
-            job->result = Error::Internal(std::string("A write failed: ") + e.what());
+          if (!job->result) job->result = Error::Internal("A write failed: " + what);
       }
       // A job belongs to its caller, who may return as soon as it is released.
-      for (WriteJob* job : group) job->done.release();
+      for (WriteJob* job : group) {
+        std::shared_ptr<std::binary_semaphore> done = job->done;
+        done->release();
+      }
       lock.lock();
     }
   }
