@@ -355,6 +355,38 @@ TEST_P(ShardTest, ReverseChainsOnPatientsGoThroughTheirShards) {
   EXPECT_EQ(patients("_has:Observation:patient:code", "8867-4"), (Ids_{"p1", "p2"}));
 }
 
+// A reindex that changes which patient a resource's shard parameter names (here: the server's
+// base URL changed, so that an absolute reference became local) moves the resource to that
+// patient's shard, keeping its row id, as a write would.
+TEST_P(ShardTest, ReindexMovesAResourceWhosePatientChanged) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(Observation("o1", "https://new.example.com/fhir/Patient/p1"));
+  Put(Observation("o2", "Patient/p1"));
+  const int64_t own = search::OwnShardKey("Observation", "o1");
+  EXPECT_EQ(ShardOf("Observation", "o1"), own);  // not this server's: no patient of its own
+  const int64_t rid = Number("SELECT rowid FROM resource WHERE id = 'o1'");
+  const int64_t history = Number("SELECT count(*) FROM resource_history");
+
+  Open("https://new.example.com/fhir");
+  auto reindexed = store_->Reindex();
+  ASSERT_TRUE(reindexed) << reindexed.error().message();
+  EXPECT_EQ(*reindexed, 3);
+  EXPECT_EQ(ShardOf("Observation", "o1"), search::PatientShardKey("p1"));
+  EXPECT_EQ(ShardOf("Observation", "o2"), search::PatientShardKey("p1"));
+  EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
+  EXPECT_EQ(Number("SELECT rowid FROM resource WHERE id = 'o1'"), rid);
+  EXPECT_EQ(Number("SELECT count(*) FROM resource"), 3);
+  EXPECT_EQ(Number("SELECT count(*) FROM resource_history"), history);
+  auto read = store_->Read("Observation", "o1");
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->version, 1);
+  EXPECT_NE(read->body.find("https://new.example.com/fhir/Patient/p1"), std::string::npos);
+  // The searches that read the patient's shard find it.
+  EXPECT_EQ(Ids("Observation", {{"patient", "p1"}}), (std::vector<std::string>{"o1", "o2"}));
+  EXPECT_EQ(Ids("Patient", {{"_has:Observation:patient:code", "8867-4"}}),
+            (std::vector<std::string>{"p1"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, ShardTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });

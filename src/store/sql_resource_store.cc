@@ -1009,6 +1009,55 @@ class SqlResourceStore : public ResourceStore {
     return tx->Commit();
   }
 
+  // Moves resource row `rid` to shard `key`, keeping its row id: deleted and inserted again, since
+  // a distributed database cannot change a row's distribution key in place. Its index rows are
+  // the caller's to rewrite; its history rows keep the key of the time they were written.
+  static Status MoveRow(db::Connection& conn, int64_t rid, int64_t key) {
+    auto read = conn.Prepare(
+        "SELECT type, id, version, last_updated, deleted, body, patients FROM resource "
+        "WHERE rowid = ?");
+    if (!read) return std::move(read).error();
+    db::Statement& r = **read;
+    r.BindInt(1, rid);
+    auto found = r.Step();
+    if (!found) return Finish(r, std::move(found).error());
+    if (!*found) return Finish(r, Error::Internal("The resource row to move is gone"));
+    std::string type(r.ColumnText(0)), id(r.ColumnText(1));
+    int64_t version = r.ColumnInt(2), last_updated = r.ColumnInt(3), deleted = r.ColumnInt(4);
+    std::optional<std::string> body, patients;
+    if (!r.ColumnIsNull(5)) body = std::string(r.ColumnText(5));
+    if (!r.ColumnIsNull(6)) patients = std::string(r.ColumnText(6));
+    r.Reset();
+    auto remove = conn.Prepare("DELETE FROM resource WHERE rowid = ?");
+    if (!remove) return std::move(remove).error();
+    (*remove)->BindInt(1, rid);
+    FHIRSTONE_RETURN_IF_ERROR((*remove)->Run());
+    auto insert = conn.Prepare(
+        "INSERT INTO resource (type, id, version, last_updated, deleted, body, patients, "
+        "shard_key, rowid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!insert) return std::move(insert).error();
+    db::Statement& w = **insert;
+    w.BindText(1, type);
+    w.BindText(2, id);
+    w.BindInt(3, version);
+    w.BindInt(4, last_updated);
+    w.BindInt(5, deleted);
+    if (body) {
+      w.BindBlob(6, *body);
+    } else {
+      w.BindNull(6);
+    }
+    if (patients) {
+      w.BindText(7, *patients);
+    } else {
+      w.BindNull(7);
+    }
+    w.BindInt(8, key);
+    w.BindInt(9, rid);
+    FHIRSTONE_RETURN_IF_ERROR(w.Run());
+    return Ok();
+  }
+
   Result<int64_t> Reindex() override {
     if (!registry_) return int64_t{0};
     constexpr int kBatch = 200;
@@ -1021,6 +1070,8 @@ class SqlResourceStore : public ResourceStore {
         int64_t rid, version;
         search::IndexEntries entries;
         std::optional<std::string> patients;
+        std::string type, id;
+        bool parsed = false;
       };
       std::vector<Row> batch;
       std::shared_ptr<const search::Registry> registry = registry_->Get();
@@ -1036,9 +1087,15 @@ class SqlResourceStore : public ResourceStore {
           auto row = s.Step();
           if (!row) return Finish(s, std::move(row).error());
           if (!*row) break;
-          Row r{s.ColumnInt(0), s.ColumnInt(1), {}, std::nullopt};
+          Row r{s.ColumnInt(0),
+                s.ColumnInt(1),
+                {},
+                std::nullopt,
+                std::string(s.ColumnText(3)),
+                std::string(s.ColumnText(4))};
           auto parsed = json::Parse(s.ColumnText(2));
           if (parsed) {
+            r.parsed = true;
             r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
             r.entries.text = search::ExtractFullText(*parsed);
             r.patients =
@@ -1061,10 +1118,19 @@ class SqlResourceStore : public ResourceStore {
         (*check)->BindInt(1, r.rid);
         auto row = (*check)->Step();
         bool unchanged = row && *row && (*check)->ColumnInt(0) == r.version;
-        // The index rows stay in the resource's shard (a reindex moves no row).
         int64_t shard = unchanged ? (*check)->ColumnInt(1) : 0;
         (*check)->Reset();
         if (!unchanged) continue;  // rewritten meanwhile, and indexed by that write
+        // A resource lives in the shard of the patient its shard parameter names now (a base URL
+        // that changed may make an absolute reference local): one that no longer does moves,
+        // as it would when written (docs/scale-out.md).
+        if (r.parsed) {
+          int64_t key = search::ShardKeyOf(r.type, r.id, r.entries);
+          if (key != shard) {
+            FHIRSTONE_RETURN_IF_ERROR(MoveRow(conn, r.rid, key));
+            shard = key;
+          }
+        }
         FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries, shard));
         if (r.patients) {
           (*set_patients)->BindText(1, *r.patients);

@@ -31,10 +31,10 @@ class StoreFixture : public ::testing::TestWithParam<db::Dialect> {
     Open();
   }
 
-  // (Re)opens the store on the database, as a restarted server would.
-  void Open() {
+  // (Re)opens the store on the database, as a restarted server would (with this FHIR base).
+  void Open(const std::string& base = "http://example.org/fhir") {
     store_.reset();
-    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), "http://example.org/fhir");
+    auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), base);
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(store).value();
   }
