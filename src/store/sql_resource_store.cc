@@ -306,9 +306,9 @@ class SqlResourceStore : public ResourceStore {
   // queued, runs them as a group, commits, wakes each caller, and goes on with the writes queued
   // meanwhile. A caller returns only after the commit that holds its write.
   //
-  // (Until stop 20 the first waiting caller led a group and handed the lead on once its own write
-  // was done: with creates from 64 clients, groups averaged 4.4 writes and the writes waited for
-  // the next leader to wake 14% of the time.)
+  // (When the first waiting caller led a group and handed the lead on once its own write was
+  // done, groups of creates from 64 clients averaged 4.4 writes, and the writes waited for the
+  // next leader to wake 14% of the time.)
   Status RunWrite(const std::function<Status(db::Connection&)>& work) {
     Timer timer(*this, "write");
     WriteJob job{&work};
