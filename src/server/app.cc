@@ -655,7 +655,7 @@ struct OfflineStack {
   std::unique_ptr<db::Database> db;
   std::unique_ptr<search::RegistryHolder> holder;
   SystemClock clock;
-  RandomIdGenerator ids;
+  TimeOrderedIdGenerator ids;
   std::unique_ptr<store::ResourceStore> store;
   std::string base_url;
 };
@@ -828,7 +828,7 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   if (ids) {
     impl.ids = ids;
   } else {
-    impl.owned_ids = std::make_unique<RandomIdGenerator>();
+    impl.owned_ids = std::make_unique<TimeOrderedIdGenerator>();
     impl.ids = impl.owned_ids.get();
   }
   auto listen = ParseListen(config.listen);
