@@ -401,7 +401,20 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   bool backwards = false;
   bool window_total = false;
   int64_t offset = 0;
-  if (q.sort.empty()) {
+  // A reverse chain (_has) costs as much to count as to page: on a first page its matches' row
+  // ids are counted with the page, as a sorted page counts them, instead of found again by a
+  // count query.
+  const bool counted_page = q.sort.empty() && page->kind == 0 && want_total &&
+                            std::any_of(q.criteria.begin(), q.criteria.end(),
+                                        [](const search::Criterion& c) { return !c.has.empty(); });
+  if (counted_page) {
+    window_total = true;
+    sql = "SELECT " + std::string(kRowColumns) +
+          ", p.total FROM (SELECT r.rowid AS k, count(*) OVER () AS total FROM resource r WHERE " +
+          where + " ORDER BY r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
+          (shard ? " AND r.shard_key = ?" : "") + " ORDER BY p.k";
+    page_bindings = bindings;
+  } else if (q.sort.empty()) {
     sql = "SELECT " + std::string(kRowColumns) + " FROM resource r WHERE " + where;
     page_bindings = bindings;
     if (page->kind == 'a') {
@@ -442,10 +455,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
           (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
     page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
   }
-  if (q.sort.empty()) sql += " LIMIT ? OFFSET ?";
+  if (q.sort.empty() && !counted_page) sql += " LIMIT ? OFFSET ?";
   page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
   page_bindings.push_back(offset);
-  if (!q.sort.empty() && shard) page_bindings.push_back(*shard);
+  if ((!q.sort.empty() || counted_page) && shard) page_bindings.push_back(*shard);
   result.plan = sql;
   if (options.explain) {
     bool pg = conn.dialect() == db::Dialect::kPostgres;

@@ -353,6 +353,35 @@ TEST_P(ShardTest, ReverseChainsOnPatientsGoThroughTheirShards) {
         std::to_string(search::PatientShardKey("p4")) + " FROM resource WHERE id = 'o1'"));
   }
   EXPECT_EQ(patients("_has:Observation:patient:code", "8867-4"), (Ids_{"p1", "p2"}));
+
+  // Its pages state the total: the first counts its matches with the page (a count query would
+  // find them all again), the next one counts apart.
+  search::SearchQuery q =
+      Query("Patient", {{"_has:Observation:patient:code", "8867-4"}, {"_count", "1"}});
+  auto first_sql = store_->ExplainSearch(q);
+  ASSERT_TRUE(first_sql) << first_sql.error().message();
+  EXPECT_NE(first_sql->substr(0, first_sql->find('\n')).find("count(*) OVER ()"),
+            std::string::npos)
+      << *first_sql;
+  auto first = store_->Search(q);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_EQ(first->matches.size(), 1u);
+  EXPECT_EQ(first->matches[0].id, "p1");
+  EXPECT_EQ(first->total, 2);
+  ASSERT_TRUE(first->next_page);
+  q.page = first->next_page;
+  auto second = store_->Search(q);
+  ASSERT_TRUE(second) << second.error().message();
+  ASSERT_EQ(second->matches.size(), 1u);
+  EXPECT_EQ(second->matches[0].id, "p2");
+  EXPECT_EQ(second->total, 2);
+  EXPECT_FALSE(second->next_page);
+  q.page = std::nullopt;
+  q.total = search::TotalMode::kNone;
+  auto uncounted = store_->Search(q);
+  ASSERT_TRUE(uncounted) << uncounted.error().message();
+  EXPECT_EQ(uncounted->total, std::nullopt);
+  EXPECT_EQ(uncounted->matches.size(), 1u);
 }
 
 // A reindex that changes which patient a resource's shard parameter names (here: the server's
