@@ -231,9 +231,32 @@ int64_t Fnv1a(std::string_view a, std::string_view b = {}) {
   return key == 0 ? 1 : key;
 }
 
+// The key of a patient whose id is a version 7 UUID in lowercase (as this server assigns them):
+// its 48-bit time in milliseconds, then 16 of its random bits.
+std::optional<int64_t> TimeOrderedKey(std::string_view id) {
+  if (id.size() != 36 || id[14] != '7' ||
+      (id[19] != '8' && id[19] != '9' && id[19] != 'a' && id[19] != 'b'))
+    return std::nullopt;
+  uint64_t bits = 0;  // the hex digits 0-11, 15-17 and 20: time, then random bits
+  for (size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return std::nullopt;
+      continue;
+    }
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return std::nullopt;
+    if (i < 13 || (i >= 15 && i <= 17) || i == 20) bits = (bits << 4) | static_cast<uint64_t>(v);
+  }
+  return static_cast<int64_t>(bits);  // positive until the year 6429; never 0
+}
+
 }  // namespace
 
-int64_t PatientShardKey(std::string_view patient_id) { return Fnv1a(patient_id); }
+int64_t PatientShardKey(std::string_view patient_id) {
+  if (auto key = TimeOrderedKey(patient_id); key && *key > 0) return *key;
+  return Fnv1a(patient_id);
+}
 
 int64_t OwnShardKey(std::string_view type, std::string_view id) {
   if (type == "Patient") return PatientShardKey(id);

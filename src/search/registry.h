@@ -96,9 +96,12 @@ class Registry {
 };
 
 // Shard keys (docs/scale-out.md): every resource carries one, so that the patient-linked tables
-// can be distributed by it (Citus) and a patient's data stays together. A patient's key is a
-// 64-bit FNV-1a hash of its id; a resource outside any one patient's data gets the hash of
-// "Type/id". Never 0 (0 marks a row written before shard keys existed).
+// can be distributed by it (Citus) and a patient's data stays together. A patient whose id is a
+// version 7 UUID in lowercase (as the server assigns them) has its time in milliseconds and 16 of
+// its random bits as its key, so that the index rows keyed by the shard key of new patients' data
+// go at the end of their range; any other patient's key is a 64-bit FNV-1a hash of its id. A
+// resource outside any one patient's data gets the hash of "Type/id". Never 0 (0 marks a row
+// written before shard keys existed).
 int64_t PatientShardKey(std::string_view patient_id);
 int64_t OwnShardKey(std::string_view type, std::string_view id);
 

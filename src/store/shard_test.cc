@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
+#include <thread>
 
+#include "common/clock.h"
 #include "search/query.h"
 #include "store/internal/search_sql.h"
 #include "store/sql_resource_store.h"
@@ -87,6 +90,30 @@ std::string Observation(const std::string& id, const std::string& subject, int d
   s.replace(s.find("%SUBJECT%"), 9, subject);
   s.replace(s.find("%DAY%"), 5, std::to_string(day));
   return s;
+}
+
+// A patient whose id is a version 7 UUID (as the server assigns them) has a key in the order of
+// its time; any other id is hashed.
+TEST(ShardParamTest, PatientKeysOfTimeOrderedIdsFollowTheirTime) {
+  // 0x0190f0e1a2b3 ms, then the random digits "c4d" and "e".
+  EXPECT_EQ(search::PatientShardKey("0190f0e1-a2b3-7c4d-8e5f-0123456789ab"),
+            static_cast<int64_t>(0x0190f0e1a2b3c4deULL));
+  TimeOrderedIdGenerator ids;
+  std::string earlier = ids.NewId();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::string later = ids.NewId();
+  EXPECT_GT(search::PatientShardKey(earlier), 0);
+  EXPECT_LT(search::PatientShardKey(earlier), search::PatientShardKey(later));
+  EXPECT_EQ(search::OwnShardKey("Patient", later), search::PatientShardKey(later));
+  // Hashed: not version 7, upper case, a wrong variant, not a UUID.
+  for (std::string id : {std::string("0190f0e1-a2b3-4c4d-8e5f-0123456789ab"),
+                         std::string("0190F0E1-A2B3-7C4D-8E5F-0123456789AB"),
+                         std::string("0190f0e1-a2b3-7c4d-ce5f-0123456789ab"),
+                         std::string("0190f0e1a2b37c4d8e5f0123456789abcdef"), std::string("p1")}) {
+    int64_t key = search::PatientShardKey(id);
+    EXPECT_NE(key, 0) << id;
+    EXPECT_NE(static_cast<uint64_t>(key) >> 16, 0x0190f0e1a2b3ULL) << id;
+  }
 }
 
 TEST(ShardParamTest, OneSingleValuedPatientReferencePerType) {
@@ -360,8 +387,7 @@ TEST_P(ShardTest, ReverseChainsOnPatientsGoThroughTheirShards) {
       Query("Patient", {{"_has:Observation:patient:code", "8867-4"}, {"_count", "1"}});
   auto first_sql = store_->ExplainSearch(q);
   ASSERT_TRUE(first_sql) << first_sql.error().message();
-  EXPECT_NE(first_sql->substr(0, first_sql->find('\n')).find("count(*) OVER ()"),
-            std::string::npos)
+  EXPECT_NE(first_sql->substr(0, first_sql->find('\n')).find("count(*) OVER ()"), std::string::npos)
       << *first_sql;
   auto first = store_->Search(q);
   ASSERT_TRUE(first) << first.error().message();
@@ -414,6 +440,33 @@ TEST_P(ShardTest, ReindexMovesAResourceWhosePatientChanged) {
   EXPECT_EQ(Ids("Observation", {{"patient", "p1"}}), (std::vector<std::string>{"o1", "o2"}));
   EXPECT_EQ(Ids("Patient", {{"_has:Observation:patient:code", "8867-4"}}),
             (std::vector<std::string>{"p1"}));
+}
+
+// A store written when the keys of patients with time-ordered ids were hashes gets their keys
+// again when it opens (migration 13), its resources' and index rows with them.
+TEST_P(ShardTest, PatientsWithTimeOrderedIdsGetTheirKeysWhenTheStoreOpens) {
+  const std::string patient = "0190f0e1-a2b3-7c4d-8e5f-0123456789ab";
+  Put(R"({"resourceType":"Patient","id":")" + patient + "\"}");
+  Put(Observation("o1", "Patient/" + patient));
+  const int64_t key = search::PatientShardKey(patient);
+  EXPECT_EQ(ShardOf("Patient", patient), key);
+  EXPECT_EQ(ShardOf("Observation", "o1"), key);
+  {  // as a store of the former keys, before migration 13
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    std::vector<const char*> tables = internal::IndexTables();
+    tables.insert(tables.end(), {"resource", "resource_history"});
+    for (const char* table : tables)
+      ASSERT_TRUE((*lease)->Execute(std::string("UPDATE ") + table + " SET shard_key = 12345"));
+    ASSERT_TRUE((*lease)->Execute("DELETE FROM schema_migrations WHERE version = 13"));
+  }
+  EXPECT_EQ(Ids("Observation", {{"patient", patient}}), std::vector<std::string>{});
+  Open();
+  EXPECT_EQ(ShardOf("Patient", patient), key);
+  EXPECT_EQ(ShardOf("Observation", "o1"), key);
+  EXPECT_EQ(IndexRowsElsewhere("Observation", "o1"), 0);
+  EXPECT_EQ(Number("SELECT count(*) FROM store_state WHERE name = 'shard_keys'"), 0);
+  EXPECT_EQ(Ids("Observation", {{"patient", patient}}), (std::vector<std::string>{"o1"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, ShardTest,

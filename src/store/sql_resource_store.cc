@@ -117,6 +117,13 @@ const std::vector<db::Migration>& Migrations() {
       // The patients of shard keys, for reverse chains on Patient (search_sql.cc HasSql).
       {12, "patient shard keys",
        "CREATE INDEX resource_patient_shard ON resource (shard_key) WHERE type = 'Patient'"},
+      // A patient whose id is a version 7 UUID has a key in time order (search::PatientShardKey)
+      // where it had a hash of its id: a store with such a patient gets its keys again when it
+      // opens (BackfillShardKeys).
+      {13, "time-ordered patient keys",
+       "INSERT INTO store_state (name, value) SELECT 'shard_keys', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource WHERE type = 'Patient' AND id LIKE "
+       "'________-____-7___-____-____________') ON CONFLICT (name) DO NOTHING"},
   };
   return kMigrations;
 }
