@@ -237,7 +237,7 @@ std::optional<int64_t> TimeOrderedKey(std::string_view id) {
   if (id.size() != 36 || id[14] != '7' ||
       (id[19] != '8' && id[19] != '9' && id[19] != 'a' && id[19] != 'b'))
     return std::nullopt;
-  uint64_t bits = 0;  // the hex digits 0-11, 15-17 and 20: time, then random bits
+  uint64_t bits = 0;  // the characters 0-12 (the time's 12 digits), 15-17 and 20 (random)
   for (size_t i = 0; i < id.size(); ++i) {
     char c = id[i];
     if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -248,7 +248,7 @@ std::optional<int64_t> TimeOrderedKey(std::string_view id) {
     if (v < 0) return std::nullopt;
     if (i < 13 || (i >= 15 && i <= 17) || i == 20) bits = (bits << 4) | static_cast<uint64_t>(v);
   }
-  return static_cast<int64_t>(bits);  // positive until the year 6429; never 0
+  return static_cast<int64_t>(bits);  // positive until the year 6429
 }
 
 }  // namespace
