@@ -230,32 +230,29 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         loaded.notify_all();
       }
     } done{mu, loading, loaded, key};
-    auto lease = db_.Acquire();
-    bool loaded_now = false;
+    // Loaded already: by this run (its ledger row may still be on its way), or by an earlier one.
+    bool loaded_before = false;
     {
       std::lock_guard lock(mu);
-      loaded_now = recorded.contains(key);
-      if (loaded_now) {
-        summary.skipped++;
-        progress.documents_done++;
-        report_locked();
-      }
+      loaded_before = recorded.contains(key);
     }
-    if (loaded_now) return;
-    if (lease) {
-      auto seen = (*lease)->Prepare("SELECT 1 FROM import_ledger WHERE hash = ?");
-      if (seen) {
-        (*seen)->BindText(1, key);
-        auto row = (*seen)->Step();
-        (*seen)->Reset();
-        if (row && *row) {
-          std::lock_guard lock(mu);
-          summary.skipped++;
-          progress.documents_done++;
-          report_locked();
-          return;
+    if (!loaded_before) {
+      if (auto lease = db_.Acquire(); lease) {
+        auto seen = (*lease)->Prepare("SELECT 1 FROM import_ledger WHERE hash = ?");
+        if (seen) {
+          (*seen)->BindText(1, key);
+          auto row = (*seen)->Step();
+          (*seen)->Reset();
+          loaded_before = row && *row;
         }
       }
+    }
+    if (loaded_before) {
+      std::lock_guard lock(mu);
+      summary.skipped++;
+      progress.documents_done++;
+      report_locked();
+      return;
     }
     int64_t written = 0;
     std::string error;
