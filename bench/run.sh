@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: read-by-id (64 connections and 1) on a store of COUNT Patients, creates, and this
-# machine's ceilings measured in the same run (a trivial Beast server returning the same bytes,
-# and raw SQLite point lookups). Writes bench/results/DATE-crud.md.
+# machine's ceilings measured in the same run (a trivial Beast server returning the same bytes, the
+# same server answering with a raw SQLite point lookup, and raw SQLite point lookups alone).
+# Writes bench/results/DATE-crud.md.
 # Environment: COUNT (default 1000000), BENCH_SECONDS (default 10), THREADS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,16 @@ read -r ceil64_rps ceil64_p50 ceil64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http:/
 read -r ceil1_rps ceil1_p50 ceil1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
 kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
 
+# The same trivial server answering each read with a raw SQLite point lookup of its id.
+"$BUILD/bench/bench_ceiling_server" "$CEIL_PORT" "$THREADS" "$WORK/patient.json" "sqlite:$DB" &
+pids+=($!)
+ceil_pid=$!
+wait_port "$CEIL_PORT"
+COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua >/dev/null
+read -r look64_rps look64_p50 look64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+read -r look1_rps look1_p50 look1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
+
 sqlite_1=$("$BUILD/bench/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_PER_RUN")
 
 # Creates on a fresh database.
@@ -85,14 +96,15 @@ out="bench/results/$(date +%F)-crud.md"
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk and the server share the cores."
   echo "Store: $COUNT Patients in SQLite (WAL); server with $THREADS I/O threads."
   echo
-  echo "| workload | requests/s | p50 µs | p99 µs | errors | ceiling requests/s | ratio to ceiling |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  echo "| read by id, 64 connections | $read64_rps | $read64_p50 | $read64_p99 | $read64_err | $ceil64_rps | $(ratio "$read64_rps" "$ceil64_rps") |"
-  echo "| read by id, 1 connection | $read1_rps | $read1_p50 | $read1_p99 | $read1_err | $ceil1_rps | $(ratio "$read1_rps" "$ceil1_rps") |"
-  echo "| create, 64 connections | $create_rps | $create_p50 | $create_p99 | $create_err | | |"
+  echo "| workload | requests/s | p50 µs | p99 µs | errors | ceiling: no database | ratio | ceiling: raw lookup | ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| read by id, 64 connections | $read64_rps | $read64_p50 | $read64_p99 | $read64_err | $ceil64_rps | $(ratio "$read64_rps" "$ceil64_rps") | $look64_rps | $(ratio "$read64_rps" "$look64_rps") |"
+  echo "| read by id, 1 connection | $read1_rps | $read1_p50 | $read1_p99 | $read1_err | $ceil1_rps | $(ratio "$read1_rps" "$ceil1_rps") | $look1_rps | $(ratio "$read1_rps" "$look1_rps") |"
+  echo "| create, 64 connections | $create_rps | $create_p50 | $create_p99 | $create_err | | | | |"
   echo
-  echo "Ceilings: the same Beast server returning the same bytes (no routing, no database):"
-  echo "64 connections $ceil64_rps/s (p50 $ceil64_p50 µs), 1 connection $ceil1_rps/s (p50 $ceil1_p50 µs)."
+  echo "Ceilings, the same Beast server (no routing):"
+  echo "- no database, returning the same bytes: 64 connections $ceil64_rps/s (p50 $ceil64_p50 µs), 1 connection $ceil1_rps/s (p50 $ceil1_p50 µs);"
+  echo "- raw lookup: each request answered with the body of a SQLite point lookup of its id (one connection and prepared statement per I/O thread, no transaction of its own, no audit): 64 connections $look64_rps/s (p50 $look64_p50 µs), 1 connection $look1_rps/s (p50 $look1_p50 µs)."
   echo "Raw SQLite point lookups through the driver, one thread: $sqlite_1/s."
   echo
   echo "Start-up on the $COUNT-resource database (process start to the first answer to GET /fhir/metadata, polled every millisecond by bench/startup.py): $startup_ms ms."
