@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -848,8 +849,9 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
                         ? config.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.blocking_threads = config.write_threads;
-  impl.db->LimitPool(config.db_connections > 0 ? config.db_connections
-                                               : options.threads + options.blocking_threads + 8,
+  impl.db->LimitPool(config.db_connections > 0
+                         ? config.db_connections
+                         : options.threads + std::min(options.blocking_threads, 16) + 8,
                      std::chrono::milliseconds(5000));
   options.max_body_bytes = config.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);

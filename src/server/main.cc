@@ -75,10 +75,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   serve
-      ->add_option("--db-connections", config.db_connections,
-                   "Database connections this node opens at most (0: the I/O threads + the "
-                   "write threads + 8 for background jobs); a request that finds all of them "
-                   "busy for 5 s gets 503")
+      ->add_option(
+          "--db-connections", config.db_connections,
+          "Database connections this node opens at most (0: the I/O threads + the "
+          "write threads, at most 16, + 8 for background jobs); a request that finds all of them "
+          "busy for 5 s gets 503")
       ->capture_default_str()
       ->check(CLI::Range(0, 10000));
   serve

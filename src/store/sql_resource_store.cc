@@ -10,7 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <semaphore>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -326,7 +325,7 @@ class SqlResourceStore : public ResourceStore {
       queue_.push_back(&job);
     }
     group_cv_.notify_one();
-    job.done->acquire();
+    job.done->Wait();
     return *job.result;
   }
 
@@ -1242,14 +1241,33 @@ class SqlResourceStore : public ResourceStore {
  private:
   static constexpr size_t kMaxGroup = 64;
 
+  // Wakes a caller once its write is done. A condition variable, not std::binary_semaphore:
+  // libstdc++'s semaphore waits by calling sched_yield in a loop before it sleeps, and the
+  // waiting callers took 13% of the cores' time from the writer under 64 concurrent creates.
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+
+    void Wait() {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [this] { return done; });
+    }
+    void Release() {
+      std::lock_guard lock(mu);
+      done = true;
+      cv.notify_one();
+    }
+  };
+
   struct WriteJob {
     explicit WriteJob(const std::function<Status(db::Connection&)>* work)
-        : work(work), done(std::make_shared<std::binary_semaphore>(0)) {}
+        : work(work), done(std::make_shared<Done>()) {}
     const std::function<Status(db::Connection&)>* work;
     std::optional<Status> result;  // set once its group committed or failed, before `done`
     // Shared with the writer: its caller may return, and the job end, while the writer is still
-    // inside release().
-    std::shared_ptr<std::binary_semaphore> done;
+    // inside Release().
+    std::shared_ptr<Done> done;
   };
 
   // The store's writer thread: runs the queued writes, a group at a time, until the store closes
@@ -1283,8 +1301,8 @@ class SqlResourceStore : public ResourceStore {
       }
       // A job belongs to its caller, who may return as soon as it is released.
       for (WriteJob* job : group) {
-        std::shared_ptr<std::binary_semaphore> done = job->done;
-        done->release();
+        std::shared_ptr<Done> done = job->done;
+        done->Release();
       }
       lock.lock();
     }
