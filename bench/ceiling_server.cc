@@ -2,7 +2,8 @@
 // library (Beast, the same threads and options) answering every request with the same bytes, no
 // routing, no database; or, given a database, with the body of a raw SQLite point lookup of the
 // id that ends the request's path (one connection and one prepared statement per I/O thread, the
-// same driver and query as bench_sqlite_lookup): a trivial server that reads by id.
+// same driver and query as bench_sqlite_lookup): a trivial server that reads by id. Other paths
+// (the scripts' readiness probe, /fhir/metadata) get the file's bytes.
 // Usage: bench_ceiling_server PORT THREADS BODY_FILE [sqlite:PATH]
 #include <cstdio>
 #include <cstdlib>
@@ -68,8 +69,8 @@ int main(int argc, char** argv) {
         fhirstone::http::Response response;
         response.SetHeader("Content-Type", "application/fhir+json;charset=utf-8");
         response.SetHeader("ETag", "W/\"1\"");
-        if (db) {
-          std::string_view path = request.Path();
+        std::string_view path = request.Path();
+        if (db && path.starts_with("/fhir/Patient/")) {
           response.body = Lookup(*db, path.substr(path.rfind('/') + 1));
           if (response.body.empty()) response.status = 404;
         } else {
