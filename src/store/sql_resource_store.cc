@@ -180,6 +180,10 @@ void StampResource(json::Value& resource, const std::string& id, int64_t version
                        {"lastUpdated", json::Value(FormatInstant(last_updated))}});
 }
 
+// The audit records of the writes in the group commit that this thread (a store's writer) is
+// running, appended to the log all at once before the group commits; null outside a group.
+thread_local std::vector<AuditRecord>* group_audit = nullptr;
+
 class SqlResourceStore : public ResourceStore {
  public:
   SqlResourceStore(db::Database& db, Clock& clock, IdGenerator& ids,
@@ -499,6 +503,10 @@ class SqlResourceStore : public ResourceStore {
                     : v.method == Method::kDelete ? "delete"
                                                   : "update";
       r.patient = std::move(patient);
+    }
+    if (group_audit) {  // appended with the group's (RunGroup)
+      for (AuditRecord& r : records) group_audit->push_back(std::move(r));
+      return Ok();
     }
     return internal::AppendAuditRecords(conn, clock_.NowMicros(), records);
   }
@@ -1308,8 +1316,17 @@ class SqlResourceStore : public ResourceStore {
     }
   }
 
-  // Runs `group` in one transaction; sets every job's result.
+  // Runs `group` in one transaction; sets every job's result. The audit records of the writes
+  // (AuditWriteIn) are appended together once every write ran, in the order of the writes, in the
+  // same transaction, without those of the writes that failed: one read and one update of the
+  // log's head per group instead of per write, and no savepoint keeps copies of the log's pages
+  // (with 64 clients, audited small transactions ran 22% slower than unaudited ones).
   void RunGroup(const std::vector<WriteJob*>& group) {
+    std::vector<AuditRecord> audit;
+    group_audit = &audit;
+    struct Reset {
+      ~Reset() { group_audit = nullptr; }
+    } reset;
     std::vector<Status> results(group.size(), Status(Ok()));
     auto fail_all = [&](const Error& e) {
       std::lock_guard lock(group_mu_);
@@ -1332,6 +1349,7 @@ class SqlResourceStore : public ResourceStore {
       if (!alone) {
         if (auto s = (*savepoint)->Run(); !s) return fail_all(s.error());
       }
+      const size_t audited = audit.size();
       try {
         results[i] = (*group[i]->work)(conn);
       } catch (const std::exception& e) {
@@ -1347,8 +1365,14 @@ class SqlResourceStore : public ResourceStore {
       }
       if (!results[i]) {
         if (auto s = (*rollback)->Run(); !s) return fail_all(s.error());
+        audit.resize(audited);
       }
       if (auto s = (*release)->Run(); !s) return fail_all(s.error());
+    }
+    group_audit = nullptr;
+    if (!audit.empty()) {
+      if (auto s = internal::AppendAuditRecords(conn, clock_.NowMicros(), audit); !s)
+        return fail_all(s.error());
     }
     if (auto committed = tx->Commit(); !committed) return fail_all(committed.error());
     std::lock_guard lock(group_mu_);
