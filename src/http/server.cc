@@ -253,6 +253,9 @@ class ServerImpl final : public Server {
         blocking_pool_(options.blocking_threads > 0
                            ? std::make_unique<asio::thread_pool>(options.blocking_threads)
                            : nullptr),
+        offload_pool_(options.offload_threads > 0 && options.offload
+                          ? std::make_unique<asio::thread_pool>(options.offload_threads)
+                          : nullptr),
         accept_strand_(asio::make_strand(*ioc_)) {}
 
   ~ServerImpl() override { Stop(); }
@@ -359,6 +362,7 @@ class ServerImpl final : public Server {
   // Declared last: destroyed (by Stop) before anything the coroutines refer to.
   std::unique_ptr<asio::io_context> ioc_;
   std::unique_ptr<asio::thread_pool> blocking_pool_;  // null when options.blocking_threads == 0
+  std::unique_ptr<asio::thread_pool> offload_pool_;   // null without offload_threads and offload
   // A strand must not outlive its io_context: reset just before ioc_.
   std::optional<asio::strand<asio::io_context::executor_type>> accept_strand_;
   std::unique_ptr<tcp::acceptor> acceptor_;    // used on accept_strand_ only
@@ -609,7 +613,12 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection<Stream>> c) {
       head = parser.get().method() == bhttp::verb::head;
       keep_alive = parser.get().keep_alive();
       Request request = ToRequest(parser.release(), c->remote_address);
-      if (blocking_pool_ && request.method != "GET" && request.method != "HEAD") {
+      if (offload_pool_ && options_.offload(request)) {
+        response = co_await asio::co_spawn(
+            offload_pool_->get_executor(),
+            [this, &request]() -> asio::awaitable<Response> { co_return CallHandler(request); },
+            asio::use_awaitable);
+      } else if (blocking_pool_ && request.method != "GET" && request.method != "HEAD") {
         // Run on the blocking pool; the coroutine resumes on its strand afterwards.
         response = co_await asio::co_spawn(
             blocking_pool_->get_executor(),
@@ -846,9 +855,10 @@ void ServerImpl::Stop() {
   ioc_->stop();
   for (auto& thread : threads_) thread.join();
   threads_.clear();
-  if (blocking_pool_) {
-    blocking_pool_->stop();
-    blocking_pool_->join();
+  for (auto* pool : {blocking_pool_.get(), offload_pool_.get()}) {
+    if (!pool) continue;
+    pool->stop();
+    pool->join();
   }
   {
     std::lock_guard lock(connections_mu_);

@@ -25,6 +25,12 @@ struct ServerOptions {
   // a group commit) so that they neither block the I/O threads nor limit how many writes are in
   // flight to `threads`. 0: every handler runs on the I/O thread.
   int blocking_threads = 0;
+  // Requests that `offload` picks (long ones: a search that takes milliseconds would hold an I/O
+  // thread, and every connection it serves, that long) run on `offload_threads` threads of their
+  // own, one at a time on each, in the order they came; the I/O threads go on with the others.
+  // 0 threads or no predicate: they run as any other request.
+  int offload_threads = 0;
+  std::function<bool(const Request&)> offload;
   size_t max_body_bytes = 16 * 1024 * 1024;
   size_t max_header_bytes = 64 * 1024;
   std::chrono::milliseconds read_timeout{30000};    // to receive a whole request once started

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -552,6 +553,57 @@ TEST(ServerTest, StopLetsAnInFlightRequestFinish) {
   EXPECT_EQ(got->body, big);
   EXPECT_EQ(got->Header("Connection"), "close");
   server->Stop();  // idempotent
+}
+
+// A request that `offload` picks runs on a thread of its own: while it waits, the one I/O thread
+// goes on answering the others (without offload_threads, the fast request waits for the slow one).
+TEST(ServerTest, OffloadedRequestsLeaveTheIoThreadsFree) {
+  for (int offload_threads : {1, 0}) {
+    SCOPED_TRACE(offload_threads);
+    ServerOptions options = TestOptions();
+    options.threads = 1;
+    options.read_timeout = 5000ms;
+    options.offload_threads = offload_threads;
+    options.offload = [](const Request& request) { return request.Path() == "/slow"; };
+    std::promise<void> fast_answered;
+    std::shared_future<void> fast = fast_answered.get_future().share();
+    std::atomic<bool> slow_on_io_thread{false};
+    std::thread::id io_thread;
+    std::mutex mu;
+    auto server = StartOrDie(options, [&](Request& request) {
+      Response response;
+      if (request.Path() == "/slow") {
+        bool released = fast.wait_for(1500ms) == std::future_status::ready;
+        response.body = released ? "released" : "waited alone";
+        std::lock_guard lock(mu);
+        slow_on_io_thread = std::this_thread::get_id() == io_thread;
+      } else {
+        {
+          std::lock_guard lock(mu);
+          io_thread = std::this_thread::get_id();
+        }
+        response.body = "fast";
+        fast_answered.set_value();
+      }
+      return response;
+    });
+    ASSERT_NE(server, nullptr);
+    auto slow = std::async(std::launch::async, [&] {
+      return Fetch(kHost, server->port(), MakeRequest("GET", "/slow"));
+    });
+    std::this_thread::sleep_for(200ms);  // the slow request is in its handler
+    auto quick = Fetch(kHost, server->port(), MakeRequest("GET", "/fast"));
+    ASSERT_TRUE(quick) << quick.error().message();
+    EXPECT_EQ(quick->body, "fast");
+    auto waited = slow.get();
+    ASSERT_TRUE(waited) << waited.error().message();
+    if (offload_threads > 0) {
+      EXPECT_EQ(waited->body, "released");
+      EXPECT_FALSE(slow_on_io_thread);
+    } else {
+      EXPECT_EQ(waited->body, "waited alone");
+    }
+  }
 }
 
 TEST(ServerTest, StopWithIdleConnectionsReturnsAtOnce) {

@@ -849,9 +849,15 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
                         ? config.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.blocking_threads = config.write_threads;
-  impl.db->LimitPool(config.db_connections > 0
-                         ? config.db_connections
-                         : options.threads + std::min(options.blocking_threads, 16) + 8,
+  // Searches that may take milliseconds (_include, chains, _has, system-wide) run on threads of
+  // their own, as many as the I/O threads, leaving these to the requests that take microseconds.
+  options.offload_threads = options.threads;
+  options.offload = [](const http::Request& request) {
+    return ops::IsExpensiveSearch(request.method, request.target, request.body);
+  };
+  impl.db->LimitPool(config.db_connections > 0 ? config.db_connections
+                                               : options.threads + options.offload_threads +
+                                                     std::min(options.blocking_threads, 16) + 8,
                      std::chrono::milliseconds(5000));
   options.max_body_bytes = config.max_body_bytes;
   options.read_timeout = std::chrono::milliseconds(config.read_timeout_ms);

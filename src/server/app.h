@@ -33,9 +33,10 @@ struct ServeConfig {
   // wait at once, the larger the groups: 64 concurrent creates gave groups of 8.6 writes with 16
   // threads (10% fewer creates/s, 20% fewer small transactions/s than with 64).
   int write_threads = 64;
-  // Database connections a node opens at most (0: the I/O threads + the write threads, at most
-  // 16 of them, + 8 for the background jobs; a write waits for the store's one writer, which
-  // holds one connection); a request that finds them all busy for 5 s gets 503.
+  // Database connections a node opens at most (0: the I/O threads, as many again for the long
+  // searches' threads, the write threads, at most 16 of them, + 8 for the background jobs; a write
+  // waits for the store's one writer, which holds one connection); a request that finds them all
+  // busy for 5 s gets 503.
   int db_connections = 0;
   size_t max_body_bytes = 16 * 1024 * 1024;
   int read_timeout_ms = 30000;

@@ -77,9 +77,9 @@ int main(int argc, char** argv) {
   serve
       ->add_option(
           "--db-connections", config.db_connections,
-          "Database connections this node opens at most (0: the I/O threads + the "
-          "write threads, at most 16, + 8 for background jobs); a request that finds all of them "
-          "busy for 5 s gets 503")
+          "Database connections this node opens at most (0: twice the I/O threads + the write "
+          "threads, at most 16, + 8 for background jobs); a request that finds all of them busy "
+          "for 5 s gets 503")
       ->capture_default_str()
       ->check(CLI::Range(0, 10000));
   serve
