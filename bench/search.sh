@@ -68,6 +68,16 @@ for i in "${!queries[@]}"; do
   rows+=("| \`$query\` | $matches | $p50 | $p99 | $r1 | $r64 | $p99_64 | $((e1 + e64))")
 done
 count_p50=$(echo "${rows[7]}" | awk -F'|' '{print $4}' | tr -d ' ')
+
+# Mixed: the Condition query (cheap) at 64 connections while 2 connections run the reverse chain
+# (long): what a long search does to everyone else's answers.
+cheap_url="http://127.0.0.1:$PORT/fhir/${queries[2]}"
+long_url="http://127.0.0.1:$PORT/fhir/${queries[9]}"
+run_wrk 2 1 "$long_url" bench/wrk/fixed.lua >"$WORK/search-mixed-long.txt" &
+long_pid=$!
+read -r mixed_r mixed_p50 mixed_p99 mixed_e < <(run_wrk 64 1 "$cheap_url" bench/wrk/fixed.lua)
+wait "$long_pid" || true
+read -r long_r _ long_p99 long_e < "$WORK/search-mixed-long.txt"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
 # Each query's ceiling: the same HTTP server returning that query's answer as fixed bytes (an
@@ -107,5 +117,9 @@ out="bench/results/$(date +%F)-search.md"
   if [ -n "$count_p50" ] && [ "$count_p50" -gt 0 ]; then
     echo "\`_summary=count\` over $entries index entries: p50 $count_p50 µs, about $((entries * 1000000 / count_p50)) entries/s."
   fi
+  echo
+  echo "Mixed load: \`${queries[2]}\` at 64 connections while 2 connections run"
+  echo "\`${queries[9]}\`: the first $mixed_r/s (p50 $mixed_p50 µs, p99 $mixed_p99 µs, $mixed_e errors), the"
+  echo "second $long_r/s (p99 $long_p99 µs, $long_e errors)."
 } > "$out"
 cat "$out"
