@@ -16,6 +16,8 @@
 
 #include "common/json.h"
 #include "common/strings.h"
+#include "db/database.h"
+#include "store/resource_store.h"
 
 namespace fhirstone::server {
 namespace {
@@ -31,6 +33,20 @@ const std::vector<db::Migration>& LedgerMigrations() {
        "CREATE TABLE import_ledger (hash TEXT PRIMARY KEY, name TEXT NOT NULL, resources INTEGER "
        "NOT NULL, loaded_at TEXT NOT NULL)"}};
   return kMigrations;
+}
+
+// Records a document as loaded (nothing when it is already). REQUIRES: a write transaction.
+Status InsertLedgerRow(db::Connection& conn, const std::string& key, const std::string& name,
+                       int64_t resources) {
+  auto insert = conn.Prepare(
+      "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
+      "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
+  if (!insert) return std::move(insert).error();
+  (*insert)->BindText(1, key);
+  (*insert)->BindText(2, name);
+  (*insert)->BindInt(3, resources);
+  FHIRSTONE_RETURN_IF_ERROR((*insert)->Run());
+  return Ok();
 }
 
 // FNV-1a 64 of the content, with its length: the identity of a document in the ledger.
@@ -189,14 +205,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         if (!lease) return std::move(lease).error();
         auto tx = db::Transaction::Begin(**lease, /*write=*/true);
         if (!tx) return std::move(tx).error();
-        auto insert = (*lease)->Prepare(
-            "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
-            "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
-        if (!insert) return std::move(insert).error();
-        (*insert)->BindText(1, row.key);
-        (*insert)->BindText(2, row.name);
-        (*insert)->BindInt(3, row.resources);
-        FHIRSTONE_RETURN_IF_ERROR((*insert)->Run());
+        FHIRSTONE_RETURN_IF_ERROR(InsertLedgerRow(**lease, row.key, row.name, row.resources));
         return tx->Commit();
       };
       Status recorded_row = record();
@@ -256,6 +265,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     }
     int64_t written = 0;
     std::string error;
+    bool recorded_with_it = false;  // its ledger row committed with its resources
     auto post = [&](std::string body) {
       http::Request request;
       request.method = "POST";
@@ -322,8 +332,20 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
       if (!document) {
         error = document.error().message();
       } else if (document->GetString("resourceType") == "Bundle" &&
-                 (document->GetString("type") == "transaction" ||
-                  document->GetString("type") == "batch")) {
+                 document->GetString("type") == "transaction") {
+        // One write transaction: the document's ledger row goes in it, so that a run stopped
+        // between the commit and the row can neither load the document twice (its POST entries
+        // would make duplicates) nor skip it unloaded.
+        const json::Value* entries = document->Find("entry");
+        int64_t count =
+            entries && entries->is_array() ? static_cast<int64_t>(entries->as_array().size()) : 0;
+        store::WriteAddendum ledger([&](db::Connection& conn) -> Status {
+          return InsertLedgerRow(conn, key, name, count);
+        });
+        post(std::string(trimmed));
+        recorded_with_it = ledger.committed();
+      } else if (document->GetString("resourceType") == "Bundle" &&
+                 document->GetString("type") == "batch") {
         post(std::string(trimmed));
       } else if (document->is_object() && !document->GetString("resourceType").empty()) {
         std::string type(document->GetString("resourceType"));
@@ -352,6 +374,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     if (!error.empty()) return;
     std::lock_guard lock(mu);
     recorded.insert(key);
+    if (recorded_with_it) return;
     ledger_rows.push_back({key, name, written});
     ledger_changed.notify_one();
   };

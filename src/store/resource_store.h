@@ -19,6 +19,10 @@
 #include "search/query.h"
 #include "store/audit.h"
 
+namespace fhirstone::db {
+class Connection;
+}  // namespace fhirstone::db
+
 namespace fhirstone::store {
 
 enum class Method { kCreate, kUpdate, kDelete };
@@ -128,6 +132,33 @@ struct ExportRow {
   int64_t version = 0;
   int64_t last_updated = 0;
   bool deleted = false;
+};
+
+// Work that the writes of the thread that made it also run, in their transaction and after their
+// own work, while it lives and until one of them commits with it (committed() then): what must be
+// written with whatever an in-process call writes, such as the import ledger's row of the
+// transaction Bundle it loads, so that a document is never stored without being recorded as
+// loaded, nor recorded without being stored. A write whose addendum fails fails and rolls back.
+// Scoped to its thread; the innermost one applies.
+class WriteAddendum {
+ public:
+  explicit WriteAddendum(std::function<Status(db::Connection&)> work);
+  ~WriteAddendum();
+  WriteAddendum(const WriteAddendum&) = delete;
+  WriteAddendum& operator=(const WriteAddendum&) = delete;
+
+  bool committed() const { return committed_; }
+
+  // For stores: the calling thread's addendum that has not committed yet, or null; its work; and
+  // the note that a write ran it and committed.
+  static WriteAddendum* Pending();
+  Status Run(db::Connection& conn) const { return work_(conn); }
+  void MarkCommitted() { committed_ = true; }
+
+ private:
+  std::function<Status(db::Connection&)> work_;
+  WriteAddendum* outer_;
+  bool committed_ = false;
 };
 
 class ResourceStore {

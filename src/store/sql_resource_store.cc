@@ -180,6 +180,23 @@ void StampResource(json::Value& resource, const std::string& id, int64_t version
                        {"lastUpdated", json::Value(FormatInstant(last_updated))}});
 }
 
+thread_local WriteAddendum* current_addendum = nullptr;
+
+}  // namespace
+
+WriteAddendum::WriteAddendum(std::function<Status(db::Connection&)> work)
+    : work_(std::move(work)), outer_(current_addendum) {
+  current_addendum = this;
+}
+
+WriteAddendum::~WriteAddendum() { current_addendum = outer_; }
+
+WriteAddendum* WriteAddendum::Pending() {
+  return current_addendum && !current_addendum->committed_ ? current_addendum : nullptr;
+}
+
+namespace {
+
 // The audit records of the writes in the group commit that this thread (a store's writer) is
 // running, appended to the log all at once before the group commits; null outside a group.
 thread_local std::vector<AuditRecord>* group_audit = nullptr;
@@ -321,7 +338,15 @@ class SqlResourceStore : public ResourceStore {
   // next leader to wake 14% of the time.)
   Status RunWrite(const std::function<Status(db::Connection&)>& work) {
     Timer timer(*this, "write");
-    WriteJob job{&work};
+    WriteAddendum* addendum = WriteAddendum::Pending();
+    std::function<Status(db::Connection&)> with_addendum;
+    if (addendum) {
+      with_addendum = [&](db::Connection& conn) -> Status {
+        FHIRSTONE_RETURN_IF_ERROR(work(conn));
+        return addendum->Run(conn);
+      };
+    }
+    WriteJob job{addendum ? &with_addendum : &work};
     {
       std::lock_guard lock(group_mu_);
       if (stopping_) return Error::Unavailable("The store is closing");
@@ -330,6 +355,7 @@ class SqlResourceStore : public ResourceStore {
     }
     group_cv_.notify_one();
     job.done->Wait();
+    if (addendum && *job.result) addendum->MarkCommitted();
     return *job.result;
   }
 

@@ -186,6 +186,53 @@ TEST_P(StoreTest, GroupedWritesFailAlone) {
   EXPECT_EQ(store_->History(all)->entries.size(), 8u);
 }
 
+// An addendum runs in the transaction of the thread's next write that commits, once; a failing
+// one fails the write with it.
+TEST_P(StoreTest, WriteAddendaCommitWithTheWriteOrNotAtAll) {
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute("CREATE TABLE addendum_rows (n INTEGER NOT NULL)"));
+  }
+  auto rows = [&] {
+    auto lease = db_->Acquire();
+    auto count = (*lease)->Prepare("SELECT count(*) FROM addendum_rows");
+    EXPECT_TRUE(count);
+    auto row = (*count)->Step();
+    int64_t n = row && *row ? (*count)->ColumnInt(0) : -1;
+    (*count)->Reset();
+    return n;
+  };
+  {
+    WriteAddendum refused([](db::Connection&) -> Status { return Error::Conflict("refused"); });
+    auto created = store_->Create(Patient("a1"));
+    ASSERT_FALSE(created);
+    EXPECT_EQ(created.error().code(), ErrorCode::kConflict);
+    EXPECT_FALSE(refused.committed());
+  }
+  EXPECT_FALSE(store_->Read("Patient", "a1"));
+  {
+    int runs = 0;
+    WriteAddendum added([&](db::Connection& conn) -> Status {
+      ++runs;
+      auto insert = conn.Prepare("INSERT INTO addendum_rows (n) VALUES (1)");
+      if (!insert) return std::move(insert).error();
+      FHIRSTONE_RETURN_IF_ERROR((*insert)->Run());
+      return Ok();
+    });
+    ASSERT_TRUE(store_->Create(Patient("a2")));
+    EXPECT_TRUE(added.committed());
+    ASSERT_TRUE(store_->Create(Patient("a3")));  // committed already: not again
+    EXPECT_EQ(runs, 1);
+  }
+  EXPECT_EQ(rows(), 1);
+  // Another thread's writes do not run this thread's addendum.
+  WriteAddendum mine([](db::Connection&) -> Status { return Error::Conflict("not yours"); });
+  std::thread other([&] { EXPECT_TRUE(store_->Create(Patient("a4"))); });
+  other.join();
+  EXPECT_FALSE(mine.committed());
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, StoreTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });
