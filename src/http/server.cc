@@ -860,6 +860,10 @@ void ServerImpl::Stop() {
     pool->stop();
     pool->join();
   }
+  // Handlers still queued on a pool (past the grace period) hold their connections' coroutines:
+  // they are destroyed here, while the io_context their sockets and timers belong to still exists.
+  blocking_pool_.reset();
+  offload_pool_.reset();
   {
     std::lock_guard lock(connections_mu_);
     connections_.clear();

@@ -606,6 +606,34 @@ TEST(ServerTest, OffloadedRequestsLeaveTheIoThreadsFree) {
   }
 }
 
+// Offloaded requests still queued when the grace period ends are dropped with their connections.
+TEST(ServerTest, StopDropsQueuedOffloadedRequests) {
+  ServerOptions options = TestOptions();
+  options.read_timeout = 5000ms;
+  options.shutdown_grace = 100ms;
+  options.offload_threads = 1;
+  options.offload = [](const Request&) { return true; };
+  auto server = StartOrDie(options, [](Request&) {
+    std::this_thread::sleep_for(300ms);
+    return Response{};
+  });
+  ASSERT_NE(server, nullptr);
+  std::vector<int> sockets;
+  for (int i = 0; i < 4; ++i) {  // sent, not waited for
+    int fd = ConnectPlain(server->port());
+    ASSERT_GE(fd, 0);
+    std::string request = Get("/slow");
+    ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    sockets.push_back(fd);
+  }
+  std::this_thread::sleep_for(100ms);  // one runs, three wait in the pool's queue
+  auto start = std::chrono::steady_clock::now();
+  server->Stop();
+  EXPECT_LT(Seconds(std::chrono::steady_clock::now() - start), 2.0);
+  server.reset();
+  for (int fd : sockets) close(fd);
+}
+
 TEST(ServerTest, StopWithIdleConnectionsReturnsAtOnce) {
   ServerOptions options = TestOptions();
   options.idle_timeout = 8000ms;

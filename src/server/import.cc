@@ -35,9 +35,10 @@ const std::vector<db::Migration>& LedgerMigrations() {
   return kMigrations;
 }
 
-// Records a document as loaded (nothing when it is already). REQUIRES: a write transaction.
+// Records a document as loaded (nothing when it is already; `inserted`, when given, says which).
+// REQUIRES: a write transaction.
 Status InsertLedgerRow(db::Connection& conn, const std::string& key, const std::string& name,
-                       int64_t resources) {
+                       int64_t resources, bool* inserted = nullptr) {
   auto insert = conn.Prepare(
       "INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (?, ?, ?, "
       "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING");
@@ -45,7 +46,9 @@ Status InsertLedgerRow(db::Connection& conn, const std::string& key, const std::
   (*insert)->BindText(1, key);
   (*insert)->BindText(2, name);
   (*insert)->BindInt(3, resources);
-  FHIRSTONE_RETURN_IF_ERROR((*insert)->Run());
+  auto changed = (*insert)->Run();
+  if (!changed) return std::move(changed).error();
+  if (inserted) *inserted = *changed > 0;
   return Ok();
 }
 
@@ -266,6 +269,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
     int64_t written = 0;
     std::string error;
     bool recorded_with_it = false;  // its ledger row committed with its resources
+    bool loaded_meanwhile = false;  // another run recorded it after the check above
     auto post = [&](std::string body) {
       http::Request request;
       request.method = "POST";
@@ -339,8 +343,14 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         const json::Value* entries = document->Find("entry");
         int64_t count =
             entries && entries->is_array() ? static_cast<int64_t>(entries->as_array().size()) : 0;
+        // Another run (a second process, another node) may have loaded it since the check above:
+        // its row is then there, and this transaction rolls back instead of storing it twice.
         store::WriteAddendum ledger([&](db::Connection& conn) -> Status {
-          return InsertLedgerRow(conn, key, name, count);
+          bool inserted = false;
+          FHIRSTONE_RETURN_IF_ERROR(InsertLedgerRow(conn, key, name, count, &inserted));
+          if (inserted) return Ok();
+          loaded_meanwhile = true;
+          return Error::Conflict("Loaded meanwhile by another run");
         });
         post(std::string(trimmed));
         recorded_with_it = ledger.committed();
@@ -357,6 +367,13 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
       } else {
         error = "not a FHIR resource or Bundle";
       }
+    }
+    if (loaded_meanwhile && !recorded_with_it) {
+      std::lock_guard lock(mu);
+      summary.skipped++;
+      progress.documents_done++;
+      report_locked();
+      return;
     }
     {
       std::lock_guard lock(mu);

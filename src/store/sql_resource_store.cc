@@ -1309,8 +1309,18 @@ class SqlResourceStore : public ResourceStore {
   void WriterLoop() {
     std::vector<WriteJob*> group;
     group.reserve(kMaxGroup);  // taking the jobs allocates nothing
+    // The writer's connection, held from one group to the next while writes are queued: the
+    // writes' threads may hold the pool's other connections (reads before a write), and the
+    // writer does not wait for them between groups. Given back when no write waits, and after a
+    // group that failed as a whole (the pool closes a broken connection).
+    std::optional<db::Lease> connection;
     std::unique_lock lock(group_mu_);
     while (true) {
+      if (queue_.empty() && connection) {
+        lock.unlock();
+        connection.reset();
+        lock.lock();
+      }
       group_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
       group.clear();
@@ -1320,8 +1330,9 @@ class SqlResourceStore : public ResourceStore {
       }
       lock.unlock();
       try {
-        RunGroup(group);
+        if (!RunGroup(group, connection)) connection.reset();
       } catch (...) {  // not a write's own (RunGroup catches those)
+        connection.reset();
         std::string what = "unknown";
         try {
           throw;
@@ -1346,21 +1357,31 @@ class SqlResourceStore : public ResourceStore {
   // (AuditWriteIn) are appended together once every write ran, in the order of the writes, in the
   // same transaction, without those of the writes that failed: one read and one update of the
   // log's head per group instead of per write, and no savepoint keeps copies of the log's pages
-  // (with 64 clients, audited small transactions ran 22% slower than unaudited ones).
-  void RunGroup(const std::vector<WriteJob*>& group) {
+  // (with 64 clients, audited small transactions ran 22% slower than unaudited ones). So they
+  // follow, in the log, the records appended at once during the group (a client's AuditEvent, a
+  // batch of reads' records), share one `recorded` time, and are not in the log until the group's
+  // end (no write reads its own audit records).
+  // Returns false when the group failed as a whole (its connection may be broken).
+  bool RunGroup(const std::vector<WriteJob*>& group, std::optional<db::Lease>& connection) {
     std::vector<AuditRecord> audit;
     group_audit = &audit;
     struct Reset {
       ~Reset() { group_audit = nullptr; }
     } reset;
     std::vector<Status> results(group.size(), Status(Ok()));
+    // The group rolls back: each write fails, with its own error when it had one.
     auto fail_all = [&](const Error& e) {
       std::lock_guard lock(group_mu_);
-      for (WriteJob* job : group) job->result = e;
+      for (size_t i = 0; i < group.size(); ++i)
+        group[i]->result = results[i] ? Status(e) : std::move(results[i]);
+      return false;
     };
-    auto lease = db_.Acquire();
-    if (!lease) return fail_all(lease.error());
-    db::Connection& conn = **lease;
+    if (!connection) {
+      auto lease = db_.Acquire();
+      if (!lease) return fail_all(lease.error());
+      connection.emplace(std::move(lease).value());
+    }
+    db::Connection& conn = **connection;
     auto tx = db::Transaction::Begin(conn, /*write=*/true);
     if (!tx) return fail_all(tx.error());
     auto savepoint = conn.Prepare("SAVEPOINT write");
@@ -1385,7 +1406,7 @@ class SqlResourceStore : public ResourceStore {
         if (!results[i]) {  // nothing to commit: the transaction rolls back
           std::lock_guard lock(group_mu_);
           group[i]->result = std::move(results[i]);
-          return;
+          return true;
         }
         continue;
       }
@@ -1403,6 +1424,7 @@ class SqlResourceStore : public ResourceStore {
     if (auto committed = tx->Commit(); !committed) return fail_all(committed.error());
     std::lock_guard lock(group_mu_);
     for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
+    return true;
   }
 
   struct CurrentState {

@@ -70,6 +70,15 @@ cat "$work/out4"
 [ "$(sqlite3 "$work/atomic.sqlite" "SELECT count(*) FROM resource")" = "$before" ] ||
   { echo "a document was stored without its ledger row"; exit 1; }
 sqlite3 "$work/atomic.sqlite" "DROP TRIGGER refuse_rows"
+# Another run recording the document between this run's check and its write (a trigger puts the
+# row in first): the transaction rolls back, and the document counts as skipped.
+sqlite3 "$work/atomic.sqlite" "CREATE TRIGGER other_run BEFORE INSERT ON import_ledger WHEN NEW.name <> 'other' BEGIN INSERT INTO import_ledger (hash, name, resources, loaded_at) VALUES (NEW.hash, 'other', 0, 'now'); END;"
+"$bin" import --db "sqlite:$work/atomic.sqlite" "$work/one" > "$work/out6" 2>&1
+cat "$work/out6"
+grep -q "imported 0 documents (0 resources).*1 skipped as already loaded, 0 failed" "$work/out6"
+[ "$(sqlite3 "$work/atomic.sqlite" "SELECT count(*) FROM resource")" = "$before" ] ||
+  { echo "a document loaded meanwhile by another run was stored again"; exit 1; }
+sqlite3 "$work/atomic.sqlite" "DROP TRIGGER other_run"
 "$bin" import --db "sqlite:$work/atomic.sqlite" "$work/one" "$work/one" > "$work/out5" 2>&1
 cat "$work/out5"
 grep -q "imported 1 documents" "$work/out5"
