@@ -613,15 +613,16 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection<Stream>> c) {
       head = parser.get().method() == bhttp::verb::head;
       keep_alive = parser.get().keep_alive();
       Request request = ToRequest(parser.release(), c->remote_address);
+      asio::thread_pool* pool = nullptr;  // null: the handler runs on this I/O thread
       if (offload_pool_ && options_.offload(request)) {
+        pool = offload_pool_.get();
+      } else if (request.method != "GET" && request.method != "HEAD") {
+        pool = blocking_pool_.get();
+      }
+      if (pool) {
+        // Run on the pool; the coroutine resumes on its strand afterwards.
         response = co_await asio::co_spawn(
-            offload_pool_->get_executor(),
-            [this, &request]() -> asio::awaitable<Response> { co_return CallHandler(request); },
-            asio::use_awaitable);
-      } else if (blocking_pool_ && request.method != "GET" && request.method != "HEAD") {
-        // Run on the blocking pool; the coroutine resumes on its strand afterwards.
-        response = co_await asio::co_spawn(
-            blocking_pool_->get_executor(),
+            pool->get_executor(),
             [this, &request]() -> asio::awaitable<Response> { co_return CallHandler(request); },
             asio::use_awaitable);
       } else {

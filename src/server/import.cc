@@ -259,13 +259,13 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         }
       }
     }
-    if (loaded_before) {
+    auto skip = [&] {  // loaded already
       std::lock_guard lock(mu);
       summary.skipped++;
       progress.documents_done++;
       report_locked();
-      return;
-    }
+    };
+    if (loaded_before) return skip();
     int64_t written = 0;
     std::string error;
     bool recorded_with_it = false;  // its ledger row committed with its resources
@@ -368,13 +368,7 @@ ImportSummary Importer::Run(const std::vector<std::string>& paths,
         error = "not a FHIR resource or Bundle";
       }
     }
-    if (loaded_meanwhile && !recorded_with_it) {
-      std::lock_guard lock(mu);
-      summary.skipped++;
-      progress.documents_done++;
-      report_locked();
-      return;
-    }
+    if (loaded_meanwhile && !recorded_with_it) return skip();
     {
       std::lock_guard lock(mu);
       progress.documents_done++;
