@@ -42,6 +42,7 @@ class Statement {
   virtual Result<bool> Step() = 0;
   // Columns are numbered from 0; views stay valid until the next Step() or Reset().
   virtual int64_t ColumnInt(int column) = 0;
+  virtual double ColumnDouble(int column) = 0;
   virtual std::string_view ColumnText(int column) = 0;
   virtual bool ColumnIsNull(int column) = 0;
   // Makes the statement ready to run again (keeps nothing bound).

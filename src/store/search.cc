@@ -65,6 +65,135 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid, bool with_patients) {
   return v;
 }
 
+// A match's sort keys, for a sort in memory (SQLite): each key is the value SortSql selects,
+// NULL when the resource has none.
+enum class SortKind { kText, kInteger, kReal, kNull };
+
+SortKind KindOf(const search::SortKey& key) {
+  const search::SearchParam& p = *key.param;
+  if (p.code == "_id") return SortKind::kText;
+  if (p.code == "_lastUpdated") return SortKind::kInteger;
+  switch (p.type) {
+    case search::ParamType::kString:
+    case search::ParamType::kToken:
+    case search::ParamType::kReference:
+    case search::ParamType::kUri:
+      return SortKind::kText;
+    case search::ParamType::kDate:
+      return SortKind::kInteger;
+    case search::ParamType::kNumber:
+    case search::ParamType::kQuantity:
+      return SortKind::kReal;
+    default:
+      return SortKind::kNull;
+  }
+}
+
+struct SortValue {
+  bool null = true;
+  int64_t integer = 0;
+  double real = 0;
+  std::string text;
+};
+
+// The first `keep` matches in the order of `ORDER BY s0 [DESC] NULLS LAST, ..., rowid`, with
+// SQLite's BINARY collation (bytes compared as unsigned, then the shorter first: what
+// std::string::compare does), read from rows of (rowid, s0, s1...). Memory is bounded by `keep`:
+// the kept rows are a heap whose top is the last of them in the order, and a row read into the
+// spare slot either replaces that top or is dropped.
+class TopRows {
+ public:
+  TopRows(const std::vector<search::SortKey>& keys, size_t keep) : keep_(keep) {
+    for (const auto& k : keys) {
+      kinds_.push_back(KindOf(k));
+      descending_.push_back(k.descending);
+    }
+  }
+
+  void Add(db::Statement& s) {
+    ++matched_;
+    if (keep_ == 0) return;
+    size_t slot = heap_.size() < keep_ ? NewSlot() : spare_;
+    Read(s, slot);
+    auto before = [this](size_t a, size_t b) { return Before(a, b); };
+    if (heap_.size() < keep_) {
+      heap_.push_back(slot);
+      std::push_heap(heap_.begin(), heap_.end(), before);
+      if (heap_.size() == keep_) spare_ = NewSlot();
+    } else if (Before(slot, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), before);
+      spare_ = heap_.back();
+      heap_.back() = slot;
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    }
+  }
+  int64_t matched() const { return matched_; }
+  // The kept rows' ids, in the order.
+  std::vector<int64_t> Sorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), [this](size_t a, size_t b) { return Before(a, b); });
+    std::vector<int64_t> rids;
+    rids.reserve(heap_.size());
+    for (size_t slot : heap_) rids.push_back(rids_[slot]);
+    return rids;
+  }
+
+ private:
+  size_t NewSlot() {
+    rids_.push_back(0);
+    values_.resize(values_.size() + kinds_.size());
+    return rids_.size() - 1;
+  }
+  void Read(db::Statement& s, size_t slot) {
+    rids_[slot] = s.ColumnInt(0);
+    for (size_t i = 0; i < kinds_.size(); ++i) {
+      SortValue& v = values_[slot * kinds_.size() + i];
+      int column = static_cast<int>(i) + 1;
+      v.null = kinds_[i] == SortKind::kNull || s.ColumnIsNull(column);
+      if (v.null) continue;
+      if (kinds_[i] == SortKind::kText) {
+        v.text.assign(s.ColumnText(column));
+      } else if (kinds_[i] == SortKind::kInteger) {
+        v.integer = s.ColumnInt(column);
+      } else {
+        v.real = s.ColumnDouble(column);
+      }
+    }
+  }
+  bool Before(size_t a, size_t b) const {
+    for (size_t i = 0; i < kinds_.size(); ++i) {
+      const SortValue& x = values_[a * kinds_.size() + i];
+      const SortValue& y = values_[b * kinds_.size() + i];
+      if (x.null != y.null) return !x.null;  // resources without a value last, either way
+      if (x.null) continue;
+      int c = 0;
+      switch (kinds_[i]) {
+        case SortKind::kText:
+          c = x.text.compare(y.text);
+          break;
+        case SortKind::kInteger:
+          c = x.integer < y.integer ? -1 : x.integer > y.integer ? 1 : 0;
+          break;
+        case SortKind::kReal:
+          c = x.real < y.real ? -1 : x.real > y.real ? 1 : 0;
+          break;
+        case SortKind::kNull:
+          break;
+      }
+      if (c != 0) return descending_[i] ? c > 0 : c < 0;
+    }
+    return rids_[a] < rids_[b];
+  }
+
+  size_t keep_;
+  std::vector<SortKind> kinds_;
+  std::vector<bool> descending_;
+  std::vector<int64_t> rids_;      // per slot
+  std::vector<SortValue> values_;  // per slot, its keys in order
+  std::vector<size_t> heap_;       // the kept slots
+  size_t spare_ = 0;
+  int64_t matched_ = 0;
+};
+
 // Reads resources by a condition on `r` (with bindings), skipping those already in `seen` (row
 // ids).
 Status ReadInto(db::Connection& conn, const std::string& condition,
@@ -398,6 +527,12 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // reads every match anyway).
   std::string sql;
   std::vector<Binding> page_bindings;
+  // On SQLite the sort runs in memory: one pass reads every match's row id and sort keys (and
+  // counts them), the first offset + _count + 1 in the order are kept, and the page's rows are
+  // read by row id after. A window count and ORDER BY ... LIMIT in SQL materialize every match
+  // and sort it in two temporary B-trees: 40% of the SQL of a sorted page of 147 matches.
+  // PostgreSQL sorts in SQL, in its own collation.
+  const bool sort_in_memory = !q.sort.empty() && conn.dialect() == db::Dialect::kSqlite;
   bool backwards = false;
   bool window_total = false;
   int64_t offset = 0;
@@ -445,21 +580,29 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
-    sql = "SELECT " + std::string(kRowColumns) +
-          ", p.total FROM "
-          "(SELECT r.rowid AS k" +
-          keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
-          " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
-          "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
-          // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
-          (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
-    page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
+    if (sort_in_memory) {
+      sql = "SELECT r.rowid" + keys + " FROM resource r WHERE " + where;
+      page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
+    } else {
+      sql = "SELECT " + std::string(kRowColumns) +
+            ", p.total FROM "
+            "(SELECT r.rowid AS k" +
+            keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
+            " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
+            "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
+            // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
+            (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
+      page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
+    }
   }
-  if (q.sort.empty() && !counted_page) sql += " LIMIT ? OFFSET ?";
-  page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
-  page_bindings.push_back(offset);
-  if ((!q.sort.empty() || counted_page) && shard) page_bindings.push_back(*shard);
+  if (!sort_in_memory) {
+    if (q.sort.empty() && !counted_page) sql += " LIMIT ? OFFSET ?";
+    page_bindings.push_back(static_cast<int64_t>(q.count) + 1);
+    page_bindings.push_back(offset);
+    if ((!q.sort.empty() || counted_page) && shard) page_bindings.push_back(*shard);
+  }
   result.plan = sql;
+  if (sort_in_memory) result.plan += "\n(sorted in memory; then the page's rows by rowid)";
   if (options.explain) {
     bool pg = conn.dialect() == db::Dialect::kPostgres;
     auto explain = conn.Prepare((pg ? "EXPLAIN " : "EXPLAIN QUERY PLAN ") + sql);
@@ -488,7 +631,41 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   std::vector<int64_t> rids;
   bool more = false;
   std::optional<int64_t> counted;  // the sorted query's count of every match
-  while (true) {
+  if (sort_in_memory) {
+    TopRows top(q.sort, static_cast<size_t>(offset) + static_cast<size_t>(q.count) + 1);
+    while (true) {
+      auto row = s.Step();
+      if (!row) {
+        s.Reset();
+        return std::move(row).error();
+      }
+      if (!*row) break;
+      top.Add(s);
+    }
+    s.Reset();
+    std::vector<int64_t> kept = top.Sorted();
+    if (want_total) counted = top.matched();
+    more = kept.size() > static_cast<size_t>(offset) + static_cast<size_t>(q.count);
+    auto body =
+        conn.Prepare("SELECT " + std::string(kRowColumns) + " FROM resource r WHERE r.rowid = ?");
+    if (!body) return std::move(body).error();
+    db::Statement& b = **body;
+    for (size_t i = static_cast<size_t>(offset);
+         i < kept.size() && static_cast<int>(result.matches.size()) < q.count; ++i) {
+      b.BindInt(1, kept[i]);
+      auto row = b.Step();
+      if (!row || !*row) {
+        b.Reset();
+        if (!row) return std::move(row).error();
+        return Error::Internal("A search match has no resource row in its snapshot");
+      }
+      int64_t rid;
+      result.matches.push_back(ReadRow(b, &rid, with_patients));
+      rids.push_back(rid);
+      b.Reset();
+    }
+  }
+  while (!sort_in_memory) {
     auto row = s.Step();
     if (!row) {
       s.Reset();

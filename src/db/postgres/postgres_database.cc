@@ -121,6 +121,9 @@ class PostgresStatement : public Statement {
     if (PQftype(result_, column) == kBoolOid) return v[0] == 't' ? 1 : 0;
     return std::strtoll(v, nullptr, 10);
   }
+  double ColumnDouble(int column) override {
+    return std::strtod(PQgetvalue(result_, row_, column), nullptr);
+  }
   std::string_view ColumnText(int column) override {
     if (PQgetisnull(result_, row_, column)) return {};
     if (PQftype(result_, column) != kByteaOid)

@@ -270,6 +270,7 @@ class SqliteStatement : public Statement {
     return SqliteError(db_, "SQLite step failed");
   }
   int64_t ColumnInt(int column) override { return sqlite3_column_int64(stmt_, column); }
+  double ColumnDouble(int column) override { return sqlite3_column_double(stmt_, column); }
   std::string_view ColumnText(int column) override {
     const void* data = sqlite3_column_blob(stmt_, column);
     int size = sqlite3_column_bytes(stmt_, column);

@@ -1,0 +1,129 @@
+// Sorted searches (_sort): every kind of key (string, token, date, number, quantity, reference,
+// _id), descending, several keys, resources without a value last, ties in the order the
+// resources were created, and pages by offset that neither repeat nor skip a match. SQLite sorts
+// the matches' keys in memory and PostgreSQL in SQL: both give these orders.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "search/query.h"
+#include "store/store_fixture_test.h"
+
+namespace fhirstone::store {
+namespace {
+
+class SortTest : public StoreFixture {
+ protected:
+  void Put(const std::string& text) {
+    auto v = json::Parse(text);
+    ASSERT_TRUE(v) << text;
+    auto written = store_->Update(std::move(v).value(), std::nullopt);
+    ASSERT_TRUE(written) << written.error().message();
+  }
+
+  // The ids of every page of the search, `count` per page, following the next links; each
+  // page's total is checked against `total`.
+  std::vector<std::string> Pages(const std::string& type, search::QueryParams params, int count,
+                                 int64_t total) {
+    params.emplace_back("_count", std::to_string(count));
+    auto q = search::ParseQuery(*holder_->Get(), {type}, params, {});
+    EXPECT_TRUE(q) << q.error().message();
+    std::vector<std::string> ids;
+    if (!q) return ids;
+    for (int page = 0; page < 20; ++page) {
+      auto found = store_->Search(*q);
+      EXPECT_TRUE(found) << found.error().message();
+      if (!found) break;
+      EXPECT_EQ(found->total, total);
+      EXPECT_LE(static_cast<int>(found->matches.size()), count);
+      for (const auto& m : found->matches) ids.push_back(m.id);
+      if (!found->next_page) break;
+      q->page = found->next_page;
+    }
+    return ids;
+  }
+
+  using Ids = std::vector<std::string>;
+};
+
+TEST_P(SortTest, PatientsByStringTokenAndDateKeys) {
+  // Created in this order (the order of ties). Names sort by their normalized form: "A" and "a"
+  // tie, "É" sorts as "e".
+  Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"b"}],"gender":"male",
+          "birthDate":"1970"})");
+  Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"A"}],"gender":"female",
+          "birthDate":"1970-06-01"})");
+  Put(R"({"resourceType":"Patient","id":"p3","name":[{"family":"Élan"}],"gender":"male",
+          "birthDate":"1969-12-31"})");
+  Put(R"({"resourceType":"Patient","id":"p4","name":[{"family":"a"}],"gender":"female"})");
+  Put(R"({"resourceType":"Patient","id":"p5","gender":"other","birthDate":"1980-02"})");
+  Put(R"({"resourceType":"Patient","id":"p6","name":[{"family":"ab"}],
+          "birthDate":"1970-06-01"})");
+
+  EXPECT_EQ(Pages("Patient", {{"_sort", "family"}}, 2, 6),
+            (Ids{"p2", "p4", "p6", "p1", "p3", "p5"}));
+  EXPECT_EQ(Pages("Patient", {{"_sort", "-family"}}, 4, 6),
+            (Ids{"p3", "p1", "p6", "p2", "p4", "p5"}));
+  // Ascending dates compare their first instant, descending ones their last: the year 1970 ends
+  // after 1970-06-01.
+  EXPECT_EQ(Pages("Patient", {{"_sort", "birthdate"}}, 5, 6),
+            (Ids{"p3", "p1", "p2", "p6", "p5", "p4"}));
+  EXPECT_EQ(Pages("Patient", {{"_sort", "-birthdate"}}, 3, 6),
+            (Ids{"p5", "p1", "p2", "p6", "p3", "p4"}));
+  EXPECT_EQ(Pages("Patient", {{"_sort", "gender,-birthdate"}}, 2, 6),
+            (Ids{"p2", "p4", "p1", "p3", "p5", "p6"}));
+  EXPECT_EQ(Pages("Patient", {{"_sort", "-gender,family"}}, 1, 6),
+            (Ids{"p5", "p1", "p3", "p2", "p4", "p6"}));
+  EXPECT_EQ(Pages("Patient", {{"_sort", "-_id"}}, 4, 6), (Ids{"p6", "p5", "p4", "p3", "p2", "p1"}));
+  // With a criterion: only its matches are sorted and counted.
+  EXPECT_EQ(Pages("Patient", {{"gender", "female,male"}, {"_sort", "-birthdate,_id"}}, 2, 4),
+            (Ids{"p1", "p2", "p3", "p4"}));
+}
+
+TEST_P(SortTest, ObservationsByQuantityNumberAndReferenceKeys) {
+  Put(R"({"resourceType":"Patient","id":"pa"})");
+  Put(R"({"resourceType":"Patient","id":"pb"})");
+  auto observation = [&](const std::string& id, const std::string& subject,
+                         const std::string& value) {
+    Put(R"({"resourceType":"Observation","id":")" + id +
+        R"(","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/)" + subject +
+        "\"}" + (value.empty() ? "" : R"(,"valueQuantity":{"value":)" + value + "}") + "}");
+  };
+  observation("o1", "pb", "2.5");
+  observation("o2", "pa", "-1");
+  observation("o3", "pb", "");
+  observation("o4", "pa", "2.5");
+  observation("o5", "pb", "10");
+  observation("o6", "pa", "0.125");
+  EXPECT_EQ(Pages("Observation", {{"_sort", "value-quantity"}}, 2, 6),
+            (Ids{"o2", "o6", "o1", "o4", "o5", "o3"}));
+  EXPECT_EQ(Pages("Observation", {{"_sort", "-value-quantity"}}, 4, 6),
+            (Ids{"o5", "o1", "o4", "o6", "o2", "o3"}));
+  EXPECT_EQ(Pages("Observation", {{"_sort", "subject,-value-quantity"}}, 3, 6),
+            (Ids{"o4", "o6", "o2", "o5", "o1", "o3"}));
+
+  auto risk = [&](const std::string& id, const std::string& probability) {
+    Put(R"({"resourceType":"RiskAssessment","id":")" + id +
+        R"(","status":"final","subject":{"reference":"Patient/pa"})" +
+        (probability.empty() ? ""
+                             : R"(,"prediction":[{"probabilityDecimal":)" + probability + "}]") +
+        "}");
+  };
+  risk("r1", "0.5");
+  risk("r2", "");
+  risk("r3", "0.25");
+  risk("r4", "0.5");
+  risk("r5", "0.75");
+  EXPECT_EQ(Pages("RiskAssessment", {{"_sort", "probability"}}, 2, 5),
+            (Ids{"r3", "r1", "r4", "r5", "r2"}));
+  EXPECT_EQ(Pages("RiskAssessment", {{"_sort", "-probability"}}, 2, 5),
+            (Ids{"r5", "r1", "r4", "r3", "r2"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, SortTest,
+                         ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
+                         [](const auto& info) { return test::DialectName(info.param); });
+
+}  // namespace
+}  // namespace fhirstone::store
