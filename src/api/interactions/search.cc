@@ -6,6 +6,7 @@
 // Prefer: handling=strict.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "api/internal/request.h"
@@ -69,11 +70,27 @@ Result<std::string> EntryResource(const store::ResourceVersion& v, const search:
   return json::Write(resource);
 }
 
-void AppendEntry(std::string& out, const ApiContext& ctx, const store::ResourceVersion& v,
+// `url_prefix` is `{"fullUrl":"` and the escaped base followed by a slash.
+void AppendEntry(std::string& out, std::string_view url_prefix, const store::ResourceVersion& v,
                  std::string_view resource, const char* mode) {
-  out += "{\"fullUrl\":";
-  json::WriteString(ctx.base + "/" + v.type + "/" + v.id, out);
-  out += ",\"resource\":";
+  out += url_prefix;
+  // Stored types and ids are letters, digits, '-' and '.' (nothing to escape); escaped anyway
+  // should one not be.
+  auto plain = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
+    });
+  };
+  if (plain(v.type) && plain(v.id)) {
+    out += v.type;
+    out += '/';
+    out += v.id;
+  } else {
+    std::string escaped;
+    json::WriteString(v.type + "/" + v.id, escaped);
+    out.append(escaped, 1, escaped.size() - 2);
+  }
+  out += "\",\"resource\":";
   out += resource;
   out += ",\"search\":{\"mode\":\"";
   out += mode;
@@ -181,6 +198,9 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   out += "]";
   if (!result->matches.empty() || !result->included.empty()) {
+    std::string url_prefix = "{\"fullUrl\":";
+    json::WriteString(ctx.base + "/", url_prefix);
+    url_prefix.pop_back();  // the closing quote: the type and id follow
     out += ",\"entry\":[";
     bool first = true;
     for (const auto& [list, mode] :
@@ -189,12 +209,12 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
         if (!first) out += ',';
         first = false;
         if (whole) {
-          AppendEntry(out, ctx, v, v.body, mode);
+          AppendEntry(out, url_prefix, v, v.body, mode);
           continue;
         }
         auto resource = EntryResource(v, *query);
         if (!resource) return std::move(resource).error();
-        AppendEntry(out, ctx, v, *resource, mode);
+        AppendEntry(out, url_prefix, v, *resource, mode);
       }
     }
     out += "]";
