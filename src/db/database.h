@@ -89,11 +89,15 @@ class Connection {
   //   an FTS5 table writes an index segment whenever a savepoint opens or closes, so its rows
   //   are worth gathering from all the writes of a group commit. One INSERT per row, no
   //   conflict clause.
+  // `keyed`: the table is keyed by all its columns (a row repeated in full is kept once) and its
+  // rows may go in any order. SQLite inserts them OR IGNORE, sorted by their columns after the
+  // first (the value's): the inserts into the table's value index then come in its order, each
+  // one near the last.
   // Returns false where no row is queued (SQLite outside a transaction): insert the row with a
   // statement then.
   virtual bool QueueRow(std::string_view table, std::string_view columns,
-                        std::span<const Value> values) {
-    (void)table, (void)columns, (void)values;
+                        std::span<const Value> values, bool keyed = false) {
+    (void)table, (void)columns, (void)values, (void)keyed;
     return false;
   }
 

@@ -385,6 +385,76 @@ TEST_P(DialectTest, QueuedRowsFollowSavepoints) {
 
 // A scan reads a large result a batch at a time, lets other statements run between its rows,
 // and starts over after a Reset.
+// Keyed queued rows (index rows): a row repeated in full is kept once; SQLite sends a table's
+// rows sorted by their values after the first, then by the first (the order of the value index),
+// and a rollback to a savepoint still drops exactly the rows queued after it, though they were
+// sent mixed with earlier ones.
+TEST_P(DialectTest, KeyedQueuedRowsGoSortedAndOnce) {
+  // Keyed by every column on SQLite, as the index tables are (PostgreSQL's keep duplicates).
+  const bool sqlite = GetParam() == Dialect::kSqlite;
+  ASSERT_TRUE(db_->Migrate(
+      {{1, "k",
+        std::string("CREATE TABLE k (seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL, v TEXT NOT "
+                    "NULL, w REAL NOT NULL);") +
+            (sqlite ? "CREATE UNIQUE INDEX k_all ON k (rid, v, w)" : "")}}));
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  db::Connection& conn = **lease;
+  auto run = [&](std::string_view sql) {  // savepoints as the group commit runs them
+    if (!sqlite) {
+      ASSERT_TRUE(conn.Execute(sql));
+      return;
+    }
+    auto stmt = conn.Prepare(sql);
+    ASSERT_TRUE(stmt);
+    ASSERT_TRUE((*stmt)->Run());
+  };
+  auto queue = [&](int64_t rid, std::string_view v, double w) {
+    std::vector<Value> values{rid, v, w};
+    ASSERT_TRUE(conn.QueueRow("k", "rid, v, w", values, /*keyed=*/true));
+  };
+  auto rows = [&] {  // in the order inserted (seq)
+    std::vector<std::string> out;
+    auto stmt = conn.Prepare("SELECT rid, v, w FROM k ORDER BY seq");
+    EXPECT_TRUE(stmt);
+    while (true) {
+      auto row = (*stmt)->Step();
+      EXPECT_TRUE(row);
+      if (!row || !*row) break;
+      out.push_back(std::to_string((*stmt)->ColumnInt(0)) + std::string((*stmt)->ColumnText(1)) +
+                    std::string((*stmt)->ColumnText(2)));
+    }
+    (*stmt)->Reset();
+    return out;
+  };
+  using Rows = std::vector<std::string>;
+  {
+    auto tx = Transaction::Begin(conn, true);
+    ASSERT_TRUE(tx);
+    queue(2, "b", 1);
+    queue(1, "b", 1);
+    queue(3, "a", 2);
+    queue(1, "b", 1);  // the same row again: kept once
+    run("SAVEPOINT s");
+    queue(4, "a", 1);
+    queue(5, "c", 1);
+    // The read sends them: by (v, w), then rid.
+    Rows sorted{"4a1.0", "3a2.0", "1b1.0", "2b1.0", "5c1.0"};
+    if (sqlite) EXPECT_EQ(rows(), sorted);
+    if (!sqlite) EXPECT_EQ(rows().size(), 6u);  // COPY keeps every row, in the order queued
+    run("ROLLBACK TO s");
+    run("RELEASE s");
+    queue(0, "z", 0);
+    ASSERT_TRUE(tx->Commit());
+  }
+  if (sqlite) {
+    // After the rollback the rows queued before the savepoint went again, sorted, then the last.
+    EXPECT_EQ(rows(), (Rows{"3a2.0", "1b1.0", "2b1.0", "0z0.0"}));
+  } else {
+    EXPECT_EQ(rows(), (Rows{"2b1", "1b1", "3a2", "1b1", "0z0"}));
+  }
+}
+
 TEST_P(DialectTest, ScansReadLargeResultsInBatches) {
   ASSERT_TRUE(db_->Migrate(TestMigrations()));
   auto lease = db_->Acquire();

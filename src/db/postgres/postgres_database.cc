@@ -337,8 +337,8 @@ class PostgresConnection : public Connection {
     return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
   }
 
-  bool QueueRow(std::string_view table, std::string_view columns,
-                std::span<const Value> values) override {
+  bool QueueRow(std::string_view table, std::string_view columns, std::span<const Value> values,
+                bool /*keyed: COPY keeps the rows as they come*/) override {
     Queued* q = nullptr;
     for (auto& candidate : queued_)
       if (candidate.table == table && candidate.columns == columns) q = &candidate;

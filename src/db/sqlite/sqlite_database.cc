@@ -84,19 +84,21 @@ class RowQueue {
   using Value = db::Value;
   struct Table {
     std::string name, columns, sql;
+    bool keyed = false;  // INSERT OR IGNORE, rows sent sorted (Connection::QueueRow)
   };
   // Bit i: table i (every bit past the 64th table).
   static uint64_t Bit(size_t table) { return table < 64 ? uint64_t{1} << table : ~uint64_t{0}; }
 
   // Index of the table (registered on first use; its INSERT built once).
-  size_t TableIndex(std::string_view table, std::string_view columns, size_t arity) {
+  size_t TableIndex(std::string_view table, std::string_view columns, size_t arity, bool keyed) {
     for (size_t i = 0; i < tables_.size(); ++i)
-      if (tables_[i].name == table && tables_[i].columns == columns) return i;
-    std::string sql =
-        "INSERT INTO " + std::string(table) + " (" + std::string(columns) + ") VALUES (?";
+      if (tables_[i].name == table && tables_[i].columns == columns && tables_[i].keyed == keyed)
+        return i;
+    std::string sql = std::string(keyed ? "INSERT OR IGNORE INTO " : "INSERT INTO ") +
+                      std::string(table) + " (" + std::string(columns) + ") VALUES (?";
     for (size_t i = 1; i < arity; ++i) sql += ", ?";
     sql += ")";
-    tables_.push_back({std::string(table), std::string(columns), std::move(sql)});
+    tables_.push_back({std::string(table), std::string(columns), std::move(sql), keyed});
     ++version_;
     return tables_.size() - 1;
   }
@@ -131,13 +133,26 @@ class RowQueue {
   // for queued rows.
   bool Concerns(uint64_t mask) const { return (mask & pending_mask_) != 0; }
 
-  // Sends the rows not sent yet through `insert` (table, values), in the order queued.
+  // Sends the rows not sent yet through `insert` (table, values): table by table, a keyed
+  // table's rows sorted by their values after the first then by the first, the others' in the
+  // order queued. (rows_ keeps the order queued: the savepoints' marks count in it.)
   template <typename Insert>
   Status Send(Insert&& insert) {
-    while (sent_ < rows_.size()) {
-      const Row& r = rows_[sent_];
-      std::vector<Value> values;
-      values.reserve(r.count);
+    std::vector<size_t> order(rows_.size() - sent_);
+    for (size_t i = 0; i < order.size(); ++i) order[i] = sent_ + i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const Row& x = rows_[a];
+      const Row& y = rows_[b];
+      if (x.table != y.table) return x.table < y.table;
+      if (!tables_[x.table].keyed) return false;  // stable: as queued
+      int c = CompareValues(x, y, 1);
+      if (c == 0) c = CompareValues(x, y, 0);
+      return c < 0;
+    });
+    std::vector<Value> values;
+    for (size_t row : order) {
+      const Row& r = rows_[row];
+      values.clear();
       for (size_t i = r.first; i < r.first + r.count; ++i) {
         const Stored& s = values_[i];
         if (s.kind == Stored::kInt) {
@@ -149,8 +164,8 @@ class RowQueue {
         }
       }
       FHIRSTONE_RETURN_IF_ERROR(insert(tables_[r.table], values));
-      ++sent_;
     }
+    sent_ = rows_.size();
     pending_mask_ = 0;
     return Ok();
   }
@@ -211,6 +226,29 @@ class RowQueue {
     size_t rows, values, text, sent;
     bool began;
   };
+  // Compares the values of rows x and y (of one table) from value `from` on (past `from == 0`:
+  // the first value alone).
+  int CompareValues(const Row& x, const Row& y, size_t from) const {
+    size_t end = from == 0 ? 1 : std::min(x.count, y.count);
+    for (size_t i = from; i < end; ++i) {
+      const Stored& a = values_[x.first + i];
+      const Stored& b = values_[y.first + i];
+      if (a.kind != b.kind) return a.kind < b.kind ? -1 : 1;
+      int c = 0;
+      if (a.kind == Stored::kInt) {
+        c = a.i < b.i ? -1 : a.i > b.i;
+      } else if (a.kind == Stored::kDouble) {
+        c = a.d < b.d ? -1 : a.d > b.d;
+      } else {
+        c = std::string_view(text_)
+                .substr(a.offset, a.size)
+                .compare(std::string_view(text_).substr(b.offset, b.size));
+      }
+      if (c != 0) return c;
+    }
+    return 0;
+  }
+
   std::vector<Table> tables_;
   uint64_t version_ = 0;
   std::vector<Row> rows_;
@@ -377,10 +415,10 @@ class SqliteConnection : public Connection {
     return it2->second.get();
   }
 
-  bool QueueRow(std::string_view table, std::string_view columns,
-                std::span<const Value> values) override {
+  bool QueueRow(std::string_view table, std::string_view columns, std::span<const Value> values,
+                bool keyed) override {
     if (sqlite3_get_autocommit(db_)) return false;  // no transaction: nothing would send it
-    queue_.Add(queue_.TableIndex(table, columns, values.size()), values);
+    queue_.Add(queue_.TableIndex(table, columns, values.size(), keyed), values);
     return true;
   }
 

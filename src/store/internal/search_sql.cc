@@ -1114,8 +1114,9 @@ const std::string& RowIdParamIndexesPostgres() {
 
 namespace {
 
-// Writes index rows: queued for one COPY per table where the connection batches rows
-// (PostgreSQL), else with one prepared INSERT per table (SQLite).
+// Writes index rows: queued (db::Connection::QueueRow, keyed), for one COPY per table on
+// PostgreSQL and for INSERTs sorted by value at the commit on SQLite (each table's columns are
+// named in its value index's order), else with one prepared INSERT each.
 class IndexWriter {
  public:
   IndexWriter(db::Connection& conn, int64_t rid, int64_t shard_key)
@@ -1143,9 +1144,9 @@ class IndexWriter {
       for (size_t i = 1; i < values_.size(); ++i) sql += ", ?";
       sql += ")";
     }
-    // PostgreSQL: queued, sent by COPY. (SQLite queues rows too, but an INSERT costs no round
-    // trip there, and these tables need INSERT OR IGNORE.)
-    if (!sqlite && conn_.QueueRow(table, all_columns, values_)) return Ok();
+    // Queued: PostgreSQL sends them by COPY; SQLite inserts them at the commit (or before a
+    // statement that reads their table), sorted for the locality of the value indexes.
+    if (conn_.QueueRow(table, all_columns, values_, /*keyed=*/true)) return Ok();
     auto stmt = conn_.Prepare(sql);
     if (!stmt) return std::move(stmt).error();
     (*stmt)->BindValues(values_);
@@ -1205,13 +1206,13 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
                                     {std::string_view(e.normalized), std::string_view(e.exact)}));
   for (const auto& e : entries->tokens)
     FHIRSTONE_RETURN_IF_ERROR(
-        w.Row("idx_token", "system, code, text", *e.param,
-              {std::string_view(e.system), std::string_view(e.code), std::string_view(e.text)},
+        w.Row("idx_token", "code, system, text", *e.param,
+              {std::string_view(e.code), std::string_view(e.system), std::string_view(e.text)},
               e.of_type ? kOfType : std::string_view()));
   for (const auto& e : entries->references)
     FHIRSTONE_RETURN_IF_ERROR(w.Row(
-        "idx_reference", "target_type, target_id, version, url, id_system, id_value", *e.param,
-        {std::string_view(e.target_type), std::string_view(e.target_id),
+        "idx_reference", "target_id, target_type, version, url, id_system, id_value", *e.param,
+        {std::string_view(e.target_id), std::string_view(e.target_type),
          std::string_view(e.version), std::string_view(e.url),
          std::string_view(e.identifier_system), std::string_view(e.identifier_value)}));
   for (const auto& e : entries->dates)
@@ -1225,10 +1226,10 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   for (const auto& e : entries->composites)
     FHIRSTONE_RETURN_IF_ERROR(
         w.Row("idx_composite",
-              "a_system, a_code, b_system, b_code, b_text, b_low, b_high, b_date_low, b_date_high, "
+              "a_code, a_system, b_system, b_code, b_text, b_low, b_high, b_date_low, b_date_high, "
               "c_low, c_high",
               *e.param,
-              {std::string_view(e.a_system), std::string_view(e.a_code),
+              {std::string_view(e.a_code), std::string_view(e.a_system),
                std::string_view(e.b_system), std::string_view(e.b_code), std::string_view(e.b_text),
                e.b_low, e.b_high, e.b_date_low, e.b_date_high, e.c_low, e.c_high}));
   for (const auto& e : entries->uris)
