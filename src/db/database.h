@@ -88,7 +88,7 @@ class Connection {
   // - SQLite: rows wait past savepoints, until the commit (or a statement naming their table):
   //   an FTS5 table writes an index segment whenever a savepoint opens or closes, so its rows
   //   are worth gathering from all the writes of a group commit. One INSERT per row, no
-  //   conflict clause.
+  //   conflict clause (but for `keyed` rows), the tables' rows in the order queued.
   // `keyed`: the table is keyed by all its columns (a row repeated in full is kept once) and its
   // rows may go in any order. SQLite inserts them OR IGNORE, sorted by their columns after the
   // first (the value's): the inserts into the table's value index then come in its order, each
