@@ -5,6 +5,7 @@
 // offset, so deletions cannot shift them; sorted searches page by offset under the same bound.
 // Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -219,6 +220,16 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
   }
   s.Reset();
   return Ok();
+}
+
+// Whether `sql` reads no column of the resource row `r` but its row id (`r.rowid`).
+bool OnlyRowIds(std::string_view sql) {
+  for (size_t at = sql.find("r."); at != std::string_view::npos; at = sql.find("r.", at + 1)) {
+    char before = at == 0 ? ' ' : sql[at - 1];
+    bool word = std::isalnum(static_cast<unsigned char>(before)) || before == '_';
+    if (!word && !sql.substr(at + 2).starts_with("rowid")) return false;
+  }
+  return true;
 }
 
 std::string InList(size_t n) {
@@ -466,6 +477,13 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // whose index rows span types), the total is counted on the index alone: index rows exist only
   // for live resources, so no resource row is read.
   std::optional<Sql> index_count;
+  // SQLite, a token criterion driving in the shard: its rows' distinct row ids as the table the
+  // sorted keys query reads (`r`, with a rowid column), and the other criteria apart. The
+  // resource rows are then not read for the candidates at all: index rows exist only for live
+  // resources, theirs carry the resource's shard key, and a parameter of the searched type has
+  // rows of that type only.
+  std::optional<Sql> driver_rows;
+  Sql filters;
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     const search::Criterion& c = q.criteria[i];
     auto sql = CriterionSql(
@@ -493,6 +511,17 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
                 sql->bindings};
       }
       index_count->bindings.push_back(snapshot);
+    }
+    constexpr std::string_view kShardTokens = "r.rowid IN (SELECT rid FROM idx_token WHERE ";
+    if (shard_driver == i && q.types.size() == 1 && !q.compartment && c.param->base == q.types[0] &&
+        sql->text.starts_with(kShardTokens)) {
+      std::string inner = sql->text.substr(kShardTokens.size());
+      inner.pop_back();  // the IN list's closing parenthesis
+      driver_rows = Sql{"(SELECT DISTINCT rid AS rowid FROM idx_token WHERE " + inner + ") AS r",
+                        sql->bindings};
+    } else {
+      filters.text += " AND " + sql->text;
+      filters.bindings.insert(filters.bindings.end(), sql->bindings.begin(), sql->bindings.end());
     }
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());
@@ -580,7 +609,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
-    if (sort_in_memory) {
+    if (sort_in_memory && driver_rows && OnlyRowIds(keys + filters.text)) {
+      sql = "SELECT r.rowid" + keys + " FROM " + driver_rows->text + " WHERE r.rowid <= ?" +
+            filters.text;
+      page_bindings.insert(page_bindings.end(), driver_rows->bindings.begin(),
+                           driver_rows->bindings.end());
+      page_bindings.push_back(snapshot);
+      page_bindings.insert(page_bindings.end(), filters.bindings.begin(), filters.bindings.end());
+    } else if (sort_in_memory) {
       sql = "SELECT r.rowid" + keys + " FROM resource r WHERE " + where;
       page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
     } else {

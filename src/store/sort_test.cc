@@ -121,6 +121,61 @@ TEST_P(SortTest, ObservationsByQuantityNumberAndReferenceKeys) {
             (Ids{"r5", "r1", "r4", "r3", "r2"}));
 }
 
+// A patient's sorted page driven by a token criterion in the patient's shard (on SQLite read
+// from the token rows alone, no resource row per candidate): a resource whose token rows repeat
+// the code counts once, a deleted one and another patient's are not matches, and a resource
+// created after the first page is on none of the pages.
+TEST_P(SortTest, PatientPagesDrivenByATokenInTheShard) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(R"({"resourceType":"Patient","id":"p2"})");
+  auto observation = [&](const std::string& id, const std::string& patient,
+                         const std::string& categories, const std::string& date) {
+    Put(R"({"resourceType":"Observation","id":")" + id +
+        R"(","status":"final","category":[{"coding":[)" + categories +
+        R"(]}],"code":{"text":"x"},"subject":{"reference":"Patient/)" + patient +
+        R"("},"effectiveDateTime":")" + date + "\"}");
+  };
+  const std::string vital =
+      R"({"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"})";
+  const std::string vital_elsewhere = R"({"system":"urn:other","code":"vital-signs"})";
+  const std::string lab =
+      R"({"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"})";
+  observation("o1", "p1", vital, "2020-01-01");
+  observation("o2", "p1", vital + "," + vital_elsewhere, "2021-01-01");  // two rows, one match
+  observation("o3", "p1", lab, "2022-01-01");
+  observation("o4", "p2", vital, "2023-01-01");
+  observation("o5", "p1", vital, "2019-06-01");
+  observation("o6", "p1", vital, "2024-01-01");
+  ASSERT_TRUE(store_->Delete("Observation", "o6", std::nullopt));
+  observation("o7", "p1", vital, "2018-01-01");
+
+  search::QueryParams params{
+      {"patient", "p1"}, {"category", "vital-signs"}, {"_sort", "-date"}, {"_count", "2"}};
+  auto q = search::ParseQuery(*holder_->Get(), {"Observation"}, params, {});
+  ASSERT_TRUE(q) << q.error().message();
+  if (db_->dialect() == db::Dialect::kSqlite) {
+    auto plan = store_->ExplainSearch(*q);
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_NE(plan->find("FROM (SELECT DISTINCT rid AS rowid FROM idx_token"), std::string::npos)
+        << *plan;
+  }
+  std::vector<std::string> ids;
+  for (int page = 0; page < 5; ++page) {
+    auto found = store_->Search(*q);
+    ASSERT_TRUE(found) << found.error().message();
+    EXPECT_EQ(found->total, 4);
+    for (const auto& m : found->matches) ids.push_back(m.id);
+    if (page == 0) observation("o8", "p1", vital, "2025-01-01");  // after the pages' snapshot
+    if (!found->next_page) break;
+    q->page = found->next_page;
+  }
+  EXPECT_EQ(ids, (Ids{"o2", "o1", "o5", "o7"}));
+  // A key of the resource row itself (_id): read from the resource rows.
+  EXPECT_EQ(Pages("Observation",
+                  {{"patient", "p1"}, {"category", "vital-signs"}, {"_sort", "-_id"}}, 3, 5),
+            (Ids{"o8", "o7", "o5", "o2", "o1"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, SortTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });
