@@ -376,7 +376,8 @@ Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entr
       }
       if (e.invalid) return *e.invalid;
       if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
-      auto v = tx.Create(e.resource, e.id, e.prepared.get());
+      // The entry's resource is not read after its write: moved, not copied.
+      auto v = tx.Create(std::move(e.resource), e.id, e.prepared.get());
       e.prepared.reset();  // its index rows are written
       if (!v) return std::move(v).error();
       e.version = std::move(v).value();
@@ -386,7 +387,7 @@ Status PerformUnchecked(const ApiContext& ctx, store::StoreTransaction& tx, Entr
     case Verb::kPut: {
       if (e.invalid) return *e.invalid;
       if (!e.prepared) FHIRSTONE_RETURN_IF_ERROR(fhir::ValidateResource(e.resource));
-      auto r = tx.Update(e.resource, e.if_match, e.prepared.get());
+      auto r = tx.Update(std::move(e.resource), e.if_match, e.prepared.get());
       e.prepared.reset();
       if (!r) return std::move(r).error();
       e.status = r->created ? 201 : 200;
