@@ -135,7 +135,12 @@ class RowQueue {
 
   // Sends the rows not sent yet through `insert` (table, values): table by table, a keyed
   // table's rows sorted by their values after the first then by the first, the others' in the
-  // order queued. (rows_ keeps the order queued: the savepoints' marks count in it.)
+  // order queued. (rows_ keeps the order queued: the savepoints' marks count in it.) A failed
+  // send leaves the rows it inserted in the database and every row still queued: the statement
+  // that sent them fails, and its caller rolls back to a savepoint or the whole transaction (as
+  // every caller does), which takes those rows out again and re-queues what the savepoint's
+  // mark counts as unsent. Sending again without a rollback would insert the full-text rows
+  // twice.
   template <typename Insert>
   Status Send(Insert&& insert) {
     std::vector<size_t> order(rows_.size() - sent_);
