@@ -111,22 +111,17 @@ class TopRows {
     }
   }
 
+  // A row of (rowid, s0, s1...).
   void Add(db::Statement& s) {
-    ++matched_;
-    if (keep_ == 0) return;
-    size_t slot = heap_.size() < keep_ ? NewSlot() : spare_;
-    Read(s, slot);
-    auto before = [this](size_t a, size_t b) { return Before(a, b); };
-    if (heap_.size() < keep_) {
-      heap_.push_back(slot);
-      std::push_heap(heap_.begin(), heap_.end(), before);
-      if (heap_.size() == keep_) spare_ = NewSlot();
-    } else if (Before(slot, heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), before);
-      spare_ = heap_.back();
-      heap_.back() = slot;
-      std::push_heap(heap_.begin(), heap_.end(), before);
-    }
+    AddWith(s.ColumnInt(0), [&](size_t slot) { Read(s, slot); });
+  }
+  // A match whose only key is the integer `key`.
+  void Add(int64_t rid, int64_t key) {
+    AddWith(rid, [&](size_t slot) {
+      SortValue& v = values_[slot * kinds_.size()];
+      v.null = false;
+      v.integer = key;
+    });
   }
   int64_t matched() const { return matched_; }
   // The kept rows' ids, in the order.
@@ -139,13 +134,32 @@ class TopRows {
   }
 
  private:
+  // `fill(slot)` writes the match's keys into the slot.
+  template <typename Fill>
+  void AddWith(int64_t rid, Fill&& fill) {
+    ++matched_;
+    if (keep_ == 0) return;
+    size_t slot = heap_.size() < keep_ ? NewSlot() : spare_;
+    rids_[slot] = rid;
+    fill(slot);
+    auto before = [this](size_t a, size_t b) { return Before(a, b); };
+    if (heap_.size() < keep_) {
+      heap_.push_back(slot);
+      std::push_heap(heap_.begin(), heap_.end(), before);
+      if (heap_.size() == keep_) spare_ = NewSlot();
+    } else if (Before(slot, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), before);
+      spare_ = heap_.back();
+      heap_.back() = slot;
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    }
+  }
   size_t NewSlot() {
     rids_.push_back(0);
     values_.resize(values_.size() + kinds_.size());
     return rids_.size() - 1;
   }
   void Read(db::Statement& s, size_t slot) {
-    rids_[slot] = s.ColumnInt(0);
     for (size_t i = 0; i < kinds_.size(); ++i) {
       SortValue& v = values_[slot * kinds_.size() + i];
       int column = static_cast<int>(i) + 1;
@@ -443,6 +457,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       bindings.push_back(c.id);
     }
   }
+  // The resource rows' own conditions, without the criteria.
+  const std::string row_where = where;
+  const std::vector<Binding> row_bindings = bindings;
   int counter = 0;
   // The most selective criterion drives (unless a compartment already does); the others filter.
   size_t driver = q.criteria.size();
@@ -483,7 +500,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // resources, theirs carry the resource's shard key, and a parameter of the searched type has
   // rows of that type only.
   std::optional<Sql> driver_rows;
-  Sql filters;
+  std::vector<Sql> criteria_sql(q.criteria.size());
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     const search::Criterion& c = q.criteria[i];
     auto sql = CriterionSql(
@@ -519,10 +536,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       inner.pop_back();  // the IN list's closing parenthesis
       driver_rows = Sql{"(SELECT DISTINCT rid AS rowid FROM idx_token WHERE " + inner + ") AS r",
                         sql->bindings};
-    } else {
-      filters.text += " AND " + sql->text;
-      filters.bindings.insert(filters.bindings.end(), sql->bindings.begin(), sql->bindings.end());
     }
+    criteria_sql[i] = *sql;
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());
   }
@@ -562,6 +577,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // and sort it in two temporary B-trees: 40% of the SQL of a sorted page of 147 matches.
   // PostgreSQL sorts in SQL, in its own collation.
   const bool sort_in_memory = !q.sort.empty() && conn.dialect() == db::Dialect::kSqlite;
+  std::optional<size_t> folded;  // the criterion folded into the sort key's join (see below)
   bool backwards = false;
   bool window_total = false;
   int64_t offset = 0;
@@ -609,16 +625,70 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
-    if (sort_in_memory && driver_rows && OnlyRowIds(keys + filters.text)) {
-      sql = "SELECT r.rowid" + keys + " FROM " + driver_rows->text + " WHERE r.rowid <= ?" +
-            filters.text;
-      page_bindings.insert(page_bindings.end(), driver_rows->bindings.begin(),
-                           driver_rows->bindings.end());
-      page_bindings.push_back(snapshot);
-      page_bindings.insert(page_bindings.end(), filters.bindings.begin(), filters.bindings.end());
-    } else if (sort_in_memory) {
-      sql = "SELECT r.rowid" + keys + " FROM resource r WHERE " + where;
-      page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
+    if (sort_in_memory) {
+      // The date criterion on the sort key's own parameter, when there is one: the key and the
+      // criterion come from one join on the date rows (a candidate's rows, each with whether
+      // it matches), instead of a lookup for each.
+      if (q.sort.size() == 1 && q.sort[0].param->type == search::ParamType::kDate &&
+          q.sort[0].param->code != "_lastUpdated") {
+        const search::SearchParam& key = *q.sort[0].param;
+        for (size_t i = 0; i < q.criteria.size() && !folded; ++i) {
+          const search::Criterion& c = q.criteria[i];
+          if (c.param->base == key.base && c.param->code == key.code && c.modifier.empty() &&
+              c.chain.empty() && c.has.empty() && !c.values.empty() &&
+              criteria_sql[i].text.starts_with(
+                  "EXISTS (SELECT 1 FROM idx_date WHERE rid = r.rowid AND "))
+            folded = i;
+        }
+      }
+      // The criteria that filter the rows read: all but the folded one, and but the driver when
+      // the rows are its token rows.
+      auto filters = [&](bool without_driver) {
+        Sql out;
+        for (size_t i = 0; i < q.criteria.size(); ++i) {
+          if (i == folded || (without_driver && i == shard_driver)) continue;
+          out.text += " AND " + criteria_sql[i].text;
+          out.bindings.insert(out.bindings.end(), criteria_sql[i].bindings.begin(),
+                              criteria_sql[i].bindings.end());
+        }
+        return out;
+      };
+      Sql rest = filters(true);
+      const bool from_index = driver_rows && OnlyRowIds(keys + rest.text);
+      if (!from_index) rest = filters(false);
+      std::vector<Binding> sorted_bindings;
+      if (folded) {
+        auto condition = ValuesConditionSql(q.criteria[*folded]);
+        if (!condition) return std::move(condition).error();
+        sql = "SELECT r.rowid, d." + std::string(q.sort[0].descending ? "high" : "low") + ", (" +
+              condition->text + ") FROM ";
+        sorted_bindings = condition->bindings;
+      } else {
+        sql = "SELECT r.rowid" + keys + " FROM ";
+        sorted_bindings = page_bindings;  // the keys'
+      }
+      if (from_index) {
+        sql += driver_rows->text;
+        sorted_bindings.insert(sorted_bindings.end(), driver_rows->bindings.begin(),
+                               driver_rows->bindings.end());
+      } else {
+        sql += "resource r";
+      }
+      if (folded) {
+        // CROSS JOIN: the rows first, then each one's date rows (SQLite keeps this order).
+        sql += " CROSS JOIN idx_date d ON d.rid = r.rowid AND d.param = ?";
+        sorted_bindings.push_back(ParamKey(*q.sort[0].param));
+      }
+      if (from_index) {
+        sql += " WHERE r.rowid <= ?";
+        sorted_bindings.push_back(snapshot);
+      } else {
+        sql += " WHERE " + row_where;
+        sorted_bindings.insert(sorted_bindings.end(), row_bindings.begin(), row_bindings.end());
+      }
+      sql += rest.text;
+      sorted_bindings.insert(sorted_bindings.end(), rest.bindings.begin(), rest.bindings.end());
+      page_bindings = std::move(sorted_bindings);
     } else {
       sql = "SELECT " + std::string(kRowColumns) +
             ", p.total FROM "
@@ -669,6 +739,16 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   std::optional<int64_t> counted;  // the sorted query's count of every match
   if (sort_in_memory) {
     TopRows top(q.sort, static_cast<size_t>(offset) + static_cast<size_t>(q.count) + 1);
+    // Folded: (rowid, the date row's low or high, whether the row matches), a candidate's rows
+    // one after the other. It matches when one of its rows does; its key is the largest high
+    // (descending) or the smallest low of all its rows, as SortSql's.
+    const bool descending = q.sort[0].descending;
+    std::optional<int64_t> current;
+    int64_t key = 0;
+    bool matches = false;
+    auto candidate_done = [&] {
+      if (current && matches) top.Add(*current, key);
+    };
     while (true) {
       auto row = s.Step();
       if (!row) {
@@ -676,8 +756,22 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         return std::move(row).error();
       }
       if (!*row) break;
-      top.Add(s);
+      if (!folded) {
+        top.Add(s);
+        continue;
+      }
+      int64_t rid = s.ColumnInt(0), value = s.ColumnInt(1);
+      if (rid != current) {
+        candidate_done();
+        current = rid;
+        key = value;
+        matches = false;
+      } else {
+        key = descending ? std::max(key, value) : std::min(key, value);
+      }
+      matches |= s.ColumnInt(2) != 0;
     }
+    candidate_done();
     s.Reset();
     std::vector<int64_t> kept = top.Sorted();
     if (want_total) counted = top.matched();

@@ -176,6 +176,42 @@ TEST_P(SortTest, PatientPagesDrivenByATokenInTheShard) {
             (Ids{"o8", "o7", "o5", "o2", "o1"}));
 }
 
+// A sort on a date parameter that a criterion also tests: a resource matches when one of its
+// dates does, and sorts by all its dates (the latest end descending, the earliest start
+// ascending), the matching one or not. (SQLite reads both from one join on the date rows.)
+TEST_P(SortTest, DateCriterionAndSortKeyOnOneParameter) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  auto goal = [&](const std::string& id, const std::vector<std::string>& due) {
+    std::string targets;
+    for (const auto& d : due)
+      targets += std::string(targets.empty() ? "" : ",") + R"({"dueDate":")" + d + "\"}";
+    Put(R"({"resourceType":"Goal","id":")" + id +
+        R"(","lifecycleStatus":"active","description":{"text":"x"},)" +
+        R"("subject":{"reference":"Patient/p1"})" +
+        (targets.empty() ? "" : R"(,"target":[)" + targets + "]") + "}");
+  };
+  goal("g1", {"2019-01-01", "2025-01-01"});
+  goal("g2", {"2021-06-01"});
+  goal("g3", {"2018-03-01"});
+  goal("g4", {});
+  goal("g5", {"2022-01-01"});
+  EXPECT_EQ(Pages("Goal", {{"target-date", "lt2020"}, {"_sort", "-target-date"}}, 1, 2),
+            (Ids{"g1", "g3"}));
+  EXPECT_EQ(Pages("Goal", {{"target-date", "lt2020"}, {"_sort", "target-date"}}, 5, 2),
+            (Ids{"g3", "g1"}));
+  EXPECT_EQ(Pages("Goal", {{"target-date", "ge2021"}, {"_sort", "target-date"}}, 2, 3),
+            (Ids{"g1", "g2", "g5"}));
+  EXPECT_EQ(Pages("Goal", {{"target-date", "ge2021"}, {"_sort", "-target-date"}}, 2, 3),
+            (Ids{"g1", "g5", "g2"}));
+  EXPECT_EQ(Pages("Goal",
+                  {{"patient", "p1"},
+                   {"target-date", "ge2018-06,lt2018-04"},
+                   {"target-date", "le2022"},
+                   {"_sort", "-target-date"}},
+                  2, 4),
+            (Ids{"g1", "g5", "g2", "g3"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, SortTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });

@@ -901,6 +901,12 @@ Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alia
   return std::move(b.out);
 }
 
+Result<Sql> ValuesConditionSql(const Criterion& c) {
+  Builder b;
+  FHIRSTONE_RETURN_IF_ERROR(ValuesSql(b, c));
+  return std::move(b.out);
+}
+
 Sql SortSql(const search::SortKey& key, const std::string& alias, std::optional<int64_t> shard) {
   const SearchParam& p = *key.param;
   Sql sql;
