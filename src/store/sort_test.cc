@@ -170,6 +170,31 @@ TEST_P(SortTest, PatientPagesDrivenByATokenInTheShard) {
     q->page = found->next_page;
   }
   EXPECT_EQ(ids, (Ids{"o2", "o1", "o5", "o7"}));
+  // With a date criterion on the sort key's parameter (on SQLite: the token rows, then their
+  // date rows joined once for criterion and key).
+  EXPECT_EQ(
+      Pages(
+          "Observation",
+          {{"patient", "p1"}, {"category", "vital-signs"}, {"date", "ge2019"}, {"_sort", "-date"}},
+          2, 4),
+      (Ids{"o8", "o2", "o1", "o5"}));
+  EXPECT_EQ(
+      Pages("Observation",
+            {{"patient", "p1"}, {"category", "vital-signs"}, {"date", "lt2020"}, {"_sort", "date"}},
+            1, 2),
+      (Ids{"o7", "o5"}));
+  if (db_->dialect() == db::Dialect::kSqlite) {
+    auto folded = search::ParseQuery(
+        *holder_->Get(), {"Observation"},
+        {{"patient", "p1"}, {"category", "vital-signs"}, {"date", "ge2019"}, {"_sort", "-date"}},
+        {});
+    ASSERT_TRUE(folded);
+    auto plan = store_->ExplainSearch(*folded);
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_NE(plan->find("FROM (SELECT DISTINCT rid AS rowid FROM idx_token"), std::string::npos)
+        << *plan;
+    EXPECT_NE(plan->find("CROSS JOIN idx_date d"), std::string::npos) << *plan;
+  }
   // A key of the resource row itself (_id): read from the resource rows.
   EXPECT_EQ(Pages("Observation",
                   {{"patient", "p1"}, {"category", "vital-signs"}, {"_sort", "-_id"}}, 3, 5),
@@ -195,14 +220,31 @@ TEST_P(SortTest, DateCriterionAndSortKeyOnOneParameter) {
   goal("g3", {"2018-03-01"});
   goal("g4", {});
   goal("g5", {"2022-01-01"});
-  EXPECT_EQ(Pages("Goal", {{"target-date", "lt2020"}, {"_sort", "-target-date"}}, 1, 2),
-            (Ids{"g1", "g3"}));
-  EXPECT_EQ(Pages("Goal", {{"target-date", "lt2020"}, {"_sort", "target-date"}}, 5, 2),
-            (Ids{"g3", "g1"}));
-  EXPECT_EQ(Pages("Goal", {{"target-date", "ge2021"}, {"_sort", "target-date"}}, 2, 3),
-            (Ids{"g1", "g2", "g5"}));
-  EXPECT_EQ(Pages("Goal", {{"target-date", "ge2021"}, {"_sort", "-target-date"}}, 2, 3),
-            (Ids{"g1", "g5", "g2"}));
+  // Alone, the date criterion drives; with the patient's, the patient drives and the date
+  // criterion filters (on SQLite: folded into the key's join).
+  for (bool with_patient : {false, true}) {
+    auto params = [&](search::QueryParams p) {
+      if (with_patient) p.emplace_back("patient", "p1");
+      return p;
+    };
+    EXPECT_EQ(Pages("Goal", params({{"target-date", "lt2020"}, {"_sort", "-target-date"}}), 1, 2),
+              (Ids{"g1", "g3"}));
+    EXPECT_EQ(Pages("Goal", params({{"target-date", "lt2020"}, {"_sort", "target-date"}}), 5, 2),
+              (Ids{"g3", "g1"}));
+    EXPECT_EQ(Pages("Goal", params({{"target-date", "ge2021"}, {"_sort", "target-date"}}), 2, 3),
+              (Ids{"g1", "g2", "g5"}));
+    EXPECT_EQ(Pages("Goal", params({{"target-date", "ge2021"}, {"_sort", "-target-date"}}), 2, 3),
+              (Ids{"g1", "g5", "g2"}));
+  }
+  if (db_->dialect() == db::Dialect::kSqlite) {
+    auto q = search::ParseQuery(
+        *holder_->Get(), {"Goal"},
+        {{"patient", "p1"}, {"target-date", "lt2020"}, {"_sort", "target-date"}}, {});
+    ASSERT_TRUE(q);
+    auto plan = store_->ExplainSearch(*q);
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_NE(plan->find("CROSS JOIN idx_date d"), std::string::npos) << *plan;
+  }
   EXPECT_EQ(Pages("Goal",
                   {{"patient", "p1"},
                    {"target-date", "ge2018-06,lt2018-04"},
