@@ -361,9 +361,14 @@ void WriteTo(const Value& value, std::string& out, const WriteOptions& options) 
 }
 
 void WriteString(std::string_view s, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
+  AppendEscaped(s, out);
+  out.push_back('"');
+}
+
+void AppendEscaped(std::string_view s, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
   size_t start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
@@ -399,7 +404,6 @@ void WriteString(std::string_view s, std::string& out) {
     }
   }
   out.append(s.data() + start, s.size() - start);
-  out.push_back('"');
 }
 
 }  // namespace fhirstone::json

@@ -95,5 +95,7 @@ bool IsNumberText(std::string_view text);
 
 // Appends `s` as a quoted JSON string.
 void WriteString(std::string_view s, std::string& out);
+// Appends `s` escaped as inside a JSON string, without the quotes.
+void AppendEscaped(std::string_view s, std::string& out);
 
 }  // namespace fhirstone::json

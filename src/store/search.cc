@@ -613,6 +613,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       return Error::Invalid("Invalid paging position for a sorted search");
     offset = page->kind == 'o' ? page->position : 0;
     std::string keys, inner_order, outer_order;
+    std::vector<Binding> key_bindings;
     for (size_t i = 0; i < q.sort.size(); ++i) {
       const search::SortKey& key = q.sort[i];
       Sql s = SortSql(key, "r", index_shard);
@@ -622,7 +623,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       std::string direction = key.descending ? " DESC NULLS LAST, " : " NULLS LAST, ";
       inner_order += name + direction;
       outer_order += "p." + name + direction;
-      page_bindings.insert(page_bindings.end(), s.bindings.begin(), s.bindings.end());
+      key_bindings.insert(key_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
     if (sort_in_memory) {
@@ -665,7 +666,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         sorted_bindings = condition->bindings;
       } else {
         sql = "SELECT r.rowid" + keys + " FROM ";
-        sorted_bindings = page_bindings;  // the keys'
+        sorted_bindings = key_bindings;
       }
       if (from_index) {
         sql += driver_rows->text;
@@ -698,6 +699,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
             "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
             // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
             (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
+      page_bindings = std::move(key_bindings);
       page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
     }
   }

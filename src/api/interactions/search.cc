@@ -6,7 +6,6 @@
 // Prefer: handling=strict.
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 
 #include "api/internal/request.h"
@@ -74,22 +73,9 @@ Result<std::string> EntryResource(const store::ResourceVersion& v, const search:
 void AppendEntry(std::string& out, std::string_view url_prefix, const store::ResourceVersion& v,
                  std::string_view resource, const char* mode) {
   out += url_prefix;
-  // Stored types and ids are letters, digits, '-' and '.' (nothing to escape); escaped anyway
-  // should one not be.
-  auto plain = [](std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-      return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
-    });
-  };
-  if (plain(v.type) && plain(v.id)) {
-    out += v.type;
-    out += '/';
-    out += v.id;
-  } else {
-    std::string escaped;
-    json::WriteString(v.type + "/" + v.id, escaped);
-    out.append(escaped, 1, escaped.size() - 2);
-  }
+  json::AppendEscaped(v.type, out);
+  out += '/';
+  json::AppendEscaped(v.id, out);
   out += "\",\"resource\":";
   out += resource;
   out += ",\"search\":{\"mode\":\"";
@@ -198,9 +184,8 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   out += "]";
   if (!result->matches.empty() || !result->included.empty()) {
-    std::string url_prefix = "{\"fullUrl\":";
-    json::WriteString(ctx.base + "/", url_prefix);
-    url_prefix.pop_back();  // the closing quote: the type and id follow
+    std::string url_prefix = "{\"fullUrl\":\"";
+    json::AppendEscaped(ctx.base + "/", url_prefix);
     out += ",\"entry\":[";
     bool first = true;
     for (const auto& [list, mode] :
