@@ -192,8 +192,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::shared_ptr<const search::Registry> registry = holder.Get();
-  search::IndexEntries patient_entries = search::ExtractIndex(*registry, *patient, kBase);
-  search::IndexEntries observation_entries = search::ExtractIndex(*registry, *observation, kBase);
+  search::IndexEntries patient_entries =
+      search::ExtractIndex(*registry, *patient, kBase, /*stored_only=*/true);
+  search::IndexEntries observation_entries =
+      search::ExtractIndex(*registry, *observation, kBase, /*stored_only=*/true);
   std::string patient_body = fhirstone::json::Write(*patient);
   std::string observation_body = fhirstone::json::Write(*observation);
 

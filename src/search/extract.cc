@@ -388,9 +388,10 @@ bool ParseReference(std::string_view reference, std::optional<std::string_view> 
 }
 
 IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
-                          std::string_view local_base) {
+                          std::string_view local_base, bool stored_only) {
   std::string_view type = resource.GetString("resourceType");
-  IndexEntries out = ExtractIndex(registry.ForType(type), resource, local_base);
+  IndexEntries out = ExtractIndex(
+      stored_only ? registry.StoredForType(type) : registry.ForType(type), resource, local_base);
   if (const SearchParam* shard = registry.ShardParam(type)) {
     bool several = false;
     for (const ReferenceEntry& ref : out.references) {

@@ -108,9 +108,10 @@ int64_t ShardKeyOf(std::string_view type, std::string_view id, const IndexEntrie
 // The index entries of `resource` (whose resourceType names its type). Parameters answered from
 // the resource table itself (_id, _lastUpdated) and special ones (_text, _content...) are skipped.
 // `local_base` is this server's FHIR base URL: absolute references under it are indexed as local
-// Type/id, others only as URLs.
+// Type/id, others only as URLs. `stored_only`: only the parameters whose rows the store keeps
+// (Registry::StoredForType), not those it reads as the union of others'.
 IndexEntries ExtractIndex(const Registry& registry, const json::Value& resource,
-                          std::string_view local_base);
+                          std::string_view local_base, bool stored_only = false);
 // The same for only `params` (e.g. a compartment's parameters).
 IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
                           const json::Value& resource, std::string_view local_base);

@@ -1,6 +1,8 @@
 #include "search/registry.h"
 
+#include <algorithm>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -54,6 +56,63 @@ std::string SingleValuedPath(const SearchParam& p, std::string_view type) {
     found = path;
   }
   return found;
+}
+
+// The operands of the top-level unions of built-in parameter `p`'s expression that apply to
+// `type` ("Observation.code | Observation.component.code" on Observation: both), whitespace
+// runs made single spaces. Empty when the expression is not a union of plain operands: an operand
+// is kept only when, outside parentheses, it is a path (letters, digits, dots), so that `|` is
+// its top-level operator whatever the precedence of the rest.
+std::vector<std::string> UnionOperands(const SearchParam& p, std::string_view type) {
+  std::vector<std::string> out;
+  if (!p.url.starts_with("http://hl7.org/fhir/SearchParameter/") || p.expression.empty())
+    return out;
+  std::vector<std::string> operands(1);
+  int depth = 0;
+  for (char c : p.expression) {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (depth < 0) return {};
+    if (c == '|' && depth == 0) {
+      operands.emplace_back();
+      continue;
+    }
+    std::string& o = operands.back();
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space) {
+      if (!o.empty() && o.back() != ' ') o += ' ';
+      continue;
+    }
+    o += c;
+  }
+  if (depth != 0) return {};
+  for (std::string& o : operands) {
+    while (!o.empty() && o.back() == ' ') o.pop_back();
+    if (o.empty()) return {};
+    int d = 0;
+    for (char c : o) {
+      if (c == '(') ++d;
+      if (c == ')') --d;
+      if (d == 0 && c != ')' && c != '_' && !IsAlnumOrDot(c)) return {};
+    }
+    std::string_view t = o;
+    while (!t.empty() && t.front() == '(') t.remove_prefix(1);
+    if (t.starts_with(type) &&
+        (t.size() == type.size() || !IsAlnumOrDot(t[type.size()]) || t[type.size()] == '.'))
+      out.push_back(std::move(o));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool SameComponents(const SearchParam& a, const SearchParam& b) {
+  if (a.components.size() != b.components.size()) return false;
+  for (size_t i = 0; i < a.components.size(); ++i)
+    if (a.components[i].expression != b.components[i].expression ||
+        a.components[i].type != b.components[i].type)
+      return false;
+  return true;
 }
 
 }  // namespace
@@ -171,6 +230,50 @@ void Registry::Index() {
       const SearchParam* p = registry->Find(c.type, code);
       if (p && p->type == ParamType::kReference) list.push_back(p);
     }
+  }
+  // Parameters whose rows are the union of others' (SearchParam::stored_as): each is covered by
+  // parameters with fewer operands, of the same type (and components), none itself derived.
+  for (auto& p : params_) p->stored_as.clear();
+  registry->stored_for_type_.clear();
+  for (const auto& [base, by_code] : by_type_) {
+    if (base == "Resource" || base == "DomainResource") continue;
+    std::vector<std::pair<SearchParam*, std::vector<std::string>>> candidates;
+    for (const auto& [code, param] : by_code) {
+      if (param->type == ParamType::kSpecial) continue;
+      auto operands = UnionOperands(*param, base);
+      if (!operands.empty()) candidates.emplace_back(const_cast<SearchParam*>(param), operands);
+    }
+    // Fewest operands first, so that a parameter is only ever covered by stored ones.
+    std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
+      return a.second.size() != b.second.size() ? a.second.size() < b.second.size()
+                                                : a.first->code < b.first->code;
+    });
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      auto& [p, operands] = candidates[i];
+      if (operands.size() < 2) continue;
+      std::vector<std::string> covered;
+      std::vector<const SearchParam*> parts;
+      for (size_t j = 0; j < i; ++j) {
+        const auto& [q, q_operands] = candidates[j];
+        if (q->type != p->type || !q->stored_as.empty() || q_operands.size() >= operands.size() ||
+            !SameComponents(*p, *q))
+          continue;
+        if (!std::includes(operands.begin(), operands.end(), q_operands.begin(), q_operands.end()))
+          continue;
+        std::vector<std::string> merged;
+        std::set_union(covered.begin(), covered.end(), q_operands.begin(), q_operands.end(),
+                       std::back_inserter(merged));
+        if (merged.size() == covered.size()) continue;  // adds nothing
+        covered = std::move(merged);
+        parts.push_back(q);
+      }
+      if (covered == operands) p->stored_as = std::move(parts);
+    }
+  }
+  for (const auto& [type, list] : registry->for_type_) {
+    auto& stored = registry->stored_for_type_[type];
+    for (const SearchParam* p : list)
+      if (p->stored_as.empty()) stored.push_back(p);
   }
   registry->shard_params_.clear();
   for (std::string_view type : fhir::ResourceTypes()) {
@@ -335,6 +438,11 @@ const SearchParam* Registry::Find(std::string_view type, std::string_view code) 
 const std::vector<const SearchParam*>& Registry::ForType(std::string_view type) const {
   auto it = for_type_.find(std::string(type));
   return it == for_type_.end() ? kNone : it->second;
+}
+
+const std::vector<const SearchParam*>& Registry::StoredForType(std::string_view type) const {
+  auto it = stored_for_type_.find(std::string(type));
+  return it == stored_for_type_.end() ? kNone : it->second;
 }
 
 }  // namespace fhirstone::search

@@ -47,6 +47,12 @@ struct SearchParam {
     ParamType type = ParamType::kToken;
   };
   std::vector<Component> components;  // composite parameters only
+
+  // Set when the parameter's index rows would be exactly those of other parameters of the same
+  // base and type, so that they are not stored and a search on it reads theirs: its expression
+  // is the union of theirs (Observation combo-code = code | component-code). Built-in
+  // parameters only; set by the registry.
+  std::vector<const SearchParam*> stored_as;
 };
 
 class Registry {
@@ -66,6 +72,9 @@ class Registry {
   const SearchParam* Find(std::string_view type, std::string_view code) const;
   // Every parameter that applies to `type`, including the Resource-level ones.
   const std::vector<const SearchParam*>& ForType(std::string_view type) const;
+  // Those of them whose index rows are stored (ForType without the ones with `stored_as`): what
+  // the store extracts on a write.
+  const std::vector<const SearchParam*>& StoredForType(std::string_view type) const;
   size_t size() const { return params_.size(); }
   // The parameters of `type` that place a resource in `compartment`'s compartment (e.g.
   // Patient, Observation -> subject, performer); empty when `type` is not in that compartment.
@@ -90,6 +99,7 @@ class Registry {
   std::vector<std::unique_ptr<SearchParam>> params_;
   std::unordered_map<std::string, std::unordered_map<std::string, const SearchParam*>> by_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>> for_type_;
+  std::unordered_map<std::string, std::vector<const SearchParam*>> stored_for_type_;
   std::unordered_map<std::string, std::vector<const SearchParam*>>
       compartment_;  // "Patient/Observation"
   std::unordered_map<std::string, std::vector<const SearchParam*>> shard_params_;

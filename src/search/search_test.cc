@@ -44,6 +44,54 @@ TEST(RegistryTest, HasEveryR4Parameter) {
   EXPECT_FALSE(compartment.empty());
 }
 
+std::vector<std::string> Codes(const std::vector<const SearchParam*>& params) {
+  std::vector<std::string> out;
+  for (const SearchParam* p : params) out.push_back(p->code);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(RegistryTest, UnionParametersAreStoredAsTheirOperands) {
+  const Registry& r = TheRegistry();
+  using Codes_ = std::vector<std::string>;
+  EXPECT_EQ(Codes(r.Find("Observation", "combo-code")->stored_as),
+            (Codes_{"code", "component-code"}));
+  EXPECT_EQ(Codes(r.Find("Observation", "combo-value-quantity")->stored_as),
+            (Codes_{"component-value-quantity", "value-quantity"}));
+  EXPECT_EQ(Codes(r.Find("Observation", "combo-code-value-quantity")->stored_as),
+            (Codes_{"code-value-quantity", "component-code-value-quantity"}));
+  EXPECT_EQ(Codes(r.Find("Observation", "combo-value-concept")->stored_as),
+            (Codes_{"component-value-concept", "value-concept"}));
+  // Stored: single operands, restrictions (patient = subject.where(resolve() is Patient)) and
+  // unions with an operand no other parameter has.
+  for (auto [type, code] : {std::pair{"Observation", "code"},
+                            {"Observation", "value-quantity"},
+                            {"Observation", "patient"},
+                            {"Patient", "name"},
+                            {"Patient", "phonetic"},
+                            {"Observation", "_lastUpdated"}})
+    EXPECT_TRUE(r.Find(type, code)->stored_as.empty()) << type << "." << code;
+  const auto& stored = r.StoredForType("Observation");
+  EXPECT_EQ(stored.size() + 6, r.ForType("Observation").size());
+  EXPECT_EQ(std::find(stored.begin(), stored.end(), r.Find("Observation", "combo-code")),
+            stored.end());
+  // Every derivation in the registry: same base and type, never from a derived parameter.
+  size_t derived = 0;
+  for (std::string_view type : {"Observation", "Condition", "Patient", "Encounter", "Procedure",
+                                "MedicationRequest", "DiagnosticReport", "Claim"}) {
+    for (const SearchParam* p : r.ForType(type)) {
+      if (p->stored_as.empty()) continue;
+      ++derived;
+      for (const SearchParam* q : p->stored_as) {
+        EXPECT_EQ(q->base, p->base);
+        EXPECT_EQ(q->type, p->type);
+        EXPECT_TRUE(q->stored_as.empty());
+      }
+    }
+  }
+  EXPECT_EQ(derived, 6u);
+}
+
 TEST(NormalizeTest, FoldsCaseAndAccents) {
   EXPECT_EQ(NormalizeString("  Ærøskøbing  Éric "), "aeroskobing eric");
   EXPECT_EQ(NormalizeString("日本"), "日本");

@@ -274,7 +274,7 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
     auto [known, fresh] = keys.try_emplace(v.type);
     if (fresh)
       for (const auto* p : registry.CompartmentParams("Patient", v.type))
-        known->second.push_back(ParamKey(*p));
+        for (std::string& key : StoredKeys(*p)) known->second.push_back(std::move(key));
     if (!known->second.empty()) at.emplace(rids[i], i);
   }
   // Resources of one type: only its compartment parameters' rows are read, each by its key
@@ -337,8 +337,7 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       if (rids.empty()) continue;
       std::string param_condition;
       if (inc.param) {
-        param_condition = "param = ?";
-        bindings.push_back(ParamKey(*inc.param));
+        param_condition = ParamIs(*inc.param, bindings);
       } else {
         param_condition = "param LIKE ?";
         bindings.push_back(inc.source_type + ".%");
@@ -362,13 +361,13 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         if (inc.target_type.empty() || v.type == inc.target_type)
           ids_by_type[v.type].push_back(v.id);
       for (const auto& [type, ids] : ids_by_type) {
-        std::vector<Binding> bindings{ParamKey(*inc.param), type};
+        std::vector<Binding> bindings;
+        std::string cond =
+            "r.rowid IN (SELECT rid FROM idx_reference WHERE " + ParamIs(*inc.param, bindings) +
+            " AND target_type = ? AND target_id IN " + InList(ids.size()) + ") AND +r.type = ?";
+        bindings.push_back(type);
         for (const auto& id : ids) bindings.push_back(id);
         bindings.push_back(inc.source_type);
-        std::string cond =
-            "r.rowid IN (SELECT rid FROM idx_reference WHERE param = ? AND "
-            "target_type = ? AND target_id IN " +
-            InList(ids.size()) + ") AND +r.type = ?";
         FHIRSTONE_RETURN_IF_ERROR(
             ReadInto(conn, cond, bindings, seen, with_patients, included, &included_rids));
       }
@@ -448,11 +447,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (c.params.empty()) {
       where += " AND 1 = 0";
     } else {
+      std::vector<std::string> keys;
+      for (const auto* p : c.params)
+        for (std::string& key : StoredKeys(*p)) keys.push_back(std::move(key));
       where += std::string(" AND r.rowid IN (SELECT rid FROM idx_reference WHERE ") +
-               (index_shard ? "shard_key = ? AND " : "") + "param IN " + InList(c.params.size()) +
+               (index_shard ? "shard_key = ? AND " : "") + "param IN " + InList(keys.size()) +
                " AND target_type = ? AND target_id = ?)";
       if (index_shard) bindings.push_back(*index_shard);
-      for (const auto* p : c.params) bindings.push_back(ParamKey(*p));
+      for (std::string& key : keys) bindings.push_back(std::move(key));
       bindings.push_back(c.type);
       bindings.push_back(c.id);
     }
@@ -677,8 +679,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       }
       if (folded) {
         // CROSS JOIN: the rows first, then each one's date rows (SQLite keeps this order).
-        sql += " CROSS JOIN idx_date d ON d.rid = r.rowid AND d.param = ?";
-        sorted_bindings.push_back(ParamKey(*q.sort[0].param));
+        sql += " CROSS JOIN idx_date d ON d.rid = r.rowid AND " +
+               ParamIs(*q.sort[0].param, sorted_bindings, "", "d.param");
       }
       if (from_index) {
         sql += " WHERE r.rowid <= ?";

@@ -28,6 +28,21 @@ constexpr std::string_view kAskForReindex =
     "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
     "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING";
 
+// Migration 14: the rows of the parameters that became unions of others' (Observation's
+// combo-*), unless custom SearchParameters are stored.
+std::string DropUnionRows() {
+  const std::string unless_custom =
+      " AND NOT EXISTS (SELECT 1 FROM resource WHERE type = 'SearchParameter' AND deleted = 0);";
+  return "DELETE FROM idx_token WHERE param IN ('Observation.combo-code', "
+         "'Observation.combo-value-concept', 'Observation.combo-data-absent-reason')" +
+         unless_custom +
+         "DELETE FROM idx_quantity WHERE param = 'Observation.combo-value-quantity'" +
+         unless_custom +
+         "DELETE FROM idx_composite WHERE param IN ('Observation.combo-code-value-quantity', "
+         "'Observation.combo-code-value-concept')" +
+         unless_custom;
+}
+
 const std::vector<db::Migration>& Migrations() {
   static const std::vector<db::Migration> kMigrations = {
       {1, "resources",
@@ -123,6 +138,11 @@ const std::vector<db::Migration>& Migrations() {
        "INSERT INTO store_state (name, value) SELECT 'shard_keys', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource WHERE type = 'Patient' AND id LIKE "
        "'________-____-7___-____-____________') ON CONFLICT (name) DO NOTHING"},
+      // Parameters that are the union of others (search::SearchParam::stored_as, Observation's
+      // combo-*) have no rows of their own: a search on them reads their operands'. Their rows
+      // go, unless custom SearchParameters are stored (one may replace an operand: the rows stay
+      // until `fhirstone reindex` writes them the way that registry says).
+      {14, "union parameters stored as their operands", DropUnionRows(), DropUnionRows()},
   };
   return kMigrations;
 }
@@ -644,7 +664,7 @@ class SqlResourceStore : public ResourceStore {
     if (!registry_) return nullptr;
     std::shared_ptr<const search::Registry> registry = registry_->Get();
     if (used && *used == registry) return registry;
-    entries = search::ExtractIndex(*registry, resource, fhir_base_);
+    entries = search::ExtractIndex(*registry, resource, fhir_base_, /*stored_only=*/true);
     if (with_text) entries.text = search::ExtractFullText(resource);
     if (used) *used = registry;
     return registry;
@@ -994,9 +1014,11 @@ class SqlResourceStore : public ResourceStore {
           const auto& params = registry->CompartmentParams("Patient", type);
           if (params.empty()) continue;  // not patient data
           std::string param_list;
-          for (size_t i = 0; i < params.size(); ++i) {
-            param_list += i ? ",?" : "?";
-            bindings.push_back(internal::ParamKey(*params[i]));
+          for (const search::SearchParam* p : params) {
+            for (std::string& key : internal::StoredKeys(*p)) {
+              param_list += param_list.empty() ? "?" : ",?";
+              bindings.push_back(std::move(key));
+            }
           }
           // Deleted resources keep no index rows: they are judged by their last version.
           sql +=
@@ -1136,7 +1158,7 @@ class SqlResourceStore : public ResourceStore {
           auto parsed = json::Parse(s.ColumnText(2));
           if (parsed) {
             r.parsed = true;
-            r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_);
+            r.entries = search::ExtractIndex(*registry, *parsed, fhir_base_, /*stored_only=*/true);
             r.entries.text = search::ExtractFullText(*parsed);
             r.patients =
                 internal::PatientsColumn(*registry, s.ColumnText(3), s.ColumnText(4), r.entries);

@@ -644,8 +644,7 @@ Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
 // values (unqualified columns of its index table).
 Status ValuesSql(Builder& b, const Criterion& c) {
   const SearchParam& p = *c.param;
-  b.Add("param = ? AND (");
-  b.Bind(ParamKey(p) + (c.modifier == "of-type" ? std::string(kOfType) : std::string()));
+  b.Add(ParamIs(p, b.out.bindings, c.modifier == "of-type" ? kOfType : "") + " AND (");
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) b.Add(" OR ");
     FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, c.values[i]));
@@ -702,9 +701,8 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     no += "shard_key = ? AND ";
   }
   if (c.modifier == "missing") {
-    b.Add((c.values[0] == "true" ? no : yes) + "param = ?)");
     if (sharded) b.Bind(*b.shard);
-    b.Bind(ParamKey(p));
+    b.Add((c.values[0] == "true" ? no : yes) + ParamIs(p, b.out.bindings) + ")");
     return Ok();
   }
   if ((c.modifier == "in" || c.modifier == "not-in") && c.values.empty()) {
@@ -727,13 +725,11 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   std::string next = "c" + std::to_string(++counter);
   bool sharded = b.shard && alias == "r";
   b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE " +
-        (sharded ? "shard_key = ? AND " : "") +
-        "param = ? AND target_type = ? "
-        "AND target_id IN (SELECT " +
+        (sharded ? "shard_key = ? AND " : ""));
+  if (sharded) b.Bind(*b.shard);
+  b.Add(ParamIs(*link.param, b.out.bindings) + " AND target_type = ? AND target_id IN (SELECT " +
         next + ".id FROM resource " + next + " WHERE +" + next + ".type = ? AND " + next +
         ".deleted = 0 AND ");
-  if (sharded) b.Bind(*b.shard);
-  b.Bind(ParamKey(*link.param));
   b.Bind(link.target_type);
   b.Bind(link.target_type);
   FHIRSTONE_RETURN_IF_ERROR(ChainSql(b, c, index + 1, next, counter));
@@ -774,13 +770,15 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
     b.Add(") AND EXISTS (SELECT 1 FROM idx_token " + next + " WHERE " + next + ".shard_key = " + t +
           ".shard_key AND ");
     FHIRSTONE_RETURN_IF_ERROR(ValuesSql(b, c));
-    b.Add(" AND EXISTS (SELECT 1 FROM idx_reference WHERE rid = " + next +
-          ".rid AND param = ? AND target_type = 'Patient' AND target_id = " + t + ".id)))");
-    b.Bind(ParamKey(*has.reference));
+    b.Add(" AND EXISTS (SELECT 1 FROM idx_reference WHERE rid = " + next + ".rid AND " +
+          ParamIs(*has.reference, b.out.bindings) +
+          " AND target_type = 'Patient' AND target_id = " + t + ".id)))");
     return Ok();
   }
-  std::string inner = "SELECT target_id FROM idx_reference WHERE param = ? AND target_type = " +
-                      std::string(alias_type ? "?" : alias + ".type") + " AND ";
+  std::vector<Binding> reference_keys;
+  std::string inner =
+      "SELECT target_id FROM idx_reference WHERE " + ParamIs(*has.reference, reference_keys) +
+      " AND target_type = " + std::string(alias_type ? "?" : alias + ".type") + " AND ";
   if (!direct)
     inner += "rid IN (SELECT " + next + ".rowid FROM resource " + next + " WHERE +" + next +
              ".type = ? AND " + next + ".deleted = 0 AND ";
@@ -792,7 +790,7 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
   } else {
     b.Add(alias + ".id IN (" + inner);
   }
-  b.Bind(ParamKey(*has.reference));
+  for (Binding& key : reference_keys) b.Bind(std::move(key));
   if (alias_type) b.Bind(*alias_type);
   if (direct) {
     Builder tested = b;  // the same output, with the index row's rid as the tested row
@@ -821,6 +819,26 @@ Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
 }
 
 std::string ParamKey(const SearchParam& p) { return p.base + "." + p.code; }
+
+std::vector<std::string> StoredKeys(const SearchParam& p) {
+  if (p.stored_as.empty()) return {ParamKey(p)};
+  std::vector<std::string> keys;
+  for (const SearchParam* q : p.stored_as) keys.push_back(ParamKey(*q));
+  return keys;
+}
+
+std::string ParamIs(const SearchParam& p, std::vector<Binding>& bindings, std::string_view suffix,
+                    std::string_view column) {
+  std::vector<std::string> keys = StoredKeys(p);
+  std::string out(column);
+  out += keys.size() == 1 ? " = ?" : " IN (";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys.size() > 1) out += i ? ", ?" : "?";
+    bindings.push_back(keys[i] + std::string(suffix));
+  }
+  if (keys.size() > 1) out += ")";
+  return out;
+}
 
 std::optional<std::string> PatientsColumn(const search::Registry& registry, std::string_view type,
                                           std::string_view id,
@@ -944,10 +962,9 @@ Sql SortSql(const search::SortKey& key, const std::string& alias, std::optional<
         break;
     }
     sql.text = "(SELECT " + std::string(agg) + "(" + column + ") FROM " + TableFor(p.type) +
-               " WHERE rid = " + alias + ".rowid AND " + (shard ? "shard_key = ? AND " : "") +
-               "param = ?)";
+               " WHERE rid = " + alias + ".rowid AND " + (shard ? "shard_key = ? AND " : "");
     if (shard) sql.bindings.push_back(*shard);
-    sql.bindings.push_back(ParamKey(p));
+    sql.text += ParamIs(p, sql.bindings) + ")";
   }
   return sql;
 }
@@ -1131,6 +1148,7 @@ class IndexWriter {
   // One row of `table`: rid, param, then `rest` (as `columns` names them), then shard_key.
   Status Row(const char* table, const char* columns, const search::SearchParam& param,
              std::initializer_list<db::Value> rest, std::string_view key_suffix = {}) {
+    if (!param.stored_as.empty()) return Ok();  // its rows are those of the parameters it unites
     std::string key = ParamKey(param);
     key += key_suffix;
     values_.clear();

@@ -35,6 +35,13 @@ Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& cri
 
 // The index key of a parameter: "Base.code" (e.g. Observation.code, Resource._tag).
 std::string ParamKey(const search::SearchParam& p);
+// The condition that an index row is one of `p`'s, on column `column`: "param = ?", or for a
+// parameter stored as others' (SearchParam::stored_as) "param IN (?, ?)"; their keys (with
+// `suffix`, e.g. ":of-type") go into `bindings`.
+std::string ParamIs(const search::SearchParam& p, std::vector<Binding>& bindings,
+                    std::string_view suffix = {}, std::string_view column = "param");
+// The keys of the index rows of `p`: its own, or those of the parameters it is stored as.
+std::vector<std::string> StoredKeys(const search::SearchParam& p);
 
 // The `patients` column of a resource row: the ids of the patients in whose compartment the
 // resource is (a Patient: its own), as its index `entries` name them through `type`'s Patient
