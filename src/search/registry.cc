@@ -232,14 +232,17 @@ void Registry::Index() {
     }
   }
   // Parameters whose rows are the union of others' (SearchParam::stored_as): each is covered by
-  // parameters with fewer operands, of the same type (and components), none itself derived.
+  // parameters with fewer operands, or is the same as one with a smaller code (Patient phonetic
+  // = name), of the same type (and components), none itself derived. Not reference parameters:
+  // compartments and shards are read from their own entries (ShardParam, CompartmentParams);
+  // nor `url`: canonical resources are found by its rows (store FindCanonical).
   for (auto& p : params_) p->stored_as.clear();
   registry->stored_for_type_.clear();
   for (const auto& [base, by_code] : by_type_) {
     if (base == "Resource" || base == "DomainResource") continue;
     std::vector<std::pair<SearchParam*, std::vector<std::string>>> candidates;
     for (const auto& [code, param] : by_code) {
-      if (param->type == ParamType::kSpecial) continue;
+      if (param->type == ParamType::kSpecial || param->type == ParamType::kReference) continue;
       auto operands = UnionOperands(*param, base);
       if (!operands.empty()) candidates.emplace_back(const_cast<SearchParam*>(param), operands);
     }
@@ -250,14 +253,13 @@ void Registry::Index() {
     });
     for (size_t i = 0; i < candidates.size(); ++i) {
       auto& [p, operands] = candidates[i];
-      if (operands.size() < 2) continue;
+      if (p->code == "url") continue;
       std::vector<std::string> covered;
       std::vector<const SearchParam*> parts;
       for (size_t j = 0; j < i; ++j) {
         const auto& [q, q_operands] = candidates[j];
-        if (q->type != p->type || !q->stored_as.empty() || q_operands.size() >= operands.size() ||
-            !SameComponents(*p, *q))
-          continue;
+        if (q->type != p->type || !q->stored_as.empty() || !SameComponents(*p, *q)) continue;
+        if (q_operands.size() >= operands.size() && q_operands != operands) continue;
         if (!std::includes(operands.begin(), operands.end(), q_operands.begin(), q_operands.end()))
           continue;
         std::vector<std::string> merged;

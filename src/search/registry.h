@@ -50,8 +50,8 @@ struct SearchParam {
 
   // Set when the parameter's index rows would be exactly those of other parameters of the same
   // base and type, so that they are not stored and a search on it reads theirs: its expression
-  // is the union of theirs (Observation combo-code = code | component-code). Built-in
-  // parameters only; set by the registry.
+  // is the union of theirs (Observation combo-code = code | component-code) or the same as one's
+  // (Patient phonetic = name). Built-in parameters, not references; set by the registry.
   std::vector<const SearchParam*> stored_as;
 };
 

@@ -28,19 +28,15 @@ constexpr std::string_view kAskForReindex =
     "INSERT INTO store_state (name, value) SELECT 'reindex', 'pending' WHERE EXISTS "
     "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING";
 
-// Migration 14: the rows of the parameters that became unions of others' (Observation's
-// combo-*), unless custom SearchParameters are stored.
+// Migration 14: the rows of the parameters stored as others' (internal::UnionRowsDropped),
+// unless custom SearchParameters are stored.
 std::string DropUnionRows() {
-  const std::string unless_custom =
-      " AND NOT EXISTS (SELECT 1 FROM resource WHERE type = 'SearchParameter' AND deleted = 0);";
-  return "DELETE FROM idx_token WHERE param IN ('Observation.combo-code', "
-         "'Observation.combo-value-concept', 'Observation.combo-data-absent-reason')" +
-         unless_custom +
-         "DELETE FROM idx_quantity WHERE param = 'Observation.combo-value-quantity'" +
-         unless_custom +
-         "DELETE FROM idx_composite WHERE param IN ('Observation.combo-code-value-quantity', "
-         "'Observation.combo-code-value-concept')" +
-         unless_custom;
+  std::string sql;
+  for (const auto& [table, key] : internal::UnionRowsDropped())
+    sql += std::string("DELETE FROM ") + table + " WHERE param = '" + key +
+           "' AND NOT EXISTS (SELECT 1 FROM resource WHERE type = 'SearchParameter' AND "
+           "deleted = 0);";
+  return sql;
 }
 
 const std::vector<db::Migration>& Migrations() {
@@ -138,10 +134,11 @@ const std::vector<db::Migration>& Migrations() {
        "INSERT INTO store_state (name, value) SELECT 'shard_keys', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource WHERE type = 'Patient' AND id LIKE "
        "'________-____-7___-____-____________') ON CONFLICT (name) DO NOTHING"},
-      // Parameters that are the union of others (search::SearchParam::stored_as, Observation's
-      // combo-*) have no rows of their own: a search on them reads their operands'. Their rows
-      // go, unless custom SearchParameters are stored (one may replace an operand: the rows stay
-      // until `fhirstone reindex` writes them the way that registry says).
+      // Parameters that are the union of others or the same as one (search::SearchParam::
+      // stored_as: Observation's combo-*, phonetic...) have no rows of their own: a search on them
+      // reads their operands'. Their rows go, unless custom SearchParameters are stored (one may
+      // replace an operand: the rows stay until `fhirstone reindex` writes them the way that
+      // registry says).
       {14, "union parameters stored as their operands", DropUnionRows(), DropUnionRows()},
   };
   return kMigrations;

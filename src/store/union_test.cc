@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "fhir/model.h"
 #include "search/query.h"
+#include "store/internal/search_sql.h"
 #include "store/store_fixture_test.h"
 
 namespace fhirstone::store {
@@ -87,6 +89,25 @@ class UnionParamTest : public StoreFixture {
   using Ids = std::vector<std::string>;
 };
 
+// Migration 14 removed the rows of exactly the parameters the registry stores as others', each
+// from its type's table.
+TEST(UnionRowsDroppedTest, AreTheRegistrysUnions) {
+  auto registry = search::Registry::Builtin();
+  ASSERT_TRUE(registry);
+  auto table_of = [](search::ParamType t) {
+    return "idx_" + std::string(search::ParamTypeName(t));
+  };
+  std::vector<std::pair<std::string, std::string>> derived, dropped;
+  for (std::string_view type : fhir::ResourceTypes())
+    for (const search::SearchParam* p : (*registry)->ForType(type))
+      if (!p->stored_as.empty() && p->base == type)
+        derived.emplace_back(table_of(p->type), internal::ParamKey(*p));
+  for (const auto& [table, key] : internal::UnionRowsDropped()) dropped.emplace_back(table, key);
+  std::sort(derived.begin(), derived.end());
+  std::sort(dropped.begin(), dropped.end());
+  EXPECT_EQ(derived, dropped);
+}
+
 TEST_P(UnionParamTest, NoRowsOfTheirOwn) {
   EXPECT_EQ(Rows("idx_token", "Observation.code"), 5);
   EXPECT_EQ(Rows("idx_token", "Observation.component-code"), 2);
@@ -113,6 +134,12 @@ TEST_P(UnionParamTest, ValuesModifiersAndComposites) {
   // Both operands in one resource's answer, and the operands alone for comparison.
   EXPECT_EQ(Find({{"code", "A"}}), (Ids{"o1", "o5"}));
   EXPECT_EQ(Find({{"component-code", "A"}}), (Ids{"o2"}));
+  // The same expression as another's: Patient phonetic reads name's rows.
+  Put(R"({"resourceType":"Patient","id":"p3","name":[{"family":"Quigley","given":["Ana"]}]})");
+  EXPECT_EQ(Rows("idx_string", "Patient.phonetic"), 0);
+  EXPECT_EQ(Find({{"phonetic", "quig"}}, true, nullptr, "Patient"), (Ids{"p3"}));
+  EXPECT_EQ(Find({{"phonetic:exact", "Ana"}}, true, nullptr, "Patient"), (Ids{"p3"}));
+  EXPECT_EQ(Find({{"phonetic:missing", "true"}}, true, nullptr, "Patient"), (Ids{"p1", "p2"}));
   // Reverse-chained: the union parameter on the far side.
   EXPECT_EQ(Find({{"_has:Observation:patient:combo-code", "D"}}, true, nullptr, "Patient"),
             (Ids{"p1"}));
@@ -131,6 +158,37 @@ TEST_P(UnionParamTest, InThePatientsShardAndSorted) {
   // The greatest of each one's codes and its components': D, B, A, A.
   EXPECT_EQ(Find({{"combo-code", "A,D"}, {"_sort", "-combo-code,date"}}, false),
             (Ids{"o3", "o2", "o1", "o5"}));
+}
+
+TEST_P(UnionParamTest, Migration14DropsTheRowsKeptBefore) {
+  auto as_before = [&](bool with_custom) {  // a store that kept rows for combo-code, phonetic
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(
+        "INSERT INTO idx_token (rid, param, system, code, text, shard_key) SELECT rid, "
+        "'Observation.combo-code', system, code, text, shard_key FROM idx_token WHERE param = "
+        "'Observation.code'"));
+    ASSERT_TRUE(
+        (*lease)->Execute("INSERT INTO idx_string (rid, param, norm, exact, shard_key) VALUES (1, "
+                          "'Patient.phonetic', 'x', 'x', 0)"));
+    if (with_custom)
+      ASSERT_TRUE((*lease)->Execute(
+          "INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES "
+          "('SearchParameter', 'sp1', 1, 0, 0, '{}')"));
+    ASSERT_TRUE((*lease)->Execute("DELETE FROM schema_migrations WHERE version = 14"));
+  };
+  as_before(false);
+  ASSERT_EQ(Rows("idx_token", "Observation.combo-code"), 5);
+  Open();
+  EXPECT_EQ(Rows("idx_token", "Observation.combo-code"), 0);
+  EXPECT_EQ(Rows("idx_string", "Patient.phonetic"), 0);
+  EXPECT_EQ(Rows("idx_token", "Observation.code"), 5);
+  EXPECT_EQ(Find({{"combo-code", "A"}}), (Ids{"o1", "o2", "o5"}));
+  // With custom SearchParameters stored, the rows stay (for `fhirstone reindex` to judge).
+  as_before(true);
+  Open();
+  EXPECT_EQ(Rows("idx_token", "Observation.combo-code"), 5);
+  EXPECT_EQ(Rows("idx_string", "Patient.phonetic"), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, UnionParamTest,

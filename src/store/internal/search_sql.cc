@@ -981,6 +981,23 @@ void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings) {
   }
 }
 
+const std::vector<std::pair<const char*, const char*>>& UnionRowsDropped() {
+  static const std::vector<std::pair<const char*, const char*>> kRows = {
+      {"idx_token", "Observation.combo-code"},
+      {"idx_token", "Observation.combo-value-concept"},
+      {"idx_token", "Observation.combo-data-absent-reason"},
+      {"idx_quantity", "Observation.combo-value-quantity"},
+      {"idx_composite", "Observation.combo-code-value-quantity"},
+      {"idx_composite", "Observation.combo-code-value-concept"},
+      {"idx_token", "CapabilityStatement.version"},
+      {"idx_string", "Patient.phonetic"},
+      {"idx_string", "Person.phonetic"},
+      {"idx_string", "Practitioner.phonetic"},
+      {"idx_string", "RelatedPerson.phonetic"},
+  };
+  return kRows;
+}
+
 const char* IndexSchema() {
   return "CREATE TABLE idx_string (rid INTEGER NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL,"
          "  exact TEXT NOT NULL);"

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -84,6 +85,11 @@ Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
 // is nothing to remove.
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
                   int64_t shard_key, bool fresh = false);
+
+// The index rows that migration 14 removes, as (table, parameter key): those of the built-in
+// parameters stored as others' (search::SearchParam::stored_as), Observation's combo-* and the
+// phonetic ones. store_test checks that the registry still says so.
+const std::vector<std::pair<const char*, const char*>>& UnionRowsDropped();
 
 // The schema of the index tables (a migration).
 const char* IndexSchema();
