@@ -65,8 +65,7 @@ std::string SingleValuedPath(const SearchParam& p, std::string_view type) {
 // its top-level operator whatever the precedence of the rest.
 std::vector<std::string> UnionOperands(const SearchParam& p, std::string_view type) {
   std::vector<std::string> out;
-  if (!p.url.starts_with("http://hl7.org/fhir/SearchParameter/") || p.expression.empty())
-    return out;
+  if (!p.builtin || p.expression.empty()) return out;
   std::vector<std::string> operands(1);
   int depth = 0;
   for (char c : p.expression) {
@@ -95,11 +94,18 @@ std::vector<std::string> UnionOperands(const SearchParam& p, std::string_view ty
       if (c == ')') --d;
       if (d == 0 && c != ')' && c != '_' && !IsAlnumOrDot(c)) return {};
     }
+    // Kept when it starts at `type`; left out when it starts at another resource type (empty
+    // on `type`); anything else (a relative path, Resource.meta...) may apply: not a union.
     std::string_view t = o;
     while (!t.empty() && t.front() == '(') t.remove_prefix(1);
-    if (t.starts_with(type) &&
-        (t.size() == type.size() || !IsAlnumOrDot(t[type.size()]) || t[type.size()] == '.'))
+    size_t n = 0;
+    while (n < t.size() && t[n] != '.' && IsAlnumOrDot(t[n])) ++n;
+    std::string_view lead = t.substr(0, n);
+    if (lead == type) {
       out.push_back(std::move(o));
+    } else if (lead == "Resource" || lead == "DomainResource" || !fhir::IsResourceType(lead)) {
+      return {};
+    }
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -155,6 +161,7 @@ Result<std::unique_ptr<Registry>> Registry::Builtin() {
     p->type = ParseType(b.type);
     p->expression = b.expression;
     p->url = b.url;
+    p->builtin = true;
     for (auto t : Split(b.targets, ','))
       if (!t.empty()) p->targets.emplace_back(t);
     for (auto part : Split(b.components, ';')) {
@@ -391,9 +398,13 @@ Status Registry::CheckCustom(const json::Value& sp) {
 }
 
 Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::Value>& custom,
-                                                       std::vector<std::string>* skipped) {
+                                                       std::vector<std::string>* skipped,
+                                                       std::vector<std::string>* now_stored) {
   auto registry = Builtin();
   if (!registry) return registry;
+  std::vector<const SearchParam*> derived;  // built-in parameters stored as others' without them
+  for (const auto& p : (*registry)->params_)
+    if (!p->stored_as.empty()) derived.push_back(p.get());
   for (const json::Value& sp : custom) {
     std::string name = std::string(sp.GetString("url"));
     if (name.empty()) name = std::string(sp.GetString("id"));
@@ -417,6 +428,12 @@ Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::V
     }
   }
   (*registry)->Index();
+  if (now_stored) {
+    for (const SearchParam* p : derived) {
+      const SearchParam* current = (*registry)->Find(p->base, p->code);
+      if (current == p && p->stored_as.empty()) now_stored->push_back(p->base + "." + p->code);
+    }
+  }
   return registry;
 }
 

@@ -38,6 +38,7 @@ struct SearchParam {
   std::string expression;
   std::vector<std::string> targets;  // reference targets
   std::string url;
+  bool builtin = false;  // one of the R4 definitions (Registry::Builtin), not a custom one
   std::unique_ptr<const fhirpath::Expression> compiled;  // null when there is no expression
 
   struct Component {
@@ -62,9 +63,12 @@ class Registry {
   // The built-in parameters plus custom SearchParameter resources (a custom parameter with the
   // code of a built-in one on the same base replaces it). A custom parameter that cannot be used
   // (unknown type or base, missing or uncompilable expression) is left out and named in
-  // `skipped` with the reason.
-  static Result<std::unique_ptr<Registry>> WithCustom(const std::vector<json::Value>& custom,
-                                                      std::vector<std::string>* skipped);
+  // `skipped` with the reason. A custom parameter that replaces an operand of a built-in one
+  // stored as others' (SearchParam::stored_as) makes that one stored: its key goes into
+  // `now_stored` (its rows exist once `fhirstone reindex` has written them).
+  static Result<std::unique_ptr<Registry>> WithCustom(
+      const std::vector<json::Value>& custom, std::vector<std::string>* skipped,
+      std::vector<std::string>* now_stored = nullptr);
   // Whether a SearchParameter resource can be used as a custom parameter (the checks above).
   static Status CheckCustom(const json::Value& search_parameter);
 

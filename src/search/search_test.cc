@@ -100,6 +100,36 @@ TEST(RegistryTest, UnionParametersAreStoredAsTheirOperands) {
   EXPECT_EQ(derived, 7u);
 }
 
+// A custom parameter that replaces an operand makes the union stored again (and says so); one
+// with the same expression as a built-in never becomes the stored one, whatever its URL.
+TEST(RegistryTest, CustomParametersAndUnions) {
+  auto sp = [](const std::string& url, const std::string& code, const std::string& base,
+               const std::string& type, const std::string& expression) {
+    return json::Parse(R"({"resourceType":"SearchParameter","url":")" + url + R"(","code":")" +
+                       code + R"(","base":[")" + base + R"("],"type":")" + type +
+                       R"(","expression":")" + expression + "\"}")
+        .value();
+  };
+  std::vector<std::string> skipped, now_stored;
+  auto r = Registry::WithCustom(
+      {sp("http://example.org/sp/code", "code", "Observation", "token", "Observation.code.coding"),
+       sp("http://hl7.org/fhir/SearchParameter/aaa", "aaa", "Patient", "string", "Patient.name")},
+      &skipped, &now_stored);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(skipped.empty());
+  EXPECT_EQ(now_stored, (std::vector<std::string>{"Observation.combo-code"}));
+  EXPECT_TRUE((*r)->Find("Observation", "combo-code")->stored_as.empty());
+  EXPECT_EQ(Codes((*r)->Find("Observation", "combo-value-quantity")->stored_as),
+            (std::vector<std::string>{"component-value-quantity", "value-quantity"}));
+  EXPECT_EQ(Codes((*r)->Find("Patient", "phonetic")->stored_as),
+            (std::vector<std::string>{"name"}));
+  EXPECT_TRUE((*r)->Find("Patient", "name")->stored_as.empty());
+  EXPECT_TRUE((*r)->Find("Patient", "aaa")->stored_as.empty());
+  const auto& stored = (*r)->StoredForType("Observation");
+  EXPECT_NE(std::find(stored.begin(), stored.end(), (*r)->Find("Observation", "combo-code")),
+            stored.end());
+}
+
 TEST(NormalizeTest, FoldsCaseAndAccents) {
   EXPECT_EQ(NormalizeString("  Ærøskøbing  Éric "), "aeroskobing eric");
   EXPECT_EQ(NormalizeString("日本"), "日本");

@@ -575,10 +575,15 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
   auto custom = store.ListCurrent("SearchParameter");
   if (!custom) return std::move(custom).error();
   if (custom->empty()) return Ok();
-  std::vector<std::string> skipped;
-  auto registry = search::Registry::WithCustom(*custom, &skipped);
+  std::vector<std::string> skipped, now_stored;
+  auto registry = search::Registry::WithCustom(*custom, &skipped, &now_stored);
   if (!registry) return std::move(registry).error();
   for (const auto& s : skipped) spdlog::warn("SearchParameter not used: {}", s);
+  for (const auto& key : now_stored)
+    spdlog::warn(
+        "search parameter {} is no longer the union of others (a custom SearchParameter replaced "
+        "one): its searches find what `fhirstone reindex` has indexed",
+        key);
   holder.Set(std::move(registry).value());
   return Ok();
 }

@@ -140,11 +140,23 @@ TEST_P(UnionParamTest, ValuesModifiersAndComposites) {
   EXPECT_EQ(Find({{"phonetic", "quig"}}, true, nullptr, "Patient"), (Ids{"p3"}));
   EXPECT_EQ(Find({{"phonetic:exact", "Ana"}}, true, nullptr, "Patient"), (Ids{"p3"}));
   EXPECT_EQ(Find({{"phonetic:missing", "true"}}, true, nullptr, "Patient"), (Ids{"p1", "p2"}));
+  // At the end of a chain, and on the far side of a reverse chain through another reference
+  // than the patient's.
+  Put(R"({"resourceType":"Encounter","id":"e1","status":"finished",
+          "class":{"code":"AMB"},"subject":{"reference":"Patient/p3"}})");
+  Put(R"({"resourceType":"Observation","id":"o6","status":"final","code":)" + Coding("Z") +
+      R"(,"subject":{"reference":"Patient/p3"},"encounter":{"reference":"Encounter/e1"})" +
+      Component("A", 1) + "}");
+  EXPECT_EQ(Find({{"subject:Patient.phonetic", "quig"}}), (Ids{"o6"}));
+  EXPECT_EQ(Find({{"_has:Observation:encounter:combo-code", "A"}}, true, nullptr, "Encounter"),
+            (Ids{"e1"}));
+  EXPECT_EQ(Find({{"_has:Observation:encounter:combo-code", "D"}}, true, nullptr, "Encounter"),
+            (Ids{}));
   // Reverse-chained: the union parameter on the far side.
   EXPECT_EQ(Find({{"_has:Observation:patient:combo-code", "D"}}, true, nullptr, "Patient"),
             (Ids{"p1"}));
   EXPECT_EQ(Find({{"_has:Observation:patient:combo-code", "A"}}, true, nullptr, "Patient"),
-            (Ids{"p1", "p2"}));
+            (Ids{"p1", "p2", "p3"}));
 }
 
 TEST_P(UnionParamTest, InThePatientsShardAndSorted) {
