@@ -410,6 +410,12 @@ int64_t ShardKeyOf(std::string_view type, std::string_view id, const IndexEntrie
   return OwnShardKey(type, id);
 }
 
+std::string ShardOwnerOf(std::string_view type, std::string_view id, const IndexEntries& entries) {
+  if (type == "Patient") return "Patient/" + std::string(id);
+  if (!entries.shard_patient.empty()) return "Patient/" + entries.shard_patient;
+  return std::string(type) + "/" + std::string(id);
+}
+
 IndexEntries ExtractIndex(const std::vector<const SearchParam*>& params,
                           const json::Value& resource, std::string_view local_base) {
   IndexEntries out;

@@ -104,6 +104,11 @@ struct IndexEntries {
 // The shard key of resource `type`/`id` (registry.h): a Patient's own, its shard patient's, or
 // its own "Type/id" hash.
 int64_t ShardKeyOf(std::string_view type, std::string_view id, const IndexEntries& entries);
+// Whose data the resource is, as its shard key was derived: "Patient/<id>" for a Patient and for
+// a resource whose shard parameter names that patient, else its own "Type/id". The store notes
+// it for each shard key (shard_owner), so that a shard whose resources all have one owner is
+// known to hold only that patient's data (search_sql.h NoteShardOwner).
+std::string ShardOwnerOf(std::string_view type, std::string_view id, const IndexEntries& entries);
 
 // The index entries of `resource` (whose resourceType names its type). Parameters answered from
 // the resource table itself (_id, _lastUpdated) and special ones (_text, _content...) are skipped.

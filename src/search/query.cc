@@ -278,6 +278,33 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
   return q;
 }
 
+std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery& q,
+                                     std::string* patient) {
+  if (q.types.size() != 1 || q.types[0] == "Patient" || !registry.ShardParam(q.types[0]))
+    return std::nullopt;
+  const std::string& type = q.types[0];
+  for (size_t i = 0; i < q.criteria.size(); ++i) {
+    const Criterion& c = q.criteria[i];
+    bool patients = false;
+    if (!registry.IsShardParam(type, c.param, &patients) || !c.chain.empty() || !c.has.empty() ||
+        c.values.size() != 1)
+      continue;
+    if (!c.modifier.empty() && c.modifier != "Patient") continue;
+    std::string_view v = c.values[0];
+    bool only_patients = c.modifier == "Patient" || patients;
+    if (v.starts_with("Patient/")) {
+      v.remove_prefix(8);
+    } else if (!only_patients) {
+      continue;
+    }
+    if (v.empty() || v.find('/') != std::string_view::npos || v.find(':') != std::string_view::npos)
+      continue;
+    if (patient) *patient = std::string(v);
+    return i;
+  }
+  return std::nullopt;
+}
+
 std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q) {
   if (q.types.size() != 1) return std::nullopt;
   const std::string& type = q.types[0];
@@ -295,23 +322,8 @@ std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q
     if (params.size() == 1 && registry.IsShardParam(type, params[0]))
       return PatientShardKey(q.compartment->id);
   }
-  for (const Criterion& c : q.criteria) {
-    bool patients = false;
-    if (!registry.IsShardParam(type, c.param, &patients) || !c.chain.empty() || !c.has.empty() ||
-        c.values.size() != 1)
-      continue;
-    if (!c.modifier.empty() && c.modifier != "Patient") continue;
-    std::string_view v = c.values[0];
-    bool only_patients = c.modifier == "Patient" || patients;
-    if (v.starts_with("Patient/")) {
-      v.remove_prefix(8);
-    } else if (!only_patients) {
-      continue;
-    }
-    if (v.empty() || v.find('/') != std::string_view::npos || v.find(':') != std::string_view::npos)
-      continue;
-    return PatientShardKey(v);
-  }
+  std::string patient;
+  if (ShardCriterion(registry, q, &patient)) return PatientShardKey(patient);
   return std::nullopt;
 }
 

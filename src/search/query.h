@@ -108,6 +108,12 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
 // (Patient/123/Encounter). nullopt when the matches may span shards.
 std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q);
 
+// The criterion of `q` that QueryShard found its shard by (a shard parameter with one patient),
+// and that patient's id in `patient`; nullopt when the shard comes from elsewhere (_id, a
+// compartment) or there is none. Every resource of the shard's owner (ShardOwnerOf) matches it.
+std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery& q,
+                                     std::string* patient);
+
 // Splits a parameter value on unescaped commas and resolves the \, \$ \| \\ escapes.
 std::vector<std::string> SplitValues(std::string_view value);
 

@@ -539,6 +539,12 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       driver_rows = Sql{"(SELECT DISTINCT rid AS rowid FROM idx_token WHERE " + inner + ") AS r",
                         sql->bindings};
     }
+    if (shard && options.shard_criterion == i && i != driver) {
+      // The patient's reference, checked on each match unless the shard is the patient's alone
+      // (an uncorrelated subquery: read once per query).
+      sql->text = "((SELECT owner FROM shard_owner WHERE shard_key = ?) = ? OR " + sql->text + ")";
+      sql->bindings.insert(sql->bindings.begin(), {*shard, options.shard_owner});
+    }
     criteria_sql[i] = *sql;
     where += " AND " + sql->text;
     bindings.insert(bindings.end(), sql->bindings.begin(), sql->bindings.end());

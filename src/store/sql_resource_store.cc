@@ -140,6 +140,16 @@ const std::vector<db::Migration>& Migrations() {
       // replace an operand: the rows stay until `fhirstone reindex` writes them the way that
       // registry says).
       {14, "union parameters stored as their operands", DropUnionRows(), DropUnionRows()},
+      // The owner of each shard key (internal::NoteShardOwner): a search in a patient's shard
+      // whose every resource is that patient's need not check each match's reference. The stored
+      // resources' owners are noted when the store opens (BackfillShardOwners).
+      {15, "shard owners",
+       "CREATE TABLE shard_owner (shard_key INTEGER PRIMARY KEY, owner TEXT NOT NULL);"
+       "INSERT INTO store_state (name, value) SELECT 'shard_owners', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING",
+       "CREATE TABLE shard_owner (shard_key BIGINT PRIMARY KEY, owner TEXT NOT NULL);"
+       "INSERT INTO store_state (name, value) SELECT 'shard_owners', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
   };
   return kMigrations;
 }
@@ -851,6 +861,9 @@ class SqlResourceStore : public ResourceStore {
     if (registry_) {
       std::shared_ptr<const search::Registry> registry = registry_->Get();
       options.shard = search::QueryShard(*registry, query);
+      std::string patient;
+      options.shard_criterion = search::ShardCriterion(*registry, query, &patient);
+      if (options.shard_criterion) options.shard_owner = "Patient/" + patient;
       if (query.with_patients) options.registry = std::move(registry);
     }
     return options;
@@ -1189,6 +1202,8 @@ class SqlResourceStore : public ResourceStore {
             FHIRSTONE_RETURN_IF_ERROR(MoveRow(conn, r.rid, key));
             shard = key;
           }
+          FHIRSTONE_RETURN_IF_ERROR(
+              internal::NoteShardOwner(conn, shard, search::ShardOwnerOf(r.type, r.id, r.entries)));
         }
         FHIRSTONE_RETURN_IF_ERROR(internal::WriteIndex(conn, r.rid, &r.entries, shard));
         if (r.patients) {
@@ -1204,6 +1219,85 @@ class SqlResourceStore : public ResourceStore {
       after = batch.back().rid;
     }
     return count;
+  }
+
+  // The patient that resource `rid` of `type` names through its shard parameter, from its index
+  // rows as ExtractIndex finds it (IndexEntries::shard_patient; "" when none or several).
+  // `patients`: SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND
+  // target_type = 'Patient' AND target_id <> ''.
+  static Result<std::string> ShardPatientOf(db::Statement& patients,
+                                            const search::Registry& registry, int64_t rid,
+                                            std::string_view type) {
+    const search::SearchParam* p = registry.ShardParam(type);
+    if (!p) return std::string();
+    patients.BindInt(1, rid);
+    patients.BindText(2, internal::ParamKey(*p));
+    std::vector<std::string> found;
+    while (true) {
+      auto row = patients.Step();
+      if (!row) return Finish(patients, std::move(row).error());
+      if (!*row) break;
+      found.emplace_back(patients.ColumnText(0));
+    }
+    patients.Reset();
+    return found.size() == 1 ? std::move(found[0]) : std::string();
+  }
+
+  // Notes the owner of every live resource's shard (internal::NoteShardOwner), once, after the
+  // upgrade that added shard_owner: from its type, id and the patient its shard parameter's index
+  // rows name. A resource whose key is not the one these give (a base URL changed since it was
+  // indexed) makes its shard mixed.
+  Status BackfillShardOwners() {
+    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
+    if (!registry) return Error::Internal("Shard owners need the search parameter registry");
+    constexpr int kBatch = 1000;
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    db::Connection& conn = **lease;
+    int64_t after = 0, count = 0;
+    while (true) {
+      auto tx = db::Transaction::Begin(conn, /*write=*/true);
+      if (!tx) return std::move(tx).error();
+      struct Row {
+        int64_t rid, key;
+        std::string type, id;
+      };
+      std::vector<Row> batch;
+      auto rows = conn.Prepare(
+          "SELECT rowid, shard_key, type, id FROM resource WHERE rowid > ? AND deleted = 0 ORDER "
+          "BY rowid LIMIT ?");
+      if (!rows) return std::move(rows).error();
+      (*rows)->BindInt(1, after);
+      (*rows)->BindInt(2, kBatch);
+      while (true) {
+        auto row = (*rows)->Step();
+        if (!row) return Finish(**rows, std::move(row).error());
+        if (!*row) break;
+        batch.push_back({(*rows)->ColumnInt(0), (*rows)->ColumnInt(1),
+                         std::string((*rows)->ColumnText(2)), std::string((*rows)->ColumnText(3))});
+      }
+      (*rows)->Reset();
+      if (batch.empty()) break;
+      auto patients = conn.Prepare(
+          "SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND "
+          "target_type = 'Patient' AND target_id <> ''");
+      if (!patients) return std::move(patients).error();
+      for (const Row& r : batch) {
+        search::IndexEntries entries;  // only shard_patient is used
+        auto patient = ShardPatientOf(**patients, *registry, r.rid, r.type);
+        if (!patient) return std::move(patient).error();
+        entries.shard_patient = std::move(*patient);
+        bool same = search::ShardKeyOf(r.type, r.id, entries) == r.key;
+        FHIRSTONE_RETURN_IF_ERROR(internal::NoteShardOwner(
+            conn, r.key, same ? search::ShardOwnerOf(r.type, r.id, entries) : std::string()));
+      }
+      FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+      after = batch.back().rid;
+      count += static_cast<int64_t>(batch.size());
+    }
+    FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM store_state WHERE name = 'shard_owners'"));
+    spdlog::info("shard owners noted for {} resources written before they were", count);
+    return Ok();
   }
 
   // Gives the rows written before shard keys existed theirs (once, after the upgrade that
@@ -1247,19 +1341,9 @@ class SqlResourceStore : public ResourceStore {
       if (!patients || !set) return Error::Internal("Cannot prepare the shard key backfill");
       for (const Row& r : batch) {
         search::IndexEntries entries;  // only shard_patient is used
-        if (const search::SearchParam* p = registry->ShardParam(r.type)) {
-          (*patients)->BindInt(1, r.rid);
-          (*patients)->BindText(2, internal::ParamKey(*p));
-          std::vector<std::string> found;
-          while (true) {
-            auto row = (*patients)->Step();
-            if (!row) return Finish(**patients, std::move(row).error());
-            if (!*row) break;
-            found.emplace_back((*patients)->ColumnText(0));
-          }
-          (*patients)->Reset();
-          if (found.size() == 1) entries.shard_patient = std::move(found[0]);
-        }
+        auto patient = ShardPatientOf(**patients, *registry, r.rid, r.type);
+        if (!patient) return std::move(patient).error();
+        entries.shard_patient = std::move(*patient);
         (*set)->BindInt(1, search::ShardKeyOf(r.type, r.id, entries));
         (*set)->BindInt(2, r.rid);
         auto done = (*set)->Run();
@@ -1286,6 +1370,10 @@ class SqlResourceStore : public ResourceStore {
                      "resource r WHERE r.type = resource_history.type AND r.id = "
                      "resource_history.id), 0)"));
     FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM store_state WHERE name = 'shard_keys'"));
+    // Rows moved to other keys: their owners are noted again (BackfillShardOwners, next).
+    FHIRSTONE_RETURN_IF_ERROR(
+        conn.Execute("INSERT INTO store_state (name, value) VALUES ('shard_owners', 'pending') ON "
+                     "CONFLICT (name) DO NOTHING"));
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
     spdlog::info("shard keys given to {} resources written before they existed", count);
     return Ok();
@@ -1640,6 +1728,9 @@ class SqlResourceStore : public ResourceStore {
     }
     if (!rid) return Error::Internal("The write returned no row");
     if (!registry_) return Ok();
+    if (entries)
+      FHIRSTONE_RETURN_IF_ERROR(
+          internal::NoteShardOwner(conn, shard, search::ShardOwnerOf(v.type, v.id, *entries)));
     return internal::WriteIndex(conn, *rid, entries, shard, fresh);
   }
 
@@ -1681,6 +1772,21 @@ Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Cl
   if (backfill && registry) {
     spdlog::info("giving shard keys to the stored resources (once, after an upgrade)");
     FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardKeys());
+  }
+  bool owners = false;
+  {
+    auto lease = db.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto pending = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'shard_owners'");
+    if (!pending) return std::move(pending).error();
+    auto row = (*pending)->Step();
+    owners = row && *row;
+    (*pending)->Reset();
+    if (!row) return std::move(row).error();
+  }
+  if (owners && registry) {
+    spdlog::info("noting the owners of the stored resources' shards (once, after an upgrade)");
+    FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardOwners());
   }
   return store;
 }

@@ -1204,6 +1204,20 @@ class IndexWriter {
 
 }  // namespace
 
+Status NoteShardOwner(db::Connection& conn, int64_t shard_key, std::string_view owner) {
+  // An owner seen before changes nothing: no row is written.
+  auto note = conn.Prepare(
+      "INSERT INTO shard_owner (shard_key, owner) VALUES (?, ?) ON CONFLICT (shard_key) DO "
+      "UPDATE SET owner = '' WHERE shard_owner.owner <> excluded.owner AND shard_owner.owner <> "
+      "''");
+  if (!note) return std::move(note).error();
+  (*note)->BindInt(1, shard_key);
+  (*note)->BindText(2, owner);
+  auto done = (*note)->Run();
+  if (!done) return std::move(done).error();
+  return Ok();
+}
+
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
                   int64_t shard_key, bool fresh) {
   bool postgres = conn.dialect() == db::Dialect::kPostgres;

@@ -80,6 +80,13 @@ void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
 Result<Sql> DateValueSql(std::string_view value, const std::string& low_column,
                          const std::string& high_column);
 
+// Notes that a resource of `owner` (search::ShardOwnerOf) lives in shard `shard_key`, in table
+// shard_owner: the first owner noted, or '' once a second one was (two patients whose keys
+// collide, or a resource outside any patient's data whose own key equals a patient's). A shard
+// whose owner is "Patient/<id>" thus holds that patient's data only, and every resource in it
+// matches a search by its shard parameter for that patient. Never cleared: a shard stays mixed.
+Status NoteShardOwner(db::Connection& conn, int64_t shard_key, std::string_view owner);
+
 // Replaces the index rows of resource `rid` with `entries` (none: removes them), each row
 // carrying the resource's `shard_key`. `fresh`: the resource row was just inserted, so there
 // is nothing to remove.
@@ -116,6 +123,11 @@ namespace fhirstone::store::internal {
 struct RunOptions {
   // Every match lives in this shard (search::QueryShard): each table is read there only.
   std::optional<int64_t> shard;
+  // The criterion that names the shard's patient (search::ShardCriterion) and that patient as a
+  // shard owner ("Patient/<id>"): when it filters (does not drive), it holds of every resource in
+  // a shard of that sole owner (NoteShardOwner), and is checked on each match only otherwise.
+  std::optional<size_t> shard_criterion;
+  std::string shard_owner;
   // Instead of running the page query, answer its plan (EXPLAIN on PostgreSQL, EXPLAIN QUERY
   // PLAN on SQLite) in SearchResult::plan, with the SQL first.
   bool explain = false;
