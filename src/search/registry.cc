@@ -35,7 +35,7 @@ bool IsAlnumOrDot(char c) {
 // single-valued ("Observation.subject.where(resolve() is Patient)": Observation.subject;
 // "Appointment.participant.actor...": none, participant repeats); "" otherwise.
 std::string SingleValuedPath(const SearchParam& p, std::string_view type) {
-  if (!p.url.starts_with("http://hl7.org/fhir/SearchParameter/")) return "";
+  if (!p.builtin) return "";
   std::string found;
   for (std::string_view part : Split(p.expression, '|')) {
     std::string_view t = Trim(part);

@@ -113,7 +113,9 @@ TEST(RegistryTest, CustomParametersAndUnions) {
   std::vector<std::string> skipped, now_stored;
   auto r = Registry::WithCustom(
       {sp("http://example.org/sp/code", "code", "Observation", "token", "Observation.code.coding"),
-       sp("http://hl7.org/fhir/SearchParameter/aaa", "aaa", "Patient", "string", "Patient.name")},
+       sp("http://hl7.org/fhir/SearchParameter/aaa", "aaa", "Patient", "string", "Patient.name"),
+       sp("http://hl7.org/fhir/SearchParameter/grp", "grp", "Observation", "reference",
+          "Observation.subject.where(resolve() is Group)")},
       &skipped, &now_stored);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(skipped.empty());
@@ -128,6 +130,10 @@ TEST(RegistryTest, CustomParametersAndUnions) {
   const auto& stored = (*r)->StoredForType("Observation");
   EXPECT_NE(std::find(stored.begin(), stored.end(), (*r)->Find("Observation", "combo-code")),
             stored.end());
+  // Only built-in parameters decide shards, whatever a custom one's URL: a search by `grp` never
+  // takes the patient's shard for its matches.
+  EXPECT_TRUE((*r)->IsShardParam("Observation", (*r)->Find("Observation", "subject")));
+  EXPECT_FALSE((*r)->IsShardParam("Observation", (*r)->Find("Observation", "grp")));
 }
 
 TEST(NormalizeTest, FoldsCaseAndAccents) {

@@ -285,6 +285,7 @@ TEST_P(ShardTest, RowsWrittenBeforeShardKeysGetThemWhenTheStoreOpens) {
     for (const char* table : {"resource", "resource_history", "idx_string", "idx_token",
                               "idx_reference", "idx_date", "idx_uri"})
       ASSERT_TRUE((*lease)->Execute(std::string("UPDATE ") + table + " SET shard_key = 0"));
+    ASSERT_TRUE((*lease)->Execute("DELETE FROM shard_owner"));
     ASSERT_TRUE((*lease)->Execute(
         "INSERT INTO store_state (name, value) VALUES ('shard_keys', 'pending')"));
   }
@@ -301,6 +302,11 @@ TEST_P(ShardTest, RowsWrittenBeforeShardKeysGetThemWhenTheStoreOpens) {
                    std::to_string(search::PatientShardKey("p1"))),
             1);
   EXPECT_EQ(Ids("Observation", {{"patient", "p1"}}), (std::vector<std::string>{"o1"}));
+  // The keys given have their owners noted (the owners' backfill follows the keys').
+  EXPECT_EQ(Number("SELECT count(*) FROM shard_owner WHERE owner = 'Patient/p1' AND shard_key = " +
+                   std::to_string(search::PatientShardKey("p1"))),
+            1);
+  EXPECT_EQ(Number("SELECT count(*) FROM store_state WHERE name = 'shard_owners'"), 0);
 }
 
 // Each page of a search states the same total, however it is found: counted with a sorted page's
@@ -543,6 +549,17 @@ TEST_P(ShardTest, EachShardNotesItsOwner) {
   EXPECT_EQ(owner(p2), "");  // d1 is there, though its own key is elsewhere
   EXPECT_EQ(owner(search::OwnShardKey("Practitioner", "d1")), "(none)");
   EXPECT_EQ(Number("SELECT count(*) FROM store_state WHERE name = 'shard_owners'"), 0);
+
+  // A reindex notes the owners of the shards it writes in.
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute("DELETE FROM shard_owner"));
+  }
+  auto reindexed = store_->Reindex();
+  ASSERT_TRUE(reindexed) << reindexed.error().message();
+  EXPECT_EQ(owner(p1), "Patient/p1");
+  EXPECT_EQ(owner(search::OwnShardKey("Practitioner", "d1")), "Practitioner/d1");  // moved back
 }
 
 // A search by the shard parameter within a shard whose one owner is that patient does not check
@@ -587,16 +604,27 @@ TEST_P(ShardTest, ASoleOwnersShardNeedsNoReferenceCheck) {
             (std::vector<std::string>{"o1"}));
   EXPECT_EQ(Ids("Observation", {{"subject", "Patient/p1"}, {"code", "8867-4"}}),
             (std::vector<std::string>{"o1"}));
+  // A shard noted as another patient's alone is checked too.
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute("UPDATE shard_owner SET owner = 'Patient/p2' WHERE shard_key = " +
+                                  std::to_string(p1)));
+  }
+  EXPECT_EQ(Ids("Observation", params), (std::vector<std::string>{"o1"}));
   // Were the shard noted as p1's alone, o2 would be taken for p1's on SQLite: the check is
-  // skipped then.
+  // skipped then, for each form of the criterion that names the shard.
   {
     auto lease = db_->Acquire();
     ASSERT_TRUE(lease);
     ASSERT_TRUE((*lease)->Execute("UPDATE shard_owner SET owner = 'Patient/p1' WHERE shard_key = " +
                                   std::to_string(p1)));
   }
-  EXPECT_EQ(Ids("Observation", params),
-            sqlite ? (std::vector<std::string>{"o1", "o2"}) : (std::vector<std::string>{"o1"}));
+  const std::vector<std::string> skipped =
+      sqlite ? std::vector<std::string>{"o1", "o2"} : std::vector<std::string>{"o1"};
+  EXPECT_EQ(Ids("Observation", params), skipped);
+  EXPECT_EQ(Ids("Observation", {{"subject", "Patient/p1"}, {"code", "8867-4"}}), skipped);
+  EXPECT_EQ(Ids("Observation", {{"subject:Patient", "p1"}, {"code", "8867-4"}}), skipped);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, ShardTest,
