@@ -55,6 +55,12 @@ void AuditQueue::Run() {
   std::unique_lock lock(mu_);
   std::vector<AuditRecord> batch;  // taken from pending_, appended or being retried
   size_t taken = 0;                // records submitted in `batch` (it may grow: one per patient)
+  // The storage pending_ takes over when a batch is taken, reserved while the lock is free, so
+  // that Submit does not grow pending_ (moving every record queued) while requests wait on it.
+  std::vector<AuditRecord> spare;
+  lock.unlock();
+  spare.reserve(kMaxBatch);
+  lock.lock();
   int attempts_while_stopping = 0;
   while (true) {
     wake_.wait(lock, [&] { return !batch.empty() || !pending_.empty() || stopping_; });
@@ -69,9 +75,14 @@ void AuditQueue::Run() {
       }
       size_t n = std::min(pending_.size(), kMaxBatch);
       taken = n;
-      batch.assign(std::make_move_iterator(pending_.begin()),
-                   std::make_move_iterator(pending_.begin() + n));
-      pending_.erase(pending_.begin(), pending_.begin() + n);
+      if (n == pending_.size()) {
+        batch.swap(pending_);  // no record moved while Submit waits for the lock
+        pending_.swap(spare);
+      } else {
+        batch.assign(std::make_move_iterator(pending_.begin()),
+                     std::make_move_iterator(pending_.begin() + n));
+        pending_.erase(pending_.begin(), pending_.begin() + n);
+      }
       in_flight_ = taken;
     }
     lock.unlock();
@@ -80,8 +91,15 @@ void AuditQueue::Run() {
     if (appended) {
       appended_ += static_cast<int64_t>(taken);
       in_flight_ = 0;
-      batch.clear();
       written_.notify_all();
+      // The records appended (one per patient: tens of thousands under load) are freed outside
+      // the lock: freeing them took ~10 ms, during which every request's Submit waited.
+      std::vector<AuditRecord> appended_records;
+      appended_records.swap(batch);
+      lock.unlock();
+      appended_records.clear();
+      if (spare.capacity() < kMaxBatch) spare.reserve(kMaxBatch);
+      lock.lock();
       continue;
     }
     ++failures_;

@@ -593,19 +593,20 @@ class SqlResourceStore : public ResourceStore {
     for (const auto& r : records)
       any |= !r.resources.empty() || !r.patients.empty() || r.without_patient;
     if (!any) return;
-    std::vector<AuditRecord> out;
-    out.reserve(records.size());
     std::shared_ptr<const search::Registry> registry =
         registry_ ? registry_->Get() : std::shared_ptr<const search::Registry>();
-    for (auto& r : records) {
+    // Each record's patients first, so that the records written are made in storage of their
+    // number (one allocation, no record moved as it grows).
+    size_t count = 0;
+    std::vector<char> expand(records.size()), shared(records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      AuditRecord& r = records[i];
       if (r.resources.empty() && r.patients.empty() && !r.without_patient) {
-        out.push_back(std::move(r));
+        ++count;
         continue;
       }
-      std::vector<std::string> patients = std::move(r.patients);
-      r.patients.clear();
+      expand[i] = 1;
       bool some_without = r.without_patient;
-      r.without_patient = false;
       for (const auto& body : r.resources) {
         auto parsed = json::Parse(body);
         if (!parsed || !parsed->is_object()) continue;
@@ -619,13 +620,28 @@ class SqlResourceStore : public ResourceStore {
             PatientsOf(type, parsed->GetString("id"), entries, registry.get());
         if (found.empty()) some_without = true;
         for (auto& p : found)
-          if (std::find(patients.begin(), patients.end(), p) == patients.end())
-            patients.push_back(std::move(p));
+          if (std::find(r.patients.begin(), r.patients.end(), p) == r.patients.end())
+            r.patients.push_back(std::move(p));
       }
       r.resources.clear();
+      r.without_patient = some_without;
       // The query may name other patients (patient=A,B): it stays in one record without a
       // patient, which the patients' records share the request id with.
-      if (patients.empty() || some_without || !r.query.empty()) {
+      shared[i] = r.patients.empty() || some_without || !r.query.empty();
+      count += r.patients.size() + (shared[i] ? 1 : 0);
+    }
+    std::vector<AuditRecord> out;
+    out.reserve(count);
+    for (size_t i = 0; i < records.size(); ++i) {
+      AuditRecord& r = records[i];
+      if (!expand[i]) {
+        out.push_back(std::move(r));
+        continue;
+      }
+      std::vector<std::string> patients = std::move(r.patients);
+      r.patients.clear();
+      r.without_patient = false;
+      if (shared[i]) {
         out.push_back(r);
         out.back().patient.clear();
       }
