@@ -7,6 +7,16 @@ trap cleanup EXIT
 # Waits until the server on port $1 answers a FHIR request (it listens before its store is open,
 # and answers 503 until then).
 wait_port() { for _ in $(seq 1 1000); do curl -sf -o /dev/null "http://127.0.0.1:$1/fhir/metadata" && return 0; sleep 0.01; done; return 1; }
+# Waits (at most 60 s) until the server on port $1 has written every audit record queued
+# (/metrics fhirstone_audit_backlog 0): the records of a load test are appended after its
+# requests, and a measurement that starts before would time that work too.
+wait_audit() {
+  for _ in $(seq 1 600); do
+    curl -s "http://127.0.0.1:$1/metrics" | grep -qx 'fhirstone_audit_backlog 0' && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
   wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {
