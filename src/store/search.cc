@@ -213,9 +213,10 @@ class TopRows {
 // ids).
 Status ReadInto(db::Connection& conn, const std::string& condition,
                 const std::vector<Binding>& bindings, std::unordered_set<int64_t>& seen,
-                bool with_patients, std::vector<ResourceVersion>& out, std::vector<int64_t>* rids) {
-  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) +
-                           " FROM resource r WHERE r.deleted = 0 AND " + condition);
+                bool with_patients, std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
+                std::string_view from = "resource r") {
+  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) + " FROM " + std::string(from) +
+                           " WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
   int index = 1;
@@ -361,15 +362,36 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         if (inc.target_type.empty() || v.type == inc.target_type)
           ids_by_type[v.type].push_back(v.id);
       for (const auto& [type, ids] : ids_by_type) {
+        // From the referring index rows to their resources (a resource referring to several of
+        // the ids is read once: `seen`), then in row id order as the other rounds.
         std::vector<Binding> bindings;
-        std::string cond =
-            "r.rowid IN (SELECT rid FROM idx_reference WHERE " + ParamIs(*inc.param, bindings) +
-            " AND target_type = ? AND target_id IN " + InList(ids.size()) + ") AND +r.type = ?";
+        std::string cond = ParamIs(*inc.param, bindings, "", "x.param") +
+                           " AND x.target_type = ? AND x.target_id IN " + InList(ids.size()) +
+                           " AND +r.type = ?";
         bindings.push_back(type);
         for (const auto& id : ids) bindings.push_back(id);
         bindings.push_back(inc.source_type);
-        FHIRSTONE_RETURN_IF_ERROR(
-            ReadInto(conn, cond, bindings, seen, with_patients, included, &included_rids));
+        const size_t first = included.size();
+        // CROSS JOIN: SQLite keeps the index rows first (PostgreSQL plans a JOIN itself).
+        FHIRSTONE_RETURN_IF_ERROR(ReadInto(
+            conn, cond, bindings, seen, with_patients, included, &included_rids,
+            conn.dialect() == db::Dialect::kSqlite
+                ? "idx_reference x CROSS JOIN resource r ON r.rowid = x.rid"
+                : "idx_reference x JOIN resource r ON r.rowid = x.rid"));
+        std::vector<size_t> order(included.size() - first);
+        for (size_t i = 0; i < order.size(); ++i) order[i] = first + i;
+        std::sort(order.begin(), order.end(),
+                  [&](size_t a, size_t b) { return included_rids[a] < included_rids[b]; });
+        std::vector<ResourceVersion> sorted;
+        std::vector<int64_t> sorted_rids;
+        sorted.reserve(order.size());
+        sorted_rids.reserve(order.size());
+        for (size_t i : order) {
+          sorted.push_back(std::move(included[i]));
+          sorted_rids.push_back(included_rids[i]);
+        }
+        std::move(sorted.begin(), sorted.end(), included.begin() + first);
+        std::copy(sorted_rids.begin(), sorted_rids.end(), included_rids.begin() + first);
       }
     }
     if (included.size() >= kMaxIncluded) break;
