@@ -322,6 +322,25 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
   return Ok();
 }
 
+// Puts included[first...] (and their row ids, alongside) in row id order.
+void SortByRowId(std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids,
+                 size_t first) {
+  std::vector<size_t> order(included.size() - first);
+  for (size_t i = 0; i < order.size(); ++i) order[i] = first + i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return included_rids[a] < included_rids[b]; });
+  std::vector<ResourceVersion> versions;
+  std::vector<int64_t> rids;
+  versions.reserve(order.size());
+  rids.reserve(order.size());
+  for (size_t i : order) {
+    versions.push_back(std::move(included[i]));
+    rids.push_back(included_rids[i]);
+  }
+  std::move(versions.begin(), versions.end(), included.begin() + first);
+  std::copy(rids.begin(), rids.end(), included_rids.begin() + first);
+}
+
 // One round of _include / _revinclude over `sources` (resources and their rowids).
 Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
                     const std::vector<ResourceVersion>& sources,
@@ -362,36 +381,47 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         if (inc.target_type.empty() || v.type == inc.target_type)
           ids_by_type[v.type].push_back(v.id);
       for (const auto& [type, ids] : ids_by_type) {
-        // From the referring index rows to their resources (a resource referring to several of
-        // the ids is read once: `seen`), then in row id order as the other rounds.
         std::vector<Binding> bindings;
-        std::string cond = ParamIs(*inc.param, bindings, "", "x.param") +
-                           " AND x.target_type = ? AND x.target_id IN " + InList(ids.size()) +
-                           " AND +r.type = ?";
+        std::string param = ParamIs(*inc.param, bindings, "", "x.param");
         bindings.push_back(type);
         for (const auto& id : ids) bindings.push_back(id);
         bindings.push_back(inc.source_type);
         const size_t first = included.size();
-        // CROSS JOIN: SQLite keeps the index rows first (PostgreSQL plans a JOIN itself).
-        FHIRSTONE_RETURN_IF_ERROR(ReadInto(
-            conn, cond, bindings, seen, with_patients, included, &included_rids,
-            conn.dialect() == db::Dialect::kSqlite
-                ? "idx_reference x CROSS JOIN resource r ON r.rowid = x.rid"
-                : "idx_reference x JOIN resource r ON r.rowid = x.rid"));
-        std::vector<size_t> order(included.size() - first);
-        for (size_t i = 0; i < order.size(); ++i) order[i] = first + i;
-        std::sort(order.begin(), order.end(),
-                  [&](size_t a, size_t b) { return included_rids[a] < included_rids[b]; });
-        std::vector<ResourceVersion> sorted;
-        std::vector<int64_t> sorted_rids;
-        sorted.reserve(order.size());
-        sorted_rids.reserve(order.size());
-        for (size_t i : order) {
-          sorted.push_back(std::move(included[i]));
-          sorted_rids.push_back(included_rids[i]);
+        if (conn.dialect() == db::Dialect::kSqlite) {
+          // SQLite: from the referring index rows to their resources (CROSS JOIN keeps that
+          // order; a resource referring to several of the ids is read once: `seen`), without
+          // the temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The round's rows
+          // then go in row id order, as that form reads them.
+          FHIRSTONE_RETURN_IF_ERROR(
+              ReadInto(conn,
+                       param + " AND x.target_type = ? AND x.target_id IN " + InList(ids.size()) +
+                           " AND +r.type = ?",
+                       bindings, seen, with_patients, included, &included_rids,
+                       "idx_reference x CROSS JOIN resource r ON r.rowid = x.rid"));
+          if (included.size() < kMaxIncluded) {
+            SortByRowId(included, included_rids, first);
+            continue;
+          }
+          // Cut at kMaxIncluded: the rows kept must be the first stored, not those of the first
+          // ids in the index's order. Read again the way that keeps them.
+          for (size_t i = first; i < included_rids.size(); ++i) seen.erase(included_rids[i]);
+          included.resize(first);
+          included_rids.resize(first);
         }
-        std::move(sorted.begin(), sorted.end(), included.begin() + first);
-        std::copy(sorted_rids.begin(), sorted_rids.end(), included_rids.begin() + first);
+        // PostgreSQL (and SQLite past the cut): the referring rows' ids in a subquery, which a
+        // distributed database plans on its own (docs/scale-out.md), the rows in row id order
+        // (SQLite reads them so).
+        std::vector<Binding> same_keys;  // as `bindings` has them already
+        FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn,
+                                           "r.rowid IN (SELECT rid FROM idx_reference WHERE " +
+                                               ParamIs(*inc.param, same_keys) +
+                                               " AND target_type = ? AND target_id IN " +
+                                               InList(ids.size()) + ") AND +r.type = ?" +
+                                               (conn.dialect() == db::Dialect::kSqlite
+                                                    ? ""
+                                                    : " ORDER BY r.rowid"),
+                                           bindings, seen, with_patients, included,
+                                           &included_rids));
       }
     }
     if (included.size() >= kMaxIncluded) break;

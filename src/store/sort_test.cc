@@ -254,6 +254,45 @@ TEST_P(SortTest, DateCriterionAndSortKeyOnOneParameter) {
             (Ids{"g1", "g5", "g2", "g3"}));
 }
 
+// _revinclude: each round's resources come in the order stored, and past the 1000 included the
+// first stored are kept, whichever of the matches they refer to.
+TEST_P(SortTest, RevincludedInTheOrderStoredAndCutAtTheFirstThousand) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(R"({"resourceType":"Patient","id":"p2"})");
+  auto observation = [](const std::string& id, const std::string& patient) {
+    return R"({"resourceType":"Observation","id":")" + id +
+           R"(","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/)" + patient +
+           R"("}})";
+  };
+  Put(observation("b-1", "p2"));
+  Put(observation("a-1", "p1"));
+  Put(observation("b-2", "p2"));
+  auto included = [&](search::QueryParams params) {
+    auto q = search::ParseQuery(*holder_->Get(), {"Patient"}, params, {});
+    EXPECT_TRUE(q) << q.error().message();
+    Ids ids;
+    if (!q) return ids;
+    auto found = store_->Search(*q);
+    EXPECT_TRUE(found) << found.error().message();
+    if (found)
+      for (const auto& v : found->included) ids.push_back(v.id);
+    return ids;
+  };
+  const search::QueryParams both = {{"_id", "p1,p2"}, {"_revinclude", "Observation:subject"}};
+  EXPECT_EQ(included(both), (Ids{"b-1", "a-1", "b-2"}));
+  // 600 more of p2's, then 600 of p1's: the 1000 kept are the first stored (p1's rows come first
+  // in the index, by id).
+  for (int i = 0; i < 600; ++i) Put(observation("b-x" + std::to_string(i), "p2"));
+  for (int i = 0; i < 600; ++i) Put(observation("a-x" + std::to_string(i), "p1"));
+  Ids kept = included(both);
+  ASSERT_EQ(kept.size(), 1000u);
+  EXPECT_EQ(kept[0], "b-1");
+  EXPECT_EQ(kept[3], "b-x0");
+  EXPECT_EQ(kept[602], "b-x599");
+  EXPECT_EQ(kept[603], "a-x0");
+  EXPECT_EQ(kept[999], "a-x396");
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, SortTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });
