@@ -412,16 +412,13 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         // distributed database plans on its own (docs/scale-out.md), the rows in row id order
         // (SQLite reads them so).
         std::vector<Binding> same_keys;  // as `bindings` has them already
-        FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn,
-                                           "r.rowid IN (SELECT rid FROM idx_reference WHERE " +
-                                               ParamIs(*inc.param, same_keys) +
-                                               " AND target_type = ? AND target_id IN " +
-                                               InList(ids.size()) + ") AND +r.type = ?" +
-                                               (conn.dialect() == db::Dialect::kSqlite
-                                                    ? ""
-                                                    : " ORDER BY r.rowid"),
-                                           bindings, seen, with_patients, included,
-                                           &included_rids));
+        FHIRSTONE_RETURN_IF_ERROR(
+            ReadInto(conn,
+                     "r.rowid IN (SELECT rid FROM idx_reference WHERE " +
+                         ParamIs(*inc.param, same_keys) + " AND target_type = ? AND target_id IN " +
+                         InList(ids.size()) + ") AND +r.type = ?" +
+                         (conn.dialect() == db::Dialect::kSqlite ? "" : " ORDER BY r.rowid"),
+                     bindings, seen, with_patients, included, &included_rids));
       }
     }
     if (included.size() >= kMaxIncluded) break;

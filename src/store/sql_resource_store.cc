@@ -877,9 +877,14 @@ class SqlResourceStore : public ResourceStore {
     if (registry_) {
       std::shared_ptr<const search::Registry> registry = registry_->Get();
       options.shard = search::QueryShard(*registry, query);
+      // The criterion that names the shard's patient (not a compartment's other patient).
       std::string patient;
       options.shard_criterion = search::ShardCriterion(*registry, query, &patient);
-      if (options.shard_criterion) options.shard_owner = "Patient/" + patient;
+      if (options.shard_criterion && options.shard == search::PatientShardKey(patient)) {
+        options.shard_owner = "Patient/" + patient;
+      } else {
+        options.shard_criterion.reset();
+      }
       if (query.with_patients) options.registry = std::move(registry);
     }
     return options;
@@ -1772,35 +1777,30 @@ Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Cl
   FHIRSTONE_RETURN_IF_ERROR(db.Migrate(Migrations()));
   std::unique_ptr<ResourceStore> store(
       new SqlResourceStore(db, clock, ids, registry, std::move(fhir_base)));
-  // Resources written before shard keys existed get theirs (once, by the node that opens the
-  // store first; the others find the work done or redo part of it harmlessly).
-  bool backfill = false;
-  {
+  // Whether store_state says the backfill `name` is pending.
+  auto pending = [&](std::string_view name) -> Result<bool> {
     auto lease = db.Acquire();
     if (!lease) return std::move(lease).error();
-    auto pending = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'shard_keys'");
-    if (!pending) return std::move(pending).error();
-    auto row = (*pending)->Step();
-    backfill = row && *row;
-    (*pending)->Reset();
+    auto stmt = (*lease)->Prepare("SELECT value FROM store_state WHERE name = ?");
+    if (!stmt) return std::move(stmt).error();
+    (*stmt)->BindText(1, name);
+    auto row = (*stmt)->Step();
+    (*stmt)->Reset();
     if (!row) return std::move(row).error();
-  }
-  if (backfill && registry) {
+    return *row;
+  };
+  // Resources written before shard keys existed get theirs (once, by the node that opens the
+  // store first; the others find the work done or redo part of it harmlessly).
+  auto keys = pending("shard_keys");
+  if (!keys) return std::move(keys).error();
+  if (*keys && registry) {
     spdlog::info("giving shard keys to the stored resources (once, after an upgrade)");
     FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardKeys());
   }
-  bool owners = false;
-  {
-    auto lease = db.Acquire();
-    if (!lease) return std::move(lease).error();
-    auto pending = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'shard_owners'");
-    if (!pending) return std::move(pending).error();
-    auto row = (*pending)->Step();
-    owners = row && *row;
-    (*pending)->Reset();
-    if (!row) return std::move(row).error();
-  }
-  if (owners && registry) {
+  // The owners of the stored resources' shards (migration 15, and after the keys' backfill).
+  auto owners = pending("shard_owners");
+  if (!owners) return std::move(owners).error();
+  if (*owners && registry) {
     spdlog::info("noting the owners of the stored resources' shards (once, after an upgrade)");
     FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardOwners());
   }
