@@ -1242,51 +1242,26 @@ class SqlResourceStore : public ResourceStore {
     return count;
   }
 
-  // The patient that resource `rid` of `type` names through its shard parameter, from its index
-  // rows as ExtractIndex finds it (IndexEntries::shard_patient; "" when none or several).
-  // `patients`: SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND
-  // target_type = 'Patient' AND target_id <> ''.
-  static Result<std::string> ShardPatientOf(db::Statement& patients,
-                                            const search::Registry& registry, int64_t rid,
-                                            std::string_view type) {
-    const search::SearchParam* p = registry.ShardParam(type);
-    if (!p) return std::string();
-    patients.BindInt(1, rid);
-    patients.BindText(2, internal::ParamKey(*p));
-    std::vector<std::string> found;
-    while (true) {
-      auto row = patients.Step();
-      if (!row) return Finish(patients, std::move(row).error());
-      if (!*row) break;
-      found.emplace_back(patients.ColumnText(0));
-    }
-    patients.Reset();
-    return found.size() == 1 ? std::move(found[0]) : std::string();
-  }
+  // A stored resource's row, as the backfills read it.
+  struct StoredRow {
+    int64_t rid, key;
+    std::string type, id;
+  };
 
-  // Notes the owner of every live resource's shard (internal::NoteShardOwner), once, after the
-  // upgrade that added shard_owner: from its type, id and the patient its shard parameter's index
-  // rows name. A resource whose key is not the one these give (a base URL changed since it was
-  // indexed) makes its shard mixed.
-  Status BackfillShardOwners() {
-    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
-    if (!registry) return Error::Internal("Shard owners need the search parameter registry");
+  // Runs `each` on every resource row (only the live ones when `live_only`), in row id order,
+  // 1000 rows per write transaction. Returns how many rows it ran on.
+  static Result<int64_t> ForEachStoredRow(db::Connection& conn, bool live_only,
+                                          const std::function<Status(const StoredRow&)>& each) {
     constexpr int kBatch = 1000;
-    auto lease = db_.Acquire();
-    if (!lease) return std::move(lease).error();
-    db::Connection& conn = **lease;
+    const std::string select =
+        std::string("SELECT rowid, shard_key, type, id FROM resource WHERE ") +
+        (live_only ? "deleted = 0 AND " : "") + "rowid > ? ORDER BY rowid LIMIT ?";
     int64_t after = 0, count = 0;
     while (true) {
       auto tx = db::Transaction::Begin(conn, /*write=*/true);
       if (!tx) return std::move(tx).error();
-      struct Row {
-        int64_t rid, key;
-        std::string type, id;
-      };
-      std::vector<Row> batch;
-      auto rows = conn.Prepare(
-          "SELECT rowid, shard_key, type, id FROM resource WHERE rowid > ? AND deleted = 0 ORDER "
-          "BY rowid LIMIT ?");
+      std::vector<StoredRow> batch;
+      auto rows = conn.Prepare(select);
       if (!rows) return std::move(rows).error();
       (*rows)->BindInt(1, after);
       (*rows)->BindInt(2, kBatch);
@@ -1298,26 +1273,62 @@ class SqlResourceStore : public ResourceStore {
                          std::string((*rows)->ColumnText(2)), std::string((*rows)->ColumnText(3))});
       }
       (*rows)->Reset();
-      if (batch.empty()) break;
-      auto patients = conn.Prepare(
-          "SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND "
-          "target_type = 'Patient' AND target_id <> ''");
-      if (!patients) return std::move(patients).error();
-      for (const Row& r : batch) {
-        search::IndexEntries entries;  // only shard_patient is used
-        auto patient = ShardPatientOf(**patients, *registry, r.rid, r.type);
-        if (!patient) return std::move(patient).error();
-        entries.shard_patient = std::move(*patient);
-        bool same = search::ShardKeyOf(r.type, r.id, entries) == r.key;
-        FHIRSTONE_RETURN_IF_ERROR(internal::NoteShardOwner(
-            conn, r.key, same ? search::ShardOwnerOf(r.type, r.id, entries) : std::string()));
-      }
+      if (batch.empty()) return count;
+      for (const StoredRow& r : batch) FHIRSTONE_RETURN_IF_ERROR(each(r));
       FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
       after = batch.back().rid;
       count += static_cast<int64_t>(batch.size());
     }
+  }
+
+  // The shard patient of stored resource `r` (IndexEntries::shard_patient, the only member set):
+  // the patient its shard parameter's index rows name, as ExtractIndex finds it ("" when none or
+  // several).
+  static Result<search::IndexEntries> ShardEntriesOf(db::Connection& conn,
+                                                     const search::Registry& registry,
+                                                     const StoredRow& r) {
+    search::IndexEntries entries;
+    const search::SearchParam* p = registry.ShardParam(r.type);
+    if (!p) return entries;
+    auto patients = conn.Prepare(
+        "SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND "
+        "target_type = 'Patient' AND target_id <> ''");
+    if (!patients) return std::move(patients).error();
+    db::Statement& s = **patients;
+    s.BindInt(1, r.rid);
+    s.BindText(2, internal::ParamKey(*p));
+    std::vector<std::string> found;
+    while (true) {
+      auto row = s.Step();
+      if (!row) return Finish(s, std::move(row).error());
+      if (!*row) break;
+      found.emplace_back(s.ColumnText(0));
+    }
+    s.Reset();
+    if (found.size() == 1) entries.shard_patient = std::move(found[0]);
+    return entries;
+  }
+
+  // Notes the owner of every live resource's shard (internal::NoteShardOwner), once, after the
+  // upgrade that added shard_owner: from its type, id and the patient its shard parameter's index
+  // rows name. A resource whose key is not the one these give (a base URL changed since it was
+  // indexed) makes its shard mixed.
+  Status BackfillShardOwners() {
+    std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
+    if (!registry) return Error::Internal("Shard owners need the search parameter registry");
+    auto lease = db_.Acquire();
+    if (!lease) return std::move(lease).error();
+    db::Connection& conn = **lease;
+    auto count = ForEachStoredRow(conn, /*live_only=*/true, [&](const StoredRow& r) -> Status {
+      auto entries = ShardEntriesOf(conn, *registry, r);
+      if (!entries) return std::move(entries).error();
+      bool same = search::ShardKeyOf(r.type, r.id, *entries) == r.key;
+      return internal::NoteShardOwner(
+          conn, r.key, same ? search::ShardOwnerOf(r.type, r.id, *entries) : std::string());
+    });
+    if (!count) return std::move(count).error();
     FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM store_state WHERE name = 'shard_owners'"));
-    spdlog::info("shard owners noted for {} resources written before they were", count);
+    spdlog::info("shard owners noted for {} resources written before they were", *count);
     return Ok();
   }
 
@@ -1328,52 +1339,21 @@ class SqlResourceStore : public ResourceStore {
   Status BackfillShardKeys() {
     std::shared_ptr<const search::Registry> registry = registry_ ? registry_->Get() : nullptr;
     if (!registry) return Error::Internal("Shard keys need the search parameter registry");
-    constexpr int kBatch = 1000;
     auto lease = db_.Acquire();
     if (!lease) return std::move(lease).error();
     db::Connection& conn = **lease;
-    int64_t after = 0, count = 0;
-    while (true) {
-      auto tx = db::Transaction::Begin(conn, /*write=*/true);
-      if (!tx) return std::move(tx).error();
-      struct Row {
-        int64_t rid;
-        std::string type, id;
-      };
-      std::vector<Row> batch;
-      auto rows = conn.Prepare(
-          "SELECT rowid, type, id FROM resource WHERE rowid > ? ORDER BY rowid LIMIT ?");
-      if (!rows) return std::move(rows).error();
-      (*rows)->BindInt(1, after);
-      (*rows)->BindInt(2, kBatch);
-      while (true) {
-        auto row = (*rows)->Step();
-        if (!row) return Finish(**rows, std::move(row).error());
-        if (!*row) break;
-        batch.push_back({(*rows)->ColumnInt(0), std::string((*rows)->ColumnText(1)),
-                         std::string((*rows)->ColumnText(2))});
-      }
-      (*rows)->Reset();
-      if (batch.empty()) break;
-      auto patients = conn.Prepare(
-          "SELECT DISTINCT target_id FROM idx_reference WHERE rid = ? AND param = ? AND "
-          "target_type = 'Patient' AND target_id <> ''");
+    auto count = ForEachStoredRow(conn, /*live_only=*/false, [&](const StoredRow& r) -> Status {
+      auto entries = ShardEntriesOf(conn, *registry, r);
+      if (!entries) return std::move(entries).error();
       auto set = conn.Prepare("UPDATE resource SET shard_key = ? WHERE rowid = ?");
-      if (!patients || !set) return Error::Internal("Cannot prepare the shard key backfill");
-      for (const Row& r : batch) {
-        search::IndexEntries entries;  // only shard_patient is used
-        auto patient = ShardPatientOf(**patients, *registry, r.rid, r.type);
-        if (!patient) return std::move(patient).error();
-        entries.shard_patient = std::move(*patient);
-        (*set)->BindInt(1, search::ShardKeyOf(r.type, r.id, entries));
-        (*set)->BindInt(2, r.rid);
-        auto done = (*set)->Run();
-        if (!done) return std::move(done).error();
-      }
-      FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-      after = batch.back().rid;
-      count += static_cast<int64_t>(batch.size());
-    }
+      if (!set) return std::move(set).error();
+      (*set)->BindInt(1, search::ShardKeyOf(r.type, r.id, *entries));
+      (*set)->BindInt(2, r.rid);
+      auto done = (*set)->Run();
+      if (!done) return std::move(done).error();
+      return Ok();
+    });
+    if (!count) return std::move(count).error();
     // Index and history rows take their resource's key.
     auto tx = db::Transaction::Begin(conn, /*write=*/true);
     if (!tx) return std::move(tx).error();
@@ -1396,7 +1376,7 @@ class SqlResourceStore : public ResourceStore {
         conn.Execute("INSERT INTO store_state (name, value) VALUES ('shard_owners', 'pending') ON "
                      "CONFLICT (name) DO NOTHING"));
     FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
-    spdlog::info("shard keys given to {} resources written before they existed", count);
+    spdlog::info("shard keys given to {} resources written before they existed", *count);
     return Ok();
   }
 
