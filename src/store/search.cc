@@ -253,6 +253,50 @@ std::string InList(size_t n) {
   return s + ")";
 }
 
+// The rows of `rids` (distinct row ids), appended to `out` in that order (their row ids to
+// `out_rids`): one statement, `rowid IN (...)`, instead of one lookup each (a third less SQL for a
+// page of 50). Its placeholders are rounded up to a power of two, the last row id repeated, so
+// that a handful of statements is prepared and cached whatever the page size. A row id without a
+// row is an internal error: the caller read it in the same snapshot.
+Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool with_patients,
+                    std::vector<ResourceVersion>& out, std::vector<int64_t>& out_rids) {
+  if (rids.empty()) return Ok();
+  size_t slots = 1;
+  while (slots < rids.size()) slots *= 2;
+  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) +
+                           " FROM resource r WHERE r.rowid IN " + InList(slots));
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  for (size_t i = 0; i < slots; ++i)
+    s.BindInt(static_cast<int>(i) + 1, rids[std::min(i, rids.size() - 1)]);
+  // Where each row id goes: (row id, its place), by row id.
+  std::vector<std::pair<int64_t, size_t>> places(rids.size());
+  for (size_t i = 0; i < rids.size(); ++i) places[i] = {rids[i], i};
+  std::sort(places.begin(), places.end());
+  std::vector<ResourceVersion> rows(rids.size());
+  std::vector<char> found(rids.size());
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    int64_t rid = s.ColumnInt(0);
+    auto at = std::lower_bound(places.begin(), places.end(), std::pair<int64_t, size_t>{rid, 0});
+    if (at == places.end() || at->first != rid || found[at->second]) continue;
+    found[at->second] = 1;
+    rows[at->second] = ReadRow(s, &rid, with_patients);
+  }
+  s.Reset();
+  if (std::find(found.begin(), found.end(), 0) != found.end())
+    return Error::Internal("A search match has no resource row in its snapshot");
+  out.reserve(out.size() + rows.size());
+  for (auto& v : rows) out.push_back(std::move(v));
+  out_rids.insert(out_rids.end(), rids.begin(), rids.end());
+  return Ok();
+}
+
 // Sets the patients of each of `versions` (whose rowids are `rids`) that its row did not give
 // (written before rows kept them, and not reindexed since): its Patient compartment's
 // references to patients, read from the index (what the audit log would otherwise find by
@@ -551,7 +595,27 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // resources, theirs carry the resource's shard key, and a parameter of the searched type has
   // rows of that type only.
   std::optional<Sql> driver_rows;
-  std::vector<Sql> criteria_sql(q.criteria.size());
+  // The same without DISTINCT: a resource with the code twice (under two systems) comes twice in a
+  // row, which the folded sort key's pass takes as one candidate (see below).
+  std::optional<Sql> driver_token_rows;
+  // The patient's reference is implied in a shard whose only owner is the patient
+  // (docs/scale-out.md "Shards with one owner"): read once, in the search's snapshot, and the
+  // criterion left out of the SQL.
+  bool sole_owner = false;
+  std::string plan_notes;
+  if (shard && options.shard_criterion) {
+    auto owner = conn.Prepare("SELECT owner FROM shard_owner WHERE shard_key = ?");
+    if (!owner) return std::move(owner).error();
+    (*owner)->BindInt(1, *shard);
+    auto row = (*owner)->Step();
+    if (!row) {
+      (*owner)->Reset();
+      return std::move(row).error();
+    }
+    sole_owner = *row && (*owner)->ColumnText(0) == options.shard_owner;
+    (*owner)->Reset();
+  }
+  std::vector<Sql> criteria_sql(q.criteria.size());  // empty text: implied, left out
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     const search::Criterion& c = q.criteria[i];
     auto sql = CriterionSql(
@@ -587,12 +651,13 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       inner.pop_back();  // the IN list's closing parenthesis
       driver_rows = Sql{"(SELECT DISTINCT rid AS rowid FROM idx_token WHERE " + inner + ") AS r",
                         sql->bindings};
+      if (c.values.size() == 1)
+        driver_token_rows =
+            Sql{"(SELECT rid AS rowid FROM idx_token WHERE " + inner + ") AS r", sql->bindings};
     }
-    if (shard && options.shard_criterion == i && i != driver) {
-      // The patient's reference, checked on each match unless the shard is the patient's alone
-      // (an uncorrelated subquery: read once per query).
-      sql->text = "((SELECT owner FROM shard_owner WHERE shard_key = ?) = ? OR " + sql->text + ")";
-      sql->bindings.insert(sql->bindings.begin(), {*shard, options.shard_owner});
+    if (shard && options.shard_criterion == i && i != driver && sole_owner) {
+      plan_notes = "\n(the patient's reference is implied: the shard is the patient's alone)";
+      continue;
     }
     criteria_sql[i] = *sql;
     where += " AND " + sql->text;
@@ -618,7 +683,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   bool want_total = q.total != search::TotalMode::kNone;
   if (q.summary == search::SummaryMode::kCount) {
     FHIRSTONE_RETURN_IF_ERROR(run_count());
-    result.plan = count_sql;
+    result.plan = count_sql + plan_notes;
     return result;
   }
 
@@ -704,7 +769,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       auto filters = [&](bool without_driver) {
         Sql out;
         for (size_t i = 0; i < q.criteria.size(); ++i) {
-          if (i == folded || (without_driver && i == shard_driver)) continue;
+          if (i == folded || (without_driver && i == shard_driver) || criteria_sql[i].text.empty())
+            continue;
           out.text += " AND " + criteria_sql[i].text;
           out.bindings.insert(out.bindings.end(), criteria_sql[i].bindings.begin(),
                               criteria_sql[i].bindings.end());
@@ -716,7 +782,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       if (!from_index) rest = filters(false);
       std::vector<Binding> sorted_bindings;
       if (folded) {
-        auto condition = ValuesConditionSql(q.criteria[*folded]);
+        // Without the parameter: the join below names it.
+        auto condition = ValuesConditionSql(q.criteria[*folded], /*with_param=*/false);
         if (!condition) return std::move(condition).error();
         sql = "SELECT r.rowid, d." + std::string(q.sort[0].descending ? "high" : "low") + ", (" +
               condition->text + ") FROM ";
@@ -726,9 +793,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         sorted_bindings = key_bindings;
       }
       if (from_index) {
-        sql += driver_rows->text;
-        sorted_bindings.insert(sorted_bindings.end(), driver_rows->bindings.begin(),
-                               driver_rows->bindings.end());
+        const Sql& rows = folded && driver_token_rows ? *driver_token_rows : *driver_rows;
+        sql += rows.text;
+        sorted_bindings.insert(sorted_bindings.end(), rows.bindings.begin(), rows.bindings.end());
       } else {
         sql += "resource r";
       }
@@ -768,6 +835,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   }
   result.plan = sql;
   if (sort_in_memory) result.plan += "\n(sorted in memory; then the page's rows by rowid)";
+  result.plan += plan_notes;
   if (options.explain) {
     bool pg = conn.dialect() == db::Dialect::kPostgres;
     auto explain = conn.Prepare((pg ? "EXPLAIN " : "EXPLAIN QUERY PLAN ") + sql);
@@ -835,24 +903,11 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     std::vector<int64_t> kept = top.Sorted();
     if (want_total) counted = top.matched();
     more = kept.size() > static_cast<size_t>(offset) + static_cast<size_t>(q.count);
-    auto body =
-        conn.Prepare("SELECT " + std::string(kRowColumns) + " FROM resource r WHERE r.rowid = ?");
-    if (!body) return std::move(body).error();
-    db::Statement& b = **body;
+    std::vector<int64_t> page_rids;
     for (size_t i = static_cast<size_t>(offset);
-         i < kept.size() && static_cast<int>(result.matches.size()) < q.count; ++i) {
-      b.BindInt(1, kept[i]);
-      auto row = b.Step();
-      if (!row || !*row) {
-        b.Reset();
-        if (!row) return std::move(row).error();
-        return Error::Internal("A search match has no resource row in its snapshot");
-      }
-      int64_t rid;
-      result.matches.push_back(ReadRow(b, &rid, with_patients));
-      rids.push_back(rid);
-      b.Reset();
-    }
+         i < kept.size() && page_rids.size() < static_cast<size_t>(q.count); ++i)
+      page_rids.push_back(kept[i]);
+    FHIRSTONE_RETURN_IF_ERROR(ReadRowsById(conn, page_rids, with_patients, result.matches, rids));
   }
   while (!sort_in_memory) {
     auto row = s.Step();

@@ -234,9 +234,10 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
   };
   size_t tables = occurrences("FROM idx_"), scoped = occurrences("shard_key = ?");
   bool postgres = db_->dialect() == db::Dialect::kPostgres;
-  // PostgreSQL: patient, code, date, and the sort key (once: NULLS LAST). SQLite: patient and
-  // code, then the date rows joined once for both the date criterion and the sort key.
-  EXPECT_EQ(tables, postgres ? 4u : 2u) << sql;
+  // PostgreSQL: patient, code, date, and the sort key (once: NULLS LAST). SQLite: the code, then
+  // the date rows joined once for both the date criterion and the sort key; the patient's
+  // reference is implied, p1's shard holding p1's data alone (shard_owner, read before).
+  EXPECT_EQ(tables, postgres ? 4u : 1u) << sql;
   if (!postgres) EXPECT_EQ(occurrences("CROSS JOIN idx_date d"), 1u) << sql;
   // PostgreSQL reads the resource table twice (the matches sorted, then the page's bodies), each
   // time in the shard. SQLite reads the matches' sort keys in one query, from the token rows
@@ -245,17 +246,13 @@ TEST_P(ShardTest, PatientScopedQueriesNameTheirShard) {
   EXPECT_EQ(occurrences("resource r "), postgres ? 2u : 0u) << sql;
   EXPECT_EQ(occurrences("r.shard_key = ?"), postgres ? 2u : 0u) << sql;
   // SQLite is never distributed: its index tables are read by value or by row id alone, but for
-  // the token criterion, which drives within the shard (idx_token_value ends with shard_key). The
-  // patient's reference, which filters, is checked unless the shard's owner is that patient alone
-  // (shard_owner, read by its key).
-  EXPECT_EQ(scoped, postgres ? tables + 2 : 2u) << sql;
-  if (!postgres)
-    EXPECT_NE(sql.find("((SELECT owner FROM shard_owner WHERE shard_key = ?) = ? OR EXISTS (SELECT "
-                       "1 FROM idx_reference WHERE rid = r.rowid"),
-              std::string::npos)
-        << sql;
+  // the token criterion, which drives within the shard (idx_token_value ends with shard_key).
+  EXPECT_EQ(scoped, postgres ? tables + 2 : 1u) << sql;
   if (!postgres) {
-    EXPECT_NE(sql.find("FROM (SELECT DISTINCT rid AS rowid FROM idx_token WHERE shard_key = ?"),
+    EXPECT_EQ(sql.find("idx_reference"), std::string::npos) << sql;
+    EXPECT_NE(plan->find("the patient's reference is implied"), std::string::npos) << *plan;
+    // One code: its token rows without DISTINCT (a resource's rows come together).
+    EXPECT_NE(sql.find("FROM (SELECT rid AS rowid FROM idx_token WHERE shard_key = ?"),
               std::string::npos)
         << sql;
     EXPECT_NE(plan->find("sorted in memory"), std::string::npos) << *plan;
@@ -577,10 +574,8 @@ TEST_P(ShardTest, ASoleOwnersShardNeedsNoReferenceCheck) {
   const bool sqlite = db_->dialect() == db::Dialect::kSqlite;
   auto plan = store_->ExplainSearch(query);
   ASSERT_TRUE(plan) << plan.error().message();
-  EXPECT_EQ(plan->find("(SELECT owner FROM shard_owner WHERE shard_key = ?) = ? OR ") !=
-                std::string::npos,
-            sqlite)
-      << *plan;
+  EXPECT_EQ(plan->find("the patient's reference is implied") != std::string::npos, sqlite) << *plan;
+  EXPECT_EQ(plan->find("FROM idx_reference") == std::string::npos, sqlite) << *plan;
   EXPECT_EQ(Ids("Observation", params), (std::vector<std::string>{"o1"}));
   // o2 in p1's shard as if p2's key were p1's: the shard's owners are p1 and p2, so each match's
   // reference is checked.
@@ -599,6 +594,10 @@ TEST_P(ShardTest, ASoleOwnersShardNeedsNoReferenceCheck) {
     ASSERT_TRUE(internal::NoteShardOwner(**lease, p1, "Patient/p2"));
   };
   move_o2();
+  plan = store_->ExplainSearch(query);
+  ASSERT_TRUE(plan) << plan.error().message();
+  EXPECT_EQ(plan->find("the patient's reference is implied"), std::string::npos) << *plan;
+  EXPECT_NE(plan->find("FROM idx_reference"), std::string::npos) << *plan;
   EXPECT_EQ(Ids("Observation", params), (std::vector<std::string>{"o1"}));
   EXPECT_EQ(Ids("Observation", {{"patient", "p1"}, {"code", "8867-4"}}),
             (std::vector<std::string>{"o1"}));

@@ -642,9 +642,11 @@ Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
 
 // `param = ? AND (value OR value...)`: the index rows of `c`'s parameter that hold one of its
 // values (unqualified columns of its index table).
-Status ValuesSql(Builder& b, const Criterion& c) {
+Status ValuesSql(Builder& b, const Criterion& c, bool with_param = true) {
   const SearchParam& p = *c.param;
-  b.Add(ParamIs(p, b.out.bindings, c.modifier == "of-type" ? kOfType : "") + " AND (");
+  if (with_param)
+    b.Add(ParamIs(p, b.out.bindings, c.modifier == "of-type" ? kOfType : "") + " AND ");
+  b.Add("(");
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) b.Add(" OR ");
     FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, c.values[i]));
@@ -919,9 +921,9 @@ Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alia
   return std::move(b.out);
 }
 
-Result<Sql> ValuesConditionSql(const Criterion& c) {
+Result<Sql> ValuesConditionSql(const Criterion& c, bool with_param) {
   Builder b;
-  FHIRSTONE_RETURN_IF_ERROR(ValuesSql(b, c));
+  FHIRSTONE_RETURN_IF_ERROR(ValuesSql(b, c, with_param));
   return std::move(b.out);
 }
 

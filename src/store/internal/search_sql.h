@@ -65,8 +65,8 @@ Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, i
                          std::optional<int64_t> shard = std::nullopt);
 // `param = ? AND (value OR value...)`: the condition that an index row of `c`'s parameter (its
 // table's columns unqualified) holds one of `c`'s values (a plain criterion: no chain, _has or
-// modifier).
-Result<Sql> ValuesConditionSql(const search::Criterion& c);
+// modifier). Without `param = ? AND` when the rows read are the parameter's already.
+Result<Sql> ValuesConditionSql(const search::Criterion& c, bool with_param = true);
 // How selective a criterion usually is (higher: fewer matches); the most selective drives.
 int Selectivity(const search::Criterion& c);
 // An ORDER BY expression for one sort key over row `alias`.
