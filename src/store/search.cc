@@ -115,25 +115,49 @@ class TopRows {
   void Add(db::Statement& s) {
     AddWith(s.ColumnInt(0), [&](size_t slot) { Read(s, slot); });
   }
-  // A match whose only key is the integer `key`.
+  // A match whose only key is the integer `key` (not mixed with rows): kept as a (key, rowid)
+  // pair compared inline, the surplus dropped whenever there are twice `keep` (linear on the
+  // whole), instead of a heap of slots compared key kind by key kind.
   void Add(int64_t rid, int64_t key) {
-    AddWith(rid, [&](size_t slot) {
-      SortValue& v = values_[slot * kinds_.size()];
-      v.null = false;
-      v.integer = key;
-    });
+    ++matched_;
+    if (keep_ == 0) return;
+    pairs_.emplace_back(key, rid);
+    if (pairs_.size() >= 2 * keep_ + 64) KeepFirstPairs();
   }
   int64_t matched() const { return matched_; }
   // The kept rows' ids, in the order.
   std::vector<int64_t> Sorted() {
-    std::sort_heap(heap_.begin(), heap_.end(), [this](size_t a, size_t b) { return Before(a, b); });
     std::vector<int64_t> rids;
+    if (!pairs_.empty()) {
+      KeepFirstPairs();
+      std::sort(pairs_.begin(), pairs_.end(), PairBefore{descending_[0]});
+      rids.reserve(pairs_.size());
+      for (const auto& [key, rid] : pairs_) rids.push_back(rid);
+      return rids;
+    }
+    std::sort_heap(heap_.begin(), heap_.end(), [this](size_t a, size_t b) { return Before(a, b); });
     rids.reserve(heap_.size());
     for (size_t slot : heap_) rids.push_back(rids_[slot]);
     return rids;
   }
 
  private:
+  // ORDER BY key [DESC], rowid over (key, rowid) pairs.
+  struct PairBefore {
+    bool descending;
+    bool operator()(const std::pair<int64_t, int64_t>& a,
+                    const std::pair<int64_t, int64_t>& b) const {
+      if (a.first != b.first) return descending ? a.first > b.first : a.first < b.first;
+      return a.second < b.second;
+    }
+  };
+  void KeepFirstPairs() {
+    if (pairs_.size() <= keep_) return;
+    std::nth_element(pairs_.begin(), pairs_.begin() + static_cast<std::ptrdiff_t>(keep_),
+                     pairs_.end(), PairBefore{descending_[0]});
+    pairs_.resize(keep_);
+  }
+
   // `fill(slot)` writes the match's keys into the slot.
   template <typename Fill>
   void AddWith(int64_t rid, Fill&& fill) {
@@ -202,9 +226,10 @@ class TopRows {
   size_t keep_;
   std::vector<SortKind> kinds_;
   std::vector<bool> descending_;
-  std::vector<int64_t> rids_;      // per slot
-  std::vector<SortValue> values_;  // per slot, its keys in order
-  std::vector<size_t> heap_;       // the kept slots
+  std::vector<int64_t> rids_;                       // per slot
+  std::vector<SortValue> values_;                   // per slot, its keys in order
+  std::vector<size_t> heap_;                        // the kept slots
+  std::vector<std::pair<int64_t, int64_t>> pairs_;  // Add(rid, key): (key, rowid)
   size_t spare_ = 0;
   int64_t matched_ = 0;
 };

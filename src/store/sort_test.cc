@@ -273,6 +273,53 @@ TEST_P(SortTest, DateCriterionAndSortKeyOnOneParameter) {
             (Ids{"g1", "g5", "g2", "g3"}));
 }
 
+// Many matches and small pages: the folded date key keeps only the first matches in the order
+// (those past twice what a page needs are dropped as they come), ties by creation order, across
+// pages by offset; checked against the order computed here.
+TEST_P(SortTest, ManyDatedMatchesInSmallPages) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  struct Made {
+    std::string id;
+    int day;  // days into 2010 (the date), or -1 for 2005 (not matched by ge2010)
+  };
+  std::vector<Made> made;
+  for (int i = 0; i < 230; ++i) {
+    // Days scattered (7919 is prime to 211): some repeat, so ties are ordered by creation.
+    int day = i % 23 == 0 ? -1 : (i * 7919) % 211;
+    std::string id = "m" + std::to_string(i);
+    std::string date =
+        day < 0
+            ? "2005-01-01"
+            : "2010-" + std::string(day / 28 + 1 < 10 ? "0" : "") + std::to_string(day / 28 + 1) +
+                  "-" + std::string(day % 28 + 1 < 10 ? "0" : "") + std::to_string(day % 28 + 1);
+    Put(R"({"resourceType":"Observation","id":")" + id +
+        R"(","status":"final","category":[{"coding":[{"code":"vital-signs"}]}],)" +
+        R"("code":{"text":"x"},"subject":{"reference":"Patient/p1"},"effectiveDateTime":")" + date +
+        "\"}");
+    made.push_back({id, day});
+  }
+  for (bool descending : {true, false}) {
+    std::vector<Made> expected;
+    for (const auto& m : made)
+      if (m.day >= 0) expected.push_back(m);
+    std::stable_sort(expected.begin(), expected.end(), [&](const Made& a, const Made& b) {
+      return descending ? a.day > b.day : a.day < b.day;
+    });
+    Ids ids;
+    for (const auto& m : expected) ids.push_back(m.id);
+    for (int count : {12, 50}) {  // at most 20 pages (Pages)
+      EXPECT_EQ(Pages("Observation",
+                      {{"patient", "p1"},
+                       {"category", "vital-signs"},
+                       {"date", "ge2010"},
+                       {"_sort", descending ? "-date" : "date"}},
+                      count, static_cast<int64_t>(ids.size())),
+                ids)
+          << "descending " << descending << ", _count " << count;
+    }
+  }
+}
+
 // _revinclude: each round's resources come in the order stored, and past the 1000 included the
 // first stored are kept, whichever of the matches they refer to.
 TEST_P(SortTest, RevincludedInTheOrderStoredAndCutAtTheFirstThousand) {
