@@ -641,14 +641,26 @@ class SqlResourceStore : public ResourceStore {
       std::vector<std::string> patients = std::move(r.patients);
       r.patients.clear();
       r.without_patient = false;
-      if (shared[i]) {
+      // The shared record first (it keeps the query), then the patients' (without it): copies of
+      // the record without its query, the last one taking the record itself when it is not
+      // shared.
+      size_t shared_at = out.size();
+      if (shared[i]) out.emplace_back();
+      std::string query = std::move(r.query);
+      r.query.clear();
+      for (size_t k = 0; k < patients.size(); ++k) {
+        if (k + 1 == patients.size() && !shared[i]) {
+          r.patient = std::move(patients[k]);
+          out.push_back(std::move(r));
+          break;
+        }
         out.push_back(r);
-        out.back().patient.clear();
+        out.back().patient = std::move(patients[k]);
       }
-      for (auto& p : patients) {
-        out.push_back(r);
-        out.back().patient = std::move(p);
-        out.back().query.clear();
+      if (shared[i]) {
+        r.query = std::move(query);
+        r.patient.clear();
+        out[shared_at] = std::move(r);
       }
     }
     records = std::move(out);
