@@ -278,6 +278,26 @@ std::string InList(size_t n) {
   return s + ")";
 }
 
+// The integers of the first column of `sql`'s rows, appended to `out`.
+Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& out) {
+  auto stmt = conn.Prepare(sql.text);
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  int index = 1;
+  Bind(s, index, sql.bindings);
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    out.push_back(s.ColumnInt(0));
+  }
+  s.Reset();
+  return Ok();
+}
+
 // The rows of `rids` (distinct row ids), appended to `out` in that order (their row ids to
 // `out_rids`): one statement, `rowid IN (...)`, instead of one lookup each (a third less SQL for a
 // page of 50). Its placeholders are rounded up to a power of two, the last row id repeated, so
@@ -725,6 +745,17 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // PostgreSQL sorts in SQL, in its own collation.
   const bool sort_in_memory = !q.sort.empty() && conn.dialect() == db::Dialect::kSqlite;
   std::optional<size_t> folded;  // the criterion folded into the sort key's join (see below)
+  // SQLite, the folded key of one code's candidates in a patient's shard: the candidates' row ids
+  // (`rows`), then the shard's date rows of the key's parameter in row id order (`dates`: row id,
+  // key, whether the row matches; its last two bindings the first and last candidate), merged
+  // with them, instead of a seek into the date rows for each candidate (idx_date_shard). When the
+  // candidates are sparse among those rows (their row ids span more than four times their
+  // number, or the rows read outrun them), the join (`sql`) reads the rest.
+  struct DateMerge {
+    Sql rows;
+    Sql dates;
+  };
+  std::optional<DateMerge> merge;
   bool backwards = false;
   bool window_total = false;
   int64_t offset = 0;
@@ -839,6 +870,24 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       sql += rest.text;
       sorted_bindings.insert(sorted_bindings.end(), rest.bindings.begin(), rest.bindings.end());
       page_bindings = std::move(sorted_bindings);
+      if (folded && from_index && driver_token_rows && shard &&
+          StoredKeys(*q.sort[0].param).size() == 1) {
+        DateMerge m;
+        m.rows.text = "SELECT r.rowid FROM " + driver_token_rows->text + " WHERE r.rowid <= ?" +
+                      rest.text + " ORDER BY r.rowid";
+        m.rows.bindings = driver_token_rows->bindings;
+        m.rows.bindings.push_back(snapshot);
+        m.rows.bindings.insert(m.rows.bindings.end(), rest.bindings.begin(), rest.bindings.end());
+        auto condition = ValuesConditionSql(q.criteria[*folded], /*with_param=*/false);
+        if (!condition) return std::move(condition).error();
+        m.dates.bindings = condition->bindings;
+        m.dates.bindings.push_back(*shard);
+        m.dates.text = "SELECT d.rid, d." + std::string(q.sort[0].descending ? "high" : "low") +
+                       ", (" + condition->text + ") FROM idx_date d WHERE d.shard_key = ? AND " +
+                       ParamIs(*q.sort[0].param, m.dates.bindings, "", "d.param") +
+                       " AND d.rid >= ? AND d.rid <= ? ORDER BY d.rid";
+        merge = std::move(m);
+      }
     } else {
       sql = "SELECT " + std::string(kRowColumns) +
             ", p.total FROM "
@@ -859,6 +908,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if ((!q.sort.empty() || counted_page) && shard) page_bindings.push_back(*shard);
   }
   result.plan = sql;
+  if (merge)
+    result.plan += "\n(dense candidates: " + merge->rows.text + "; merged by row id with " +
+                   merge->dates.text + ")";
   if (sort_in_memory) result.plan += "\n(sorted in memory; then the page's rows by rowid)";
   result.plan += plan_notes;
   if (options.explain) {
@@ -900,19 +952,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     bool matches = false;
     auto candidate_done = [&] {
       if (current && matches) top.Add(*current, key);
+      current.reset();
     };
-    while (true) {
-      auto row = s.Step();
-      if (!row) {
-        s.Reset();
-        return std::move(row).error();
-      }
-      if (!*row) break;
-      if (!folded) {
-        top.Add(s);
-        continue;
-      }
-      int64_t rid = s.ColumnInt(0), value = s.ColumnInt(1);
+    auto fold = [&](int64_t rid, int64_t value, bool match) {
       if (rid != current) {
         candidate_done();
         current = rid;
@@ -921,10 +963,79 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       } else {
         key = descending ? std::max(key, value) : std::min(key, value);
       }
-      matches |= s.ColumnInt(2) != 0;
+      matches |= match;
+    };
+    // The merge (see DateMerge): the row id from which the join reads the rest, if it does.
+    std::optional<int64_t> join_from;
+    bool merged = false;
+    if (merge) {
+      std::vector<int64_t> candidates;
+      FHIRSTONE_RETURN_IF_ERROR(ReadRowIds(conn, merge->rows, candidates));
+      // One code's token rows come in row id order, a resource's together.
+      candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+      const size_t n = candidates.size();
+      if (n > 0 && std::is_sorted(candidates.begin(), candidates.end()) &&
+          static_cast<uint64_t>(candidates.back() - candidates.front()) < 4 * n + 32) {
+        merged = true;
+        auto dates = conn.Prepare(merge->dates.text);
+        if (!dates) return std::move(dates).error();
+        db::Statement& d = **dates;
+        int at = 1;
+        Bind(d, at, merge->dates.bindings);
+        d.BindInt(at, candidates.front());
+        d.BindInt(at + 1, candidates.back());
+        size_t next = 0;  // the first candidate not passed
+        size_t read = 0;
+        while (true) {
+          auto row = d.Step();
+          if (!row) {
+            d.Reset();
+            return std::move(row).error();
+          }
+          if (!*row) break;
+          int64_t rid = d.ColumnInt(0);
+          ++read;
+          while (next < n && candidates[next] < rid) ++next;
+          if (next == n) break;
+          if (candidates[next] == rid) {
+            fold(rid, d.ColumnInt(1), d.ColumnInt(2) != 0);
+          } else if (read > 2 * next + 32) {
+            // Rows of other resources outrun the candidates: each candidate below `rid` is done.
+            join_from = candidates[next];
+            break;
+          }
+        }
+        d.Reset();
+        candidate_done();
+      }
     }
-    candidate_done();
-    s.Reset();
+    if (!merged || join_from) {
+      if (join_from) {
+        sql += " AND r.rowid >= ?";
+        page_bindings.push_back(*join_from);
+        auto rest = conn.Prepare(sql);
+        if (!rest) return std::move(rest).error();
+        int at = 1;
+        Bind(**rest, at, page_bindings);
+        stmt = std::move(rest);
+      }
+      db::Statement& s = **stmt;
+      while (true) {
+        auto row = s.Step();
+        if (!row) {
+          s.Reset();
+          return std::move(row).error();
+        }
+        if (!*row) break;
+        if (!folded) {
+          top.Add(s);
+          continue;
+        }
+        fold(s.ColumnInt(0), s.ColumnInt(1), s.ColumnInt(2) != 0);
+      }
+      candidate_done();
+      s.Reset();
+    }
     std::vector<int64_t> kept = top.Sorted();
     if (want_total) counted = top.matched();
     more = kept.size() > static_cast<size_t>(offset) + static_cast<size_t>(q.count);

@@ -150,6 +150,12 @@ const std::vector<db::Migration>& Migrations() {
        "CREATE TABLE shard_owner (shard_key BIGINT PRIMARY KEY, owner TEXT NOT NULL);"
        "INSERT INTO store_state (name, value) SELECT 'shard_owners', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM resource) ON CONFLICT (name) DO NOTHING"},
+      // SQLite reads a patient's date rows of one parameter in row id order, to merge them with
+      // the candidates of a sorted search in the patient's shard (search.cc DateMerge). The
+      // index holds (shard_key, param) and the table's key after: rid, low, high. PostgreSQL's
+      // plans drive by the patient's reference.
+      {16, "date rows by shard", "CREATE INDEX idx_date_shard ON idx_date (shard_key, param)",
+       "SELECT 1"},
   };
   return kMigrations;
 }
