@@ -367,10 +367,33 @@ void WriteString(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+namespace {
+
+// Whether one of the 8 bytes of `x` may be a control character (below 0x20), '"' or '\\': a byte
+// is zero in x ^ c where it equals c, and x - 0x20 borrows into the high bit of a byte below 0x20
+// (Bit Twiddling Hacks, "haszero" and "hasless"). A byte of 0x80 or more is never taken.
+inline bool MayNeedEscape(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const uint64_t quote = x ^ (kOnes * '"'), backslash = x ^ (kOnes * '\\');
+  return (((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash) |
+          ((x - kOnes * 0x20) & ~x)) &
+         kHigh;
+}
+
+}  // namespace
+
 void AppendEscaped(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
+    // Eight bytes at a time while none needs escaping (ids, codes, most text).
+    while (i + 8 <= s.size()) {
+      uint64_t x;
+      std::memcpy(&x, s.data() + i, 8);
+      if (MayNeedEscape(x)) break;
+      i += 8;
+    }
+    if (i == s.size()) break;
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + start, i - start);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 namespace fhirstone::json {
 namespace {
 
@@ -80,6 +82,60 @@ TEST(JsonTest, ScalarDocuments) {
   EXPECT_EQ(Write(*Parse(" 42 ")), "42");
   EXPECT_EQ(Write(*Parse("\"s\"")), "\"s\"");
   EXPECT_EQ(Write(*Parse("null")), "null");
+}
+
+// Strings escaped eight bytes at a time: a character to escape at each position of strings up
+// to 40 bytes, among plain ASCII and UTF-8 bytes, gives what escaping byte by byte gives.
+TEST(JsonTest, EscapesEveryCharacterWhereverItIs) {
+  auto reference = [](std::string_view s) {
+    std::string out;
+    for (char ch : s) {
+      unsigned char c = static_cast<unsigned char>(ch);
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c == '\b') {
+        out += "\\b";
+      } else if (c == '\f') {
+        out += "\\f";
+      } else if (c < 0x20) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\u%04x", c);
+        out += hex;
+      } else {
+        out += ch;
+      }
+    }
+    return out;
+  };
+  const std::string specials = std::string("\"\\\n\x01\x1f\t") + '\0';
+  const std::string fillers[] = {"a", "\xc3\xa9", "\x7f", " ", "!", "#", "[", "]", "\x80"};
+  for (size_t length = 0; length <= 40; ++length) {
+    for (const std::string& filler : fillers) {
+      std::string base;
+      while (base.size() < length) base += filler;
+      base.resize(length);
+      std::string out;
+      AppendEscaped(base, out);
+      EXPECT_EQ(out, reference(base)) << length;
+      for (size_t at = 0; at < length; ++at) {
+        for (char special : specials) {
+          std::string s = base;
+          s[at] = special;
+          out.clear();
+          AppendEscaped(s, out);
+          ASSERT_EQ(out, reference(s)) << "length " << length << ", at " << at;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
