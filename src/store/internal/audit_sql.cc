@@ -215,10 +215,12 @@ std::string KeyTerm(char prefix, std::string_view value) {
   return term;
 }
 
-// Whether the entity of a record is indexed as such: a record about Patient/x has patient x, and
-// is found by it.
+// Whether the entity of a record is indexed as such: a resource (Type/id), but Patient/x, whose
+// records have patient x and are found by it. A search's entity is its type alone, which no
+// `entity` criterion names (its values are references): indexed, each type would be a term of
+// every search of that type, the largest lists of the index, rewritten at each of its merges.
 bool EntityIndexed(std::string_view entity) {
-  return !entity.empty() && !entity.starts_with("Patient/");
+  return entity.find('/') != std::string_view::npos && !entity.starts_with("Patient/");
 }
 
 // The audit_key text of a record ("" when it has no patient and no indexed entity).
