@@ -441,6 +441,45 @@ TEST_P(AuditSqliteTest, SearchesUseTheLogsIndexes) {
   }
 }
 
+// The key index holds a record's patient and the resource it is about, not a search's bare type
+// (no entity criterion can name it).
+TEST_P(AuditSqliteTest, SearchesTypesAreNotKeys) {
+  AuditRecord search = Who("search-type", 'E');
+  search.entity = "Observation";
+  search.query = "code=x";
+  AuditRecord search_of_a = Who("search-type", 'E');
+  search_of_a.entity = "Observation";
+  search_of_a.patient = "a";
+  AuditRecord read = Who("read", 'R');
+  read.entity = "Observation/o1";
+  std::vector<AuditRecord> records = {search, search_of_a, read};
+  ASSERT_TRUE(store_->AppendAudit(records));
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  auto count = [&](const std::string& term) {
+    auto stmt = (*lease)->Prepare("SELECT count(*) FROM audit_key WHERE audit_key MATCH ?");
+    EXPECT_TRUE(stmt);
+    if (!stmt) return int64_t{-1};
+    (*stmt)->BindText(1, "\"" + term + "\"");
+    auto row = (*stmt)->Step();
+    EXPECT_TRUE(row && *row);
+    int64_t n = (*stmt)->ColumnInt(0);
+    (*stmt)->Reset();
+    return n;
+  };
+  auto hex = [](std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+      out += "0123456789ABCDEF"[c >> 4];
+      out += "0123456789ABCDEF"[c & 15];
+    }
+    return out;
+  };
+  EXPECT_EQ(count("e" + hex("Observation")), 0);
+  EXPECT_EQ(count("e" + hex("Observation/o1")), 1);
+  EXPECT_EQ(count("p" + hex("a")), 1);
+}
+
 // Records written before the key index existed are found once the migration has filled it.
 TEST_P(AuditSqliteTest, TheKeyIndexIsFilledFromTheLog) {
   std::vector<AuditRecord> records;
