@@ -299,21 +299,29 @@ Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& ou
 }
 
 // The rows of `rids` (distinct row ids), appended to `out` in that order (their row ids to
-// `out_rids`): one statement, `rowid IN (...)`, instead of one lookup each (a third less SQL for a
-// page of 50). Its placeholders are rounded up to a power of two, the last row id repeated, so
-// that a handful of statements is prepared and cached whatever the page size. A row id without a
-// row is an internal error: the caller read it in the same snapshot.
+// `out_rids`): one statement, the row ids as a VALUES list joined to the resource rows, instead of
+// one lookup each (half the SQL for a page of 50; `rowid IN (...)` sorts the list in a temporary
+// B-tree first). Its placeholders are rounded up to a power of two, the rest NULL, so that a
+// handful of statements is prepared and cached whatever the page size. A row id without a row is an
+// internal error: the caller read it in the same snapshot.
 Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool with_patients,
                     std::vector<ResourceVersion>& out, std::vector<int64_t>& out_rids) {
   if (rids.empty()) return Ok();
   size_t slots = 1;
   while (slots < rids.size()) slots *= 2;
-  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) +
-                           " FROM resource r WHERE r.rowid IN " + InList(slots));
+  std::string ids = "WITH ids(k) AS (VALUES (?)";
+  for (size_t i = 1; i < slots; ++i) ids += ", (?)";
+  auto stmt = conn.Prepare(ids + ") SELECT " + std::string(kRowColumns) +
+                           " FROM ids CROSS JOIN resource r ON r.rowid = ids.k");
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
-  for (size_t i = 0; i < slots; ++i)
-    s.BindInt(static_cast<int>(i) + 1, rids[std::min(i, rids.size() - 1)]);
+  for (size_t i = 0; i < slots; ++i) {
+    if (i < rids.size()) {
+      s.BindInt(static_cast<int>(i) + 1, rids[i]);
+    } else {
+      s.BindNull(static_cast<int>(i) + 1);  // no row: NULL is no row id (not even looked up)
+    }
+  }
   // Where each row id goes: (row id, its place), by row id.
   std::vector<std::pair<int64_t, size_t>> places(rids.size());
   for (size_t i = 0; i < rids.size(); ++i) places[i] = {rids[i], i};
