@@ -648,8 +648,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // resources, theirs carry the resource's shard key, and a parameter of the searched type has
   // rows of that type only.
   std::optional<Sql> driver_rows;
-  // The same without DISTINCT: a resource with the code twice (under two systems) comes twice in a
-  // row, which the folded sort key's pass takes as one candidate (see below).
+  // The same without DISTINCT, for one value of a parameter stored under one key: a resource with
+  // the code twice (under two systems) comes twice in a row, which the folded sort key's pass
+  // takes as one candidate (see below). A union parameter's rows (combo-code: code, then
+  // component-code) would bring a resource back later.
   std::optional<Sql> driver_token_rows;
   // The patient's reference is implied in a shard whose only owner is the patient
   // (docs/scale-out.md "Shards with one owner"): read once, in the search's snapshot, and the
@@ -704,7 +706,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       inner.pop_back();  // the IN list's closing parenthesis
       driver_rows = Sql{"(SELECT DISTINCT rid AS rowid FROM idx_token WHERE " + inner + ") AS r",
                         sql->bindings};
-      if (c.values.size() == 1)
+      // One value of a parameter stored under one key: its rows come in row id order.
+      if (c.values.size() == 1 && StoredKeys(*c.param).size() == 1)
         driver_token_rows =
             Sql{"(SELECT rid AS rowid FROM idx_token WHERE " + inner + ") AS r", sql->bindings};
     }

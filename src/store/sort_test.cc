@@ -337,6 +337,34 @@ TEST_P(SortTest, ManyDatedMatchesInSmallPages) {
   }
 }
 
+// A union parameter (combo-code: code and component-code) driving in the shard: a resource
+// with the code in both comes once, whether its candidates are merged or joined.
+TEST_P(SortTest, UnionCodeWithTheSortedDateCountsEachMatchOnce) {
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  auto observation = [&](const std::string& id, bool component, const std::string& date,
+                         const std::string& code = "c") {
+    std::string components =
+        component ? R"(,"component":[{"code":{"coding":[{"code":"c"}]},"valueString":"v"}])" : "";
+    Put(R"({"resourceType":"Observation","id":")" + id +
+        R"(","status":"final","code":{"coding":[{"code":")" + code +
+        R"("}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":")" + date + "\"" +
+        components + "}");
+  };
+  observation("u1", true, "2021-01-01");
+  // Others between: the matches are sparse among the patient's rows (joined, not merged).
+  for (int i = 0; i < 60; ++i) observation("f" + std::to_string(i), false, "2020-06-01", "other");
+  observation("u2", false, "2023-01-01");
+  observation("u3", true, "2022-01-01");
+  for (int count : {1, 2, 5}) {
+    EXPECT_EQ(
+        Pages("Observation",
+              {{"patient", "p1"}, {"combo-code", "c"}, {"date", "ge2020"}, {"_sort", "-date"}},
+              count, 3),
+        (Ids{"u2", "u3", "u1"}))
+        << count;
+  }
+}
+
 // _revinclude: each round's resources come in the order stored, and past the 1000 included the
 // first stored are kept, whichever of the matches they refer to.
 TEST_P(SortTest, RevincludedInTheOrderStoredAndCutAtTheFirstThousand) {
