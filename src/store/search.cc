@@ -944,11 +944,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     return result;
   }
 
-  auto stmt = conn.Prepare(sql);
-  if (!stmt) return std::move(stmt).error();
-  db::Statement& s = **stmt;
-  int index = 1;
-  Bind(s, index, page_bindings);
+  // The page query (`sql`), prepared and bound where it is read: a merged sort never reads it.
+  auto prepare_page = [&]() -> Result<db::Statement*> {
+    auto stmt = conn.Prepare(sql);
+    if (!stmt) return std::move(stmt).error();
+    int index = 1;
+    Bind(**stmt, index, page_bindings);
+    return *stmt;
+  };
   std::vector<int64_t> rids;
   bool more = false;
   std::optional<int64_t> counted;  // the sorted query's count of every match
@@ -982,11 +985,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (merge) {
       std::vector<int64_t> candidates;
       FHIRSTONE_RETURN_IF_ERROR(ReadRowIds(conn, merge->rows, candidates));
-      // One code's token rows come in row id order, a resource's together.
+      // In row id order (ORDER BY r.rowid), a resource's token rows together.
       candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
       const size_t n = candidates.size();
-      if (n > 0 && std::is_sorted(candidates.begin(), candidates.end()) &&
-          static_cast<uint64_t>(candidates.back() - candidates.front()) < 4 * n + 32) {
+      if (n > 0 && static_cast<uint64_t>(candidates.back() - candidates.front()) < 4 * n + 32) {
         merged = true;
         auto dates = conn.Prepare(merge->dates.text);
         if (!dates) return std::move(dates).error();
@@ -1024,13 +1026,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       if (join_from) {
         sql += " AND r.rowid >= ?";
         page_bindings.push_back(*join_from);
-        auto rest = conn.Prepare(sql);
-        if (!rest) return std::move(rest).error();
-        int at = 1;
-        Bind(**rest, at, page_bindings);
-        stmt = std::move(rest);
       }
-      db::Statement& s = **stmt;
+      auto page_stmt = prepare_page();
+      if (!page_stmt) return std::move(page_stmt).error();
+      db::Statement& s = **page_stmt;
       while (true) {
         auto row = s.Step();
         if (!row) {
@@ -1055,24 +1054,28 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
          i < kept.size() && page_rids.size() < static_cast<size_t>(q.count); ++i)
       page_rids.push_back(kept[i]);
     FHIRSTONE_RETURN_IF_ERROR(ReadRowsById(conn, page_rids, with_patients, result.matches, rids));
-  }
-  while (!sort_in_memory) {
-    auto row = s.Step();
-    if (!row) {
-      s.Reset();
-      return std::move(row).error();
+  } else {
+    auto page_stmt = prepare_page();
+    if (!page_stmt) return std::move(page_stmt).error();
+    db::Statement& s = **page_stmt;
+    while (true) {
+      auto row = s.Step();
+      if (!row) {
+        s.Reset();
+        return std::move(row).error();
+      }
+      if (!*row) break;
+      if (window_total && !counted) counted = s.ColumnInt(7);
+      if (static_cast<int>(result.matches.size()) == q.count) {
+        more = true;
+        break;
+      }
+      int64_t rid;
+      result.matches.push_back(ReadRow(s, &rid, with_patients));
+      rids.push_back(rid);
     }
-    if (!*row) break;
-    if (window_total && !counted) counted = s.ColumnInt(7);
-    if (static_cast<int>(result.matches.size()) == q.count) {
-      more = true;
-      break;
-    }
-    int64_t rid;
-    result.matches.push_back(ReadRow(s, &rid, with_patients));
-    rids.push_back(rid);
+    s.Reset();
   }
-  s.Reset();
   if (backwards) {
     std::reverse(result.matches.begin(), result.matches.end());
     std::reverse(rids.begin(), rids.end());
