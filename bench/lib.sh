@@ -18,6 +18,14 @@ wait_audit() {
   return 1
 }
 
+# One connection, one request at a time, for latency (docs/decisions/0013-latency-client.md):
+# url -> "rps p50 p99 errors p999 max over1ms over5ms" (microseconds). Needs BUILD.
+run_latency() {
+  "$BUILD/bench/bench_latency" "$1" "$SECONDS_PER_RUN" | awk '/^RESULT/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    print v["rps"], v["p50"], v["p99"], v["errors"], v["p999"], v["max"], v["over1ms"], v["over5ms"] }'
+}
+
 run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
   wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }

@@ -2,7 +2,7 @@
 # make bench-search: the search workloads of the search issue on the Synthea 120-patient set
 # (../shared/data/synthea/blaze-synthea-v2.7-120) plus GENERATED (default 1000) patients from
 # `fhirstone generate`, loaded once with every search parameter indexed, at 1 connection
-# (latency) and 64 connections (throughput), beside this machine's
+# (latency, bench_latency) and 64 connections (throughput, wrk), beside this machine's
 # ceiling measured in the same run (the same HTTP server returning the bytes of the first query's
 # answer). Writes bench/results/DATE-search.md.
 # Environment: BENCH_SECONDS (default 5), THREADS (default 2), GENERATED (default 1000).
@@ -77,10 +77,10 @@ for i in "${!queries[@]}"; do
   # Each run on a server that has appended the audit records of the runs before (those of the
   # previous query's 64 connections take seconds): its own records are its own cost.
   wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
-  read -r r1 p50 p99 e1 < <(run_wrk 1 1 "$url" bench/wrk/fixed.lua)
+  read -r r1 p50 p99 e1 p999 max1 _ over5 < <(run_latency "$url")
   wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
   read -r r64 _ p99_64 e64 < <(run_wrk 64 2 "$url" bench/wrk/fixed.lua)
-  rows+=("| \`$query\` | $matches | $p50 | $p99 | $r1 | $r64 | $p99_64 | $((e1 + e64))")
+  rows+=("| \`$query\` | $matches | $p50 | $p99 | $p999 | $max1 | $over5 | $r1 | $r64 | $p99_64 | $((e1 + e64))")
 done
 count_p50=$(echo "${rows[7]}" | awk -F'|' '{print $4}' | tr -d ' ')
 
@@ -103,11 +103,11 @@ for i in "${!queries[@]}"; do
   ceiling_pid=$!
   wait_port "$CEIL_PORT"
   if [ "$i" = 0 ]; then
-    read -r c1 cp50 cp99 _ < <(run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT/" bench/wrk/fixed.lua)
+    read -r c1 cp50 cp99 _ cp999 _ _ _ < <(run_latency "http://127.0.0.1:$CEIL_PORT/")
   fi
   read -r ceiling _ _ _ < <(run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT/" bench/wrk/fixed.lua)
   if [ "$i" = 0 ]; then c64=$ceiling; fi
-  r64=$(echo "${rows[$i]}" | awk -F'|' '{print $7}' | tr -d ' ')
+  r64=$(echo "${rows[$i]}" | awk -F'|' '{print $10}' | tr -d ' ')
   ratio="?"
   if [ -n "$r64" ] && [ "${ceiling:-0}" -gt 0 ]; then ratio="$((r64 * 100 / ceiling))%"; fi
   rows[$i]="${rows[$i]} | $ceiling | $ratio |"
@@ -122,14 +122,16 @@ out="bench/results/$(date +%F)-search.md"
   echo "Data: Synthea 120 patients and $GENERATED generated ones ($resources resources, every search"
   echo "parameter indexed), SQLite. Loading: $(tr '\n' ' ' < "$WORK/search-import.txt")"
   echo "Each run serves a copy of the store as loaded (its audit log: $audit_records records at the start)."
-  echo "server with $THREADS I/O threads; wrk on the same $(nproc) cores. X = $X, Y = $Y (LOINC), name = $NAME."
+  echo "server with $THREADS I/O threads; the clients on the same $(nproc) cores. X = $X, Y = $Y (LOINC), name = $NAME."
+  echo "1 connection: bench_latency (one request at a time, each timed from before its write to its"
+  echo "last byte; docs/decisions/0013-latency-client.md), $SECONDS_PER_RUN s; 64 connections: wrk, $SECONDS_PER_RUN s."
   echo
-  echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | req/s (1 conn) | req/s (64 conn) | p99 µs (64 conn) | errors | ceiling req/s (64 conn) | ratio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | p99.9 µs (1 conn) | slowest µs (1 conn) | over 5 ms (1 conn) | req/s (1 conn) | req/s (64 conn) | p99 µs (64 conn) | errors | ceiling req/s (64 conn) | ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   printf '%s\n' "${rows[@]}"
   echo
   echo "Ceiling of each query: the same HTTP server returning that query's answer as fixed bytes, at"
-  echo "64 connections. The first query's at 1 connection: $c1/s (p50 $cp50 µs); at 64: $c64/s."
+  echo "64 connections. The first query's at 1 connection: $c1/s (p50 $cp50 µs, p99 $cp99 µs, p99.9 $cp999 µs); at 64: $c64/s."
   if [ -n "$count_p50" ] && [ "$count_p50" -gt 0 ]; then
     echo "\`_summary=count\` over $entries index entries: p50 $count_p50 µs, about $((entries * 1000000 / count_p50)) entries/s."
   fi

@@ -28,6 +28,7 @@
 #include "search/query.h"
 #include "search/registry.h"
 #include "store/resource_store.h"
+#include "common/thread.h"
 
 namespace fhirstone::bulk {
 namespace {
@@ -572,6 +573,7 @@ struct BulkExport::Impl {
    public:
     Heartbeat(Impl& impl, std::string id) : impl_(impl), id_(std::move(id)) {
       thread_ = std::thread([this] {
+        NameThisThread("fs-bulk-beat");
         std::unique_lock lock(mu_);
         while (
             !cv_.wait_for(lock, std::chrono::seconds(kHeartbeatSeconds), [this] { return done_; }))
@@ -819,7 +821,10 @@ Result<std::unique_ptr<BulkExport>> BulkExport::Create(db::Database& db,
   std::unique_ptr<BulkExport> bulk(new BulkExport());
   bulk->impl_.reset(new Impl{db, store, registry, clock, std::move(options)});
   Impl* impl = bulk->impl_.get();
-  impl->worker = std::thread([impl] { impl->Run(); });
+  impl->worker = std::thread([impl] {
+    NameThisThread("fs-bulk");
+    impl->Run();
+  });
   return bulk;
 }
 

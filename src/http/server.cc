@@ -20,6 +20,7 @@
 // handshake, both within read_timeout, then runs the same Serve loop. Timeouts, cancellation and
 // closing always act on the TCP layer underneath. A graceful TLS close sends close_notify first.
 #include "http/server.h"
+#include "common/thread.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -497,7 +498,10 @@ void ServerImpl::Run() {
   asio::co_spawn(*accept_strand_, Accept(), asio::detached);
   int threads = std::max(1, options_.threads);
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { RunThread(); });
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] {
+      NameThisThread("fs-http");
+      RunThread();
+    });
 }
 
 void ServerImpl::RunThread() {
@@ -621,9 +625,15 @@ asio::awaitable<void> ServerImpl::Serve(std::shared_ptr<Connection<Stream>> c) {
       }
       if (pool) {
         // Run on the pool; the coroutine resumes on its strand afterwards.
+        const char* name = pool == offload_pool_.get() ? "fs-offload" : "fs-blocking";
         response = co_await asio::co_spawn(
             pool->get_executor(),
-            [this, &request]() -> asio::awaitable<Response> { co_return CallHandler(request); },
+            [this, &request, name]() -> asio::awaitable<Response> {
+              thread_local bool named = false;
+              if (!named) NameThisThread(name);
+              named = true;
+              co_return CallHandler(request);
+            },
             asio::use_awaitable);
       } else {
         response = CallHandler(request);

@@ -39,6 +39,7 @@
 #include "server/shared_rate_limits.h"
 #include "store/audit_queue.h"
 #include "store/sql_resource_store.h"
+#include "common/thread.h"
 
 #ifndef FHIRSTONE_VERSION
 #define FHIRSTONE_VERSION "0.0.0"
@@ -335,6 +336,7 @@ struct App::Impl {
     if (reindex_job.joinable()) reindex_job.join();
     reindex_running = true;
     reindex_job = std::thread([this, then = std::move(then)] {
+      NameThisThread("fs-reindex");
       auto result = ReindexAll(*store, *registry);
       if (result) {
         spdlog::info("reindex done: {} resources", *result);
@@ -993,6 +995,7 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     Impl* self = &impl;
     int interval = std::max(10, config.sync_interval_ms);
     impl.sync_job = std::thread([self, interval] {
+      NameThisThread("fs-sync");
       std::unique_lock lock(self->job_mu);
       while (!self->sync_cv.wait_for(lock, std::chrono::milliseconds(interval),
                                      [self] { return self->sync_stopping; })) {

@@ -5,12 +5,16 @@
 #include <chrono>
 
 #include "store/resource_store.h"
+#include "common/thread.h"
 
 namespace fhirstone::store {
 
 AuditQueue::AuditQueue(ResourceStore& store, int max_delay_ms, size_t max_backlog)
     : store_(store), max_delay_ms_(max_delay_ms), max_backlog_(max_backlog) {
-  writer_ = std::thread([this] { Run(); });
+  writer_ = std::thread([this] {
+    NameThisThread("fs-audit");
+    Run();
+  });
 }
 
 AuditQueue::~AuditQueue() {

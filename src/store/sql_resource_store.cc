@@ -18,6 +18,7 @@
 #include "search/extract.h"
 #include "store/internal/audit_sql.h"
 #include "store/internal/search_sql.h"
+#include "common/thread.h"
 
 namespace fhirstone::store {
 namespace {
@@ -383,7 +384,10 @@ class SqlResourceStore : public ResourceStore {
     {
       std::lock_guard lock(group_mu_);
       if (stopping_) return Error::Unavailable("The store is closing");
-      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+      if (!writer_.joinable()) writer_ = std::thread([this] {
+          NameThisThread("fs-writer");
+          WriterLoop();
+        });
       queue_.push_back(&job);
     }
     group_cv_.notify_one();

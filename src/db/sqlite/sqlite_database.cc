@@ -17,6 +17,7 @@
 
 #include "db/sqlite/journal_vfs.h"
 #include "db/sqlite/page_cache.h"
+#include "common/thread.h"
 
 namespace fhirstone::db::sqlite {
 namespace {
@@ -637,7 +638,10 @@ class SqliteDatabase : public Database {
 
   void StartCheckpointer() {
     if (!memory_ && !checkpointer_.joinable())
-      checkpointer_ = std::thread([this] { CheckpointLoop(); });
+      checkpointer_ = std::thread([this] {
+        NameThisThread("fs-checkpoint");
+        CheckpointLoop();
+      });
   }
 
  private:
