@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     Answer a = sent ? ReadAnswer(fd, buffer) : Answer{};
     auto after = Clock::now();
     if (!a.ok || a.status < 200 || a.status > 399) ++errors;
-    if (a.ok) latencies.push_back(std::chrono::duration<double, std::micro>(after - before).count());
+    if (a.ok)
+      latencies.push_back(std::chrono::duration<double, std::micro>(after - before).count());
     if (!a.ok || a.close) {
       close(fd);
       fd = -1;

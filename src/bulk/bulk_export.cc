@@ -21,6 +21,7 @@
 #include "api/error_response.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/thread.h"
 #include "common/time.h"
 #include "db/database.h"
 #include "fhir/model.h"
@@ -28,7 +29,6 @@
 #include "search/query.h"
 #include "search/registry.h"
 #include "store/resource_store.h"
-#include "common/thread.h"
 
 namespace fhirstone::bulk {
 namespace {

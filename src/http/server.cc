@@ -20,7 +20,6 @@
 // handshake, both within read_timeout, then runs the same Serve loop. Timeouts, cancellation and
 // closing always act on the TCP layer underneath. A graceful TLS close sends close_notify first.
 #include "http/server.h"
-#include "common/thread.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -71,6 +70,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "common/thread.h"
 
 namespace fhirstone::http {
 namespace {
@@ -498,7 +499,8 @@ void ServerImpl::Run() {
   asio::co_spawn(*accept_strand_, Accept(), asio::detached);
   int threads = std::max(1, options_.threads);
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] {
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this] {
       NameThisThread("fs-http");
       RunThread();
     });

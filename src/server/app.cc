@@ -24,6 +24,7 @@
 #include "auth/oauth/tokens.h"
 #include "bulk/bulk_export.h"
 #include "common/strings.h"
+#include "common/thread.h"
 #include "db/database.h"
 #include "fhir/model.h"
 #include "http/server.h"
@@ -39,7 +40,6 @@
 #include "server/shared_rate_limits.h"
 #include "store/audit_queue.h"
 #include "store/sql_resource_store.h"
-#include "common/thread.h"
 
 #ifndef FHIRSTONE_VERSION
 #define FHIRSTONE_VERSION "0.0.0"

@@ -4,8 +4,8 @@
 
 #include <chrono>
 
-#include "store/resource_store.h"
 #include "common/thread.h"
+#include "store/resource_store.h"
 
 namespace fhirstone::store {
 

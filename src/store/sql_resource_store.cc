@@ -14,11 +14,11 @@
 #include <thread>
 #include <unordered_set>
 
+#include "common/thread.h"
 #include "common/time.h"
 #include "search/extract.h"
 #include "store/internal/audit_sql.h"
 #include "store/internal/search_sql.h"
-#include "common/thread.h"
 
 namespace fhirstone::store {
 namespace {
@@ -384,7 +384,8 @@ class SqlResourceStore : public ResourceStore {
     {
       std::lock_guard lock(group_mu_);
       if (stopping_) return Error::Unavailable("The store is closing");
-      if (!writer_.joinable()) writer_ = std::thread([this] {
+      if (!writer_.joinable())
+        writer_ = std::thread([this] {
           NameThisThread("fs-writer");
           WriterLoop();
         });

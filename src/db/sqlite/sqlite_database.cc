@@ -15,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/thread.h"
 #include "db/sqlite/journal_vfs.h"
 #include "db/sqlite/page_cache.h"
-#include "common/thread.h"
 
 namespace fhirstone::db::sqlite {
 namespace {
