@@ -386,12 +386,18 @@ void AppendEscaped(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    // Eight bytes at a time while none needs escaping (ids, codes, most text).
+    // Eight bytes at a time while none needs escaping (ids, codes, most text); the last bytes
+    // of a string of eight or more as its last eight (read again in part).
     while (i + 8 <= s.size()) {
       uint64_t x;
       std::memcpy(&x, s.data() + i, 8);
       if (MayNeedEscape(x)) break;
       i += 8;
+    }
+    if (i < s.size() && i + 8 > s.size() && s.size() >= 8) {
+      uint64_t x;
+      std::memcpy(&x, s.data() + s.size() - 8, 8);
+      if (!MayNeedEscape(x)) i = s.size();
     }
     if (i == s.size()) break;
     unsigned char c = static_cast<unsigned char>(s[i]);

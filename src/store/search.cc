@@ -234,14 +234,39 @@ class TopRows {
   int64_t matched_ = 0;
 };
 
+// The row ids of the resources a search has put in its answer (at most its page and
+// kMaxIncluded): a sorted vector, no allocation per row id as a hash set's nodes.
+class RowIdSet {
+ public:
+  template <typename It>
+  RowIdSet(It first, It last) : ids_(first, last) {
+    std::sort(ids_.begin(), ids_.end());
+    ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
+  }
+  // Whether `id` was new.
+  bool Insert(int64_t id) {
+    auto at = std::lower_bound(ids_.begin(), ids_.end(), id);
+    if (at != ids_.end() && *at == id) return false;
+    ids_.insert(at, id);
+    return true;
+  }
+  void Erase(int64_t id) {
+    auto at = std::lower_bound(ids_.begin(), ids_.end(), id);
+    if (at != ids_.end() && *at == id) ids_.erase(at);
+  }
+
+ private:
+  std::vector<int64_t> ids_;
+};
+
 // Reads resources by a condition on `r` (with bindings), skipping those already in `seen` (row
-// ids).
+// ids). `with` (a WITH clause, its placeholders first among the bindings) goes before the SELECT.
 Status ReadInto(db::Connection& conn, const std::string& condition,
-                const std::vector<Binding>& bindings, std::unordered_set<int64_t>& seen,
-                bool with_patients, std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
-                std::string_view from = "resource r") {
-  auto stmt = conn.Prepare("SELECT " + std::string(kRowColumns) + " FROM " + std::string(from) +
-                           " WHERE r.deleted = 0 AND " + condition);
+                const std::vector<Binding>& bindings, RowIdSet& seen, bool with_patients,
+                std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
+                std::string_view from = "resource r", std::string_view with = "") {
+  auto stmt = conn.Prepare(std::string(with) + "SELECT " + std::string(kRowColumns) + " FROM " +
+                           std::string(from) + " WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
   int index = 1;
@@ -253,7 +278,7 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
       return std::move(row).error();
     }
     if (!*row || out.size() >= kMaxIncluded) break;
-    if (!seen.insert(s.ColumnInt(0)).second) continue;  // before its body is copied
+    if (!seen.Insert(s.ColumnInt(0))) continue;  // before its body is copied
     int64_t rid;
     out.push_back(ReadRow(s, &rid, with_patients));
     if (rids) rids->push_back(rid);
@@ -422,6 +447,9 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
 // Puts included[first...] (and their row ids, alongside) in row id order.
 void SortByRowId(std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids,
                  size_t first) {
+  if (std::is_sorted(included_rids.begin() + static_cast<std::ptrdiff_t>(first),
+                     included_rids.end()))
+    return;
   std::vector<size_t> order(included.size() - first);
   for (size_t i = 0; i < order.size(); ++i) order[i] = first + i;
   std::sort(order.begin(), order.end(),
@@ -434,6 +462,11 @@ void SortByRowId(std::vector<ResourceVersion>& included, std::vector<int64_t>& i
     versions.push_back(std::move(included[i]));
     rids.push_back(included_rids[i]);
   }
+  if (first == 0) {  // the whole list: taken over rather than moved back
+    included.swap(versions);
+    included_rids.swap(rids);
+    return;
+  }
   std::move(versions.begin(), versions.end(), included.begin() + first);
   std::copy(rids.begin(), rids.end(), included_rids.begin() + first);
 }
@@ -441,9 +474,8 @@ void SortByRowId(std::vector<ResourceVersion>& included, std::vector<int64_t>& i
 // One round of _include / _revinclude over `sources` (resources and their rowids).
 Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool iterate_only,
                     const std::vector<ResourceVersion>& sources,
-                    const std::vector<int64_t>& source_rids, std::unordered_set<int64_t>& seen,
-                    bool with_patients, std::vector<ResourceVersion>& included,
-                    std::vector<int64_t>& included_rids) {
+                    const std::vector<int64_t>& source_rids, RowIdSet& seen, bool with_patients,
+                    std::vector<ResourceVersion>& included, std::vector<int64_t>& included_rids) {
   for (const search::Include& inc : q.includes) {
     if (iterate_only && !inc.iterate) continue;
     if (!inc.reverse) {
@@ -478,42 +510,58 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         if (inc.target_type.empty() || v.type == inc.target_type)
           ids_by_type[v.type].push_back(v.id);
       for (const auto& [type, ids] : ids_by_type) {
-        std::vector<Binding> bindings;
-        std::string param = ParamIs(*inc.param, bindings, "", "x.param");
-        bindings.push_back(type);
-        for (const auto& id : ids) bindings.push_back(id);
-        bindings.push_back(inc.source_type);
         const size_t first = included.size();
         if (conn.dialect() == db::Dialect::kSqlite) {
-          // SQLite: from the referring index rows to their resources (CROSS JOIN keeps that
-          // order; a resource referring to several of the ids is read once: `seen`), without
-          // the temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The round's rows
+          // SQLite: for each id (a VALUES list: no temporary B-tree of the ids as `IN (...)`
+          // builds; its placeholders rounded up to a power of two, the rest NULL, which no index
+          // row has, so that a handful of statements is prepared whatever the number of ids),
+          // from its referring index rows to their resources (CROSS JOIN keeps that order; a
+          // resource referring to several of the ids is read once: `seen`), without the
+          // temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The round's rows
           // then go in row id order, as that form reads them.
-          FHIRSTONE_RETURN_IF_ERROR(
-              ReadInto(conn,
-                       param + " AND x.target_type = ? AND x.target_id IN " + InList(ids.size()) +
-                           " AND +r.type = ?",
-                       bindings, seen, with_patients, included, &included_rids,
-                       "idx_reference x CROSS JOIN resource r ON r.rowid = x.rid"));
+          std::vector<Binding> bindings;
+          size_t slots = 1;
+          while (slots < ids.size()) slots *= 2;
+          std::string with = "WITH ids(k) AS (VALUES (?)";
+          for (size_t i = 1; i < slots; ++i) with += ", (?)";
+          with += ") ";
+          for (size_t i = 0; i < slots; ++i) {
+            if (i < ids.size()) {
+              bindings.push_back(ids[i]);
+            } else {
+              bindings.push_back(nullptr);
+            }
+          }
+          std::string param = ParamIs(*inc.param, bindings, "", "x.param");
+          bindings.push_back(type);
+          bindings.push_back(inc.source_type);
+          FHIRSTONE_RETURN_IF_ERROR(ReadInto(
+              conn, param + " AND x.target_type = ? AND x.target_id = ids.k AND +r.type = ?",
+              bindings, seen, with_patients, included, &included_rids,
+              "ids CROSS JOIN idx_reference x CROSS JOIN resource r ON r.rowid = x.rid", with));
           if (included.size() < kMaxIncluded) {
             SortByRowId(included, included_rids, first);
             continue;
           }
           // Cut at kMaxIncluded: the rows kept must be the first stored, not those of the first
           // ids in the index's order. Read again the way that keeps them.
-          for (size_t i = first; i < included_rids.size(); ++i) seen.erase(included_rids[i]);
+          for (size_t i = first; i < included_rids.size(); ++i) seen.Erase(included_rids[i]);
           included.resize(first);
           included_rids.resize(first);
         }
         // PostgreSQL (and SQLite past the cut): the referring rows' ids in a subquery, which a
         // distributed database plans on its own (docs/scale-out.md), the rows in row id order
         // (SQLite reads them so).
-        std::vector<Binding> same_keys;  // as `bindings` has them already
+        std::vector<Binding> bindings;
+        std::string param = ParamIs(*inc.param, bindings);
+        bindings.push_back(type);
+        for (const auto& id : ids) bindings.push_back(id);
+        bindings.push_back(inc.source_type);
         FHIRSTONE_RETURN_IF_ERROR(
             ReadInto(conn,
-                     "r.rowid IN (SELECT rid FROM idx_reference WHERE " +
-                         ParamIs(*inc.param, same_keys) + " AND target_type = ? AND target_id IN " +
-                         InList(ids.size()) + ") AND +r.type = ?" +
+                     "r.rowid IN (SELECT rid FROM idx_reference WHERE " + param +
+                         " AND target_type = ? AND target_id IN " + InList(ids.size()) +
+                         ") AND +r.type = ?" +
                          (conn.dialect() == db::Dialect::kSqlite ? "" : " ORDER BY r.rowid"),
                      bindings, seen, with_patients, included, &included_rids));
       }
@@ -1105,7 +1153,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
 
   std::vector<int64_t> included_rids;
   if (!q.includes.empty() && !result.matches.empty()) {
-    std::unordered_set<int64_t> seen(rids.begin(), rids.end());
+    RowIdSet seen(rids.begin(), rids.end());
     FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, false, result.matches, rids, seen,
                                            with_patients, result.included, included_rids));
     // Rounds of the :iterate ones over what the previous round added.

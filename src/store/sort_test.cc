@@ -404,6 +404,31 @@ TEST_P(SortTest, RevincludedInTheOrderStoredAndCutAtTheFirstThousand) {
   EXPECT_EQ(kept[999], "a-x396");
 }
 
+// _revinclude over three matches (a number of ids that is no power of two): a resource that refers
+// to two of them comes once, one that refers to a patient by identifier only (no id) does not come,
+// nor one that refers to a patient not matched.
+TEST_P(SortTest, RevincludedOnceWhateverTheNumberOfMatchesItRefersTo) {
+  for (const char* id : {"p1", "p2", "p3", "p4"})
+    Put(R"({"resourceType":"Patient","id":")" + std::string(id) + R"("})");
+  auto observation = [](const std::string& id, const std::string& performers) {
+    return R"({"resourceType":"Observation","id":")" + id +
+           R"(","status":"final","code":{"text":"x"},"performer":[)" + performers + "]}";
+  };
+  Put(observation("o-13", R"({"reference":"Patient/p1"},{"reference":"Patient/p3"})"));
+  Put(observation("o-none", R"({"type":"Patient","identifier":{"value":"p2"}})"));
+  Put(observation("o-2", R"({"reference":"Patient/p2"})"));
+  Put(observation("o-4", R"({"reference":"Patient/p4"})"));
+  Put(observation("o-3", R"({"reference":"Patient/p3"},{"reference":"Patient/p3"})"));
+  auto q = search::ParseQuery(*holder_->Get(), {"Patient"},
+                              {{"_id", "p1,p2,p3"}, {"_revinclude", "Observation:performer"}}, {});
+  ASSERT_TRUE(q) << q.error().message();
+  auto found = store_->Search(*q);
+  ASSERT_TRUE(found) << found.error().message();
+  Ids ids;
+  for (const auto& v : found->included) ids.push_back(v.id);
+  EXPECT_EQ(ids, (Ids{"o-13", "o-2", "o-3"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, SortTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });

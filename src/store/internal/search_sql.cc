@@ -977,8 +977,10 @@ void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings) {
       s.BindInt(index++, *i);
     } else if (const auto* d = std::get_if<double>(&b)) {
       s.BindDouble(index++, *d);
+    } else if (const auto* text = std::get_if<std::string>(&b)) {
+      s.BindText(index++, *text);
     } else {
-      s.BindText(index++, std::get<std::string>(b));
+      s.BindNull(index++);
     }
   }
 }

@@ -17,7 +17,8 @@
 
 namespace fhirstone::store::internal {
 
-using Binding = std::variant<int64_t, double, std::string>;
+// A value bound to a placeholder; nullptr binds NULL.
+using Binding = std::variant<int64_t, double, std::string, std::nullptr_t>;
 
 // A WHERE condition on the resource row aliased `alias` and its bindings, in order.
 struct Sql {
