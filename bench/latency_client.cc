@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +61,9 @@ int Connect(const Target& t) {
   if (fd >= 0) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval limit{10, 0};  // a server that stalls: an error after 10 s, as wrk counts a timeout
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   }
   return fd;
 }
@@ -72,7 +76,8 @@ struct Answer {
 };
 
 // Reads one answer from `fd`; `buffer` keeps what was read past it (none, with one request in
-// flight). Content-Length and chunked bodies.
+// flight). Bodies framed by Content-Length or chunked (without trailers), what the server sends;
+// an answer framed otherwise (by the end of the connection) is counted as an error.
 Answer ReadAnswer(int fd, std::string& buffer) {
   Answer a;
   auto fill = [&]() {
@@ -90,7 +95,9 @@ Answer ReadAnswer(int fd, std::string& buffer) {
   for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (head.size() < 12 || !head.starts_with("http/1.")) return a;
   a.status = std::atoi(head.c_str() + 9);
-  a.close = head.find("\r\nconnection: close") != std::string::npos;
+  if (size_t at = head.find("\r\nconnection:"); at != std::string::npos)
+    a.close = head.substr(at + 13, head.find("\r\n", at + 13) - at - 13).find("close") !=
+              std::string::npos;
   size_t length_at = head.find("\r\ncontent-length:");
   if (length_at != std::string::npos) {
     size_t length = std::strtoull(head.c_str() + length_at + 17, nullptr, 10);
@@ -105,7 +112,9 @@ Answer ReadAnswer(int fd, std::string& buffer) {
     size_t line;
     while ((line = buffer.find("\r\n")) == std::string::npos)
       if (!fill()) return a;
-    size_t size = std::strtoull(buffer.c_str(), nullptr, 16);
+    char* end_of_size = nullptr;
+    size_t size = std::strtoull(buffer.c_str(), &end_of_size, 16);
+    if (end_of_size == buffer.c_str()) return a;  // no chunk size
     buffer.erase(0, line + 2);
     while (buffer.size() < size + 2)
       if (!fill()) return a;
@@ -140,11 +149,14 @@ int main(int argc, char** argv) {
       if (fd < 0) {
         std::fprintf(stderr, "bench_latency: cannot connect to %s:%s\n", target.host.c_str(),
                      target.port.c_str());
-        return 1;
+        if (latencies.empty() && errors == 0) return 1;  // never connected
+        ++errors;  // the server went away during the run: what was measured is reported
+        break;
       }
     }
     auto before = Clock::now();
-    bool sent = write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size());
+    bool sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(request.size());
     Answer a = sent ? ReadAnswer(fd, buffer) : Answer{};
     auto after = Clock::now();
     if (!a.ok || a.status < 200 || a.status > 399) ++errors;

@@ -1,5 +1,6 @@
-# Shared by the bench scripts (sourced): process cleanup, waiting for a port, one wrk run.
-# Needs SECONDS_PER_RUN and BENCH_DIR set by the caller.
+# Shared by the bench scripts (sourced): process cleanup, waiting for a port, one wrk run, one
+# latency run at one connection. Needs SECONDS_PER_RUN and BENCH_DIR set by the caller (and BUILD
+# for run_latency).
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

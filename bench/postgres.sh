@@ -93,6 +93,6 @@ out="bench/results/$(date +%F)-postgres.md"
   row "import Synthea small-10 (${result[sqlite,import_n]} resources), resources/s" import
   row "system \$export (${result[sqlite,export_n]} resources), resources/s" export
   echo
-  echo "Read p50 at one connection: SQLite ${result[sqlite,read1_p50]} µs, PostgreSQL ${result[postgres,read1_p50]} µs."
+  echo "Read p50 at one connection (as wrk reports it): SQLite ${result[sqlite,read1_p50]} µs, PostgreSQL ${result[postgres,read1_p50]} µs."
 } >"$out"
 cat "$out"

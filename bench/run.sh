@@ -95,6 +95,8 @@ out="bench/results/$(date +%F)-crud.md"
   echo "Command: \`COUNT=$COUNT BENCH_SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench\` (bench/run.sh)."
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk and the server share the cores."
   echo "Store: $COUNT Patients in SQLite (WAL); server with $THREADS I/O threads."
+  echo "Percentiles as wrk reports them, at one connection too (random ids need its script); wrk's own"
+  echo "delays make its one-connection p99 higher than the server's (docs/decisions/0013-latency-client.md)."
   echo
   echo "| workload | requests/s | p50 µs | p99 µs | errors | ceiling: no database | ratio | ceiling: raw lookup | ratio |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

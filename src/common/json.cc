@@ -394,7 +394,7 @@ void AppendEscaped(std::string_view s, std::string& out) {
       if (MayNeedEscape(x)) break;
       i += 8;
     }
-    if (i < s.size() && i + 8 > s.size() && s.size() >= 8) {
+    if (i < s.size() && i + 8 > s.size() && s.size() >= 8 && s.size() - 8 >= start) {
       uint64_t x;
       std::memcpy(&x, s.data() + s.size() - 8, 8);
       if (!MayNeedEscape(x)) i = s.size();

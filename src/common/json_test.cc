@@ -132,6 +132,16 @@ TEST(JsonTest, EscapesEveryCharacterWhereverItIs) {
           out.clear();
           AppendEscaped(s, out);
           ASSERT_EQ(out, reference(s)) << "length " << length << ", at " << at;
+          // A second one at every place after the first (the last eight bytes, read as one word,
+          // then hold one of them or both).
+          for (size_t second = at + 1; second < length; ++second) {
+            std::string two = s;
+            two[second] = special;
+            out.clear();
+            AppendEscaped(two, out);
+            ASSERT_EQ(out, reference(two))
+                << "length " << length << ", at " << at << " and " << second;
+          }
         }
       }
     }

@@ -8,7 +8,6 @@
 #include <cctype>
 #include <map>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "common/strings.h"
 #include "store/internal/search_sql.h"
