@@ -302,6 +302,17 @@ std::string InList(size_t n) {
   return s + ")";
 }
 
+// "WITH ids(k) AS (VALUES (?), ...) ": `n` placeholders rounded up to a power of two
+// (`slots`), those past the n-th to be bound NULL, so that a handful of statements is prepared and
+// cached whatever `n`.
+std::string IdsValues(size_t n, size_t& slots) {
+  slots = 1;
+  while (slots < n) slots *= 2;
+  std::string with = "WITH ids(k) AS (VALUES (?)";
+  for (size_t i = 1; i < slots; ++i) with += ", (?)";
+  return with + ") ";
+}
+
 // The integers of the first column of `sql`'s rows, appended to `out`.
 Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& out) {
   auto stmt = conn.Prepare(sql.text);
@@ -325,17 +336,14 @@ Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& ou
 // The rows of `rids` (distinct row ids), appended to `out` in that order (their row ids to
 // `out_rids`): one statement, the row ids as a VALUES list joined to the resource rows, instead of
 // one lookup each (half the SQL for a page of 50; `rowid IN (...)` sorts the list in a temporary
-// B-tree first). Its placeholders are rounded up to a power of two, the rest NULL, so that a
-// handful of statements is prepared and cached whatever the page size. A row id without a row is an
-// internal error: the caller read it in the same snapshot.
+// B-tree first; IdsValues). A row id without a row is an internal error: the caller read it in
+// the same snapshot.
 Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool with_patients,
                     std::vector<ResourceVersion>& out, std::vector<int64_t>& out_rids) {
   if (rids.empty()) return Ok();
-  size_t slots = 1;
-  while (slots < rids.size()) slots *= 2;
-  std::string ids = "WITH ids(k) AS (VALUES (?)";
-  for (size_t i = 1; i < slots; ++i) ids += ", (?)";
-  auto stmt = conn.Prepare(ids + ") SELECT " + std::string(kRowColumns) +
+  size_t slots;
+  std::string with = IdsValues(rids.size(), slots);
+  auto stmt = conn.Prepare(with + "SELECT " + std::string(kRowColumns) +
                            " FROM ids CROSS JOIN resource r ON r.rowid = ids.k");
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
@@ -511,19 +519,15 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       for (const auto& [type, ids] : ids_by_type) {
         const size_t first = included.size();
         if (conn.dialect() == db::Dialect::kSqlite) {
-          // SQLite: for each id (a VALUES list: no temporary B-tree of the ids as `IN (...)`
-          // builds; its placeholders rounded up to a power of two, the rest NULL, which no index
-          // row has, so that a handful of statements is prepared whatever the number of ids),
-          // from its referring index rows to their resources (CROSS JOIN keeps that order; a
+          // SQLite: for each id (a VALUES list, IdsValues: no temporary B-tree of the ids as
+          // `IN (...)` builds; its padding is NULL, which no index row has), from its referring
+          // index rows to their resources (CROSS JOIN keeps that order; a
           // resource referring to several of the ids is read once: `seen`), without the
           // temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The round's rows
           // then go in row id order, as that form reads them.
           std::vector<Binding> bindings;
-          size_t slots = 1;
-          while (slots < ids.size()) slots *= 2;
-          std::string with = "WITH ids(k) AS (VALUES (?)";
-          for (size_t i = 1; i < slots; ++i) with += ", (?)";
-          with += ") ";
+          size_t slots;
+          std::string with = IdsValues(ids.size(), slots);
           for (size_t i = 0; i < slots; ++i) {
             if (i < ids.size()) {
               bindings.push_back(ids[i]);
