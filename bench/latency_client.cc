@@ -1,6 +1,8 @@
-// bench_latency URL SECONDS: one client on one keep-alive connection, each request sent once the
-// previous answer is read whole, for SECONDS. Prints one line in the form of bench/wrk/report.lua's
-// (requests/s, p50 and p99 in microseconds, errors) and the tail beyond it:
+// bench_latency URL SECONDS [N]: one client on one keep-alive connection, each request sent once
+// the previous answer is read whole, for SECONDS. With N, the first "{i}" of the URL's path is
+// replaced in each request by an integer drawn uniformly from 1..N (reads by random id). Prints one
+// line in the form of bench/wrk/report.lua's (requests/s, p50 and p99 in microseconds, errors) and
+// the tail beyond it:
 //   RESULT rps=... p50=... p99=... errors=... p999=... max=... over1ms=... over5ms=...
 // Each latency is the time from before the request is written to after the last byte of the
 // answer is read (CLOCK_MONOTONIC). The latencies at one connection are measured with this client
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,13 +132,19 @@ Answer ReadAnswer(int fd, std::string& buffer) {
 
 int main(int argc, char** argv) {
   Target target;
-  if (argc != 3 || !ParseUrl(argv[1], target) || std::atof(argv[2]) <= 0) {
-    std::fprintf(stderr, "usage: bench_latency http://HOST:PORT/PATH SECONDS\n");
+  const long long ids = argc == 4 ? std::atoll(argv[3]) : 0;
+  if ((argc != 3 && argc != 4) || !ParseUrl(argv[1], target) || std::atof(argv[2]) <= 0 ||
+      (argc == 4 && (ids < 1 || target.path.find("{i}") == std::string::npos))) {
+    std::fprintf(stderr,
+                 "usage: bench_latency http://HOST:PORT/PATH SECONDS [N, with {i} in PATH]\n");
     return 2;
   }
   const auto duration = std::chrono::duration<double>(std::atof(argv[2]));
-  const std::string request =
-      "GET " + target.path + " HTTP/1.1\r\nHost: " + target.host + ":" + target.port + "\r\n\r\n";
+  const std::string tail = " HTTP/1.1\r\nHost: " + target.host + ":" + target.port + "\r\n\r\n";
+  const size_t slot = target.path.find("{i}");
+  std::mt19937_64 random(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  std::uniform_int_distribution<long long> draw(1, std::max(ids, 1LL));
+  std::string request = "GET " + target.path + tail;
   std::vector<double> latencies;  // microseconds
   latencies.reserve(1 << 20);
   long errors = 0;
@@ -154,6 +163,9 @@ int main(int argc, char** argv) {
         break;
       }
     }
+    if (ids > 0)
+      request = "GET " + target.path.substr(0, slot) + std::to_string(draw(random)) +
+                target.path.substr(slot + 3) + tail;
     auto before = Clock::now();
     bool sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
                 static_cast<ssize_t>(request.size());

@@ -20,9 +20,10 @@ wait_audit() {
 }
 
 # One connection, one request at a time, for latency (docs/decisions/0013-latency-client.md):
-# url -> "rps p50 p99 errors p999 max over1ms over5ms" (microseconds). Needs BUILD.
+# url [N: "{i}" in the url drawn from 1..N per request] -> "rps p50 p99 errors p999 max over1ms
+# over5ms" (microseconds). Needs BUILD.
 run_latency() {
-  "$BUILD/bench/bench_latency" "$1" "$SECONDS_PER_RUN" | awk '/^RESULT/ {
+  "$BUILD/bench/bench_latency" "$1" "$SECONDS_PER_RUN" ${2:+"$2"} | awk '/^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     print v["rps"], v["p50"], v["p99"], v["errors"], v["p999"], v["max"], v["over1ms"], v["over5ms"] }'
 }

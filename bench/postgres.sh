@@ -52,7 +52,7 @@ for dialect in sqlite postgres; do
   base="http://127.0.0.1:$PORT"
   SECONDS_PER_RUN=1 run_wrk 64 2 "$base" bench/wrk/read.lua >/dev/null
   read -r result[$dialect,read64] _ _ _ < <(run_wrk 64 2 "$base" bench/wrk/read.lua)
-  read -r result[$dialect,read1] result[$dialect,read1_p50] _ _ < <(run_wrk 1 1 "$base" bench/wrk/read.lua)
+  read -r result[$dialect,read1] result[$dialect,read1_p50] _ < <(run_latency "$base/fhir/Patient/p{i}" "$COUNT")
   read -r result[$dialect,search] _ _ _ < <(run_wrk 64 2 "$base" bench/wrk/search.lua)
   read -r result[$dialect,create] _ _ _ < <(run_wrk 64 2 "$base" bench/wrk/create.lua)
   line=$(python3 bench/export_run.py "$base" "$WORK/pg-bench-bulk" "$server" 10 | grep '^RESULT')
@@ -93,6 +93,6 @@ out="bench/results/$(date +%F)-postgres.md"
   row "import Synthea small-10 (${result[sqlite,import_n]} resources), resources/s" import
   row "system \$export (${result[sqlite,export_n]} resources), resources/s" export
   echo
-  echo "Read p50 at one connection (as wrk reports it): SQLite ${result[sqlite,read1_p50]} µs, PostgreSQL ${result[postgres,read1_p50]} µs."
+  echo "Read p50 at one connection (bench_latency, random ids): SQLite ${result[sqlite,read1_p50]} µs, PostgreSQL ${result[postgres,read1_p50]} µs."
 } >"$out"
 cat "$out"

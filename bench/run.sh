@@ -47,7 +47,7 @@ curl -s "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$WORK/patient.json"
 # Warm-up (unmeasured): the page cache and SQLite's cache fill as they would in service.
 COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua >/dev/null
 read -r read64_rps read64_p50 read64_p99 read64_err < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
-read -r read1_rps read1_p50 read1_p99 read1_err < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
+read -r read1_rps read1_p50 read1_p99 read1_err _ < <(run_latency "http://127.0.0.1:$PORT/fhir/Patient/p{i}" "$COUNT")
 loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 # The database file's pages read through the process's mapping count in RSS (RssFile): they are
 # the kernel's page cache, shared and reclaimable. The server's own memory is RssAnon.
@@ -61,7 +61,7 @@ ceil_pid=$!
 wait_port "$CEIL_PORT"
 run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua >/dev/null
 read -r ceil64_rps ceil64_p50 ceil64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
-read -r ceil1_rps ceil1_p50 ceil1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+read -r ceil1_rps ceil1_p50 ceil1_p99 _ < <(run_latency "http://127.0.0.1:$CEIL_PORT/fhir/Patient/p{i}" "$COUNT")
 kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
 
 # The same trivial server answering each read with a raw SQLite point lookup of its id.
@@ -71,7 +71,7 @@ ceil_pid=$!
 wait_port "$CEIL_PORT"
 COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua >/dev/null
 read -r look64_rps look64_p50 look64_p99 _ < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
-read -r look1_rps look1_p50 look1_p99 _ < <(COUNT=$COUNT run_wrk 1 1 "http://127.0.0.1:$CEIL_PORT" bench/wrk/read.lua)
+read -r look1_rps look1_p50 look1_p99 _ < <(run_latency "http://127.0.0.1:$CEIL_PORT/fhir/Patient/p{i}" "$COUNT")
 kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
 
 sqlite_1=$("$BUILD/bench/bench_sqlite_lookup" "sqlite:$DB" "$COUNT" 1 "$SECONDS_PER_RUN")
@@ -95,8 +95,8 @@ out="bench/results/$(date +%F)-crud.md"
   echo "Command: \`COUNT=$COUNT BENCH_SECONDS=$SECONDS_PER_RUN THREADS=$THREADS make bench\` (bench/run.sh)."
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk and the server share the cores."
   echo "Store: $COUNT Patients in SQLite (WAL); server with $THREADS I/O threads."
-  echo "Percentiles as wrk reports them, at one connection too (random ids need its script); wrk's own"
-  echo "delays make its one-connection p99 higher than the server's (docs/decisions/0013-latency-client.md)."
+  echo "64 connections: wrk (bench/wrk/read.lua, random ids); 1 connection: bench_latency, random ids too"
+  echo "(one request at a time, each timed from before its write to its last byte; docs/decisions/0013-latency-client.md)."
   echo
   echo "| workload | requests/s | p50 µs | p99 µs | errors | ceiling: no database | ratio | ceiling: raw lookup | ratio |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
