@@ -369,6 +369,50 @@ TEST_P(AuditTest, ClientAuditEventsAreAppendedAndNeverChanged) {
   EXPECT_FALSE(store_->VRead("AuditEvent", "1", 2));
 }
 
+// Records without a body (on PostgreSQL sent by COPY) and with one (inserted) in one batch: in
+// the log in their order, their text as given (COPY's separators and escapes included), the
+// chain intact.
+TEST_P(AuditTest, ABatchMixingRecordsWithAndWithoutBodyKeepsOrderTextAndChain) {
+  std::vector<AuditRecord> records;
+  const std::string texts[] = {"a\tb\\c\nd\r\\N é", "\\", "plain"};
+  for (const std::string& text : texts) {
+    records.push_back(Who("search-type", 'E'));
+    records.back().query = text;
+    records.back().outcome_desc = text + "!";
+  }
+  records[1].body =
+      R"({"resourceType":"AuditEvent","type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110114"},)"
+      R"("action":"E","recorded":"2020-01-01T00:00:00Z","outcome":"0","agent":[{"requestor":true}],)"
+      R"("source":{"observer":{"display":"a\\b"}}})";
+  ASSERT_TRUE(store_->AppendAudit(records));
+  std::vector<AuditRecord> more{Who("read", 'R')};
+  ASSERT_TRUE(store_->AppendAudit(more));
+  auto lease = db_->Acquire();
+  ASSERT_TRUE(lease);
+  auto rows = (*lease)->Prepare(
+      "SELECT seq, query, outcome_desc, body IS NULL FROM audit_event ORDER BY seq");
+  ASSERT_TRUE(rows);
+  for (int i = 0; i < 3; ++i) {
+    auto row = (*rows)->Step();
+    ASSERT_TRUE(row && *row) << i;
+    EXPECT_EQ((*rows)->ColumnInt(0), i + 1);
+    EXPECT_EQ((*rows)->ColumnText(1), texts[i]);
+    EXPECT_EQ((*rows)->ColumnText(2), texts[i] + "!");
+    EXPECT_EQ((*rows)->ColumnInt(3), i == 1 ? 0 : 1) << i;
+  }
+  auto last = (*rows)->Step();
+  ASSERT_TRUE(last && *last);
+  EXPECT_EQ((*rows)->ColumnInt(0), 4);
+  (*rows)->Reset();
+  auto event = store_->Read("AuditEvent", "2");
+  ASSERT_TRUE(event) << event.error().message();
+  EXPECT_NE(event->body.find(R"("display":"a\\b")"), std::string::npos) << event->body;
+  auto verified = store_->VerifyAudit();
+  ASSERT_TRUE(verified);
+  EXPECT_EQ(verified->records, 4);
+  EXPECT_TRUE(verified->problems.empty());
+}
+
 TEST_P(AuditTest, VerifyFindsChangedAndRemovedRecords) {
   std::vector<AuditRecord> records;
   for (int i = 0; i < 10; ++i) records.push_back(Who("read", 'R'));

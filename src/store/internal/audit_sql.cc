@@ -24,6 +24,10 @@ constexpr std::string_view kGenesis =
 constexpr std::string_view kColumns =
     "seq, recorded, started, type, subtype, action, outcome, outcome_desc, who_ref, who_name, "
     "client_id, address, request_id, entity, version, query, patient, body, hash";
+// kColumns without body (NULL): the records the server makes.
+constexpr std::string_view kColumnsWithoutBody =
+    "seq, recorded, started, type, subtype, action, outcome, outcome_desc, who_ref, who_name, "
+    "client_id, address, request_id, entity, version, query, patient, hash";
 
 int TypeCode(AuditType t) { return static_cast<int>(t); }
 
@@ -527,6 +531,34 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
       }
     }
     r.hash = ChainHash(hash, r);
+    if (conn.dialect() == db::Dialect::kPostgres && r.body.empty()) {
+      // PostgreSQL: the records without a body go by COPY with the transaction's other queued
+      // rows (db::Connection::QueueRow, in the order queued; a statement naming audit_event sends
+      // them first), instead of one INSERT round trip each: a batch of 4,096 records took half a
+      // second, and the writes queued behind it waited.
+      const db::Value values[] = {int64_t{r.seq},
+                                  int64_t{r.recorded},
+                                  int64_t{r.started},
+                                  int64_t{TypeCode(r.type)},
+                                  std::string_view(r.subtype),
+                                  std::string_view(&r.action, 1),
+                                  int64_t{r.outcome},
+                                  std::string_view(r.outcome_desc),
+                                  std::string_view(r.user),
+                                  std::string_view(r.user_name),
+                                  std::string_view(r.client_id),
+                                  std::string_view(r.address),
+                                  std::string_view(r.request_id),
+                                  std::string_view(r.entity),
+                                  int64_t{r.version},
+                                  std::string_view(r.query),
+                                  std::string_view(r.patient),
+                                  std::string_view(r.hash)};
+      if (conn.QueueRow("audit_event", kColumnsWithoutBody, values)) {
+        hash = r.hash;
+        continue;
+      }
+    }
     s.BindInt(1, r.seq);
     s.BindInt(2, r.recorded);
     s.BindInt(3, r.started);
