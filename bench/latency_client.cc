@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -132,7 +134,13 @@ Answer ReadAnswer(int fd, std::string& buffer) {
 
 int main(int argc, char** argv) {
   Target target;
-  const long long ids = argc == 4 ? std::atoll(argv[3]) : 0;
+  long long ids = 0;
+  if (argc == 4) {
+    char* end = nullptr;
+    errno = 0;
+    ids = std::strtoll(argv[3], &end, 10);
+    if (end == argv[3] || *end != '\0' || errno != 0) ids = -1;  // refused below
+  }
   if ((argc != 3 && argc != 4) || !ParseUrl(argv[1], target) || std::atof(argv[2]) <= 0 ||
       (argc == 4 && (ids < 1 || target.path.find("{i}") == std::string::npos))) {
     std::fprintf(stderr,

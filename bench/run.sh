@@ -46,7 +46,11 @@ idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 curl -s "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$WORK/patient.json"
 # Warm-up (unmeasured): the page cache and SQLite's cache fill as they would in service.
 COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua >/dev/null
+# Each run starts once the audit records of the runs before are in the log: the writer appends
+# them after their requests, and a run that starts before would time that work too.
+wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
 read -r read64_rps read64_p50 read64_p99 read64_err < <(COUNT=$COUNT run_wrk 64 2 "http://127.0.0.1:$PORT" bench/wrk/read.lua)
+wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
 read -r read1_rps read1_p50 read1_p99 read1_err _ < <(run_latency "http://127.0.0.1:$PORT/fhir/Patient/p{i}" "$COUNT")
 loaded_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 # The database file's pages read through the process's mapping count in RSS (RssFile): they are

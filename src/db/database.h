@@ -93,12 +93,18 @@ class Connection {
   // rows may go in any order. SQLite inserts them OR IGNORE, sorted by their columns after the
   // first (the value's): the inserts into the table's value index then come in its order, each
   // one near the last.
-  // Returns false where no row is queued (SQLite outside a transaction): insert the row with a
+  // Returns false where no row is queued (outside a transaction): insert the row with a
   // statement then.
   virtual bool QueueRow(std::string_view table, std::string_view columns,
                         std::span<const Value> values, bool keyed = false) {
     (void)table, (void)columns, (void)values, (void)keyed;
     return false;
+  }
+  // Sends the rows queued for `table` now where they go in batches per statement (PostgreSQL), so
+  // that an error in them is the caller's; SQLite keeps them until the commit, as said above.
+  virtual Status SendQueued(std::string_view table) {
+    (void)table;
+    return Ok();
   }
 
  protected:

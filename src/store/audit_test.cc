@@ -369,10 +369,10 @@ TEST_P(AuditTest, ClientAuditEventsAreAppendedAndNeverChanged) {
   EXPECT_FALSE(store_->VRead("AuditEvent", "1", 2));
 }
 
-// Records without a body (on PostgreSQL sent by COPY) and with one (inserted) in one batch: in
-// the log in their order, their text as given (COPY's separators and escapes included), the
-// chain intact.
-TEST_P(AuditTest, ABatchMixingRecordsWithAndWithoutBodyKeepsOrderTextAndChain) {
+// Records without a body (on PostgreSQL sent by COPY) and with one (inserted) in one batch: their
+// text as given (COPY's separators and escapes included; a NUL byte and invalid UTF-8 replaced
+// before the hash, as the database stores them), the chain intact.
+TEST_P(AuditTest, ABatchMixingRecordsWithAndWithoutBodyKeepsTextAndChain) {
   std::vector<AuditRecord> records;
   const std::string texts[] = {"a\tb\\c\nd\r\\N é", "\\", "plain"};
   for (const std::string& text : texts) {
@@ -386,6 +386,7 @@ TEST_P(AuditTest, ABatchMixingRecordsWithAndWithoutBodyKeepsOrderTextAndChain) {
       R"("source":{"observer":{"display":"a\\b"}}})";
   ASSERT_TRUE(store_->AppendAudit(records));
   std::vector<AuditRecord> more{Who("read", 'R')};
+  more[0].query = std::string("x\0y\xff", 4);
   ASSERT_TRUE(store_->AppendAudit(more));
   auto lease = db_->Acquire();
   ASSERT_TRUE(lease);
@@ -403,6 +404,12 @@ TEST_P(AuditTest, ABatchMixingRecordsWithAndWithoutBodyKeepsOrderTextAndChain) {
   auto last = (*rows)->Step();
   ASSERT_TRUE(last && *last);
   EXPECT_EQ((*rows)->ColumnInt(0), 4);
+  std::string replaced((*rows)->ColumnText(1));
+  EXPECT_EQ(replaced.find('\0'), std::string::npos);
+  EXPECT_NE(replaced.find("\xef\xbf\xbd"), std::string::npos) << replaced;  // U+FFFD
+  auto after = (*rows)->Step();
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(*after);
   (*rows)->Reset();
   auto event = store_->Read("AuditEvent", "2");
   ASSERT_TRUE(event) << event.error().message();

@@ -339,6 +339,8 @@ class PostgresConnection : public Connection {
 
   bool QueueRow(std::string_view table, std::string_view columns, std::span<const Value> values,
                 bool /*keyed: COPY keeps the rows as they come*/) override {
+    // Outside a transaction nothing would send them before the connection goes back to the pool.
+    if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return false;
     Queued* q = nullptr;
     for (auto& candidate : queued_)
       if (candidate.table == table && candidate.columns == columns) q = &candidate;
@@ -377,6 +379,16 @@ class PostgresConnection : public Connection {
     }
     out += '\n';
     return true;
+  }
+
+  Status SendQueued(std::string_view table) override {
+    for (auto& q : queued_) {
+      if (q.table != table || q.data.empty()) continue;
+      std::string data = std::move(q.data);
+      q.data.clear();
+      FHIRSTONE_RETURN_IF_ERROR(Copy(q.table, q.columns, data));
+    }
+    return Ok();
   }
 
   // Sends the queued rows of every table (all: nullopt) or of the tables `sql` names.

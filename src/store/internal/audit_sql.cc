@@ -532,10 +532,10 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
     }
     r.hash = ChainHash(hash, r);
     if (conn.dialect() == db::Dialect::kPostgres && r.body.empty()) {
-      // PostgreSQL: the records without a body go by COPY with the transaction's other queued
-      // rows (db::Connection::QueueRow, in the order queued; a statement naming audit_event sends
-      // them first), instead of one INSERT round trip each: a batch of 4,096 records took half a
-      // second, and the writes queued behind it waited.
+      // PostgreSQL: the records without a body go by one COPY (db::Connection::QueueRow, in the
+      // order queued; the INSERT of a record with a body sends those before it first, the rest
+      // are sent at the end) instead of one INSERT round trip each: a batch of 4,096 records
+      // took half a second, and the writes queued behind it waited.
       const db::Value values[] = {int64_t{r.seq},
                                   int64_t{r.recorded},
                                   int64_t{r.started},
@@ -597,6 +597,9 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
     }
     hash = r.hash;
   }
+  // The queued records are sent now: a batch that fails fails its own write (a write of a group
+  // commit rolls back to its savepoint alone), not the group's commit.
+  FHIRSTONE_RETURN_IF_ERROR(conn.SendQueued("audit_event"));
   auto update = conn.Prepare("UPDATE audit_head SET seq = ?, recorded = ?, hash = ? WHERE one = 1");
   if (!update) return std::move(update).error();
   (*update)->BindInt(1, seq);
