@@ -100,6 +100,12 @@ Status Exec(db::Database& database, std::string_view sql, const std::vector<Bind
   return Ok();
 }
 
+// A statement of the worker or of upkeep whose failure has no caller to answer: logged (the job
+// is retried, requeued as stale, or expired later).
+void WarnIfFailed(const Status& status, std::string_view what) {
+  if (!status) spdlog::warn("bulk export: {} failed: {}", what, status.error().message());
+}
+
 http::Response Outcome(int status, ErrorCode code, std::string message) {
   http::Response r = api::ErrorResponse(Error(code, std::move(message)));
   r.status = status;
@@ -407,12 +413,15 @@ struct BulkExport::Impl {
     auto job = OwnJob(id, access);
     if (!job) return api::ErrorResponse(job.error());
     if (request.method == "DELETE") {
-      Exec(db, "UPDATE bulk_job SET status = 'cancelled' WHERE id = ?", {id});
+      if (auto cancelled_row =
+              Exec(db, "UPDATE bulk_job SET status = 'cancelled' WHERE id = ?", {id});
+          !cancelled_row)
+        return api::ErrorResponse(cancelled_row.error());
       {
         std::lock_guard lock(cancel_mu);
         cancelled.insert(id);
       }
-      RemoveFiles(id);
+      WarnIfFailed(RemoveFiles(id), "removing the files of a cancelled job");  // again at expiry
       http::Response r = JsonResponse(202, api::InformationOutcome("The export was cancelled"));
       r.SetHeader("Content-Type", "application/fhir+json");
       return r;
@@ -432,8 +441,12 @@ struct BulkExport::Impl {
       return r;
     }
     std::vector<std::vector<std::string>> files;
-    Exec(db, "SELECT name, type, kind, count FROM bulk_file WHERE job_id = ? ORDER BY kind, name",
-         {id}, &files, 4);
+    if (auto listed = Exec(db,
+                           "SELECT name, type, kind, count FROM bulk_file WHERE job_id = ? ORDER "
+                           "BY kind, name",
+                           {id}, &files, 4);
+        !listed)
+      return api::ErrorResponse(listed.error());  // not a manifest without its files
     json::Value manifest = json::Value::EmptyObject();
     manifest.Set("transactionTime", FormatInstant(job->transaction_time));
     manifest.Set("request", job->request);
@@ -462,7 +475,10 @@ struct BulkExport::Impl {
     auto job = OwnJob(id, access);
     if (!job) return api::ErrorResponse(job.error());
     std::vector<std::vector<std::string>> rows;
-    Exec(db, "SELECT name FROM bulk_file WHERE job_id = ? AND name = ?", {id, name}, &rows, 1);
+    if (auto found = Exec(db, "SELECT name FROM bulk_file WHERE job_id = ? AND name = ?",
+                          {id, name}, &rows, 1);
+        !found)
+      return api::ErrorResponse(found.error());
     if (job->status != "completed" || rows.empty())
       return Outcome(404, ErrorCode::kNotFound, "No such file");
     std::ifstream in(fs::path(options.directory) / id / name, std::ios::binary);
@@ -487,10 +503,10 @@ struct BulkExport::Impl {
     return r;
   }
 
-  void RemoveFiles(const std::string& id) {
+  Status RemoveFiles(const std::string& id) {
     std::error_code ec;
     fs::remove_all(fs::path(options.directory) / id, ec);
-    Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id});
+    return Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id});
   }
 
   // ---- the worker ----
@@ -525,43 +541,53 @@ struct BulkExport::Impl {
   std::optional<std::string> Claim() {
     std::vector<std::vector<std::string>> rows;
     if (db.dialect() == db::Dialect::kPostgres) {
-      Exec(db,
-           "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = (SELECT id FROM "
-           "bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) "
-           "RETURNING id",
-           {Now()}, &rows, 1);
+      WarnIfFailed(Exec(db,
+                        "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = "
+                        "(SELECT id FROM bulk_job WHERE status = 'accepted' ORDER BY created "
+                        "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
+                        {Now()}, &rows, 1),
+                   "claiming a job");
       if (rows.empty()) return std::nullopt;
       return rows[0][0];
     }
-    Exec(db, "SELECT id FROM bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1", {},
-         &rows, 1);
+    WarnIfFailed(
+        Exec(db, "SELECT id FROM bulk_job WHERE status = 'accepted' ORDER BY created LIMIT 1", {},
+             &rows, 1),
+        "looking for a job");
     if (rows.empty()) return std::nullopt;
     int64_t claimed = 0;
-    Exec(db,
-         "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = ? AND status = "
-         "'accepted'",
-         {Now(), rows[0][0]}, nullptr, 0, &claimed);
+    WarnIfFailed(Exec(db,
+                      "UPDATE bulk_job SET status = 'in-progress', heartbeat = ? WHERE id = ? AND "
+                      "status = 'accepted'",
+                      {Now(), rows[0][0]}, nullptr, 0, &claimed),
+                 "claiming a job");
     if (claimed != 1) return std::nullopt;
     return rows[0][0];
   }
 
   // Jobs left in progress by a node that stopped (no heartbeat for kStaleSeconds) run again.
   void RequeueStale() {
-    Exec(db,
-         "UPDATE bulk_job SET status = 'accepted', progress = 'Queued again: the node running it "
-         "stopped' WHERE status = 'in-progress' AND heartbeat < ?",
-         {Now() - kStaleSeconds});
+    WarnIfFailed(Exec(db,
+                      "UPDATE bulk_job SET status = 'accepted', progress = 'Queued again: the node "
+                      "running it stopped' WHERE status = 'in-progress' AND heartbeat < ?",
+                      {Now() - kStaleSeconds}),
+                 "requeueing stale jobs");
   }
 
   void Expire() {
     std::vector<std::vector<std::string>> rows;
-    Exec(db,
-         "SELECT id FROM bulk_job WHERE (status = 'completed' AND expires <= ?) OR status = "
-         "'cancelled'",
-         {Now()}, &rows, 1);
+    WarnIfFailed(Exec(db,
+                      "SELECT id FROM bulk_job WHERE (status = 'completed' AND expires <= ?) OR "
+                      "status = 'cancelled'",
+                      {Now()}, &rows, 1),
+                 "looking for expired jobs");
     for (const auto& r : rows) {
-      RemoveFiles(r[0]);
-      Exec(db, "DELETE FROM bulk_job WHERE id = ?", {r[0]});
+      if (auto removed = RemoveFiles(r[0]); !removed) {  // the job stays, to be expired again
+        WarnIfFailed(removed, "removing an expired job's files");
+        continue;
+      }
+      WarnIfFailed(Exec(db, "DELETE FROM bulk_job WHERE id = ?", {r[0]}),
+                   "removing an expired job");
       std::lock_guard lock(cancel_mu);
       cancelled.erase(r[0]);
     }
@@ -577,9 +603,11 @@ struct BulkExport::Impl {
         std::unique_lock lock(mu_);
         while (
             !cv_.wait_for(lock, std::chrono::seconds(kHeartbeatSeconds), [this] { return done_; }))
-          Exec(impl_.db,
-               "UPDATE bulk_job SET heartbeat = ? WHERE id = ? AND status = 'in-progress'",
-               {impl_.Now(), id_});
+          WarnIfFailed(Exec(impl_.db,
+                            "UPDATE bulk_job SET heartbeat = ? WHERE id = ? AND status = "
+                            "'in-progress'",
+                            {impl_.Now(), id_}),
+                       "a job's heartbeat");
       });
     }
     ~Heartbeat() {
@@ -639,7 +667,10 @@ struct BulkExport::Impl {
       Fail(id, "cannot create " + dir.string() + ": " + ec.message());
       return;
     }
-    Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id});
+    if (auto cleared = Exec(db, "DELETE FROM bulk_file WHERE job_id = ?", {id}); !cleared) {
+      Fail(id, "cannot clear the files of an earlier attempt: " + cleared.error().message());
+      return;
+    }
 
     struct Output {
       std::string pending;  // lines not yet written: written in pieces of about 1 MiB
@@ -701,8 +732,9 @@ struct BulkExport::Impl {
               if (stopping) return Error::Unavailable("stopping");
             }
             if (seen % 16384 == 1)
-              Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
-                   {"Exporting: " + std::to_string(total) + " resources written", id});
+              WarnIfFailed(Exec(db, "UPDATE bulk_job SET progress = ? WHERE id = ?",
+                                {"Exporting: " + std::to_string(total) + " resources written", id}),
+                           "a job's progress");
           }
           if (v.deleted) {
             // Patient level: deletions count only when their last version was the patients'.
@@ -726,7 +758,7 @@ struct BulkExport::Impl {
     }
     if (!status) {
       if (IsCancelled(id)) {
-        RemoveFiles(id);
+        WarnIfFailed(RemoveFiles(id), "removing the files of a cancelled job");  // again at expiry
         return;
       }
       bool stopping_now;
@@ -735,21 +767,26 @@ struct BulkExport::Impl {
         stopping_now = stopping;
       }
       if (stopping_now) {  // runs again at the next start
-        Exec(db,
-             "UPDATE bulk_job SET status = 'accepted', progress = 'Queued again after a restart' "
-             "WHERE id = ?",
-             {id});
+        WarnIfFailed(Exec(db,
+                          "UPDATE bulk_job SET status = 'accepted', progress = 'Queued again after "
+                          "a restart' WHERE id = ?",
+                          {id}),
+                     "requeueing a job at shutdown");  // requeued as stale otherwise
         return;
       }
       Fail(id, status.error().message());
       return;
     }
-    Exec(
-        db,
-        "UPDATE bulk_job SET status = 'completed', progress = ?, transaction_time = ?, expires = ? "
-        "WHERE id = ? AND status = 'in-progress'",
-        {"Done: " + std::to_string(total) + " resources", snapshot, Now() + options.expire_seconds,
-         id});
+    if (auto completed = Exec(db,
+                              "UPDATE bulk_job SET status = 'completed', progress = ?, "
+                              "transaction_time = ?, expires = ? WHERE id = ? AND status = "
+                              "'in-progress'",
+                              {"Done: " + std::to_string(total) + " resources", snapshot,
+                               Now() + options.expire_seconds, id});
+        !completed) {  // stays in progress: requeued as stale, and run again
+      WarnIfFailed(completed, "marking a job completed");
+      return;
+    }
     spdlog::info("bulk export {} done: {} resources", id, total);
   }
 
@@ -786,8 +823,10 @@ struct BulkExport::Impl {
 
   void Fail(const std::string& id, const std::string& message) {
     spdlog::warn("bulk export {} failed: {}", id, message);
-    Exec(db, "UPDATE bulk_job SET status = 'failed', error = ?, expires = ? WHERE id = ?",
-         {message, Now() + options.expire_seconds, id});
+    WarnIfFailed(
+        Exec(db, "UPDATE bulk_job SET status = 'failed', error = ?, expires = ? WHERE id = ?",
+             {message, Now() + options.expire_seconds, id}),
+        "marking a job failed");  // still in progress: requeued as stale
   }
 };
 

@@ -11,6 +11,7 @@
 #include "auth/jose/jose.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "db/database.h"
 #include "server/admin.h"
 #include "server/app.h"
 #include "support/databases.h"
@@ -227,6 +228,33 @@ TEST_P(BulkTest, SystemExportManifestAndFiles) {
   EXPECT_EQ(Authed("GET", url, other).status, 404);
   EXPECT_EQ(Authed("GET", status_url, other).status, 404);
   EXPECT_EQ(Send("GET", url, "", {}).status, 401);
+}
+
+// A manifest or a file whose rows cannot be read is an error, not an empty manifest or a 404.
+TEST_P(BulkTest, StatusAndFilesAreErrorsWhenTheirRowsCannotBeRead) {
+  std::string token = Client("backend", "system/*.rs");
+  auto kick = KickOff("/fhir/$export?_type=Patient", token);
+  ASSERT_EQ(kick.status, 202) << kick.body;
+  std::string status_url(kick.Header("Content-Location"));
+  json::Value manifest = Wait(status_url, token);
+  ASSERT_TRUE(manifest.is_object());
+  std::string url(manifest.Find("output")->as_array()[0].GetString("url"));
+  auto db = db::Database::Open(db_);
+  ASSERT_TRUE(db) << db.error().message();
+  auto rename = [&](const char* from, const char* to) {
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(std::string("ALTER TABLE ") + from + " RENAME TO " + to));
+  };
+  rename("bulk_file", "bulk_file_away");
+  auto status = Authed("GET", status_url, token);
+  EXPECT_GE(status.status, 500) << status.body;
+  EXPECT_NE(status.body.find("OperationOutcome"), std::string::npos) << status.body;
+  auto file = Authed("GET", url, token);
+  EXPECT_GE(file.status, 500) << file.body;
+  rename("bulk_file_away", "bulk_file");
+  EXPECT_EQ(Authed("GET", status_url, token).status, 200);
+  EXPECT_EQ(Authed("GET", url, token).status, 200);
 }
 
 TEST_P(BulkTest, ScopesLimitWhatIsExported) {
