@@ -382,23 +382,15 @@ class PostgresConnection : public Connection {
   }
 
   Status SendQueued(std::string_view table) override {
-    for (auto& q : queued_) {
-      if (q.table != table || q.data.empty()) continue;
-      std::string data = std::move(q.data);
-      q.data.clear();
-      FHIRSTONE_RETURN_IF_ERROR(Copy(q.table, q.columns, data));
-    }
+    for (auto& q : queued_)
+      if (q.table == table) FHIRSTONE_RETURN_IF_ERROR(Send(q));
     return Ok();
   }
 
   // Sends the queued rows of every table (all: nullopt) or of the tables `sql` names.
   Status Flush(std::optional<std::string_view> sql = std::nullopt) {
-    for (auto& q : queued_) {
-      if (q.data.empty() || (sql && sql->find(q.table) == std::string_view::npos)) continue;
-      std::string data = std::move(q.data);
-      q.data.clear();
-      FHIRSTONE_RETURN_IF_ERROR(Copy(q.table, q.columns, data));
-    }
+    for (auto& q : queued_)
+      if (!sql || sql->find(q.table) != std::string_view::npos) FHIRSTONE_RETURN_IF_ERROR(Send(q));
     return Ok();
   }
   void Drop() {
@@ -440,6 +432,13 @@ class PostgresConnection : public Connection {
   struct Queued {
     std::string table, columns, data;
   };
+  // Sends `q`'s rows, if any, by one COPY.
+  Status Send(Queued& q) {
+    if (q.data.empty()) return Ok();
+    std::string data = std::move(q.data);
+    q.data.clear();
+    return Copy(q.table, q.columns, data);
+  }
   std::vector<Queued> queued_;
   int64_t generation_ = 0;
   struct Hash {

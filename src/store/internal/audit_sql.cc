@@ -24,7 +24,7 @@ constexpr std::string_view kGenesis =
 constexpr std::string_view kColumns =
     "seq, recorded, started, type, subtype, action, outcome, outcome_desc, who_ref, who_name, "
     "client_id, address, request_id, entity, version, query, patient, body, hash";
-// kColumns without body (NULL): the records the server makes.
+// kColumns but body, which the records the server makes have none of (NULL).
 constexpr std::string_view kColumnsWithoutBody =
     "seq, recorded, started, type, subtype, action, outcome, outcome_desc, who_ref, who_name, "
     "client_id, address, request_id, entity, version, query, patient, hash";
@@ -495,8 +495,9 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
   int64_t recorded = std::max(now, (*head)->ColumnInt(1));
   std::string hash((*head)->ColumnText(2));
   (*head)->Reset();
-  auto insert = conn.Prepare("INSERT INTO audit_event (" + std::string(kColumns) +
-                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto insert =
+      conn.Prepare("INSERT INTO audit_event (" + std::string(kColumnsWithoutBody) +
+                   ", body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!insert) return std::move(insert).error();
   db::Statement& s = **insert;
   db::Statement* keys = nullptr;
@@ -531,57 +532,39 @@ Status AppendAuditRecords(db::Connection& conn, int64_t now, std::vector<AuditRe
       }
     }
     r.hash = ChainHash(hash, r);
-    if (conn.dialect() == db::Dialect::kPostgres && r.body.empty()) {
-      // PostgreSQL: the records without a body go by one COPY (db::Connection::QueueRow, in the
-      // order queued; the INSERT of a record with a body sends those before it first, the rest
-      // are sent at the end) instead of one INSERT round trip each: a batch of 4,096 records
-      // took half a second, and the writes queued behind it waited.
-      const db::Value values[] = {int64_t{r.seq},
-                                  int64_t{r.recorded},
-                                  int64_t{r.started},
-                                  int64_t{TypeCode(r.type)},
-                                  std::string_view(r.subtype),
-                                  std::string_view(&r.action, 1),
-                                  int64_t{r.outcome},
-                                  std::string_view(r.outcome_desc),
-                                  std::string_view(r.user),
-                                  std::string_view(r.user_name),
-                                  std::string_view(r.client_id),
-                                  std::string_view(r.address),
-                                  std::string_view(r.request_id),
-                                  std::string_view(r.entity),
-                                  int64_t{r.version},
-                                  std::string_view(r.query),
-                                  std::string_view(r.patient),
-                                  std::string_view(r.hash)};
-      if (conn.QueueRow("audit_event", kColumnsWithoutBody, values)) {
-        hash = r.hash;
-        continue;
-      }
+    const db::Value values[] = {int64_t{r.seq},
+                                int64_t{r.recorded},
+                                int64_t{r.started},
+                                int64_t{TypeCode(r.type)},
+                                std::string_view(r.subtype),
+                                std::string_view(&r.action, 1),
+                                int64_t{r.outcome},
+                                std::string_view(r.outcome_desc),
+                                std::string_view(r.user),
+                                std::string_view(r.user_name),
+                                std::string_view(r.client_id),
+                                std::string_view(r.address),
+                                std::string_view(r.request_id),
+                                std::string_view(r.entity),
+                                int64_t{r.version},
+                                std::string_view(r.query),
+                                std::string_view(r.patient),
+                                std::string_view(r.hash)};
+    // PostgreSQL: the records without a body go by one COPY (db::Connection::QueueRow, in the
+    // order queued; the INSERT of a record with a body sends those before it first, the rest are
+    // sent at the end) instead of one INSERT round trip each: a batch of 4,096 records took half
+    // a second, and the writes queued behind it waited.
+    if (conn.dialect() == db::Dialect::kPostgres && r.body.empty() &&
+        conn.QueueRow("audit_event", kColumnsWithoutBody, values)) {
+      hash = r.hash;
+      continue;
     }
-    s.BindInt(1, r.seq);
-    s.BindInt(2, r.recorded);
-    s.BindInt(3, r.started);
-    s.BindInt(4, TypeCode(r.type));
-    s.BindText(5, r.subtype);
-    s.BindText(6, std::string_view(&r.action, 1));
-    s.BindInt(7, r.outcome);
-    s.BindText(8, r.outcome_desc);
-    s.BindText(9, r.user);
-    s.BindText(10, r.user_name);
-    s.BindText(11, r.client_id);
-    s.BindText(12, r.address);
-    s.BindText(13, r.request_id);
-    s.BindText(14, r.entity);
-    s.BindInt(15, r.version);
-    s.BindText(16, r.query);
-    s.BindText(17, r.patient);
+    s.BindValues(values);
     if (r.body.empty()) {
-      s.BindNull(18);
+      s.BindNull(19);
     } else {
-      s.BindBlob(18, r.body);
+      s.BindBlob(19, r.body);
     }
-    s.BindText(19, r.hash);
     auto done = s.Run();
     if (!done) return std::move(done).error();
     if (keys) {
