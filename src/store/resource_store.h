@@ -38,7 +38,8 @@ struct ResourceVersion {
   std::string body;  // compact JSON with meta; empty when deleted
   // The ids of the patients whose data this is (Patient compartment), when the store found them
   // already (search results, from the index); the audit log then need not look in the body.
-  std::optional<std::vector<std::string>> patients;
+  // Null when not known. Shared: the rows of one search that name the same patients share one list.
+  std::shared_ptr<const std::vector<std::string>> patients;
 };
 
 struct UpdateResult {

@@ -51,8 +51,8 @@ std::string MakePage(char kind, int64_t position, int64_t snapshot) {
 constexpr std::string_view kRowColumns =
     "r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients";
 
-// A resource row (kRowColumns); its patients only when asked for (`with_patients`).
-ResourceVersion ReadRow(db::Statement& s, int64_t* rid, bool with_patients) {
+// A resource row (kRowColumns); its patients only when asked for (`patients` not null).
+ResourceVersion ReadRow(db::Statement& s, int64_t* rid, PatientsColumnReader* patients) {
   ResourceVersion v;
   *rid = s.ColumnInt(0);
   v.type = s.ColumnText(1);
@@ -60,7 +60,7 @@ ResourceVersion ReadRow(db::Statement& s, int64_t* rid, bool with_patients) {
   v.version = s.ColumnInt(3);
   v.last_updated = s.ColumnInt(4);
   v.body = s.ColumnText(5);
-  if (with_patients) v.patients = ReadPatientsColumn(s, 6);
+  if (patients) v.patients = patients->Read(s, 6);
   v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
   return v;
 }
@@ -270,6 +270,7 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
   db::Statement& s = **stmt;
   int index = 1;
   Bind(s, index, bindings);
+  PatientsColumnReader patients;
   while (true) {
     auto row = s.Step();
     if (!row) {
@@ -279,7 +280,7 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
     if (!*row || out.size() >= kMaxIncluded) break;
     if (!seen.Insert(s.ColumnInt(0))) continue;  // before its body is copied
     int64_t rid;
-    out.push_back(ReadRow(s, &rid, with_patients));
+    out.push_back(ReadRow(s, &rid, with_patients ? &patients : nullptr));
     if (rids) rids->push_back(rid);
   }
   s.Reset();
@@ -360,6 +361,7 @@ Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool
   std::sort(places.begin(), places.end());
   std::vector<ResourceVersion> rows(rids.size());
   std::vector<char> found(rids.size());
+  PatientsColumnReader patients;
   while (true) {
     auto row = s.Step();
     if (!row) {
@@ -371,7 +373,7 @@ Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool
     auto at = std::lower_bound(places.begin(), places.end(), std::pair<int64_t, size_t>{rid, 0});
     if (at == places.end() || at->first != rid || found[at->second]) continue;
     found[at->second] = 1;
-    rows[at->second] = ReadRow(s, &rid, with_patients);
+    rows[at->second] = ReadRow(s, &rid, with_patients ? &patients : nullptr);
   }
   s.Reset();
   if (std::find(found.begin(), found.end(), 0) != found.end())
@@ -393,12 +395,15 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
   // The index keys of the compartment parameters of each type found (none: no patient data).
   std::unordered_map<std::string_view, std::vector<std::string>> keys;
   std::unordered_map<int64_t, size_t> at;
+  // The lists being filled (versions[i].patients, while they are built).
+  std::vector<std::shared_ptr<std::vector<std::string>>> lists(versions.size());
   for (size_t i = 0; i < versions.size(); ++i) {
     ResourceVersion& v = versions[i];
     if (v.patients) continue;  // from its row
-    v.patients.emplace();
+    lists[i] = std::make_shared<std::vector<std::string>>();
+    v.patients = lists[i];
     if (v.type == "Patient") {
-      v.patients->push_back(v.id);
+      lists[i]->push_back(v.id);
       continue;
     }
     auto [known, fresh] = keys.try_emplace(v.type);
@@ -431,13 +436,13 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
         return std::move(row).error();
       }
       if (!*row) break;
-      ResourceVersion& v = versions[at[s.ColumnInt(0)]];
-      const std::vector<std::string>& params = keys[v.type];
+      size_t i = at[s.ColumnInt(0)];
+      const std::vector<std::string>& params = keys[versions[i].type];
       std::string_view param = s.ColumnText(1), patient = s.ColumnText(2);
       if (patient.empty() || std::find(params.begin(), params.end(), param) == params.end())
         continue;
-      if (std::find(v.patients->begin(), v.patients->end(), patient) == v.patients->end())
-        v.patients->emplace_back(patient);
+      std::vector<std::string>& list = *lists[i];
+      if (std::find(list.begin(), list.end(), patient) == list.end()) list.emplace_back(patient);
     }
     s.Reset();
     batch.clear();
@@ -1109,6 +1114,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     auto page_stmt = prepare_page();
     if (!page_stmt) return std::move(page_stmt).error();
     db::Statement& s = **page_stmt;
+    PatientsColumnReader patients;
     while (true) {
       auto row = s.Step();
       if (!row) {
@@ -1122,7 +1128,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         break;
       }
       int64_t rid;
-      result.matches.push_back(ReadRow(s, &rid, with_patients));
+      result.matches.push_back(ReadRow(s, &rid, with_patients ? &patients : nullptr));
       rids.push_back(rid);
     }
     s.Reset();

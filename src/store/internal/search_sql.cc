@@ -870,16 +870,33 @@ std::optional<std::string> PatientsColumn(const search::Registry& registry, std:
   return out;
 }
 
-std::optional<std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column) {
-  if (s.ColumnIsNull(column)) return std::nullopt;
-  std::vector<std::string> out;
-  for (std::string_view rest = s.ColumnText(column); !rest.empty();) {
+namespace {
+std::shared_ptr<const std::vector<std::string>> ParsePatients(std::string_view text) {
+  auto out = std::make_shared<std::vector<std::string>>();
+  for (std::string_view rest = text; !rest.empty();) {
     size_t space = rest.find(' ');
-    out.emplace_back(rest.substr(0, space));
+    out->emplace_back(rest.substr(0, space));
     if (space == std::string_view::npos) break;
     rest.remove_prefix(space + 1);
   }
   return out;
+}
+}  // namespace
+
+std::shared_ptr<const std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column) {
+  if (s.ColumnIsNull(column)) return nullptr;
+  return ParsePatients(s.ColumnText(column));
+}
+
+std::shared_ptr<const std::vector<std::string>> PatientsColumnReader::Read(db::Statement& s,
+                                                                           int column) {
+  if (s.ColumnIsNull(column)) return nullptr;
+  std::string_view text = s.ColumnText(column);
+  if (!last_ || text != text_) {
+    last_ = ParsePatients(text);
+    text_.assign(text);
+  }
+  return last_;
 }
 
 int Selectivity(const Criterion& c) {

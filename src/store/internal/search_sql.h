@@ -51,8 +51,19 @@ std::vector<std::string> StoredKeys(const search::SearchParam& p);
 // from the index) when an id holds a space.
 std::optional<std::string> PatientsColumn(const search::Registry& registry, std::string_view type,
                                           std::string_view id, const search::IndexEntries& entries);
-// The patients column `column` of the current row: nullopt when NULL.
-std::optional<std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column);
+// The patients column `column` of the current row: null when NULL.
+std::shared_ptr<const std::vector<std::string>> ReadPatientsColumn(db::Statement& s, int column);
+
+// Reads the patients column of row after row, sharing one list among rows with the same value
+// in a row (the resources of one patient, as a search reads them): no list is built for those.
+class PatientsColumnReader {
+ public:
+  std::shared_ptr<const std::vector<std::string>> Read(db::Statement& s, int column);
+
+ private:
+  std::string text_;  // the value of `last_`'s row
+  std::shared_ptr<const std::vector<std::string>> last_;
+};
 
 // The condition that resource row `alias` (of type criterion.type's chain root) matches `c`.
 // `local_base` is this server's FHIR base URL.
