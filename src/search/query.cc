@@ -305,6 +305,49 @@ std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery
   return std::nullopt;
 }
 
+std::optional<std::string> QueryPatient(const Registry& registry, const SearchQuery& q) {
+  if (q.types.size() != 1) return std::nullopt;
+  std::optional<std::string> patient;
+  std::optional<size_t> named;  // the criterion that names the patient
+  if (q.compartment) {
+    if (q.compartment->type != "Patient") return std::nullopt;
+    patient = q.compartment->id;
+  } else if (q.types[0] == "Patient") {
+    for (size_t i = 0; i < q.criteria.size() && !named; ++i) {
+      const Criterion& c = q.criteria[i];
+      if (c.param && c.param->code == "_id" && c.modifier.empty() && c.chain.empty() &&
+          c.has.empty() && c.values.size() == 1) {
+        named = i;
+        patient = c.values[0];
+      }
+    }
+  } else {
+    std::string id;
+    named = ShardCriterion(registry, q, &id);
+    if (named) patient = std::move(id);
+  }
+  if (!patient || patient->empty()) return std::nullopt;
+  for (size_t i = 0; i < q.criteria.size(); ++i) {
+    if (i == named) continue;
+    const Criterion& c = q.criteria[i];
+    if (!c.param || !c.chain.empty() || !c.has.empty()) return std::nullopt;
+    if (!c.modifier.empty() && c.modifier != "missing" && c.modifier != "not") return std::nullopt;
+    switch (c.param->type) {
+      case ParamType::kToken:
+        if (c.param->code == "identifier" || c.param->code.ends_with("-identifier"))
+          return std::nullopt;
+        break;
+      case ParamType::kDate:
+      case ParamType::kNumber:
+      case ParamType::kQuantity:
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return patient;
+}
+
 std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q) {
   if (q.types.size() != 1) return std::nullopt;
   const std::string& type = q.types[0];

@@ -114,6 +114,15 @@ std::optional<int64_t> QueryShard(const Registry& registry, const SearchQuery& q
 std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery& q,
                                      std::string* patient);
 
+// The patient a search is about, alone (the audit log's patient query, IHE Basic Audit Log
+// Patterns): one criterion names that patient with one value (ShardCriterion, or a Patient
+// search by one _id), or the search is in that patient's compartment, and every other criterion
+// is a code, date, number or quantity of the resources searched, without modifier or with
+// :missing or :not, on a parameter other than an identifier. Such a query names no one else: no
+// string (a name, an address), reference, identifier, chain, _has or free text. nullopt
+// otherwise.
+std::optional<std::string> QueryPatient(const Registry& registry, const SearchQuery& q);
+
 // Splits a parameter value on unescaped commas and resolves the \, \$ \| \\ escapes.
 std::vector<std::string> SplitValues(std::string_view value);
 

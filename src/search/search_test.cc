@@ -259,6 +259,43 @@ TEST(QueryTest, RefusesMalformedParameters) {
            "x"}});  // ambiguous: Practitioner, Organization, PractitionerRole
 }
 
+TEST(QueryTest, QueryPatientIsTheOnePatientAQueryNamesAlone) {
+  auto about = [](std::vector<std::string> types, QueryParams params,
+                  std::optional<Compartment> compartment = std::nullopt) {
+    auto q = ParseQuery(TheRegistry(), std::move(types), params, {});
+    EXPECT_TRUE(q) << q.error().message();
+    if (!q) return std::optional<std::string>("(refused)");
+    q->compartment = std::move(compartment);
+    return QueryPatient(TheRegistry(), *q);
+  };
+  using P = std::optional<std::string>;
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}}), P("a"));
+  EXPECT_EQ(about({"Observation"}, {{"subject", "Patient/a"}, {"code", "8867-4"}}), P("a"));
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"},
+                                    {"category", "vital-signs"},
+                                    {"date", "ge2015"},
+                                    {"value-quantity", "gt5"},
+                                    {"status:not", "final"},
+                                    {"_sort", "-date"},
+                                    {"_count", "50"}}),
+            P("a"));
+  EXPECT_EQ(about({"Encounter"}, {{"patient", "a"}, {"_revinclude", "Observation:encounter"}}),
+            P("a"));
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"gender", "female"}}), P("a"));
+  Compartment c{"Patient", "a", {}};
+  EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}, c), P("a"));
+  // Another patient, or a value that could name someone: no patient of the query's own.
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a,b"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"performer", "Patient/b"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"subject:Patient.name", "Smith"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"identifier", "123-45-6789"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"code:text", "Jones"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"_has:Provenance:target:agent", "x"}}), P());
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"name", "Jones"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}, Compartment{"Encounter", "e", {}}), P());
+}
+
 TEST(QueryTest, SplitsValuesWithEscapes) {
   EXPECT_EQ(SplitValues("a,b\\,c"), (std::vector<std::string>{"a", "b,c"}));
   EXPECT_EQ(SplitValues("sys\\|x|code"), (std::vector<std::string>{"sys\\|x|code"}));

@@ -50,6 +50,11 @@ struct AuditRecord {
   std::vector<std::string> resources;
   std::vector<std::string> patients;
   bool without_patient = false;
+  // Not stored: the patient the query is about alone, naming no one else
+  // (search::QueryPatient). When that patient's data is all the record discloses, the patient's
+  // record keeps the query (IHE's patient query) instead of leaving it to a record without a
+  // patient.
+  std::string query_patient;
 };
 
 // What `fhirstone audit verify` reports.

@@ -252,6 +252,56 @@ TEST_P(AuditTest, QueuedReadsSplitPerPatientAndAreSearchable) {
   EXPECT_EQ(rest->matches.size(), 3u);
 }
 
+TEST_P(AuditTest, AQueryAboutThePatientDisclosedStaysInThatPatientsRecord) {
+  AuditQueue queue(*store_, /*max_delay_ms=*/5);
+  // About patient a alone (search::QueryPatient), disclosing a's data only: one record, with
+  // the patient and the query, as IHE's patient query.
+  AuditRecord mine = Who("search-type", 'E');
+  mine.entity = "Observation";
+  mine.request_id = "req-mine";
+  mine.query = "patient=a&code=bp";
+  mine.query_patient = "a";
+  mine.patients = {"a"};
+  queue.Submit(mine);
+  // About a, but disclosing b's data too (an include): the query stays apart, as before.
+  AuditRecord wider = Who("search-type", 'E');
+  wider.entity = "Observation";
+  wider.request_id = "req-wider";
+  wider.query = "patient=a&_include=Observation:performer";
+  wider.query_patient = "a";
+  wider.patients = {"a", "b"};
+  queue.Submit(wider);
+  queue.Flush();
+
+  auto by_request = [&](const char* id) {
+    auto found = Search({{"subtype", "search-type"}, {"_sort", "_id"}});
+    EXPECT_TRUE(found);
+    std::vector<std::string> bodies;
+    if (!found) return bodies;
+    for (const auto& m : found->matches)
+      if (m.body.find(id) != std::string::npos) bodies.push_back(m.body);
+    return bodies;
+  };
+  auto one = by_request("req-mine");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_NE(one[0].find("Patient/a"), std::string::npos) << one[0];
+  EXPECT_NE(one[0].find("\"query\":\"cGF0aWVudD1hJmNvZGU9YnA=\""), std::string::npos) << one[0];
+  auto a = Search({{"patient", "a"}});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->matches.size(), 2u);  // the query about a, and a's part of the wider one
+  auto three = by_request("req-wider");
+  ASSERT_EQ(three.size(), 3u);  // a, b and the query
+  int with_query = 0;
+  for (const auto& body : three) {
+    bool query = body.find("\"query\"") != std::string::npos;
+    with_query += query;
+    if (query) EXPECT_EQ(body.find("\"Patient/"), std::string::npos) << body;
+  }
+  EXPECT_EQ(with_query, 1);
+  ASSERT_TRUE(store_->VerifyAudit());
+  EXPECT_TRUE(store_->VerifyAudit()->problems.empty());
+}
+
 TEST_P(AuditTest, SearchesByDateAndPagesWithoutRepeats) {
   std::vector<AuditRecord> records;
   for (int i = 0; i < 7; ++i) records.push_back(Who("read", 'R'));

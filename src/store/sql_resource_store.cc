@@ -609,7 +609,7 @@ class SqlResourceStore : public ResourceStore {
     // Each record's patients first, so that the records written are made in storage of their
     // number (one allocation, no record moved as it grows).
     size_t count = 0;
-    std::vector<char> expand(records.size()), shared(records.size());
+    std::vector<char> expand(records.size()), shared(records.size()), about_one(records.size());
     for (size_t i = 0; i < records.size(); ++i) {
       AuditRecord& r = records[i];
       if (r.resources.empty() && r.patients.empty() && !r.without_patient) {
@@ -637,8 +637,11 @@ class SqlResourceStore : public ResourceStore {
       r.resources.clear();
       r.without_patient = some_without;
       // The query may name other patients (patient=A,B): it stays in one record without a
-      // patient, which the patients' records share the request id with.
-      shared[i] = r.patients.empty() || some_without || !r.query.empty();
+      // patient, which the patients' records share the request id with. Unless it is about the
+      // one patient disclosed, naming no one else: then that patient's record keeps it.
+      about_one[i] = r.patients.size() == 1 && !some_without && !r.query_patient.empty() &&
+                     r.patients[0] == r.query_patient;
+      shared[i] = r.patients.empty() || some_without || (!r.query.empty() && !about_one[i]);
       count += r.patients.size() + (shared[i] ? 1 : 0);
     }
     std::vector<AuditRecord> out;
@@ -662,6 +665,7 @@ class SqlResourceStore : public ResourceStore {
       for (size_t k = 0; k < patients.size(); ++k) {
         if (k + 1 == patients.size() && !shared[i]) {
           r.patient = std::move(patients[k]);
+          if (about_one[i]) r.query = std::move(query);
           out.push_back(std::move(r));
           break;
         }

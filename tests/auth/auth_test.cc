@@ -1336,11 +1336,15 @@ TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   auto events = AuditEventsOf(mine);
   // The read of Patient/pa, the search by patient, her part of the search of every Observation.
   ASSERT_EQ(events.size(), 3u) << mine.body;
+  int with_query = 0;
   for (const auto& e : events) {
     std::string text = json::Write(e);
     EXPECT_NE(text.find("Patient/pa"), std::string::npos) << text;
     EXPECT_EQ(text.find("Patient/pb"), std::string::npos) << text;
+    // The search by her alone keeps its query in her record (patient=pa).
+    with_query += text.find("\"query\":\"cGF0aWVudD1wYQ==\"") != std::string::npos;
   }
+  EXPECT_EQ(with_query, 1) << mine.body;
   EXPECT_TRUE(AuditEventsOf(Fhir("GET", "AuditEvent?patient=pb", token)).empty());
   EXPECT_EQ(Fhir("GET", "AuditEvent/" + std::string(events[0].GetString("id")), token).status, 200);
   // A record of Grace's data is out of Ada's compartment.

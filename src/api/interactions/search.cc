@@ -141,6 +141,12 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   for (const auto& v : result->matches) NoteDisclosed(req, v);
   for (const auto& v : result->included) NoteDisclosed(req, v);
+  // A query about one patient, every parameter of it understood (an ignored one could name
+  // anyone), may stay in that patient's audit record.
+  if (req.audit && query->understood.size() + (query->page ? 1 : 0) == params.size()) {
+    if (auto patient = search::QueryPatient(*registry, *query))
+      req.audit->record.query_patient = std::move(*patient);
+  }
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   if (elapsed.count() >= 200) {
