@@ -1,5 +1,8 @@
 #include "search/query.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "common/strings.h"
 #include "fhir/model.h"
 #include "search/fulltext.h"
@@ -305,26 +308,61 @@ std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery
   return std::nullopt;
 }
 
+namespace {
+
+// Token parameters whose values are codes of the resource (no identifier, telecom or free value
+// of a person): the built-in ones an app searches a patient's data by.
+bool CodeToken(const SearchParam& p, std::string_view type) {
+  static constexpr std::string_view kCodes[] = {"code",
+                                                "category",
+                                                "status",
+                                                "clinical-status",
+                                                "verification-status",
+                                                "intent",
+                                                "priority",
+                                                "class",
+                                                "type",
+                                                "combo-code",
+                                                "component-code",
+                                                "value-concept",
+                                                "vaccine-code",
+                                                "criticality",
+                                                "severity",
+                                                "_tag",
+                                                "_security"};
+  if (!p.builtin) return false;
+  if (p.code == "_id") return type != "Patient";
+  return std::find(std::begin(kCodes), std::end(kCodes), p.code) != std::end(kCodes);
+}
+
+}  // namespace
+
 std::optional<std::string> QueryPatient(const Registry& registry, const SearchQuery& q) {
   if (q.types.size() != 1) return std::nullopt;
+  const std::string& type = q.types[0];
+  if (type == "Patient") {
+    // Patient?_id=123 (the access's restriction may repeat it): nothing but that id.
+    std::optional<std::string> patient;
+    for (const Criterion& c : q.criteria) {
+      if (!c.param || c.param->code != "_id" || !c.modifier.empty() || !c.chain.empty() ||
+          !c.has.empty() || c.values.size() != 1 || (patient && *patient != c.values[0]))
+        return std::nullopt;
+      patient = c.values[0];
+    }
+    if (q.compartment && (q.compartment->type != "Patient" || q.compartment->id != patient))
+      return std::nullopt;
+    if (!patient || patient->empty()) return std::nullopt;
+    return patient;
+  }
   std::optional<std::string> patient;
-  std::optional<size_t> named;  // the criterion that names the patient
+  std::string id;
+  std::optional<size_t> named = ShardCriterion(registry, q, &id);  // the criterion naming it
   if (q.compartment) {
     if (q.compartment->type != "Patient") return std::nullopt;
     patient = q.compartment->id;
-  } else if (q.types[0] == "Patient") {
-    for (size_t i = 0; i < q.criteria.size() && !named; ++i) {
-      const Criterion& c = q.criteria[i];
-      if (c.param && c.param->code == "_id" && c.modifier.empty() && c.chain.empty() &&
-          c.has.empty() && c.values.size() == 1) {
-        named = i;
-        patient = c.values[0];
-      }
-    }
-  } else {
-    std::string id;
-    named = ShardCriterion(registry, q, &id);
-    if (named) patient = std::move(id);
+    if (named && id != *patient) return std::nullopt;  // another patient named besides
+  } else if (named) {
+    patient = std::move(id);
   }
   if (!patient || patient->empty()) return std::nullopt;
   for (size_t i = 0; i < q.criteria.size(); ++i) {
@@ -334,8 +372,7 @@ std::optional<std::string> QueryPatient(const Registry& registry, const SearchQu
     if (!c.modifier.empty() && c.modifier != "missing" && c.modifier != "not") return std::nullopt;
     switch (c.param->type) {
       case ParamType::kToken:
-        if (c.param->code == "identifier" || c.param->code.ends_with("-identifier"))
-          return std::nullopt;
+        if (!CodeToken(*c.param, type)) return std::nullopt;
         break;
       case ParamType::kDate:
       case ParamType::kNumber:

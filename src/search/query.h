@@ -115,11 +115,12 @@ std::optional<size_t> ShardCriterion(const Registry& registry, const SearchQuery
                                      std::string* patient);
 
 // The patient a search is about, alone (the audit log's patient query, IHE Basic Audit Log
-// Patterns): one criterion names that patient with one value (ShardCriterion, or a Patient
-// search by one _id), or the search is in that patient's compartment, and every other criterion
-// is a code, date, number or quantity of the resources searched, without modifier or with
-// :missing or :not, on a parameter other than an identifier. Such a query names no one else: no
-// string (a name, an address), reference, identifier, chain, _has or free text. nullopt
+// Patterns): a Patient search by that one _id and nothing else, or a search of another type in
+// that patient's compartment or with one criterion naming that patient with one value
+// (ShardCriterion), whose every other criterion is a date, number or quantity, or a code of the
+// resource (code, category, status... a built-in token parameter of a short list: no identifier,
+// telecom or e-mail), without modifier or with :missing or :not. Such a query names no one else:
+// no string (a name, an address), reference, identifier, chain, _has or free text. nullopt
 // otherwise.
 std::optional<std::string> QueryPatient(const Registry& registry, const SearchQuery& q);
 

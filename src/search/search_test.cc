@@ -281,9 +281,11 @@ TEST(QueryTest, QueryPatientIsTheOnePatientAQueryNamesAlone) {
             P("a"));
   EXPECT_EQ(about({"Encounter"}, {{"patient", "a"}, {"_revinclude", "Observation:encounter"}}),
             P("a"));
-  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"gender", "female"}}), P("a"));
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}}), P("a"));
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"_id", "a"}}), P("a"));  // as an access repeats it
   Compartment c{"Patient", "a", {}};
   EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}, c), P("a"));
+  EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"_security", "R"}}, c), P("a"));
   // Another patient, or a value that could name someone: no patient of the query's own.
   EXPECT_EQ(about({"Observation"}, {{"patient", "a,b"}}), P());
   EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}), P());
@@ -293,6 +295,12 @@ TEST(QueryTest, QueryPatientIsTheOnePatientAQueryNamesAlone) {
   EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"code:text", "Jones"}}), P());
   EXPECT_EQ(about({"Observation"}, {{"patient", "a"}, {"_has:Provenance:target:agent", "x"}}), P());
   EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"name", "Jones"}}), P());
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"_id:not", "b"}}), P());
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a,b"}}), P());
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"email", "b@example.org"}}), P());
+  EXPECT_EQ(about({"Patient"}, {{"_id", "a"}, {"gender", "female"}}), P());
+  EXPECT_EQ(about({"Observation"}, {{"patient", "b"}}, c), P());  // another patient besides
+  EXPECT_EQ(about({"ServiceRequest"}, {{"patient", "a"}, {"requisition", "b-1"}}), P());
   EXPECT_EQ(about({"Observation"}, {{"code", "8867-4"}}, Compartment{"Encounter", "e", {}}), P());
 }
 

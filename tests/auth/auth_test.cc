@@ -1351,6 +1351,28 @@ TEST_P(AuthTest, PatientsSeeWhoAccessedTheirRecord) {
   auto grace = AuditEventsOf(Fhir("GET", "AuditEvent?patient=pb&_count=1", admin_token_));
   ASSERT_EQ(grace.size(), 1u);
   EXPECT_EQ(Fhir("GET", "AuditEvent/" + std::string(grace[0].GetString("id")), token).status, 403);
+  // A query naming someone else, though it disclosed Ada alone, stays out of her record.
+  ASSERT_EQ(Fhir("GET", "Patient?family=Lovelace,Babbage", dr).status, 200);
+  // Her own search with patient/ scopes (the access confines it to her compartment): one record,
+  // hers, with its query.
+  ASSERT_EQ(Fhir("GET", "Observation?patient=pa&category=laboratory", token).status, 200);
+  app_->FlushAudit();
+  for (const auto& e : AuditEventsOf(Fhir("GET", "AuditEvent?agent=Practitioner/dr", token)))
+    EXPECT_EQ(json::Write(e).find("ZmFtaWx5PUxvdmVsYWNlLEJhYmJhZ2U="), std::string::npos);
+  int apart = 0;
+  for (const auto& e : AuditEventsOf(Fhir("GET", "AuditEvent?subtype=search-type", admin_token_)))
+    apart += json::Write(e).find("ZmFtaWx5PUxvdmVsYWNlLEJhYmJhZ2U=") != std::string::npos &&
+             json::Write(e).find("Patient/pa") == std::string::npos;
+  EXPECT_EQ(apart, 1);
+  int own = 0;
+  for (const auto& e : AuditEventsOf(Fhir("GET", "AuditEvent?subtype=search-type", admin_token_))) {
+    std::string text = json::Write(e);
+    if (text.find("cGF0aWVudD1wYSZjYXRlZ29yeT1sYWJvcmF0b3J5") == std::string::npos) continue;
+    ++own;
+    EXPECT_NE(text.find("Patient/pa"), std::string::npos) << text;
+  }
+  EXPECT_EQ(own, 1);
+
   // Without AuditEvent in the scopes, the log stays closed.
   json::Value narrow = Login("ada", "ada-password-1", "launch/patient patient/Observation.rs");
   EXPECT_EQ(Fhir("GET", "AuditEvent", std::string(narrow.GetString("access_token"))).status, 403);

@@ -141,11 +141,24 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   for (const auto& v : result->matches) NoteDisclosed(req, v);
   for (const auto& v : result->included) NoteDisclosed(req, v);
-  // A query about one patient, every parameter of it understood (an ignored one could name
-  // anyone), may stay in that patient's audit record.
-  if (req.audit && query->understood.size() + (query->page ? 1 : 0) == params.size()) {
-    if (auto patient = search::QueryPatient(*registry, *query))
-      req.audit->record.query_patient = std::move(*patient);
+  if (req.audit) {
+    // A query about one patient may stay in that patient's audit record: every parameter of it
+    // understood (an ignored one could name anyone), none of free text (_elements, _type).
+    store::AuditRecord& r = req.audit->record;
+    bool checked = query->understood.size() + (query->page ? 1 : 0) == params.size() &&
+                   std::none_of(params.begin(), params.end(), [](const auto& p) {
+                     return p.first == "_elements" || p.first == "_type";
+                   });
+    if (checked) {
+      if (auto patient = search::QueryPatient(*registry, *query)) r.query_patient = *patient;
+    }
+    // One Patient disclosed (or a compartment's patient, nothing disclosed): the record has that
+    // patient already. A query not about them alone goes to a record of its own, as when several
+    // patients' data are disclosed.
+    if (!r.patient.empty() && !r.query.empty() && r.patient != r.query_patient) {
+      r.patients.push_back(std::move(r.patient));
+      r.patient.clear();
+    }
   }
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
