@@ -84,6 +84,37 @@ TEST_F(AbuseTest, BodyOverTheLimitIs413WithAnOutcome) {
   ExpectStillServing();
 }
 
+// A query is bounded as a request line is (64 KiB), whichever way it comes: a URL over it gets
+// 431 from the transport, a POST _search form over it 400 (on a server whose bodies may be
+// larger: this fixture's take 64 KiB, the default 16 MiB).
+TEST_F(AbuseTest, HundredKilobyteQueriesAreRefused) {
+  std::string value(100 * 1024, 'x');
+  auto get = test::Fetch("127.0.0.1", app_->port(),
+                         test::MakeRequest("GET", "/fhir/Patient?name=" + value));
+  ASSERT_TRUE(get) << get.error().message();
+  EXPECT_EQ(get->status, 431);
+  server::ServeConfig config;
+  config.listen = "127.0.0.1:0";
+  config.db = "sqlite:" + (dir_ / "default-limits.sqlite").string();
+  config.open = true;
+  config.threads = 1;
+  auto started = server::App::Start(config);
+  ASSERT_TRUE(started) << started.error().message();
+  std::unique_ptr<server::App> app = std::move(started).value();
+  auto search = [&](std::string body) {
+    http::Request form = test::MakeRequest("POST", "/fhir/Patient/_search", std::move(body));
+    form.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    auto response = test::Fetch("127.0.0.1", app->port(), form);
+    EXPECT_TRUE(response) << response.error().message();
+    return response ? *response : http::Response{};
+  };
+  auto big = search("name=" + value);
+  EXPECT_EQ(big.status, 400);
+  ExpectOutcome(big, "64 KiB");
+  EXPECT_EQ(search("name=" + value.substr(0, 1000)).status, 200);
+  ExpectStillServing();
+}
+
 // A 100 MB transaction is refused from its Content-Length, before its body is read (no copy of
 // it is ever held), and nothing of it is written.
 TEST_F(AbuseTest, HundredMegabyteBundleIs413AndWritesNothing) {

@@ -158,6 +158,9 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
                                 " parameter '" + std::string(part) + "'");
         q.sort.push_back(k);
       }
+      if (static_cast<int>(q.sort.size()) > options.max_sort_keys)
+        return Error::Invalid("_sort takes at most " + std::to_string(options.max_sort_keys) +
+                              " keys");
     } else if (key.starts_with("_include") || key.starts_with("_revinclude")) {
       Include inc;
       inc.reverse = key.starts_with("_revinclude");
@@ -175,6 +178,30 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           return Error::Invalid(key + " must be SourceType:parameter[:TargetType], not '" + value +
                                 "'");
         inc.source_type = std::string(parts[0]);
+        if (parts[1] == "*" && inc.reverse) {
+          // Type:* — every reference parameter of the type (those stored: a union's operands
+          // hold its rows), each a reverse include of its own.
+          if (parts.size() == 3) {
+            if (!fhir::IsResourceType(parts[2]))
+              return Error::Invalid(key + ": unknown target type '" + std::string(parts[2]) + "'");
+            inc.target_type = std::string(parts[2]);
+          }
+          for (const SearchParam* p : registry.StoredForType(inc.source_type)) {
+            if (p->type != ParamType::kReference) continue;
+            if (!inc.target_type.empty() && !p->targets.empty() &&
+                std::find(p->targets.begin(), p->targets.end(), inc.target_type) ==
+                    p->targets.end())
+              continue;
+            Include each = inc;
+            each.param = p;
+            q.includes.push_back(std::move(each));
+          }
+          if (static_cast<int>(q.includes.size()) > options.max_includes)
+            return Error::Invalid("At most " + std::to_string(options.max_includes) +
+                                  " _include and _revinclude parameters (after expanding *)");
+          q.understood.emplace_back(key, value);
+          continue;
+        }
         if (parts[1] != "*") {
           inc.param = registry.Find(inc.source_type, parts[1]);
           if (!inc.param || inc.param->type != ParamType::kReference)
@@ -188,6 +215,11 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         }
       }
       q.includes.push_back(std::move(inc));
+      if (static_cast<int>(q.includes.size()) > options.max_includes)
+        return Error::Invalid("At most " + std::to_string(options.max_includes) +
+                              " _include and _revinclude parameters (after expanding *)");
+    } else if (key == "_filter" || key == "_query") {
+      return Error::NotSupported("The " + key + " parameter is not supported");
     } else if (key == "_format" || key == "_pretty" || key == "_type") {
       // request-level; kept in links
     } else {
@@ -204,6 +236,9 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           return Error::Invalid("_has: '" + std::string(parts[1]) +
                                 "' is not a reference parameter of " + std::string(parts[0]));
         c.has.push_back({std::string(parts[0]), ref, registry.IsShardParam(parts[0], ref)});
+        if (static_cast<int>(c.has.size()) > options.max_chain_depth)
+          return Error::Invalid("Reverse chains (_has) are limited to " +
+                                std::to_string(options.max_chain_depth) + " levels");
         type = std::string(parts[0]);
         rest = rest.substr(5 + parts[0].size() + 1 + parts[1].size() + 1);
       }

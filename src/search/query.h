@@ -93,6 +93,8 @@ struct ParseOptions {
   int max_count = 1000;
   int max_chain_depth = 4;
   int max_values = 100;  // OR values in one parameter, and criteria in a query
+  int max_sort_keys = 8;
+  int max_includes = 32;  // _include and _revinclude parameters, a wildcard's expanded
 };
 
 // Parses the query `params` of a search on `types` (one type, or the _type list / none for a

@@ -436,7 +436,9 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
         return std::move(row).error();
       }
       if (!*row) break;
-      size_t i = at[s.ColumnInt(0)];
+      auto found = at.find(s.ColumnInt(0));
+      if (found == at.end()) continue;
+      size_t i = found->second;
       const std::vector<std::string>& params = keys[versions[i].type];
       std::string_view param = s.ColumnText(1), patient = s.ColumnText(2);
       if (patient.empty() || std::find(params.begin(), params.end(), param) == params.end())

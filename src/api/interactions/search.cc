@@ -93,6 +93,11 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
     if (!req.http->body.empty() && media != "application/x-www-form-urlencoded")
       return Error::UnsupportedMediaType(
           "POST _search takes an application/x-www-form-urlencoded body");
+    // As long as a request line and headers may be (http::ServerOptions::max_header_bytes): the
+    // bounds of a query hold whichever way it comes.
+    constexpr size_t kMaxForm = 64 * 1024;
+    if (req.http->body.size() > kMaxForm)
+      return Error::Invalid("The form body of _search is over 64 KiB, the limit of a query");
     auto form = ParseTarget("/?" + req.http->body);
     if (!form) return Error::Invalid("The form body of _search is malformed");
     params.insert(params.end(), form->params.begin(), form->params.end());

@@ -201,13 +201,19 @@ Status OrderedCondition(Builder& b, Prefix prefix, double value, double lo, doub
       b.Bind(hi);
       break;
     case Prefix::kGt:
-    case Prefix::kSa:
       b.Add(hi_col + " > ?");
       b.Bind(value);
       break;
+    case Prefix::kSa:  // starts after: a range's low end above the value
+      b.Add(lo_col + " > ?");
+      b.Bind(value);
+      break;
     case Prefix::kLt:
-    case Prefix::kEb:
       b.Add(lo_col + " < ?");
+      b.Bind(value);
+      break;
+    case Prefix::kEb:  // ends before: a range's high end below the value
+      b.Add(hi_col + " < ?");
       b.Bind(value);
       break;
     case Prefix::kGe:
