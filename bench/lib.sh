@@ -28,6 +28,16 @@ run_latency() {
     print v["rps"], v["p50"], v["p99"], v["errors"], v["p999"], v["max"], v["over1ms"], v["over5ms"] }'
 }
 
+# The CPU time process $1 has used (user and system, all its threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Requests per second of the server's own CPU time: $1 requests/s over a run during which the
+# server used $2 clock ticks of CPU time in $3 nanoseconds of wall time.
+per_server_core() {
+  awk -v r="$1" -v c="$2" -v t="$3" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { cores = c / hz / (t / 1e9); if (cores > 0) printf "%d", r / cores; else print "?" }'
+}
+
 run_wrk() {  # connections threads url script -> "rps p50 p99 errors"
   wrk -c "$1" -t "$2" -d "${SECONDS_PER_RUN}s" --latency -s "$4" "$3" 2>&1 | awk '/^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }

@@ -79,8 +79,14 @@ for i in "${!queries[@]}"; do
   wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
   read -r r1 p50 p99 e1 p999 max1 _ over5 < <(run_latency "$url")
   wait_audit "$PORT" || echo "warning: the audit backlog did not drain" >&2
+  # The server's CPU time during the 64 connections' run: its throughput per core it used (the
+  # clients share the cores; the audit records of the run are appended during it and the next
+  # second, the run before's drained first).
+  cpu0=$(cpu_ticks "${pids[0]}"); wall0=$(date +%s%N)
   read -r r64 _ p99_64 e64 < <(run_wrk 64 2 "$url" bench/wrk/fixed.lua)
-  rows+=("| \`$query\` | $matches | $p50 | $p99 | $p999 | $max1 | $over5 | $r1 | $r64 | $p99_64 | $((e1 + e64))")
+  cpu1=$(cpu_ticks "${pids[0]}"); wall1=$(date +%s%N)
+  core=$(per_server_core "$r64" $((cpu1 - cpu0)) $((wall1 - wall0)))
+  rows+=("| \`$query\` | $matches | $p50 | $p99 | $p999 | $max1 | $over5 | $r1 | $r64 | $core | $p99_64 | $((e1 + e64))")
 done
 count_p50=$(echo "${rows[7]}" | awk -F'|' '{print $4}' | tr -d ' ')
 
@@ -125,9 +131,11 @@ out="bench/results/$(date +%F)-search.md"
   echo "server with $THREADS I/O threads; the clients on the same $(nproc) cores. X = $X, Y = $Y (LOINC), name = $NAME."
   echo "1 connection: bench_latency (one request at a time, each timed from before its write to its"
   echo "last byte; docs/decisions/0013-latency-client.md), $SECONDS_PER_RUN s; 64 connections: wrk, $SECONDS_PER_RUN s."
+  echo "Per server core: the 64 connections' requests/s divided by the cores of CPU time the server used"
+  echo "meanwhile (/proc/PID/stat, user and system, every thread: I/O, offload, audit writer)."
   echo
-  echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | p99.9 µs (1 conn) | slowest µs (1 conn) | over 5 ms (1 conn) | req/s (1 conn) | req/s (64 conn) | p99 µs (64 conn) | errors | ceiling req/s (64 conn) | ratio |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| query | total, entries | p50 µs (1 conn) | p99 µs (1 conn) | p99.9 µs (1 conn) | slowest µs (1 conn) | over 5 ms (1 conn) | req/s (1 conn) | req/s (64 conn) | req/s per server core (64 conn) | p99 µs (64 conn) | errors | ceiling req/s (64 conn) | ratio |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   printf '%s\n' "${rows[@]}"
   echo
   echo "Ceiling of each query: the same HTTP server returning that query's answer as fixed bytes, at"
