@@ -6,6 +6,7 @@
 // Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -20,25 +21,35 @@ constexpr size_t kMaxIncluded = 1000;
 constexpr int kMaxIterations = 4;
 
 struct PageToken {
-  char kind = 0;  // 'a' after rowid, 'b' before rowid, 'o' offset; 0: first page
-  int64_t position = 0;
+  // 'a' after rowid, 'b' before rowid (unsorted); 'k' after, 'j' before the sort keys `keys` and
+  // rowid (sorted); 'o' offset (sorted, links of earlier versions); 0: first page.
+  char kind = 0;
+  int64_t position = 0;  // the rowid, or the offset
   int64_t snapshot = 0;
+  std::string keys;  // 'k' and 'j': the sort keys, encoded (EncodeKeys)
 };
 
 Result<PageToken> ParsePage(const std::optional<std::string>& page) {
   PageToken t;
   if (!page) return t;
   const std::string& s = *page;
-  size_t dot = s.find('.');
+  size_t dot = s.rfind('.');
   auto bad = [&] { return Error::Invalid("Invalid paging position '" + s + "'"); };
-  if (s.size() < 4 || dot == std::string::npos || (s[0] != 'a' && s[0] != 'b' && s[0] != 'o') ||
-      s[dot + 1] != 's')
+  if (s.size() < 4 || dot == std::string::npos || dot == 0 || s[dot + 1] != 's' ||
+      std::string_view("abokj").find(s[0]) == std::string_view::npos)
     return bad();
-  auto position = ParseInt64(std::string_view(s).substr(1, dot - 1));
+  std::string_view position = std::string_view(s).substr(1, dot - 1);
+  if (s[0] == 'k' || s[0] == 'j') {  // keys~rowid
+    size_t tilde = position.rfind('~');
+    if (tilde == std::string_view::npos) return bad();
+    t.keys = std::string(position.substr(0, tilde));
+    position.remove_prefix(tilde + 1);
+  }
+  auto parsed = ParseInt64(position);
   auto snapshot = ParseInt64(std::string_view(s).substr(dot + 2));
-  if (!position || !snapshot || *position < 0 || *snapshot < 0) return bad();
+  if (!parsed || !snapshot || *parsed < 0 || *snapshot < 0) return bad();
   t.kind = s[0];
-  t.position = *position;
+  t.position = *parsed;
   t.snapshot = *snapshot;
   return t;
 }
@@ -96,6 +107,81 @@ struct SortValue {
   std::string text;
 };
 
+// A sorted page's sort keys in its link's token, URL-safe and exact: each key `n` (none), `i` and
+// the integer, `r` and the 16 hex digits of the double's bits, or `t` and the text's bytes in hex;
+// joined by `~`.
+std::string EncodeKeys(const std::vector<SortValue>& keys, const std::vector<SortKind>& kinds) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i) out += '~';
+    const SortValue& v = keys[i];
+    if (v.null) {
+      out += 'n';
+    } else if (kinds[i] == SortKind::kText) {
+      out += 't';
+      for (unsigned char c : v.text) {
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      }
+    } else if (kinds[i] == SortKind::kInteger) {
+      out += 'i' + std::to_string(v.integer);
+    } else {
+      uint64_t bits;
+      std::memcpy(&bits, &v.real, 8);
+      out += 'r';
+      for (int shift = 60; shift >= 0; shift -= 4) out += kHex[(bits >> shift) & 15];
+    }
+  }
+  return out;
+}
+
+std::optional<std::vector<SortValue>> DecodeKeys(std::string_view text,
+                                                 const std::vector<SortKind>& kinds) {
+  std::vector<SortValue> keys;
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::string_view part : Split(text, '~')) {
+    if (part.empty() || keys.size() == kinds.size()) return std::nullopt;
+    SortKind kind = kinds[keys.size()];
+    SortValue v;
+    char tag = part[0];
+    part.remove_prefix(1);
+    if (tag == 'n' && part.empty()) {
+      keys.push_back(v);
+      continue;
+    }
+    v.null = false;
+    if (tag == 't' && kind == SortKind::kText && part.size() % 2 == 0) {
+      for (size_t i = 0; i < part.size(); i += 2) {
+        int hi = hex(part[i]), lo = hex(part[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        v.text += static_cast<char>(hi * 16 + lo);
+      }
+    } else if (tag == 'i' && kind == SortKind::kInteger) {
+      auto n = ParseInt64(part);
+      if (!n) return std::nullopt;
+      v.integer = *n;
+    } else if (tag == 'r' && kind == SortKind::kReal && part.size() == 16) {
+      uint64_t bits = 0;
+      for (char c : part) {
+        int d = hex(c);
+        if (d < 0) return std::nullopt;
+        bits = bits << 4 | static_cast<uint64_t>(d);
+      }
+      std::memcpy(&v.real, &bits, 8);
+    } else {
+      return std::nullopt;
+    }
+    keys.push_back(std::move(v));
+  }
+  if (keys.size() != kinds.size()) return std::nullopt;
+  return keys;
+}
+
 // The first `keep` matches in the order of `ORDER BY s0 [DESC] NULLS LAST, ..., rowid`, with
 // SQLite's BINARY collation (bytes compared as unsigned, then the shorter first: what
 // std::string::compare does), read from rows of (rowid, s0, s1...). Memory is bounded by `keep`:
@@ -110,6 +196,23 @@ class TopRows {
     }
   }
 
+  const std::vector<SortKind>& kinds() const { return kinds_; }
+
+  // Keeps only the matches after (`before`: before) the match with keys `keys` and row id `rid`
+  // in the order; with `before`, the kept rows come nearest first (the order reversed). Every
+  // match still counts in matched(). Call before adding.
+  void SetCursor(const std::vector<SortValue>& keys, int64_t rid, bool before) {
+    reverse_ = before;
+    size_t slot = NewSlot();
+    cursor_ = slot;
+    rids_[slot] = rid;
+    for (size_t i = 0; i < kinds_.size(); ++i) values_[slot * kinds_.size() + i] = keys[i];
+    if (!keys.empty()) {
+      cursor_pair_ = std::pair{keys[0].integer, rid};
+      cursor_null_ = keys[0].null;
+    }
+  }
+
   // A row of (rowid, s0, s1...).
   void Add(db::Statement& s) {
     AddWith(s.ColumnInt(0), [&](size_t slot) { Read(s, slot); });
@@ -120,32 +223,57 @@ class TopRows {
   void Add(int64_t rid, int64_t key) {
     ++matched_;
     if (keep_ == 0) return;
+    if (cursor_null_) {
+      // Nothing comes after a match without a key (a folded key always has one), all before it.
+      if (!reverse_) return;
+    } else if (cursor_pair_ && !PairBefore{descending_[0], reverse_}(*cursor_pair_, {key, rid})) {
+      return;
+    }
     pairs_.emplace_back(key, rid);
     if (pairs_.size() >= 2 * keep_ + 64) KeepFirstPairs();
   }
   int64_t matched() const { return matched_; }
-  // The kept rows' ids, in the order.
+  // The kept rows' ids, in the order (reversed after SetCursor(..., before)).
   std::vector<int64_t> Sorted() {
     std::vector<int64_t> rids;
+    sorted_keys_.clear();
     if (!pairs_.empty()) {
       KeepFirstPairs();
-      std::sort(pairs_.begin(), pairs_.end(), PairBefore{descending_[0]});
+      std::sort(pairs_.begin(), pairs_.end(), PairBefore{descending_[0], reverse_});
       rids.reserve(pairs_.size());
-      for (const auto& [key, rid] : pairs_) rids.push_back(rid);
+      for (const auto& [key, rid] : pairs_) {
+        rids.push_back(rid);
+        SortValue v;
+        v.null = false;
+        v.integer = key;
+        sorted_keys_.push_back({v});
+      }
       return rids;
     }
     std::sort_heap(heap_.begin(), heap_.end(), [this](size_t a, size_t b) { return Before(a, b); });
     rids.reserve(heap_.size());
-    for (size_t slot : heap_) rids.push_back(rids_[slot]);
+    for (size_t slot : heap_) {
+      rids.push_back(rids_[slot]);
+      sorted_keys_.emplace_back(
+          values_.begin() + static_cast<std::ptrdiff_t>(slot * kinds_.size()),
+          values_.begin() + static_cast<std::ptrdiff_t>((slot + 1) * kinds_.size()));
+    }
     return rids;
   }
+  // The keys of the i-th row Sorted() returned.
+  const std::vector<SortValue>& KeysOfSorted(size_t i) const { return sorted_keys_[i]; }
 
  private:
-  // ORDER BY key [DESC], rowid over (key, rowid) pairs.
+  // ORDER BY key [DESC], rowid over (key, rowid) pairs; `reverse` the other way.
   struct PairBefore {
     bool descending;
+    bool reverse = false;
     bool operator()(const std::pair<int64_t, int64_t>& a,
                     const std::pair<int64_t, int64_t>& b) const {
+      if (reverse) return InOrder(b, a);
+      return InOrder(a, b);
+    }
+    bool InOrder(const std::pair<int64_t, int64_t>& a, const std::pair<int64_t, int64_t>& b) const {
       if (a.first != b.first) return descending ? a.first > b.first : a.first < b.first;
       return a.second < b.second;
     }
@@ -153,23 +281,27 @@ class TopRows {
   void KeepFirstPairs() {
     if (pairs_.size() <= keep_) return;
     std::nth_element(pairs_.begin(), pairs_.begin() + static_cast<std::ptrdiff_t>(keep_),
-                     pairs_.end(), PairBefore{descending_[0]});
+                     pairs_.end(), PairBefore{descending_[0], reverse_});
     pairs_.resize(keep_);
   }
 
-  // `fill(slot)` writes the match's keys into the slot.
+  // `fill(slot)` writes the match's keys into the slot. The match is read into the spare slot,
+  // which then either joins the kept ones (a new spare is made while fewer than `keep` are
+  // kept), replaces the last of them, or stays spare.
   template <typename Fill>
   void AddWith(int64_t rid, Fill&& fill) {
     ++matched_;
     if (keep_ == 0) return;
-    size_t slot = heap_.size() < keep_ ? NewSlot() : spare_;
+    if (!spare_) spare_ = NewSlot();
+    size_t slot = *spare_;
     rids_[slot] = rid;
     fill(slot);
+    if (cursor_ && !Before(*cursor_, slot)) return;  // not past the cursor
     auto before = [this](size_t a, size_t b) { return Before(a, b); };
     if (heap_.size() < keep_) {
       heap_.push_back(slot);
       std::push_heap(heap_.begin(), heap_.end(), before);
-      if (heap_.size() == keep_) spare_ = NewSlot();
+      spare_.reset();
     } else if (Before(slot, heap_.front())) {
       std::pop_heap(heap_.begin(), heap_.end(), before);
       spare_ = heap_.back();
@@ -197,7 +329,8 @@ class TopRows {
       }
     }
   }
-  bool Before(size_t a, size_t b) const {
+  bool Before(size_t a, size_t b) const { return reverse_ ? InOrder(b, a) : InOrder(a, b); }
+  bool InOrder(size_t a, size_t b) const {
     for (size_t i = 0; i < kinds_.size(); ++i) {
       const SortValue& x = values_[a * kinds_.size() + i];
       const SortValue& y = values_[b * kinds_.size() + i];
@@ -229,7 +362,12 @@ class TopRows {
   std::vector<SortValue> values_;                   // per slot, its keys in order
   std::vector<size_t> heap_;                        // the kept slots
   std::vector<std::pair<int64_t, int64_t>> pairs_;  // Add(rid, key): (key, rowid)
-  size_t spare_ = 0;
+  std::optional<size_t> spare_;
+  bool reverse_ = false;
+  std::optional<size_t> cursor_;                            // SetCursor's slot
+  std::optional<std::pair<int64_t, int64_t>> cursor_pair_;  // and as a pair
+  bool cursor_null_ = false;                                // its first key is NULL
+  std::vector<std::vector<SortValue>> sorted_keys_;         // Sorted()'s rows' keys
   int64_t matched_ = 0;
 };
 
@@ -456,6 +594,53 @@ Status FillPatients(db::Connection& conn, const search::Registry& registry,
   }
   if (!batch.empty()) FHIRSTONE_RETURN_IF_ERROR(run());
   return Ok();
+}
+
+// The condition (on `m`: row id `k`, keys `s0`, `s1`...) that a match comes after the match with
+// keys `keys` and row id `rid` in the order of `sort` (NULLs last), or before it (`before`): SQL's
+// sort of PostgreSQL, whose collation the comparisons share.
+std::string CursorCondition(const std::vector<search::SortKey>& sort,
+                            const std::vector<SortValue>& keys, int64_t rid, bool before,
+                            std::vector<Binding>& bindings) {
+  auto bind = [&](size_t i) {
+    const SortValue& v = keys[i];
+    switch (KindOf(sort[i])) {
+      case SortKind::kText:
+        bindings.push_back(v.text);
+        break;
+      case SortKind::kInteger:
+        bindings.push_back(v.integer);
+        break;
+      default:
+        bindings.push_back(v.real);
+        break;
+    }
+  };
+  std::string out = "(";
+  std::string equal;  // the keys before the i-th equal to the cursor's
+  std::vector<size_t> equal_binds;
+  for (size_t i = 0; i < sort.size(); ++i) {
+    std::string column = "m.s" + std::to_string(i);
+    std::string past;  // the i-th key strictly past the cursor's
+    if (keys[i].null) {
+      if (before) past = column + " IS NOT NULL";  // a value comes before none; none after none
+    } else if (before) {  // a value, not none, on the near side of the cursor's
+      past = column + (sort[i].descending ? " > ?" : " < ?");
+    } else {  // a value on the far side, or none (last)
+      past = "(" + column + (sort[i].descending ? " < ?" : " > ?") + " OR " + column + " IS NULL)";
+    }
+    if (!past.empty()) {
+      out += (out.size() > 1 ? " OR (" : "(") + equal + past + ")";
+      for (size_t j : equal_binds) bind(j);
+      if (!keys[i].null) bind(i);
+    }
+    equal += keys[i].null ? column + " IS NULL AND " : column + " = ? AND ";
+    if (!keys[i].null) equal_binds.push_back(i);
+  }
+  out += (out.size() > 1 ? " OR (" : "(") + equal + (before ? "m.k < ?" : "m.k > ?") + "))";
+  for (size_t j : equal_binds) bind(j);
+  bindings.push_back(rid);
+  return out;
 }
 
 // Puts included[first...] (and their row ids, alongside) in row id order.
@@ -827,6 +1012,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   std::optional<DateMerge> merge;
   bool backwards = false;
   bool window_total = false;
+  // A sorted page after (before) a match: its keys ('k' and 'j' pages; its row id is the
+  // token's position).
+  std::optional<std::vector<SortValue>> cursor;
   int64_t offset = 0;
   // A reverse chain (_has) costs as much to count as to page: on a first page its matches' row
   // ids are counted with the page, as a sorted page counts them, instead of found again by a
@@ -851,7 +1039,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       sql += " AND r.rowid < ?";
       page_bindings.push_back(page->position);
       backwards = true;
-    } else if (page->kind == 'o') {
+    } else if (page->kind == 'o' || page->kind == 'k' || page->kind == 'j') {
       return Error::Invalid("Invalid paging position for an unsorted search");
     }
     sql += backwards ? " ORDER BY r.rowid DESC" : " ORDER BY r.rowid";
@@ -859,6 +1047,13 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (page->kind == 'a' || page->kind == 'b')
       return Error::Invalid("Invalid paging position for a sorted search");
     offset = page->kind == 'o' ? page->position : 0;
+    if (page->kind == 'k' || page->kind == 'j') {
+      std::vector<SortKind> kinds;
+      for (const auto& k : q.sort) kinds.push_back(KindOf(k));
+      cursor = DecodeKeys(page->keys, kinds);
+      if (!cursor) return Error::Invalid("Invalid paging position for this sort");
+      backwards = page->kind == 'j';
+    }
     std::string keys, inner_order, outer_order;
     std::vector<Binding> key_bindings;
     for (size_t i = 0; i < q.sort.size(); ++i) {
@@ -958,16 +1153,37 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         merge = std::move(m);
       }
     } else {
-      sql = "SELECT " + std::string(kRowColumns) +
-            ", p.total FROM "
-            "(SELECT r.rowid AS k" +
-            keys + (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
-            " FROM resource r WHERE " + where + " ORDER BY " + inner_order +
-            "r.rowid LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
+      // Every match with its keys (and the total, counted over all of them); after a cursor,
+      // those past it (before it for a previous page, in the reverse order, turned back below).
+      std::string matches = "SELECT r.rowid AS k" + keys +
+                            (window_total ? ", count(*) OVER () AS total" : ", 0 AS total") +
+                            " FROM resource r WHERE " + where;
+      std::vector<Binding> cursor_bindings;
+      std::string order, outer;
+      std::string key_columns;
+      for (size_t i = 0; i < q.sort.size(); ++i) {
+        std::string name = "s" + std::to_string(i);
+        bool descending = q.sort[i].descending != backwards;
+        // Resources without a value last either way (first in the reverse order).
+        std::string direction = std::string(descending ? " DESC" : " ASC") +
+                                (backwards ? " NULLS FIRST, " : " NULLS LAST, ");
+        order += "m." + name + direction;
+        outer += "p." + name + direction;
+        key_columns += ", p." + name;
+      }
+      order += backwards ? "m.k DESC" : "m.k";
+      outer += backwards ? "p.k DESC" : "p.k";
+      std::string past = cursor ? " WHERE " + CursorCondition(q.sort, *cursor, page->position,
+                                                              backwards, cursor_bindings)
+                                : "";
+      sql = "SELECT " + std::string(kRowColumns) + ", p.total" + key_columns +
+            " FROM (SELECT m.* FROM (" + matches + ") AS m" + past + " ORDER BY " + order +
+            " LIMIT ? OFFSET ?) AS p JOIN resource r ON r.rowid = p.k" +
             // Every table the page query reads is read in the shard (PostgreSQL, see index_shard).
-            (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer_order + "p.k";
+            (shard ? " AND r.shard_key = ?" : "") + " ORDER BY " + outer;
       page_bindings = std::move(key_bindings);
       page_bindings.insert(page_bindings.end(), bindings.begin(), bindings.end());
+      page_bindings.insert(page_bindings.end(), cursor_bindings.begin(), cursor_bindings.end());
     }
   }
   if (!sort_in_memory) {
@@ -1011,10 +1227,13 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     return *stmt;
   };
   std::vector<int64_t> rids;
+  // A sorted page's rows' keys (for its links), alongside its matches.
+  std::vector<std::vector<SortValue>> page_keys;
   bool more = false;
   std::optional<int64_t> counted;  // the sorted query's count of every match
   if (sort_in_memory) {
     TopRows top(q.sort, static_cast<size_t>(offset) + static_cast<size_t>(q.count) + 1);
+    if (cursor) top.SetCursor(*cursor, page->position, backwards);
     // Folded: (rowid, the date row's low or high, whether the row matches), a candidate's rows
     // one after the other. It matches when one of its rows does; its key is the largest high
     // (descending) or the smallest low of all its rows, as SortSql's.
@@ -1109,8 +1328,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     more = kept.size() > static_cast<size_t>(offset) + static_cast<size_t>(q.count);
     std::vector<int64_t> page_rids;
     for (size_t i = static_cast<size_t>(offset);
-         i < kept.size() && page_rids.size() < static_cast<size_t>(q.count); ++i)
+         i < kept.size() && page_rids.size() < static_cast<size_t>(q.count); ++i) {
       page_rids.push_back(kept[i]);
+      page_keys.push_back(top.KeysOfSorted(i));
+    }
     FHIRSTONE_RETURN_IF_ERROR(ReadRowsById(conn, page_rids, with_patients, result.matches, rids));
   } else {
     auto page_stmt = prepare_page();
@@ -1132,12 +1353,31 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       int64_t rid;
       result.matches.push_back(ReadRow(s, &rid, with_patients ? &patients : nullptr));
       rids.push_back(rid);
+      if (!q.sort.empty() && !counted_page) {  // the keys after p.total (PostgreSQL's sort)
+        std::vector<SortValue> keys(q.sort.size());
+        for (size_t i = 0; i < q.sort.size(); ++i) {
+          int column = 8 + static_cast<int>(i);
+          SortValue& v = keys[i];
+          SortKind kind = KindOf(q.sort[i]);
+          v.null = kind == SortKind::kNull || s.ColumnIsNull(column);
+          if (v.null) continue;
+          if (kind == SortKind::kText) {
+            v.text = s.ColumnText(column);
+          } else if (kind == SortKind::kInteger) {
+            v.integer = s.ColumnInt(column);
+          } else {
+            v.real = s.ColumnDouble(column);
+          }
+        }
+        page_keys.push_back(std::move(keys));
+      }
     }
     s.Reset();
   }
   if (backwards) {
     std::reverse(result.matches.begin(), result.matches.end());
     std::reverse(rids.begin(), rids.end());
+    std::reverse(page_keys.begin(), page_keys.end());
   }
   if (want_total) {
     if (counted) {
@@ -1156,10 +1396,19 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     bool has_previous = backwards ? more : page->kind != 0;
     if (has_next && !rids.empty()) result.next_page = MakePage('a', rids.back(), snapshot);
     if (has_previous && !rids.empty()) result.previous_page = MakePage('b', rids.front(), snapshot);
-  } else {
-    if (more) result.next_page = MakePage('o', offset + q.count, snapshot);
-    if (offset > 0)
-      result.previous_page = MakePage('o', std::max<int64_t>(0, offset - q.count), snapshot);
+  } else if (!rids.empty() && page_keys.size() == rids.size()) {
+    // After the last match, before the first, by their keys and row ids: a match deleted or
+    // added meanwhile moves no other from page to page (one whose key changed may).
+    std::vector<SortKind> kinds;
+    for (const auto& k : q.sort) kinds.push_back(KindOf(k));
+    auto link = [&](char kind, size_t i) {
+      return std::string(1, kind) + EncodeKeys(page_keys[i], kinds) + "~" +
+             std::to_string(rids[i]) + ".s" + std::to_string(snapshot);
+    };
+    bool has_next = backwards ? true : more;
+    bool has_previous = backwards ? more : page->kind != 0;
+    if (has_next) result.next_page = link('k', rids.size() - 1);
+    if (has_previous) result.previous_page = link('j', 0);
   }
 
   std::vector<int64_t> included_rids;

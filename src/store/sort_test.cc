@@ -1,9 +1,12 @@
 // Sorted searches (_sort): every kind of key (string, token, date, number, quantity, reference,
 // _id), descending, several keys, resources without a value last, ties in the order the
-// resources were created, and pages by offset that neither repeat nor skip a match. SQLite sorts
+// resources were created, and pages (after or before a match's keys) that neither repeat nor skip a
+// match while writes happen. SQLite sorts
 // the matches' keys in memory and PostgreSQL in SQL: both give these orders.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,8 @@ class SortTest : public StoreFixture {
   }
 
   // The ids of every page of the search, `count` per page, following the next links; each
-  // page's total is checked against `total`.
+  // page's total is checked against `total`. The previous links from the last page are checked
+  // to give the same pages back.
   std::vector<std::string> Pages(const std::string& type, search::QueryParams params, int count,
                                  int64_t total) {
     params.emplace_back("_count", std::to_string(count));
@@ -31,16 +35,37 @@ class SortTest : public StoreFixture {
     EXPECT_TRUE(q) << q.error().message();
     std::vector<std::string> ids;
     if (!q) return ids;
+    std::vector<std::string> last_page;
+    std::optional<std::string> previous;
     for (int page = 0; page < 20; ++page) {
       auto found = store_->Search(*q);
       EXPECT_TRUE(found) << found.error().message();
       if (!found) break;
       EXPECT_EQ(found->total, total);
       EXPECT_LE(static_cast<int>(found->matches.size()), count);
-      for (const auto& m : found->matches) ids.push_back(m.id);
+      last_page.clear();
+      for (const auto& m : found->matches) {
+        ids.push_back(m.id);
+        last_page.push_back(m.id);
+      }
+      previous = found->previous_page;
       if (!found->next_page) break;
       q->page = found->next_page;
     }
+    std::vector<std::string> back = last_page;
+    for (int page = 0; previous && page < 20; ++page) {
+      q->page = previous;
+      auto found = store_->Search(*q);
+      EXPECT_TRUE(found) << found.error().message();
+      if (!found) break;
+      EXPECT_EQ(found->total, total);
+      EXPECT_EQ(static_cast<int>(found->matches.size()), count);  // every page before is full
+      std::vector<std::string> page_ids;
+      for (const auto& m : found->matches) page_ids.push_back(m.id);
+      back.insert(back.begin(), page_ids.begin(), page_ids.end());
+      previous = found->previous_page;
+    }
+    if (ids.size() <= 20u * static_cast<size_t>(count)) EXPECT_EQ(back, ids) << "previous links";
     return ids;
   }
 
@@ -79,6 +104,75 @@ TEST_P(SortTest, PatientsByStringTokenAndDateKeys) {
   // With a criterion: only its matches are sorted and counted.
   EXPECT_EQ(Pages("Patient", {{"gender", "female,male"}, {"_sort", "-birthdate,_id"}}, 2, 4),
             (Ids{"p1", "p2", "p3", "p4"}));
+}
+
+// Sorted pages continue after the last match of the page before (its keys and row id), not at an
+// offset: a match deleted, or created, between pages moves no other from one page to the next;
+// previous links go back the same way.
+TEST_P(SortTest, SortedPagesNeitherRepeatNorSkipWhileWritesHappen) {
+  auto patient = [](int i, std::string gender = "unknown") {
+    std::string birth = i % 4 == 3 ? "" : ",\"birthDate\":\"19" + std::to_string(70 + i % 3) + "\"";
+    return "{\"resourceType\":\"Patient\",\"id\":\"p" + std::to_string(i) + "\",\"gender\":\"" +
+           gender + "\",\"name\":[{\"family\":\"n" + std::to_string(i % 5) + "\"}]" + birth + "}";
+  };
+  for (int i = 0; i < 14; ++i) Put(patient(i));
+  // Birth dates descending with ties broken by name, then by creation; those without one last.
+  search::QueryParams sort{{"_sort", "-birthdate,name"}};
+  Ids all = Pages("Patient", sort, 100, 14);
+  ASSERT_EQ(all.size(), 14u);
+
+  auto params = sort;
+  params.emplace_back("_count", "3");
+  auto q = search::ParseQuery(*holder_->Get(), {"Patient"}, params, {});
+  ASSERT_TRUE(q) << q.error().message();
+  Ids seen;
+  std::vector<Ids> pages;
+  for (int page = 0; page < 10; ++page) {
+    auto found = store_->Search(*q);
+    ASSERT_TRUE(found) << found.error().message();
+    Ids ids;
+    for (const auto& m : found->matches) ids.push_back(m.id);
+    pages.push_back(ids);
+    seen.insert(seen.end(), ids.begin(), ids.end());
+    if (page == 0) {
+      // Between the first pages: a match already shown and one not yet shown are deleted, a
+      // match not yet shown is updated (not its keys), a new one is created.
+      ASSERT_TRUE(store_->Delete("Patient", all[1], std::nullopt));
+      ASSERT_TRUE(store_->Delete("Patient", all[7], std::nullopt));
+      Put(patient(std::stoi(all[9].substr(1)), "other"));
+      Put(patient(20));
+    }
+    if (!found->next_page) break;
+    q->page = found->next_page;
+  }
+  // Every match of the first page's snapshot, in order, once, but the one deleted unseen.
+  Ids expected;
+  for (const auto& id : all)
+    if (id != all[7]) expected.push_back(id);
+  EXPECT_EQ(seen, expected);
+
+  // Back from the last page by the previous links: the pages before it, in the current order.
+  Ids now = Pages("Patient", sort, 100, 13);
+  auto last = store_->Search(*q);
+  ASSERT_TRUE(last);
+  Ids back;
+  for (const auto& m : last->matches) back.push_back(m.id);
+  std::optional<std::string> previous = last->previous_page;
+  for (int page = 0; previous && page < 10; ++page) {
+    q->page = previous;
+    auto found = store_->Search(*q);
+    ASSERT_TRUE(found) << found.error().message();
+    EXPECT_LE(found->matches.size(), 3u);
+    Ids ids;
+    for (const auto& m : found->matches) ids.push_back(m.id);
+    back.insert(back.begin(), ids.begin(), ids.end());
+    previous = found->previous_page;
+  }
+  // The new patient (after the first page's snapshot) is in neither walk.
+  Ids current;
+  for (const auto& id : now)
+    if (id != "p20") current.push_back(id);
+  EXPECT_EQ(back, current);
 }
 
 TEST_P(SortTest, ObservationsByQuantityNumberAndReferenceKeys) {
