@@ -6,6 +6,7 @@
 // Includes are bounded (kMaxIncluded) and :iterate stops at a fixed point.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -173,6 +174,7 @@ std::optional<std::vector<SortValue>> DecodeKeys(std::string_view text,
         bits = bits << 4 | static_cast<uint64_t>(d);
       }
       std::memcpy(&v.real, &bits, 8);
+      if (!std::isfinite(v.real)) return std::nullopt;  // no key is (the databases differ on NaN)
     } else {
       return std::nullopt;
     }
@@ -1054,17 +1056,12 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       if (!cursor) return Error::Invalid("Invalid paging position for this sort");
       backwards = page->kind == 'j';
     }
-    std::string keys, inner_order, outer_order;
+    std::string keys;
     std::vector<Binding> key_bindings;
     for (size_t i = 0; i < q.sort.size(); ++i) {
       const search::SortKey& key = q.sort[i];
       Sql s = SortSql(key, "r", index_shard);
-      std::string name = "s" + std::to_string(i);
-      keys += ", " + s.text + " AS " + name;
-      // Resources without a value sort last either way.
-      std::string direction = key.descending ? " DESC NULLS LAST, " : " NULLS LAST, ";
-      inner_order += name + direction;
-      outer_order += "p." + name + direction;
+      keys += ", " + s.text + " AS s" + std::to_string(i);
       key_bindings.insert(key_bindings.end(), s.bindings.begin(), s.bindings.end());
     }
     window_total = want_total;
@@ -1406,7 +1403,7 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
              std::to_string(rids[i]) + ".s" + std::to_string(snapshot);
     };
     bool has_next = backwards ? true : more;
-    bool has_previous = backwards ? more : page->kind != 0;
+    bool has_previous = backwards ? more : page->kind == 'o' ? offset > 0 : page->kind != 0;
     if (has_next) result.next_page = link('k', rids.size() - 1);
     if (has_previous) result.previous_page = link('j', 0);
   }

@@ -175,6 +175,44 @@ TEST_P(SortTest, SortedPagesNeitherRepeatNorSkipWhileWritesHappen) {
   EXPECT_EQ(back, current);
 }
 
+// Page tokens: a former offset page's links continue by keys (none before the first page); a
+// token whose keys do not fit the sort, or name no number, is refused.
+TEST_P(SortTest, PageTokensOfFormerOffsetsAndTamperedKeys) {
+  for (int i = 0; i < 5; ++i)
+    Put(R"({"resourceType":"Observation","id":"o)" + std::to_string(i) +
+        R"(","status":"final","code":{"text":"x"},"valueQuantity":{"value":)" +
+        std::to_string(10 - i) + "}}");
+  auto q = search::ParseQuery(*holder_->Get(), {"Observation"},
+                              {{"_sort", "value-quantity"}, {"_count", "2"}}, {});
+  ASSERT_TRUE(q) << q.error().message();
+  q->page = "o0.s1000000";
+  auto first = store_->Search(*q);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_EQ(first->matches.size(), 2u);
+  EXPECT_EQ(first->matches[0].id, "o4");
+  EXPECT_FALSE(first->previous_page);
+  ASSERT_TRUE(first->next_page);
+  EXPECT_EQ(first->next_page->front(), 'k');
+  q->page = "o2.s1000000";
+  auto second = store_->Search(*q);
+  ASSERT_TRUE(second) << second.error().message();
+  ASSERT_EQ(second->matches.size(), 2u);
+  EXPECT_EQ(second->matches[0].id, "o2");
+  EXPECT_TRUE(second->previous_page);
+  for (const char* bad : {"kr7ff8000000000000~1.s1000000",     // NaN
+                          "kr7ff0000000000000~1.s1000000",     // infinity
+                          "ki5~1.s1000000",                    // an integer for a number
+                          "kr4024000000000000~r0~1.s1000000",  // two keys for one
+                          "k~1.s1000000", "kzz~1.s1000000", "k1.s1000000"}) {
+    q->page = bad;
+    EXPECT_FALSE(store_->Search(*q)) << bad;
+  }
+  q->page = "kr4024000000000000~1000000.s1000000";  // after 10.0 and a later row id: nothing
+  auto after = store_->Search(*q);
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_TRUE(after->matches.empty());
+}
+
 TEST_P(SortTest, ObservationsByQuantityNumberAndReferenceKeys) {
   Put(R"({"resourceType":"Patient","id":"pa"})");
   Put(R"({"resourceType":"Patient","id":"pb"})");
