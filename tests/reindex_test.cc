@@ -1,5 +1,6 @@
 // Custom SearchParameters: written as resources, searchable after a reindex (the CLI's
-// ReindexAll, and POST /fhir/$reindex on a running server), with writes going on meanwhile.
+// ReindexAll, which a running server on the database takes up, and POST /fhir/$reindex on a
+// running server), with writes going on meanwhile.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -100,6 +101,32 @@ TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
   auto metadata = client.Send(test::MakeRequest("GET", "/fhir/metadata"));
   ASSERT_TRUE(metadata);
   EXPECT_NE(metadata->body.find("patient-birthplace"), std::string::npos);
+}
+
+// The command line's reindex on the database of a running server: the server loads the new
+// parameters within its sync interval, searches on them and indexes its own writes with them.
+TEST_F(ReindexTest, ARunningServerTakesUpTheCliReindexsParameters) {
+  config_.sync_interval_ms = 50;
+  auto app = server::App::Start(config_);
+  ASSERT_TRUE(app) << app.error().message();
+  test::Client client("127.0.0.1", (*app)->port());
+  for (int i = 0; i < 30; ++i)
+    ASSERT_EQ(
+        Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, i % 3 ? "Boston" : "Denver"))
+            .status,
+        201);
+  ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
+  EXPECT_EQ(Total(client, "birthplace=denver"), 30);  // unknown yet: ignored
+  auto reindexed = server::Reindex(config_.db, (*app)->base_url());
+  ASSERT_TRUE(reindexed) << reindexed.error().message();
+  int64_t total = -1;
+  for (int attempt = 0; attempt < 100 && total != 10; ++attempt) {
+    total = Total(client, "birthplace=denver");
+    if (total != 10) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 10);
+  ASSERT_EQ(Put(client, "/fhir/Patient/r1000", Patient(1000, "Denver")).status, 201);
+  EXPECT_EQ(Total(client, "birthplace=denver"), 11);
 }
 
 TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {

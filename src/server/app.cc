@@ -60,6 +60,9 @@ struct App::Impl {
   std::thread sync_job;
   std::condition_variable sync_cv;
   bool sync_stopping = false;
+  // The SearchParametersMark the registry was loaded under (only the sync thread reads it after
+  // start).
+  std::string search_parameters_mark;
   std::atomic<bool> reindex_running{false};
   std::unique_ptr<db::Database> db;
   std::unique_ptr<store::ResourceStore> store;
@@ -337,7 +340,7 @@ struct App::Impl {
     reindex_running = true;
     reindex_job = std::thread([this, then = std::move(then)] {
       NameThisThread("fs-reindex");
-      auto result = ReindexAll(*store, *registry);
+      auto result = ReindexAll(*db, *store, *registry);
       if (result) {
         spdlog::info("reindex done: {} resources", *result);
         if (then) then();
@@ -590,8 +593,36 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
   return Ok();
 }
 
-Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder) {
+Result<std::string> SearchParametersMark(db::Database& db) {
+  auto lease = db.Acquire();
+  if (!lease) return std::move(lease).error();
+  auto stmt = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'search_parameters'");
+  if (!stmt) return std::move(stmt).error();
+  auto row = (*stmt)->Step();
+  if (!row) {
+    (*stmt)->Reset();
+    return std::move(row).error();
+  }
+  std::string mark = *row ? std::string((*stmt)->ColumnText(0)) : std::string();
+  (*stmt)->Reset();
+  return mark;
+}
+
+Result<int64_t> ReindexAll(db::Database& db, store::ResourceStore& store,
+                           search::RegistryHolder& holder) {
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(store, holder));
+  {  // A new mark: the servers on this database load the parameters too, before the index is
+     // rebuilt (their writes meanwhile are indexed with them).
+    auto lease = db.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto stmt = (*lease)->Prepare(
+        "INSERT INTO store_state (name, value) VALUES ('search_parameters', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    if (!stmt) return std::move(stmt).error();
+    (*stmt)->BindText(1, ops::NewRequestId());
+    auto done = (*stmt)->Run();
+    if (!done) return std::move(done).error();
+  }
   return store.Reindex();
 }
 
@@ -771,7 +802,7 @@ Result<std::string> ExplainSearch(const std::string& db_url, const std::string& 
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto stack = OpenOffline(db_url, std::move(base_url));
   if (!stack) return std::move(stack).error();
-  return ReindexAll(*(*stack)->store, *(*stack)->holder);
+  return ReindexAll(*(*stack)->db, *(*stack)->store, *(*stack)->holder);
 }
 
 Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
@@ -949,6 +980,11 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
                                            impl.base_url + "/fhir");
   if (!store) return std::move(store).error();
   impl.store = std::move(store).value();
+  {
+    auto mark = SearchParametersMark(*impl.db);  // read first: a later reindex loads them again
+    if (!mark) return std::move(mark).error();
+    impl.search_parameters_mark = std::move(mark).value();
+  }
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(*impl.store, *impl.registry));
   {  // A migration asked for the index to be extracted again (with this base and registry).
     auto lease = impl.db->Acquire();
@@ -1002,6 +1038,18 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
         lock.unlock();
         if (auto reloaded = self->tokens->Reload(); !reloaded)
           spdlog::warn("reloading keys and revocations failed: {}", reloaded.error().message());
+        // A reindex elsewhere (the command line, another node) loaded SearchParameters: this
+        // server loads them too, so that its writes are indexed and its searches know them.
+        if (auto mark = SearchParametersMark(*self->db); !mark) {
+          spdlog::warn("reading the search parameters' mark failed: {}", mark.error().message());
+        } else if (*mark != self->search_parameters_mark) {
+          if (auto loaded = LoadCustomSearchParameters(*self->store, *self->registry); !loaded) {
+            spdlog::warn("loading the search parameters failed: {}", loaded.error().message());
+          } else {
+            spdlog::info("search parameters loaded again: a reindex ran");
+            self->search_parameters_mark = *mark;
+          }
+        }
         if (self->shared_limits) {
           if (auto synced = self->shared_limits->Sync(); !synced)
             spdlog::warn("sharing rate-limit usage failed: {}", synced.error().message());

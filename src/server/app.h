@@ -116,9 +116,14 @@ class App {
 // Loads the SearchParameter resources of `store` into a new registry in `holder` (those that
 // cannot be used are logged and left out).
 Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryHolder& holder);
-// Loads custom parameters, then rebuilds the search index of every resource (fhirstone reindex,
-// POST /fhir/$reindex). Writes go on meanwhile.
-Result<int64_t> ReindexAll(store::ResourceStore& store, search::RegistryHolder& holder);
+// Loads custom parameters, notes in the database that they were loaded (servers on it load them
+// too: SearchParametersMark), then rebuilds the search index of every resource (fhirstone
+// reindex, POST /fhir/$reindex). Writes go on meanwhile.
+Result<int64_t> ReindexAll(db::Database& db, store::ResourceStore& store,
+                           search::RegistryHolder& holder);
+// What the last reindex noted (store_state `search_parameters`), "" when none has run: a server
+// whose registry is older loads the SearchParameters again (its sync loop).
+Result<std::string> SearchParametersMark(db::Database& db);
 
 // fhirstone migrate: applies every schema migration (resources, search index, audit log,
 // authorization, bulk export, import ledger) to the database at `db_url`; returns the number of

@@ -278,8 +278,9 @@ int main(int argc, char** argv) {
   CLI::App* reindex = cli.add_subcommand(
       "reindex",
       "Load the SearchParameter resources stored in the database and rebuild the search index of "
-      "every resource (in short batches: a server on the same database keeps serving writes; a "
-      "running server can also be asked with POST /fhir/$reindex)");
+      "every resource (in short batches: a server on the same database keeps serving writes and "
+      "loads the parameters within its sync interval; a running server can also be asked with "
+      "POST /fhir/$reindex)");
   reindex->add_option("--db", reindex_db, "Database URL: sqlite:PATH")->capture_default_str();
   std::string reindex_base = "http://127.0.0.1:8080";
   reindex
