@@ -172,7 +172,9 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
       }
       auto parts = Split(value, ':');
       if (value == "*" && !inc.reverse) {
-        inc.source_type = base;
+        // Every reference of every resource in the answer (of any type: a system search, the
+        // resources an :iterate round added).
+        inc.source_type.clear();
       } else {
         if (parts.size() < 2 || parts.size() > 3 || !fhir::IsResourceType(parts[0]))
           return Error::Invalid(key + " must be SourceType:parameter[:TargetType], not '" + value +

@@ -52,7 +52,7 @@ struct SortKey {
 struct Include {
   bool reverse = false;  // _revinclude
   bool iterate = false;
-  std::string source_type;             // the type whose reference parameter is followed
+  std::string source_type;  // the type whose reference parameter is followed ("": any, _include=*)
   const SearchParam* param = nullptr;  // nullptr for the wildcard `*`
   std::string target_type;             // optional restriction
 };

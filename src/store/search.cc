@@ -683,18 +683,19 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       std::vector<Binding> bindings;
       std::vector<int64_t> rids;
       for (size_t i = 0; i < sources.size(); ++i)
-        if (sources[i].type == inc.source_type) rids.push_back(source_rids[i]);
+        if (inc.source_type.empty() || sources[i].type == inc.source_type)
+          rids.push_back(source_rids[i]);
       if (rids.empty()) continue;
       std::string param_condition;
       if (inc.param) {
-        param_condition = ParamIs(*inc.param, bindings);
-      } else {
-        param_condition = "param LIKE ?";
+        param_condition = ParamIs(*inc.param, bindings) + " AND ";
+      } else if (!inc.source_type.empty()) {
+        param_condition = "param LIKE ? AND ";
         bindings.push_back(inc.source_type + ".%");
-      }
+      }  // else every reference parameter of the resources (_include=*)
       std::string cond =
           "(r.type, r.id) IN (SELECT target_type, target_id FROM idx_reference WHERE " +
-          param_condition + " AND target_type != ''";
+          param_condition + "target_type != ''";
       if (!inc.target_type.empty()) {
         cond += " AND target_type = ?";
         bindings.push_back(inc.target_type);
