@@ -174,7 +174,8 @@ std::optional<std::vector<SortValue>> DecodeKeys(std::string_view text,
         bits = bits << 4 | static_cast<uint64_t>(d);
       }
       std::memcpy(&v.real, &bits, 8);
-      if (!std::isfinite(v.real)) return std::nullopt;  // no key is (the databases differ on NaN)
+      // Keys are finite (NaN would order differently on the two databases).
+      if (!std::isfinite(v.real)) return std::nullopt;
     } else {
       return std::nullopt;
     }
@@ -197,8 +198,6 @@ class TopRows {
       descending_.push_back(k.descending);
     }
   }
-
-  const std::vector<SortKind>& kinds() const { return kinds_; }
 
   // Keeps only the matches after (`before`: before) the match with keys `keys` and row id `rid`
   // in the order; with `before`, the kept rows come nearest first (the order reversed). Every
