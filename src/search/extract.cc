@@ -8,6 +8,7 @@
 #include "common/time.h"
 #include "fhir/model.h"
 #include "search/normalize.h"
+#include "search/ucum.h"
 
 namespace fhirstone::search {
 namespace {
@@ -204,6 +205,18 @@ void ExtractNumber(IndexEntries& out, const SearchParam* p, const fhirpath::Item
   if (ToDouble(ValueOf(item), &d)) out.numbers.push_back({p, d});
 }
 
+// A UCUM quantity also in its dimension's base unit (the open ends of a Range stay open).
+void AddCanonical(IndexEntries& out) {
+  const QuantityEntry& e = out.quantities.back();
+  if (e.system != kUcumSystem) return;
+  auto canonical = UcumCanonicalOf(e.code);
+  if (!canonical) return;
+  auto scale = [&](double x) { return x <= -1e308 || x >= 1e308 ? x : x * canonical->factor; };
+  QuantityEntry c{e.param, scale(e.low), scale(e.high), e.system, std::string(canonical->code),
+                  "",      true};
+  out.quantities.push_back(std::move(c));
+}
+
 void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
   const json::Value* v = ValueOf(item);
   if (!v || !v->is_object()) return;
@@ -219,6 +232,7 @@ void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::It
     out.quantities.push_back({p, lo, hi, std::string(Str(q->Find("system"))),
                               std::string(Str(q->Find("code"))),
                               std::string(Str(q->Find("unit")))});
+    AddCanonical(out);
     return;
   }
   if (!ToDouble(v->Find("value"), &value)) return;
@@ -229,6 +243,7 @@ void ExtractQuantity(IndexEntries& out, const SearchParam* p, const fhirpath::It
   }
   out.quantities.push_back({p, value, value, std::string(Str(v->Find("system"))),
                             std::string(Str(v->Find("code"))), std::string(Str(v->Find("unit")))});
+  AddCanonical(out);
 }
 
 void ExtractUri(IndexEntries& out, const SearchParam* p, const fhirpath::Item& item) {
@@ -294,13 +309,15 @@ std::vector<CompositeEntry> ComponentValues(const SearchParam* p, const SearchPa
         e.b_code = t.code;
       });
     for (const auto& s : values.strings) add([&](CompositeEntry& e) { e.b_text = s.normalized; });
-    for (const auto& q : values.quantities)
+    for (const auto& q : values.quantities) {
+      if (q.canonical) continue;  // composites compare the value as written
       add([&](CompositeEntry& e) {
         e.b_low = q.low;
         e.b_high = q.high;
         e.b_system = q.system;
         e.b_code = q.code;
       });
+    }
     for (const auto& n : values.numbers)
       add([&](CompositeEntry& e) { e.b_low = e.b_high = n.value; });
     for (const auto& d : values.dates)

@@ -64,6 +64,9 @@ struct QuantityEntry {
   std::string system;
   std::string code;
   std::string unit;
+  // The same value in its UCUM dimension's base unit (search/ucum.h), stored under the
+  // parameter's key + ":ucum", besides the value as written.
+  bool canonical = false;
 };
 
 struct UriEntry {

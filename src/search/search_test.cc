@@ -190,9 +190,16 @@ TEST(ExtractTest, ObservationQuantityAndPatientReference) {
   EXPECT_TRUE(patient);
   EXPECT_TRUE(subject);
   bool quantity = false;
-  for (const auto& q : e.quantities)
-    if (q.param->code == "value-quantity" && q.low == 67.5 && q.code == "kg") quantity = true;
+  bool canonical = false;  // also in grams, the UCUM base unit of mass
+  for (const auto& q : e.quantities) {
+    if (q.param->code == "value-quantity" && q.low == 67.5 && q.code == "kg" && !q.canonical)
+      quantity = true;
+    if (q.param->code == "value-quantity" && q.low == 67500 && q.high == 67500 && q.code == "g" &&
+        q.canonical)
+      canonical = true;
+  }
   EXPECT_TRUE(quantity);
+  EXPECT_TRUE(canonical);
   bool code = false;
   for (const auto& t : e.tokens)
     if (t.param->code == "code" && t.code == "29463-7" && t.text == "body weight") code = true;

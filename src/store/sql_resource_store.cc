@@ -157,6 +157,9 @@ const std::vector<db::Migration>& Migrations() {
       // plans drive by the patient's reference.
       {16, "date rows by shard", "CREATE INDEX idx_date_shard ON idx_date (shard_key, param)",
        "SELECT 1"},
+      // UCUM quantities are also indexed in their dimension's base unit (search/ucum.h): the
+      // stored resources get those rows from a reindex.
+      {17, "quantities in UCUM base units", std::string(kAskForReindex)},
   };
   return kMigrations;
 }

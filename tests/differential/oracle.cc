@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "fhir/model.h"
+#include "search/ucum.h"
 
 namespace fhirstone::differential {
 namespace oracle_internal {
@@ -610,6 +611,47 @@ bool NumberMatches(Prefix prefix, const Decimal& search, const Decimal& target) 
   return false;
 }
 
+double ToDouble(const Decimal& d) {
+  std::string digits;
+  __int128 u = d.units < 0 ? -d.units : d.units;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
+    u /= 10;
+  } while (u > 0);
+  return std::stod((d.units < 0 ? "-" : "") + digits + "e" + std::to_string(-d.scale));
+}
+
+// NumberMatches for a value `target` in a unit of factor `target_factor` against a search value
+// in a unit of factor `factor`, both in their base unit: the search value's precision range and
+// the value scaled, as doubles.
+bool CanonicalMatches(Prefix prefix, const Decimal& search, double factor, const Decimal& target,
+                      double target_factor) {
+  Decimal low{search.units * 10 - 5, search.scale + 1};
+  Decimal high{search.units * 10 + 5, search.scale + 1};
+  double lo = ToDouble(low) * factor, hi = ToDouble(high) * factor;
+  double v = ToDouble(search) * factor, t = ToDouble(target) * target_factor;
+  bool in_range = lo <= t && t < hi;
+  switch (prefix) {
+    case Prefix::kEq:
+      return in_range;
+    case Prefix::kNe:
+      return !in_range;
+    case Prefix::kGt:
+    case Prefix::kSa:
+      return t > v;
+    case Prefix::kLt:
+    case Prefix::kEb:
+      return t < v;
+    case Prefix::kGe:
+      return t >= v;
+    case Prefix::kLe:
+      return t <= v;
+    case Prefix::kAp:
+      return false;
+  }
+  return false;
+}
+
 // ---- leaf tests: one parameter, one modifier, OR'ed values ----
 
 class LeafTest {
@@ -815,6 +857,18 @@ class QuantityTest : public LeafTest {
     }
     for (const QuantityValue& t : QuantityValues(items)) {
       for (const Query& q : queries_) {
+        // A UCUM unit with a base unit (search/ucum.h's table): any UCUM value of the same
+        // dimension, both in the base unit (as doubles, the server's arithmetic).
+        auto unit = q.system == search::kUcumSystem ? search::UcumCanonicalOf(q.code)
+                                                    : std::optional<search::UcumCanonical>();
+        if (unit) {
+          auto target = t.system == search::kUcumSystem ? search::UcumCanonicalOf(t.code)
+                                                        : std::optional<search::UcumCanonical>();
+          if (target && target->code == unit->code &&
+              CanonicalMatches(q.prefix, q.number, unit->factor, t.value, target->factor))
+            return true;
+          continue;
+        }
         if (!NumberMatches(q.prefix, q.number, t.value)) continue;
         // [number]|[system]|[code]: with a system, system and code must match; with none
         // (number||code), the code matches either the unit's code or its display unit.

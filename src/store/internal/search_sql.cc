@@ -15,6 +15,7 @@
 #include "fhir/model.h"
 #include "search/normalize.h"
 #include "search/registry.h"
+#include "search/ucum.h"
 #include "search/valueset.h"
 
 namespace fhirstone::store::internal {
@@ -168,6 +169,8 @@ Result<std::pair<double, std::pair<double, double>>> ParseNumber(std::string_vie
 
 // The index key suffix of :of-type rows (TokenEntry::of_type).
 constexpr std::string_view kOfType = ":of-type";
+// The index key suffix of quantities in their UCUM base unit (QuantityEntry::canonical).
+constexpr std::string_view kUcum = ":ucum";
 // The modifiers ExpandValueSets leaves on criteria whose values are system|code pairs of a
 // terminology (internal: a client cannot send a modifier with a space).
 constexpr std::string_view kCodes = "in codes";
@@ -650,6 +653,53 @@ Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
 // values (unqualified columns of its index table).
 Status ValuesSql(Builder& b, const Criterion& c, bool with_param = true) {
   const SearchParam& p = *c.param;
+  if (with_param && p.type == ParamType::kQuantity && c.modifier.empty()) {
+    // A value in a UCUM unit with a base unit (search/ucum.h) is looked up in that unit, on the
+    // rows every stored UCUM quantity of its dimension has there (key + ":ucum"): 5|UCUM|mg finds
+    // 0.005 g. The others as written.
+    std::vector<std::string_view> plain;
+    std::vector<std::pair<std::string_view, search::UcumCanonical>> canonical;
+    for (const std::string& v : c.values) {
+      auto parts = Split(v, '|');
+      std::optional<search::UcumCanonical> unit;
+      if (parts.size() == 3 && parts[1] == search::kUcumSystem)
+        unit = search::UcumCanonicalOf(parts[2]);
+      if (unit) {
+        canonical.emplace_back(v, *unit);
+      } else {
+        plain.push_back(v);
+      }
+    }
+    if (!canonical.empty()) {
+      b.Add("(");
+      if (!plain.empty()) {
+        b.Add("(" + ParamIs(p, b.out.bindings) + " AND (");
+        for (size_t i = 0; i < plain.size(); ++i) {
+          if (i) b.Add(" OR ");
+          FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, std::string(plain[i])));
+        }
+        b.Add(")) OR ");
+      }
+      b.Add("(" + ParamIs(p, b.out.bindings, kUcum) + " AND (");
+      for (size_t i = 0; i < canonical.size(); ++i) {
+        if (i) b.Add(" OR ");
+        std::string_view v = canonical[i].first;
+        const search::UcumCanonical& unit = canonical[i].second;
+        Prefix prefix = SplitPrefix(v);
+        auto n = ParseNumber(Split(v, '|')[0]);
+        if (!n) return std::move(n).error();
+        double f = unit.factor;
+        b.Add("(");
+        FHIRSTONE_RETURN_IF_ERROR(OrderedCondition(b, prefix, n->first * f, n->second.first * f,
+                                                   n->second.second * f, "low", "high"));
+        b.Add(" AND system = ? AND code = ?)");
+        b.Bind(std::string(search::kUcumSystem));
+        b.Bind(std::string(unit.code));
+      }
+      b.Add(")))");
+      return Ok();
+    }
+  }
   if (with_param)
     b.Add(ParamIs(p, b.out.bindings, c.modifier == "of-type" ? kOfType : "") + " AND ");
   b.Add("(");
@@ -1304,7 +1354,8 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
   for (const auto& e : entries->quantities)
     FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_quantity", "low, high, system, code, unit", *e.param,
                                     {e.low, e.high, std::string_view(e.system),
-                                     std::string_view(e.code), std::string_view(e.unit)}));
+                                     std::string_view(e.code), std::string_view(e.unit)},
+                                    e.canonical ? kUcum : std::string_view()));
   for (const auto& e : entries->composites)
     FHIRSTONE_RETURN_IF_ERROR(
         w.Row("idx_composite",
