@@ -802,7 +802,13 @@ Result<std::string> ExplainSearch(const std::string& db_url, const std::string& 
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto stack = OpenOffline(db_url, std::move(base_url));
   if (!stack) return std::move(stack).error();
-  return ReindexAll(*(*stack)->db, *(*stack)->store, *(*stack)->holder);
+  auto count = ReindexAll(*(*stack)->db, *(*stack)->store, *(*stack)->holder);
+  if (!count) return count;
+  // A reindex an upgrade asked for (store_state `reindex`) is done: `serve` need not run it.
+  auto lease = (*stack)->db->Acquire();
+  if (!lease) return std::move(lease).error();
+  FHIRSTONE_RETURN_IF_ERROR((*lease)->Execute("DELETE FROM store_state WHERE name = 'reindex'"));
+  return count;
 }
 
 Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,
