@@ -42,7 +42,8 @@ fi
 "$BUILD/fhirstone" migrate --db "sqlite:$LOADED" >/dev/null
 if [ -n "$(sqlite3 "$LOADED" "SELECT 1 FROM store_state WHERE name = 'reindex'")" ]; then
   "$BUILD/fhirstone" reindex --db "sqlite:$LOADED" --base-url "http://127.0.0.1:$PORT"
-  sqlite3 "$LOADED" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+  # With the base the servers below use: the reindex the upgrade asked for is done.
+  sqlite3 "$LOADED" "DELETE FROM store_state WHERE name = 'reindex'; PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
 fi
 rm -f "$DB" "$DB-wal" "$DB-shm"
 cp "$LOADED" "$DB"

@@ -82,30 +82,9 @@ TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
     // Unknown before the reindex: ignored (and refused under strict handling).
     EXPECT_EQ(Total(client, "birthplace=denver"), 450);
   }
-  {  // as an upgrade would have asked (migrations 6, 7, 17...)
-    auto db = db::Database::Open(config_.db);
-    ASSERT_TRUE(db);
-    auto lease = (*db)->Acquire();
-    ASSERT_TRUE(lease);
-    ASSERT_TRUE(
-        (*lease)->Execute("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending') "
-                          "ON CONFLICT (name) DO NOTHING"));
-  }
   auto reindexed = server::Reindex(config_.db, "http://127.0.0.1:1");
   ASSERT_TRUE(reindexed) << reindexed.error().message();
   EXPECT_GE(*reindexed, 451);
-  {  // the command line's reindex did it: serve need not
-    auto db = db::Database::Open(config_.db);
-    ASSERT_TRUE(db);
-    auto lease = (*db)->Acquire();
-    ASSERT_TRUE(lease);
-    auto pending = (*lease)->Prepare("SELECT 1 FROM store_state WHERE name = 'reindex'");
-    ASSERT_TRUE(pending);
-    auto row = (*pending)->Step();
-    ASSERT_TRUE(row);
-    EXPECT_FALSE(*row);
-    (*pending)->Reset();
-  }
   auto app = server::App::Start(config_);
   ASSERT_TRUE(app);
   test::Client client("127.0.0.1", (*app)->port());

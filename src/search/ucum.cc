@@ -29,11 +29,14 @@ std::optional<UcumCanonical> UcumCanonicalOf(std::string_view code) {
       Unit{"g/L", {"g/L", 1}}, Unit{"g/dL", {"g/L", 10}}, Unit{"mg/dL", {"g/L", 1e-2}},
       Unit{"mg/L", {"g/L", 1e-3}}, Unit{"ug/mL", {"g/L", 1e-3}}, Unit{"ug/L", {"g/L", 1e-6}},
       Unit{"ng/mL", {"g/L", 1e-6}}, Unit{"ug/dL", {"g/L", 1e-5}}, Unit{"pg/mL", {"g/L", 1e-9}},
+      Unit{"g/l", {"g/L", 1}}, Unit{"g/dl", {"g/L", 10}}, Unit{"mg/dl", {"g/L", 1e-2}},
+      Unit{"mg/l", {"g/L", 1e-3}}, Unit{"ug/ml", {"g/L", 1e-3}}, Unit{"ug/l", {"g/L", 1e-6}},
+      Unit{"ng/ml", {"g/L", 1e-6}}, Unit{"ug/dl", {"g/L", 1e-5}}, Unit{"pg/ml", {"g/L", 1e-9}},
       // Substance concentration.
       Unit{"mol/L", {"mol/L", 1}}, Unit{"mmol/L", {"mol/L", 1e-3}}, Unit{"umol/L", {"mol/L", 1e-6}},
       Unit{"nmol/L", {"mol/L", 1e-9}}, Unit{"pmol/L", {"mol/L", 1e-12}},
       // Pressure.
-      Unit{"Pa", {"Pa", 1}}, Unit{"kPa", {"Pa", 1e3}}, Unit{"mm[Hg]", {"Pa", 133.322387415}},
+      Unit{"Pa", {"Pa", 1}}, Unit{"kPa", {"Pa", 1e3}}, Unit{"mm[Hg]", {"Pa", 133.322}},
       Unit{"bar", {"Pa", 1e5}}};
   for (const Unit& u : kUnits)
     if (u.code == code) return u.canonical;

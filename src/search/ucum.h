@@ -16,7 +16,8 @@ struct UcumCanonical {
   double factor;          // a value in the unit times this is the value in `code`
 };
 
-// The canonical form of the UCUM unit `code` (case-sensitive, as UCUM's c/s codes), or nullopt.
+// The canonical form of the UCUM unit `code` (case-sensitive, as UCUM's c/s codes; the litre as L
+// or l), or nullopt. mm[Hg] is UCUM's 133.322 Pa.
 std::optional<UcumCanonical> UcumCanonicalOf(std::string_view code);
 
 }  // namespace fhirstone::search

@@ -593,6 +593,9 @@ Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryH
   return Ok();
 }
 
+// How long a reindex waits between noting its parameters and rebuilding the index.
+constexpr std::chrono::milliseconds kSearchParametersSettle{2000};
+
 Result<std::string> SearchParametersMark(db::Database& db) {
   auto lease = db.Acquire();
   if (!lease) return std::move(lease).error();
@@ -623,6 +626,10 @@ Result<int64_t> ReindexAll(db::Database& db, store::ResourceStore& store,
     auto done = (*stmt)->Run();
     if (!done) return std::move(done).error();
   }
+  // Twice the default sync interval: the servers have loaded the parameters before the index is
+  // rebuilt, so that no write indexed without them lands behind the rebuild (it skips rows
+  // rewritten meanwhile, as indexed by their write).
+  std::this_thread::sleep_for(kSearchParametersSettle);
   return store.Reindex();
 }
 
@@ -802,13 +809,7 @@ Result<std::string> ExplainSearch(const std::string& db_url, const std::string& 
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url) {
   auto stack = OpenOffline(db_url, std::move(base_url));
   if (!stack) return std::move(stack).error();
-  auto count = ReindexAll(*(*stack)->db, *(*stack)->store, *(*stack)->holder);
-  if (!count) return count;
-  // A reindex an upgrade asked for (store_state `reindex`) is done: `serve` need not run it.
-  auto lease = (*stack)->db->Acquire();
-  if (!lease) return std::move(lease).error();
-  FHIRSTONE_RETURN_IF_ERROR((*lease)->Execute("DELETE FROM store_state WHERE name = 'reindex'"));
-  return count;
+  return ReindexAll(*(*stack)->db, *(*stack)->store, *(*stack)->holder);
 }
 
 Result<ImportSummary> RunImport(const std::string& db_url, std::string base_url,

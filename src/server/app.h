@@ -136,9 +136,8 @@ Result<store::AuditVerification> VerifyAudit(const std::string& db_url);
 // a leading /fhir/ allowed), for diagnosing a slow search.
 Result<std::string> ExplainSearch(const std::string& db_url, const std::string& search);
 
-// fhirstone reindex: opens the database at `db_url`, then ReindexAll; the reindex an upgrade
-// asked for is then done (`serve` does not run it again). `base_url` is the server's public URL,
-// as `serve --base-url` (references under it are local).
+// fhirstone reindex: opens the database at `db_url`, then ReindexAll. `base_url` is the server's
+// public URL, as `serve --base-url` (references under it are local).
 Result<int64_t> Reindex(const std::string& db_url, std::string base_url);
 
 struct ImportSummary;

@@ -858,7 +858,7 @@ class QuantityTest : public LeafTest {
     for (const QuantityValue& t : QuantityValues(items)) {
       for (const Query& q : queries_) {
         // A UCUM unit with a base unit (search/ucum.h's table): any UCUM value of the same
-        // dimension, both in the base unit (as doubles, the server's arithmetic).
+        // dimension, both in the base unit (as doubles, the server's arithmetic); or as written.
         auto unit = q.system == search::kUcumSystem ? search::UcumCanonicalOf(q.code)
                                                     : std::optional<search::UcumCanonical>();
         if (unit) {
@@ -867,7 +867,7 @@ class QuantityTest : public LeafTest {
           if (target && target->code == unit->code &&
               CanonicalMatches(q.prefix, q.number, unit->factor, t.value, target->factor))
             return true;
-          continue;
+          // Else as written (below).
         }
         if (!NumberMatches(q.prefix, q.number, t.value)) continue;
         // [number]|[system]|[code]: with a system, system and code must match; with none

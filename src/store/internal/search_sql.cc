@@ -654,9 +654,9 @@ Status FullTextSql(Builder& b, const Criterion& c, const std::string& alias) {
 Status ValuesSql(Builder& b, const Criterion& c, bool with_param = true) {
   const SearchParam& p = *c.param;
   if (with_param && p.type == ParamType::kQuantity && c.modifier.empty()) {
-    // A value in a UCUM unit with a base unit (search/ucum.h) is looked up in that unit, on the
-    // rows every stored UCUM quantity of its dimension has there (key + ":ucum"): 5|UCUM|mg finds
-    // 0.005 g. The others as written.
+    // A value in a UCUM unit with a base unit (search/ucum.h) is also looked up in that unit, on
+    // the rows every stored UCUM quantity of its dimension has there (key + ":ucum"): 5|UCUM|mg
+    // finds 0.005 g. Every value as written.
     std::vector<std::string_view> plain;
     std::vector<std::pair<std::string_view, search::UcumCanonical>> canonical;
     for (const std::string& v : c.values) {
@@ -664,22 +664,18 @@ Status ValuesSql(Builder& b, const Criterion& c, bool with_param = true) {
       std::optional<search::UcumCanonical> unit;
       if (parts.size() == 3 && parts[1] == search::kUcumSystem)
         unit = search::UcumCanonicalOf(parts[2]);
-      if (unit) {
-        canonical.emplace_back(v, *unit);
-      } else {
-        plain.push_back(v);
-      }
+      // As written too: the rows stored before the reindex that adds the base-unit rows (and a
+      // quantity whose unit, not code, is the one asked).
+      plain.push_back(v);
+      if (unit) canonical.emplace_back(v, *unit);
     }
     if (!canonical.empty()) {
-      b.Add("(");
-      if (!plain.empty()) {
-        b.Add("(" + ParamIs(p, b.out.bindings) + " AND (");
-        for (size_t i = 0; i < plain.size(); ++i) {
-          if (i) b.Add(" OR ");
-          FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, std::string(plain[i])));
-        }
-        b.Add(")) OR ");
+      b.Add("((" + ParamIs(p, b.out.bindings) + " AND (");
+      for (size_t i = 0; i < plain.size(); ++i) {
+        if (i) b.Add(" OR ");
+        FHIRSTONE_RETURN_IF_ERROR(ValueCondition(b, p, c.modifier, std::string(plain[i])));
       }
+      b.Add(")) OR ");
       b.Add("(" + ParamIs(p, b.out.bindings, kUcum) + " AND (");
       for (size_t i = 0; i < canonical.size(); ++i) {
         if (i) b.Add(" OR ");
