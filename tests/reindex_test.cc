@@ -127,6 +127,16 @@ TEST_F(ReindexTest, ARunningServerTakesUpTheCliReindexsParameters) {
   EXPECT_EQ(total, 10);
   ASSERT_EQ(Put(client, "/fhir/Patient/r1000", Patient(1000, "Denver")).status, 201);
   EXPECT_EQ(Total(client, "birthplace=denver"), 11);
+  // The parameter deleted and the index rebuilt: the server forgets it (ignored again).
+  auto deleted = client.Send(test::MakeRequest("DELETE", "/fhir/SearchParameter/birthplace"));
+  ASSERT_TRUE(deleted);
+  ASSERT_LT(deleted->status, 300);
+  ASSERT_TRUE(server::Reindex(config_.db, (*app)->base_url()));
+  for (int attempt = 0; attempt < 100 && total != 31; ++attempt) {
+    total = Total(client, "birthplace=denver");
+    if (total != 31) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 31);
 }
 
 TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {

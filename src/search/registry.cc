@@ -437,6 +437,11 @@ Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::V
   return registry;
 }
 
+bool Registry::HasCustom() const {
+  return std::any_of(params_.begin(), params_.end(),
+                     [](const std::unique_ptr<SearchParam>& p) { return !p->builtin; });
+}
+
 const std::vector<const SearchParam*>& Registry::CompartmentParams(std::string_view compartment,
                                                                    std::string_view type) const {
   auto it = compartment_.find(std::string(compartment) + "/" + std::string(type));

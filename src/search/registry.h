@@ -80,6 +80,8 @@ class Registry {
   // the store extracts on a write.
   const std::vector<const SearchParam*>& StoredForType(std::string_view type) const;
   size_t size() const { return params_.size(); }
+  // Whether custom SearchParameters (WithCustom) are among the parameters.
+  bool HasCustom() const;
   // The parameters of `type` that place a resource in `compartment`'s compartment (e.g.
   // Patient, Observation -> subject, performer); empty when `type` is not in that compartment.
   const std::vector<const SearchParam*>& CompartmentParams(std::string_view compartment,

@@ -119,6 +119,8 @@ TEST(RegistryTest, CustomParametersAndUnions) {
       &skipped, &now_stored);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(skipped.empty());
+  EXPECT_TRUE((*r)->HasCustom());
+  EXPECT_FALSE(TheRegistry().HasCustom());
   EXPECT_EQ(now_stored, (std::vector<std::string>{"Observation.combo-code"}));
   EXPECT_TRUE((*r)->Find("Observation", "combo-code")->stored_as.empty());
   EXPECT_EQ(Codes((*r)->Find("Observation", "combo-value-quantity")->stored_as),

@@ -579,7 +579,13 @@ struct App::Impl {
 Status LoadCustomSearchParameters(store::ResourceStore& store, search::RegistryHolder& holder) {
   auto custom = store.ListCurrent("SearchParameter");
   if (!custom) return std::move(custom).error();
-  if (custom->empty()) return Ok();
+  if (custom->empty()) {  // none (any more): the built-in parameters alone
+    if (!holder.Get()->HasCustom()) return Ok();
+    auto builtin = search::Registry::Builtin();
+    if (!builtin) return std::move(builtin).error();
+    holder.Set(std::move(builtin).value());
+    return Ok();
+  }
   std::vector<std::string> skipped, now_stored;
   auto registry = search::Registry::WithCustom(*custom, &skipped, &now_stored);
   if (!registry) return std::move(registry).error();
