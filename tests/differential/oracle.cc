@@ -582,14 +582,9 @@ bool DateMatches(Prefix prefix, int64_t sl, int64_t sh, const Range& t) {
   return false;
 }
 
-// A number search value against a target number: eq / ne use the range the search value's
-// precision implies ([v - half, v + half) with half = 5 in the digit after the last one given);
-// the other prefixes compare with the value itself.
-bool NumberMatches(Prefix prefix, const Decimal& search, const Decimal& target) {
-  Decimal low{search.units * 10 - 5, search.scale + 1};
-  Decimal high{search.units * 10 + 5, search.scale + 1};
-  bool in_range = Compare(low, target) <= 0 && Compare(target, high) < 0;
-  int c = Compare(target, search);
+// A prefix's verdict on a target given whether it lies in the search value's precision range
+// and how it compares (-1, 0, 1) with the search value itself.
+bool PrefixMatches(Prefix prefix, bool in_range, int c) {
   switch (prefix) {
     case Prefix::kEq:
       return in_range;
@@ -611,6 +606,16 @@ bool NumberMatches(Prefix prefix, const Decimal& search, const Decimal& target) 
   return false;
 }
 
+// A number search value against a target number: eq / ne use the range the search value's
+// precision implies ([v - half, v + half) with half = 5 in the digit after the last one given);
+// the other prefixes compare with the value itself.
+bool NumberMatches(Prefix prefix, const Decimal& search, const Decimal& target) {
+  Decimal low{search.units * 10 - 5, search.scale + 1};
+  Decimal high{search.units * 10 + 5, search.scale + 1};
+  bool in_range = Compare(low, target) <= 0 && Compare(target, high) < 0;
+  return PrefixMatches(prefix, in_range, Compare(target, search));
+}
+
 double ToDouble(const Decimal& d) {
   std::string digits;
   __int128 u = d.units < 0 ? -d.units : d.units;
@@ -630,26 +635,7 @@ bool CanonicalMatches(Prefix prefix, const Decimal& search, double factor, const
   Decimal high{search.units * 10 + 5, search.scale + 1};
   double lo = ToDouble(low) * factor, hi = ToDouble(high) * factor;
   double v = ToDouble(search) * factor, t = ToDouble(target) * target_factor;
-  bool in_range = lo <= t && t < hi;
-  switch (prefix) {
-    case Prefix::kEq:
-      return in_range;
-    case Prefix::kNe:
-      return !in_range;
-    case Prefix::kGt:
-    case Prefix::kSa:
-      return t > v;
-    case Prefix::kLt:
-    case Prefix::kEb:
-      return t < v;
-    case Prefix::kGe:
-      return t >= v;
-    case Prefix::kLe:
-      return t <= v;
-    case Prefix::kAp:
-      return false;
-  }
-  return false;
+  return PrefixMatches(prefix, lo <= t && t < hi, t < v ? -1 : t > v ? 1 : 0);
 }
 
 // ---- leaf tests: one parameter, one modifier, OR'ed values ----
