@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ class Statement {
   virtual double ColumnDouble(int column) = 0;
   virtual std::string_view ColumnText(int column) = 0;
   virtual bool ColumnIsNull(int column) = 0;
+  // ColumnText, or nullopt for NULL (which ColumnText reads as empty).
+  virtual std::optional<std::string_view> ColumnTextOrNull(int column) {
+    if (ColumnIsNull(column)) return std::nullopt;
+    return ColumnText(column);
+  }
   // Makes the statement ready to run again (keeps nothing bound).
   virtual void Reset() = 0;
   // Runs to completion, for statements without rows; returns the rows changed.

@@ -63,15 +63,16 @@ std::string MakePage(char kind, int64_t position, int64_t snapshot) {
 constexpr std::string_view kRowColumns =
     "r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients";
 
-// A resource row (kRowColumns); its patients only when asked for (`patients` not null).
-ResourceVersion ReadRow(db::Statement& s, int64_t* rid, PatientsColumnReader* patients) {
-  ResourceVersion v;
-  *rid = s.ColumnInt(0);
-  v.type = s.ColumnText(1);
-  v.id = s.ColumnText(2);
-  v.version = s.ColumnInt(3);
-  v.last_updated = s.ColumnInt(4);
-  v.body = s.ColumnText(5);
+// A resource row (kRowColumns) but its row id (the caller's, read first); its patients only when
+// asked for (`patients` not null). `type`, when not empty, is the row's (the statement's
+// condition has it): not read again. The strings are built from the columns, not assigned.
+ResourceVersion ReadRow(db::Statement& s, PatientsColumnReader* patients,
+                        std::string_view type = {}) {
+  ResourceVersion v{.type = std::string(type.empty() ? s.ColumnText(1) : type),
+                    .id = std::string(s.ColumnText(2)),
+                    .version = s.ColumnInt(3),
+                    .last_updated = s.ColumnInt(4),
+                    .body = std::string(s.ColumnText(5))};
   if (patients) v.patients = patients->Read(s, 6);
   v.method = v.version == 1 ? Method::kCreate : Method::kUpdate;
   return v;
@@ -399,10 +400,12 @@ class RowIdSet {
 
 // Reads resources by a condition on `r` (with bindings), skipping those already in `seen` (row
 // ids). `with` (a WITH clause, its placeholders first among the bindings) goes before the SELECT.
+// `type`, when not empty, is every row's type (the condition restricts them to it).
 Status ReadInto(db::Connection& conn, const std::string& condition,
                 const std::vector<Binding>& bindings, RowIdSet& seen, bool with_patients,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
-                std::string_view from = "resource r", std::string_view with = "") {
+                std::string_view from = "resource r", std::string_view with = "",
+                std::string_view type = {}) {
   auto stmt = conn.Prepare(std::string(with) + "SELECT " + std::string(kRowColumns) + " FROM " +
                            std::string(from) + " WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
@@ -417,9 +420,9 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
       return std::move(row).error();
     }
     if (!*row || out.size() >= kMaxIncluded) break;
-    if (!seen.Insert(s.ColumnInt(0))) continue;  // before its body is copied
-    int64_t rid;
-    out.push_back(ReadRow(s, &rid, with_patients ? &patients : nullptr));
+    int64_t rid = s.ColumnInt(0);
+    if (!seen.Insert(rid)) continue;  // before its body is copied
+    out.push_back(ReadRow(s, with_patients ? &patients : nullptr, type));
     if (rids) rids->push_back(rid);
   }
   s.Reset();
@@ -512,7 +515,7 @@ Status ReadRowsById(db::Connection& conn, const std::vector<int64_t>& rids, bool
     auto at = std::lower_bound(places.begin(), places.end(), std::pair<int64_t, size_t>{rid, 0});
     if (at == places.end() || at->first != rid || found[at->second]) continue;
     found[at->second] = 1;
-    rows[at->second] = ReadRow(s, &rid, with_patients ? &patients : nullptr);
+    rows[at->second] = ReadRow(s, with_patients ? &patients : nullptr);
   }
   s.Reset();
   if (std::find(found.begin(), found.end(), 0) != found.end())
@@ -735,7 +738,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
           FHIRSTONE_RETURN_IF_ERROR(ReadInto(
               conn, param + " AND x.target_type = ? AND x.target_id = ids.k AND +r.type = ?",
               bindings, seen, with_patients, included, &included_rids,
-              "ids CROSS JOIN idx_reference x CROSS JOIN resource r ON r.rowid = x.rid", with));
+              "ids CROSS JOIN idx_reference x CROSS JOIN resource r ON r.rowid = x.rid", with,
+              inc.source_type));
           if (included.size() < kMaxIncluded) {
             SortByRowId(included, included_rids, first);
             continue;
@@ -1347,8 +1351,8 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
         more = true;
         break;
       }
-      int64_t rid;
-      result.matches.push_back(ReadRow(s, &rid, with_patients ? &patients : nullptr));
+      int64_t rid = s.ColumnInt(0);
+      result.matches.push_back(ReadRow(s, with_patients ? &patients : nullptr));
       rids.push_back(rid);
       if (!q.sort.empty() && !counted_page) {  // the keys after p.total (PostgreSQL's sort)
         std::vector<SortValue> keys(q.sort.size());

@@ -69,19 +69,35 @@ Result<std::string> EntryResource(const store::ResourceVersion& v, const search:
   return json::Write(resource);
 }
 
-// `url_prefix` is `{"fullUrl":"` and the escaped base followed by a slash.
-void AppendEntry(std::string& out, std::string_view url_prefix, const store::ResourceVersion& v,
-                 std::string_view resource, const char* mode) {
-  out += url_prefix;
-  json::AppendEscaped(v.type, out);
-  out += '/';
-  json::AppendEscaped(v.id, out);
-  out += "\",\"resource\":";
-  out += resource;
-  out += ",\"search\":{\"mode\":\"";
-  out += mode;
-  out += "\"}}";
-}
+// Appends searchset entries: `{"fullUrl":"` with the escaped base, type and id, the resource and
+// `suffix` (its search mode). The escaped prefix of the last type is kept for the next entry.
+class EntryWriter {
+ public:
+  explicit EntryWriter(std::string_view base) {
+    base_prefix_ = "{\"fullUrl\":\"";
+    json::AppendEscaped(base, base_prefix_);
+    base_prefix_ += '/';
+  }
+  void Append(std::string& out, const store::ResourceVersion& v, std::string_view resource,
+              std::string_view suffix) {
+    if (prefix_.empty() || v.type != type_) {
+      type_ = v.type;
+      prefix_ = base_prefix_;
+      json::AppendEscaped(v.type, prefix_);
+      prefix_ += '/';
+    }
+    out.append(prefix_);
+    json::AppendEscaped(v.id, out);
+    out.append(std::string_view("\",\"resource\":"));
+    out.append(resource);
+    out.append(suffix);
+  }
+
+ private:
+  std::string base_prefix_;
+  std::string type_;
+  std::string prefix_;  // base_prefix_, type_ escaped and a slash
+};
 
 }  // namespace
 
@@ -208,22 +224,22 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   out += "]";
   if (!result->matches.empty() || !result->included.empty()) {
-    std::string url_prefix = "{\"fullUrl\":\"";
-    json::AppendEscaped(ctx.base + "/", url_prefix);
+    EntryWriter entries(ctx.base);
     out += ",\"entry\":[";
     bool first = true;
     for (const auto& [list, mode] :
-         {std::pair{&result->matches, "match"}, std::pair{&result->included, "include"}}) {
+         {std::pair{&result->matches, std::string_view(",\"search\":{\"mode\":\"match\"}}")},
+          std::pair{&result->included, std::string_view(",\"search\":{\"mode\":\"include\"}}")}}) {
       for (const auto& v : *list) {
         if (!first) out += ',';
         first = false;
         if (whole) {
-          AppendEntry(out, url_prefix, v, v.body, mode);
+          entries.Append(out, v, v.body, mode);
           continue;
         }
         auto resource = EntryResource(v, *query);
         if (!resource) return std::move(resource).error();
-        AppendEntry(out, url_prefix, v, *resource, mode);
+        entries.Append(out, v, *resource, mode);
       }
     }
     out += "]";

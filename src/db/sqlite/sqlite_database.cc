@@ -315,10 +315,21 @@ class SqliteStatement : public Statement {
   }
   int64_t ColumnInt(int column) override { return sqlite3_column_int64(stmt_, column); }
   double ColumnDouble(int column) override { return sqlite3_column_double(stmt_, column); }
+  // Text through the column's value: one lookup of the column (sqlite3_column_blob and _bytes
+  // each look it up and check the connection's state). The value is unprotected, which is safe
+  // here: a connection is used by one thread at a time (SQLITE_OPEN_NOMUTEX).
   std::string_view ColumnText(int column) override {
-    const void* data = sqlite3_column_blob(stmt_, column);
-    int size = sqlite3_column_bytes(stmt_, column);
-    return data ? std::string_view(static_cast<const char*>(data), size) : std::string_view();
+    sqlite3_value* value = sqlite3_column_value(stmt_, column);
+    const void* data = sqlite3_value_blob(value);
+    return data ? std::string_view(static_cast<const char*>(data), sqlite3_value_bytes(value))
+                : std::string_view();
+  }
+  std::optional<std::string_view> ColumnTextOrNull(int column) override {
+    sqlite3_value* value = sqlite3_column_value(stmt_, column);
+    if (sqlite3_value_type(value) == SQLITE_NULL) return std::nullopt;
+    const void* data = sqlite3_value_blob(value);
+    return data ? std::string_view(static_cast<const char*>(data), sqlite3_value_bytes(value))
+                : std::string_view();
   }
   bool ColumnIsNull(int column) override {
     return sqlite3_column_type(stmt_, column) == SQLITE_NULL;

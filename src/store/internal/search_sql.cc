@@ -942,8 +942,9 @@ std::shared_ptr<const std::vector<std::string>> ReadPatientsColumn(db::Statement
 
 std::shared_ptr<const std::vector<std::string>> PatientsColumnReader::Read(db::Statement& s,
                                                                            int column) {
-  if (s.ColumnIsNull(column)) return nullptr;
-  std::string_view text = s.ColumnText(column);
+  std::optional<std::string_view> value = s.ColumnTextOrNull(column);
+  if (!value) return nullptr;
+  std::string_view text = *value;
   if (!last_ || text != text_) {
     last_ = ParsePatients(text);
     text_.assign(text);
