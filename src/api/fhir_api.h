@@ -27,6 +27,9 @@ struct ApiOptions {
   std::string software_version = "0.0.0";
   int default_page_size = 50;
   int max_page_size = 1000;
+  // A search that takes at least this long is logged at info level with the plan chosen (its
+  // SQL, whose values are placeholders: no patient data); faster ones at debug level.
+  int slow_search_ms = 200;
   // Starts the reindex job ($reindex); Conflict when one is already running. Empty: $reindex is
   // not offered.
   std::function<Status()> start_reindex;

@@ -1087,6 +1087,7 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
   api_options.software_version = FHIRSTONE_VERSION;
   if (!config.open) api_options.security = impl.auth_owner->CapabilitySecurity();
   api_options.start_reindex = [raw]() -> Status { return raw->StartReindex(); };
+  api_options.slow_search_ms = config.slow_search_ms;
   if (config.demo) {  // the server loads its demo data: not an access to record
     api::FhirApi loader(*impl.store, *impl.clock, *impl.ids, *impl.registry, api_options);
     auto accounts =

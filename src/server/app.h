@@ -83,6 +83,8 @@ struct ServeConfig {
   // the others are reloaded (a revocation takes effect everywhere within this delay), and how
   // often rate-limit usage is exchanged.
   int sync_interval_ms = 1000;
+  // A search taking at least this long is logged with its plan (SQL without values).
+  int slow_search_ms = 200;
 };
 
 class App {

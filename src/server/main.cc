@@ -172,6 +172,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
 
   serve
+      ->add_option("--slow-search-ms", config.slow_search_ms,
+                   "Log a search taking at least this long (milliseconds) with the plan the "
+                   "database chose (its SQL, without the values searched)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
+  serve
       ->add_option("--sync-interval-ms", config.sync_interval_ms,
                    "With several nodes on one database: how often signing keys and token "
                    "revocations written by the others are reloaded, and rate-limit usage "

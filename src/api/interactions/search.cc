@@ -183,7 +183,7 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   }
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
-  if (elapsed.count() >= 200) {
+  if (elapsed.count() >= ctx.options.slow_search_ms) {
     spdlog::info("slow search ({} ms) on {}: plan {}", elapsed.count(), req.type, result->plan);
   } else {
     spdlog::debug("search on {}: plan {}", req.type, result->plan);
