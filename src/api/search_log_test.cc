@@ -19,27 +19,32 @@ namespace {
 
 class SearchLogTest : public store::StoreFixture {
  protected:
+  // The sink joins the default logger before the store's threads start and leaves it after they
+  // stop: its list of sinks is not changed while another thread may log.
   void SetUp() override {
-    StoreFixture::SetUp();
+    sink_ = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(kLines);
+    sink_->set_pattern("%l %v");
+    spdlog::default_logger()->sinks().push_back(sink_);
     level_ = spdlog::default_logger()->level();
     spdlog::default_logger()->set_level(spdlog::level::info);
+    StoreFixture::SetUp();
   }
   void TearDown() override {
-    spdlog::default_logger()->set_level(level_);
     StoreFixture::TearDown();
+    spdlog::default_logger()->set_level(level_);
+    std::erase(spdlog::default_logger()->sinks(), sink_);
   }
 
   // The lines logged at info level or above while `api` answers GET `target`.
   std::vector<std::string> LoggedBy(FhirApi& api, const std::string& target, int* status) {
-    auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
-    sink->set_pattern("%l %v");
-    auto& sinks = spdlog::default_logger()->sinks();
-    sinks.push_back(sink);
+    size_t before = sink_->last_formatted().size();
+    EXPECT_LT(before + 8, kLines);  // the ring keeps them all
     http::Request request = test::MakeRequest("GET", target, "");
     http::Response response = api.Handle(request);
-    std::erase(sinks, sink);
     *status = response.status;
-    return sink->last_formatted();
+    std::vector<std::string> lines = sink_->last_formatted();
+    lines.erase(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(before));
+    return lines;
   }
 
   void PutObservation() {
@@ -50,6 +55,8 @@ class SearchLogTest : public store::StoreFixture {
     ASSERT_TRUE(store_->Update(std::move(v).value(), std::nullopt));
   }
 
+  static constexpr size_t kLines = 1024;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
   spdlog::level::level_enum level_ = spdlog::level::info;
 };
 

@@ -173,8 +173,8 @@ int main(int argc, char** argv) {
 
   serve
       ->add_option("--slow-search-ms", config.slow_search_ms,
-                   "Log a search taking at least this long (milliseconds) with the plan the "
-                   "database chose (its SQL, without the values searched)")
+                   "Log a search taking at least this long (milliseconds) with its SQL "
+                   "(placeholders, not the values searched); 0 logs every search")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
   serve
