@@ -19,6 +19,9 @@ namespace fhirstone::store::internal {
 namespace {
 
 constexpr size_t kMaxIncluded = 1000;
+// The largest offset of a page token of the form earlier versions wrote ('o'): a sorted search
+// keeps offset + _count matches in memory (SQLite) or sorts that many (PostgreSQL).
+constexpr int64_t kMaxPageOffset = 10000;
 constexpr int kMaxIterations = 4;
 
 struct PageToken {
@@ -175,8 +178,9 @@ std::optional<std::vector<SortValue>> DecodeKeys(std::string_view text,
         bits = bits << 4 | static_cast<uint64_t>(d);
       }
       std::memcpy(&v.real, &bits, 8);
-      // Keys are finite (NaN would order differently on the two databases).
-      if (!std::isfinite(v.real)) return std::nullopt;
+      // Not NaN, which no stored value is (it would order differently on the two databases);
+      // an infinity is (a decimal such as 1e400), and orders the same on both.
+      if (std::isnan(v.real)) return std::nullopt;
     } else {
       return std::nullopt;
     }
@@ -1053,6 +1057,10 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (page->kind == 'a' || page->kind == 'b')
       return Error::Invalid("Invalid paging position for a sorted search");
     offset = page->kind == 'o' ? page->position : 0;
+    if (offset > kMaxPageOffset)
+      return Error::Invalid("This paging position is past the " + std::to_string(kMaxPageOffset) +
+                            "th match, the last that links of the offset form may reach: search "
+                            "again from the first page");
     if (page->kind == 'k' || page->kind == 'j') {
       std::vector<SortKind> kinds;
       for (const auto& k : q.sort) kinds.push_back(KindOf(k));

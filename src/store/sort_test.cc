@@ -200,7 +200,7 @@ TEST_P(SortTest, PageTokensOfFormerOffsetsAndTamperedKeys) {
   EXPECT_EQ(second->matches[0].id, "o2");
   EXPECT_TRUE(second->previous_page);
   for (const char* bad : {"kr7ff8000000000000~1.s1000000",     // NaN
-                          "kr7ff0000000000000~1.s1000000",     // infinity
+                          "o10001.s1000000",                   // an offset past the bound
                           "ki5~1.s1000000",                    // an integer for a number
                           "kr4024000000000000~r0~1.s1000000",  // two keys for one
                           "k~1.s1000000", "kzz~1.s1000000", "k1.s1000000"}) {
@@ -211,6 +211,19 @@ TEST_P(SortTest, PageTokensOfFormerOffsetsAndTamperedKeys) {
   auto after = store_->Search(*q);
   ASSERT_TRUE(after) << after.error().message();
   EXPECT_TRUE(after->matches.empty());
+}
+
+// A decimal past the range of a double (valid JSON and FHIR) is indexed as an infinity: pages
+// sorted on it link to the next and back like any other.
+TEST_P(SortTest, InfiniteValuesPageLikeOthers) {
+  for (const auto& [id, value] : std::vector<std::pair<std::string, std::string>>{
+           {"o1", "1e400"}, {"o2", "-1e400"}, {"o3", "5"}, {"o4", "1e400"}, {"o5", "-2"}})
+    Put(R"({"resourceType":"Observation","id":")" + id +
+        R"(","status":"final","code":{"text":"x"},"valueQuantity":{"value":)" + value + "}}");
+  EXPECT_EQ(Pages("Observation", {{"_sort", "value-quantity"}}, 2, 5),
+            (Ids{"o2", "o5", "o3", "o1", "o4"}));
+  EXPECT_EQ(Pages("Observation", {{"_sort", "-value-quantity"}}, 1, 5),
+            (Ids{"o1", "o4", "o3", "o5", "o2"}));
 }
 
 TEST_P(SortTest, ObservationsByQuantityNumberAndReferenceKeys) {
