@@ -5,6 +5,7 @@
 // the matches' keys in memory and PostgreSQL in SQL: both give these orders.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -177,6 +178,71 @@ TEST_P(SortTest, SortedPagesNeitherRepeatNorSkipWhileWritesHappen) {
 
 // Page tokens: a former offset page's links continue by keys (none before the first page); a
 // token whose keys do not fit the sort, or name no number, is refused.
+// Sorted by _lastUpdated, which every update changes: the pages after the first take each match's
+// time in the first page's snapshot, so that a match updated meanwhile is neither skipped
+// (descending: it would jump before the cursor) nor shown again (ascending: after it).
+TEST_P(SortTest, PagesByLastUpdatedKeepTheirOrderWhileMatchesAreUpdated) {
+  auto observation = [](int i, const std::string& status) {
+    return "{\"resourceType\":\"Observation\",\"id\":\"o" + std::to_string(i) + "\",\"status\":\"" +
+           status + "\",\"code\":{\"text\":\"x\"}}";
+  };
+  for (int i = 1; i <= 6; ++i) Put(observation(i, "final"));
+  // Each page of the search, following the next links; `between` runs after the first page.
+  auto walk = [&](const std::string& sort, const std::function<void()>& between,
+                  std::optional<std::string>* previous_of_last) {
+    auto q = search::ParseQuery(*holder_->Get(), {"Observation"},
+                                {{"_sort", sort}, {"_count", "2"}}, {});
+    EXPECT_TRUE(q) << q.error().message();
+    std::vector<Ids> pages;
+    for (int page = 0; q && page < 10; ++page) {
+      auto found = store_->Search(*q);
+      EXPECT_TRUE(found) << found.error().message();
+      if (!found) break;
+      Ids ids;
+      for (const auto& m : found->matches) ids.push_back(m.id);
+      pages.push_back(ids);
+      if (page == 0) between();
+      *previous_of_last = found->previous_page;
+      if (!found->next_page) break;
+      q->page = found->next_page;
+    }
+    return pages;
+  };
+  std::optional<std::string> previous;
+  // Newest first: o2 (not shown yet) and o6 (shown) are updated after the first page.
+  EXPECT_EQ(walk(
+                "-_lastUpdated",
+                [&] {
+                  Put(observation(2, "amended"));
+                  Put(observation(6, "amended"));
+                },
+                &previous),
+            (std::vector<Ids>{{"o6", "o5"}, {"o4", "o3"}, {"o2", "o1"}}));
+  // Back from the last page: the pages of the same snapshot.
+  auto q = search::ParseQuery(*holder_->Get(), {"Observation"},
+                              {{"_sort", "-_lastUpdated"}, {"_count", "2"}}, {});
+  ASSERT_TRUE(q);
+  q->page = previous;
+  auto back = store_->Search(*q);
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->matches.size(), 2u);
+  EXPECT_EQ(back->matches[0].id, "o4");
+  EXPECT_EQ(back->matches[1].id, "o3");
+  // A new search sees the updates: o6 then o2 are the newest.
+  EXPECT_EQ(walk(
+                "-_lastUpdated", [] {}, &previous),
+            (std::vector<Ids>{{"o6", "o2"}, {"o5", "o4"}, {"o3", "o1"}}));
+  // Oldest first: o1 (shown) and o4 (not shown yet) are updated after the first page.
+  EXPECT_EQ(walk(
+                "_lastUpdated",
+                [&] {
+                  Put(observation(1, "final"));
+                  Put(observation(4, "final"));
+                },
+                &previous),
+            (std::vector<Ids>{{"o1", "o3"}, {"o4", "o5"}, {"o2", "o6"}}));
+}
+
 TEST_P(SortTest, PageTokensOfFormerOffsetsAndTamperedKeys) {
   for (int i = 0; i < 5; ++i)
     Put(R"({"resourceType":"Observation","id":"o)" + std::to_string(i) +
@@ -199,8 +265,10 @@ TEST_P(SortTest, PageTokensOfFormerOffsetsAndTamperedKeys) {
   ASSERT_EQ(second->matches.size(), 2u);
   EXPECT_EQ(second->matches[0].id, "o2");
   EXPECT_TRUE(second->previous_page);
-  for (const char* bad : {"kr7ff8000000000000~1.s1000000",     // NaN
-                          "o10001.s1000000",                   // an offset past the bound
+  for (const char* bad : {"kr7ff8000000000000~1.s1000000",   // NaN
+                          "o10001.s1000000",                 // an offset past the bound
+                          "kr4024000000000000~1.s1000000h",  // a history entry without digits
+                          "kr4024000000000000~1.s1000000h-1",
                           "ki5~1.s1000000",                    // an integer for a number
                           "kr4024000000000000~r0~1.s1000000",  // two keys for one
                           "k~1.s1000000", "kzz~1.s1000000", "k1.s1000000"}) {
