@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "common/strings.h"
@@ -405,14 +407,62 @@ Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::V
   std::vector<const SearchParam*> derived;  // built-in parameters stored as others' without them
   for (const auto& p : (*registry)->params_)
     if (!p->stored_as.empty()) derived.push_back(p.get());
-  for (const json::Value& sp : custom) {
+  // Reserved: the parameters compartments are made of and those that decide shards (a search by
+  // one reads the patient's shard alone), as "Type.code".
+  std::set<std::string> compartment_keys, shard_keys;
+  for (size_t i = 0; i < internal::kCompartmentParamCount; ++i) {
+    const internal::CompartmentParams& c = internal::kCompartmentParams[i];
+    for (auto code : Split(c.params, ','))
+      compartment_keys.insert(std::string(c.type) + "." + std::string(Trim(code)));
+  }
+  for (const auto& [type, params] : (*registry)->shard_params_)
+    for (const SearchParam* p : params) shard_keys.insert(type + "." + p->code);
+  // In id order: the last of one base and code wins, the same on every node.
+  std::vector<const json::Value*> ordered;
+  for (const json::Value& sp : custom) ordered.push_back(&sp);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const json::Value* a, const json::Value* b) {
+    return a->GetString("id") < b->GetString("id");
+  });
+  std::map<std::string, std::string> chosen;  // "base.code" -> the name of the one used
+  for (const json::Value* sp : ordered) {
+    if (CheckCustom(*sp))
+      for (const auto& base : sp->Find("base")->as_array())
+        chosen[base.as_string() + "." + std::string(sp->GetString("code"))] =
+            std::string(sp->GetString("id"));
+  }
+  for (const json::Value* one : ordered) {
+    const json::Value& sp = *one;
     std::string name = std::string(sp.GetString("url"));
     if (name.empty()) name = std::string(sp.GetString("id"));
     if (auto status = CheckCustom(sp); !status) {
       if (skipped) skipped->push_back(name + ": " + status.error().message());
       continue;
     }
+    std::string refused;
+    std::string_view code = sp.GetString("code");
     for (const auto& base : sp.Find("base")->as_array()) {
+      std::string key = base.as_string() + "." + std::string(code);
+      if (code.starts_with("_")) {
+        refused = "the code " + std::string(code) + " is one of the parameters of every resource";
+      } else if (compartment_keys.count(key)) {
+        refused = "it would replace " + key + ", which a compartment is made of";
+      } else if (shard_keys.count(key)) {
+        refused = "it would replace " + key + ", which decides the shard of a search by it";
+      }
+      if (!refused.empty()) break;
+    }
+    if (!refused.empty()) {
+      if (skipped) skipped->push_back(name + ": " + refused);
+      continue;
+    }
+    for (const auto& base : sp.Find("base")->as_array()) {
+      std::string key = base.as_string() + "." + std::string(code);
+      if (chosen[key] != sp.GetString("id")) {  // another of the same base and code is used
+        if (skipped)
+          skipped->push_back(name + ": for " + key + ", SearchParameter/" + chosen[key] +
+                             " (the greatest id of those with this base and code) is used");
+        continue;
+      }
       auto p = std::make_unique<SearchParam>();
       p->base = base.as_string();
       p->code = sp.GetString("code");

@@ -63,9 +63,14 @@ class Registry {
   // The built-in parameters plus custom SearchParameter resources (a custom parameter with the
   // code of a built-in one on the same base replaces it). A custom parameter that cannot be used
   // (unknown type or base, missing or uncompilable expression) is left out and named in
-  // `skipped` with the reason. A custom parameter that replaces an operand of a built-in one
-  // stored as others' (SearchParam::stored_as) makes that one stored: its key goes into
-  // `now_stored` (its rows exist once `fhirstone reindex` has written them).
+  // `skipped` with the reason; so is one that would replace a parameter a compartment is made of
+  // (the Patient compartment decides patient-scoped access and the audit's patients), one that
+  // decides shards (ShardParam, IsShardParam: Observation's `patient` too) or one of the
+  // parameters of every resource (`_id`, `_lastUpdated`...). Of custom parameters
+  // with one base and code, the one with the greatest id is used (whatever the order they come
+  // in: every node chooses the same), the others are skipped. A custom parameter that replaces an
+  // operand of a built-in one stored as others' (SearchParam::stored_as) makes that one stored: its
+  // key goes into `now_stored` (its rows exist once `fhirstone reindex` has written them).
   static Result<std::unique_ptr<Registry>> WithCustom(
       const std::vector<json::Value>& custom, std::vector<std::string>* skipped,
       std::vector<std::string>* now_stored = nullptr);

@@ -100,6 +100,50 @@ TEST(RegistryTest, UnionParametersAreStoredAsTheirOperands) {
   EXPECT_EQ(derived, 7u);
 }
 
+// Custom parameters cannot redefine what a compartment is made of (patient-scoped access, the
+// audit's patients and the shards rest on the Patient compartment) nor the parameters of every
+// resource; of two with one base and code, the greatest id wins whatever the order they come in.
+TEST(RegistryTest, CustomParametersKeepCompartmentsAndChooseOneOfTwinsById) {
+  auto sp = [](const std::string& id, const std::string& code, const std::string& base,
+               const std::string& expression) {
+    return json::Parse(R"({"resourceType":"SearchParameter","id":")" + id + R"(","url":"urn:sp:)" +
+                       id + R"(","code":")" + code + R"(","base":[")" + base +
+                       R"("],"type":"token","expression":")" + expression + "\"}")
+        .value();
+  };
+  for (bool reversed : {false, true}) {
+    std::vector<json::Value> custom;
+    custom.push_back(sp("z", "dup", "Observation", "Observation.status"));
+    custom.push_back(sp("a", "dup", "Observation", "Observation.code"));
+    custom.push_back(sp("p", "patient", "Observation", "Observation.performer"));
+    custom.push_back(sp("t", "_tag", "Observation", "Observation.status"));
+    custom.push_back(sp("k", "kind", "Observation", "Observation.category"));
+    custom.push_back(sp("q", "performer", "Observation", "Observation.subject"));
+    if (reversed) std::reverse(custom.begin(), custom.end());
+    std::vector<std::string> skipped;
+    auto r = Registry::WithCustom(custom, &skipped);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ((*r)->Find("Observation", "dup")->expression, "Observation.status");
+    EXPECT_EQ((*r)->Find("Observation", "kind")->expression, "Observation.category");
+    EXPECT_TRUE((*r)->Find("Observation", "patient")->builtin);
+    EXPECT_TRUE((*r)->Find("Observation", "_tag")->builtin);
+    const auto& compartment = (*r)->CompartmentParams("Patient", "Observation");
+    EXPECT_TRUE(std::all_of(compartment.begin(), compartment.end(),
+                            [](const SearchParam* p) { return p->builtin; }));
+    std::sort(skipped.begin(), skipped.end());
+    ASSERT_EQ(skipped.size(), 4u);
+    EXPECT_TRUE(skipped[0].starts_with("urn:sp:a: for Observation.dup, SearchParameter/z"))
+        << skipped[0];
+    EXPECT_EQ(skipped[1],
+              "urn:sp:p: it would replace Observation.patient, which decides the shard of a search "
+              "by it");
+    EXPECT_EQ(skipped[2],
+              "urn:sp:q: it would replace Observation.performer, which a compartment is made of");
+    EXPECT_TRUE(skipped[3].starts_with("urn:sp:t: the code _tag")) << skipped[3];
+    EXPECT_TRUE((*r)->Find("Observation", "performer")->builtin);
+  }
+}
+
 // A custom parameter that replaces an operand makes the union stored again (and says so); one
 // with the same expression as a built-in never becomes the stored one, whatever its URL.
 TEST(RegistryTest, CustomParametersAndUnions) {
