@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "common/json.h"
@@ -64,6 +66,25 @@ class ReindexTest : public ::testing::Test {
     return total ? std::stoll(total->as_string()) : -1;
   }
 
+  // The value of store_state's 'reindex' note (a reindex owed), if any.
+  std::optional<std::string> Note() {
+    auto db = db::Database::Open(config_.db);
+    EXPECT_TRUE(db);
+    if (!db) return std::nullopt;
+    auto lease = (*db)->Acquire();
+    EXPECT_TRUE(lease);
+    if (!lease) return std::nullopt;
+    auto stmt = (*lease)->Prepare("SELECT value FROM store_state WHERE name = 'reindex'");
+    EXPECT_TRUE(stmt);
+    if (!stmt) return std::nullopt;
+    auto row = (*stmt)->Step();
+    EXPECT_TRUE(row);
+    std::optional<std::string> value;
+    if (row && *row) value = std::string((*stmt)->ColumnText(0));
+    (*stmt)->Reset();
+    return value;
+  }
+
   fs::path dir_;
   server::ServeConfig config_;
 };
@@ -85,6 +106,9 @@ TEST_F(ReindexTest, CustomParameterIsSearchableAfterTheCliReindex) {
   auto reindexed = server::Reindex(config_.db, "http://127.0.0.1:1");
   ASSERT_TRUE(reindexed) << reindexed.error().message();
   EXPECT_GE(*reindexed, 451);
+  // Finished: no reindex is owed (the note written before the rebuild, for a server to run it
+  // again had this one stopped half-way, is gone).
+  EXPECT_EQ(Note(), std::nullopt);
   auto app = server::App::Start(config_);
   ASSERT_TRUE(app);
   test::Client client("127.0.0.1", (*app)->port());
@@ -210,6 +234,59 @@ TEST_F(ReindexTest, AnUpgradeThatAsksForAReindexGetsOneAtStart) {
     if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(left, 0);
+}
+
+// A reindex notes that one is owed before it rebuilds the index and clears its note when done:
+// one that stopped half-way (here, its note left as if it had) is run again by the next server
+// to start. The command line's reindex leaves an upgrade's note to a server (its base URL may not
+// be the server's).
+TEST_F(ReindexTest, AReindexThatDidNotFinishIsRunAgainAtStart) {
+  {
+    auto app = server::App::Start(config_);
+    ASSERT_TRUE(app) << app.error().message();
+    test::Client client("127.0.0.1", (*app)->port());
+    for (int i = 0; i < 20; ++i)
+      ASSERT_EQ(
+          Put(client, "/fhir/Patient/r" + std::to_string(i), Patient(i, i % 2 ? "Denver" : "Oslo"))
+              .status,
+          201);
+    ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
+  }
+  {
+    auto db = db::Database::Open(config_.db);
+    ASSERT_TRUE(db);
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE(
+        (*lease)->Execute("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')"));
+  }
+  ASSERT_TRUE(server::Reindex(config_.db, "http://127.0.0.1:1"));
+  EXPECT_EQ(Note(), "pending");  // the upgrade's, left to a server
+  {
+    auto db = db::Database::Open(config_.db);
+    ASSERT_TRUE(db);
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    // As a reindex stopped after noting its parameters leaves it, the index without them.
+    ASSERT_TRUE(
+        (*lease)->Execute("UPDATE store_state SET value = 'incomplete 1' WHERE name = 'reindex'"));
+    ASSERT_TRUE((*lease)->Execute("DELETE FROM idx_string WHERE param = 'Patient.birthplace'"));
+  }
+  auto app = server::App::Start(config_);
+  ASSERT_TRUE(app) << app.error().message();
+  test::Client client("127.0.0.1", (*app)->port());
+  int64_t total = -1;
+  for (int attempt = 0; attempt < 200 && total != 10; ++attempt) {
+    total = Total(client, "birthplace=denver&_summary=count");
+    if (total != 10) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(total, 10);
+  std::optional<std::string> note = "?";
+  for (int attempt = 0; attempt < 100 && note; ++attempt) {
+    note = Note();
+    if (note) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(note, std::nullopt);
 }
 
 TEST(CustomSearchParameterTest, UnusableDefinitionsAreLeftOut) {

@@ -620,23 +620,50 @@ Result<std::string> SearchParametersMark(db::Database& db) {
 Result<int64_t> ReindexAll(db::Database& db, store::ResourceStore& store,
                            search::RegistryHolder& holder) {
   FHIRSTONE_RETURN_IF_ERROR(LoadCustomSearchParameters(store, holder));
+  const std::string mark = ops::NewRequestId();
+  const std::string note = "incomplete " + mark;
   {  // A new mark: the servers on this database load the parameters too, before the index is
-     // rebuilt (their writes meanwhile are indexed with them).
+     // rebuilt (their writes meanwhile are indexed with them). With it, in one transaction, a
+     // note that a reindex is owed (unless one is already, say by an upgrade): should this one
+     // not finish (an error, the process stopped), the next server to start runs it again
+     // rather than leave the new parameters' searches finding part of their matches.
     auto lease = db.Acquire();
     if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
     auto stmt = (*lease)->Prepare(
         "INSERT INTO store_state (name, value) VALUES ('search_parameters', ?) "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
     if (!stmt) return std::move(stmt).error();
-    (*stmt)->BindText(1, ops::NewRequestId());
+    (*stmt)->BindText(1, mark);
     auto done = (*stmt)->Run();
     if (!done) return std::move(done).error();
+    auto owed = (*lease)->Prepare(
+        "INSERT INTO store_state (name, value) VALUES ('reindex', ?) ON CONFLICT (name) DO "
+        "NOTHING");
+    if (!owed) return std::move(owed).error();
+    (*owed)->BindText(1, note);
+    if (auto noted = (*owed)->Run(); !noted) return std::move(noted).error();
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
   }
   // Twice the default sync interval: the servers have loaded the parameters before the index is
   // rebuilt, so that no write indexed without them lands behind the rebuild (it skips rows
   // rewritten meanwhile, as indexed by their write).
   std::this_thread::sleep_for(kSearchParametersSettle);
-  return store.Reindex();
+  auto reindexed = store.Reindex();
+  if (!reindexed) return reindexed;
+  {  // Done: this reindex's note goes (not an upgrade's, which a server clears with its base).
+    auto lease = db.Acquire();
+    if (!lease) return std::move(lease).error();
+    auto tx = db::Transaction::Begin(**lease, /*write=*/true);
+    if (!tx) return std::move(tx).error();
+    auto clear = (*lease)->Prepare("DELETE FROM store_state WHERE name = 'reindex' AND value = ?");
+    if (!clear) return std::move(clear).error();
+    (*clear)->BindText(1, note);
+    if (auto cleared = (*clear)->Run(); !cleared) return std::move(cleared).error();
+    FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
+  }
+  return reindexed;
 }
 
 namespace {
@@ -1008,7 +1035,9 @@ Result<std::unique_ptr<App>> App::Start(const ServeConfig& config, Clock* clock,
     bool reindex = row && *row;
     (*pending)->Reset();
     if (reindex) {
-      spdlog::info("an upgrade asked for a reindex: running in the background");
+      spdlog::info(
+          "a reindex is owed (an upgrade asked for one, or one did not finish): running in the "
+          "background");
       db::Database* db = impl.db.get();
       FHIRSTONE_RETURN_IF_ERROR(impl.StartReindex([db] {
         auto lease = db->Acquire();
