@@ -120,11 +120,16 @@ struct SortValue {
   int64_t integer = 0;
   double real = 0;
   std::string text;
+  bool cut = false;  // `text` is the start of a longer key (a link's `x`): the cursor row has it
 };
 
+// The longest text key a link carries whole; of a longer one, it carries this many bytes and the
+// search reads the rest from the cursor's row (its links stay short enough to be sent back).
+constexpr size_t kMaxLinkText = 256;
+
 // A sorted page's sort keys in its link's token, URL-safe and exact: each key `n` (none), `i` and
-// the integer, `r` and the 16 hex digits of the double's bits, or `t` and the text's bytes in hex;
-// joined by `~`.
+// the integer, `r` and the 16 hex digits of the double's bits, `t` and the text's bytes in hex,
+// or `x` and the hex of the first kMaxLinkText bytes of a longer text; joined by `~`.
 std::string EncodeKeys(const std::vector<SortValue>& keys, const std::vector<SortKind>& kinds) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -134,8 +139,9 @@ std::string EncodeKeys(const std::vector<SortValue>& keys, const std::vector<Sor
     if (v.null) {
       out += 'n';
     } else if (kinds[i] == SortKind::kText) {
-      out += 't';
-      for (unsigned char c : v.text) {
+      bool cut = v.text.size() > kMaxLinkText;
+      out += cut ? 'x' : 't';
+      for (unsigned char c : std::string_view(v.text).substr(0, kMaxLinkText)) {
         out += kHex[c >> 4];
         out += kHex[c & 15];
       }
@@ -170,7 +176,9 @@ std::optional<std::vector<SortValue>> DecodeKeys(std::string_view text,
       continue;
     }
     v.null = false;
-    if (tag == 't' && kind == SortKind::kText && part.size() % 2 == 0) {
+    if ((tag == 't' || (tag == 'x' && part.size() == 2 * kMaxLinkText)) &&
+        kind == SortKind::kText && part.size() % 2 == 0) {
+      v.cut = tag == 'x';
       for (size_t i = 0; i < part.size(); i += 2) {
         int hi = hex(part[i]), lo = hex(part[i + 1]);
         if (hi < 0 || lo < 0) return std::nullopt;
@@ -1110,6 +1118,30 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       Sql s = SortSql(key, "r", index_shard, as_of ? &*as_of : nullptr);
       keys += ", " + s.text + " AS s" + std::to_string(i);
       key_bindings.insert(key_bindings.end(), s.bindings.begin(), s.bindings.end());
+    }
+    // A text key the link carried in part: the whole key is the cursor row's, when it still
+    // starts so (a row updated or deleted since leaves the part, the cursor then just before
+    // the keys that start with it).
+    if (cursor &&
+        std::any_of(cursor->begin(), cursor->end(), [](const SortValue& v) { return v.cut; })) {
+      std::vector<Binding> row_bindings = key_bindings;
+      row_bindings.push_back(page->position);
+      auto stmt = conn.Prepare("SELECT 1" + keys + " FROM resource r WHERE r.rowid = ?");
+      if (!stmt) return std::move(stmt).error();
+      int index = 1;
+      Bind(**stmt, index, row_bindings);
+      auto row = (*stmt)->Step();
+      if (!row) {
+        (*stmt)->Reset();
+        return std::move(row).error();
+      }
+      for (size_t i = 0; *row && i < cursor->size(); ++i) {
+        SortValue& v = (*cursor)[i];
+        if (!v.cut) continue;
+        std::optional<std::string_view> whole = (*stmt)->ColumnTextOrNull(static_cast<int>(i) + 1);
+        if (whole && whole->starts_with(v.text)) v.text = std::string(*whole);
+      }
+      (*stmt)->Reset();
     }
     window_total = want_total;
     if (sort_in_memory) {
