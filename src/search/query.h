@@ -5,8 +5,10 @@
 // Value type; thread-compatible.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -85,6 +87,10 @@ struct SearchQuery {
   // Whether the answer should carry each resource's patients (store::ResourceVersion::patients,
   // for the audit log); not a search parameter.
   bool with_patients = false;
+  // The included resources the caller may see (type, JSON body), when its access is restricted:
+  // the others are left out as they are read, before they lead to more (:iterate) or count
+  // towards the bound of included resources. Null: every one. Not a search parameter.
+  std::function<bool(std::string_view type, std::string_view body)> include_visible;
 };
 
 struct ParseOptions {

@@ -422,12 +422,14 @@ class RowIdSet {
 
 // Reads resources by a condition on `r` (with bindings), skipping those already in `seen` (row
 // ids). `with` (a WITH clause, its placeholders first among the bindings) goes before the SELECT.
-// `type`, when not empty, is every row's type (the condition restricts them to it).
+// `type`, when not empty, is every row's type (the condition restricts them to it). `visible`,
+// when set, keeps a row out when false (SearchQuery::include_visible): seen, not read again.
+using Visible = std::function<bool(std::string_view, std::string_view)>;
 Status ReadInto(db::Connection& conn, const std::string& condition,
                 const std::vector<Binding>& bindings, RowIdSet& seen, bool with_patients,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
                 std::string_view from = "resource r", std::string_view with = "",
-                std::string_view type = {}) {
+                std::string_view type = {}, const Visible* visible = nullptr) {
   auto stmt = conn.Prepare(std::string(with) + "SELECT " + std::string(kRowColumns) + " FROM " +
                            std::string(from) + " WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
@@ -444,6 +446,8 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
     if (!*row || out.size() >= kMaxIncluded) break;
     int64_t rid = s.ColumnInt(0);
     if (!seen.Insert(rid)) continue;  // before its body is copied
+    if (visible && *visible && !(*visible)(type.empty() ? s.ColumnText(1) : type, s.ColumnText(5)))
+      continue;
     out.push_back(ReadRow(s, with_patients ? &patients : nullptr, type));
     if (rids) rids->push_back(rid);
   }
@@ -714,7 +718,10 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       if (inc.param) {
         param_condition = ParamIs(*inc.param, bindings) + " AND ";
       } else if (!inc.source_type.empty()) {
-        param_condition = "param LIKE ? AND ";
+        // The type's reference parameters, and those of every resource (a custom one's base
+        // may be Resource or DomainResource).
+        param_condition =
+            "(param LIKE ? OR param LIKE 'Resource.%' OR param LIKE 'DomainResource.%') AND ";
         bindings.push_back(inc.source_type + ".%");
       }  // else every reference parameter of the resources (_include=*)
       std::string cond =
@@ -724,10 +731,12 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
         cond += " AND target_type = ?";
         bindings.push_back(inc.target_type);
       }
-      cond += " AND rid IN " + InList(rids.size()) + ")";
+      // In row id order on both databases: the same entries, and the first stored kept at the
+      // bound of included resources.
+      cond += " AND rid IN " + InList(rids.size()) + ") ORDER BY r.rowid";
       for (int64_t rid : rids) bindings.push_back(rid);
-      FHIRSTONE_RETURN_IF_ERROR(
-          ReadInto(conn, cond, bindings, seen, with_patients, included, &included_rids));
+      FHIRSTONE_RETURN_IF_ERROR(ReadInto(conn, cond, bindings, seen, with_patients, included,
+                                         &included_rids, "resource r", "", {}, &q.include_visible));
     } else {
       if (!inc.param) continue;
       // Per target type: param = ? AND target_type = ? AND target_id IN (...), on the index.
@@ -761,7 +770,7 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
               conn, param + " AND x.target_type = ? AND x.target_id = ids.k AND +r.type = ?",
               bindings, seen, with_patients, included, &included_rids,
               "ids CROSS JOIN idx_reference x CROSS JOIN resource r ON r.rowid = x.rid", with,
-              inc.source_type));
+              inc.source_type, &q.include_visible));
           if (included.size() < kMaxIncluded) {
             SortByRowId(included, included_rids, first);
             continue;
@@ -786,7 +795,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
                          " AND target_type = ? AND target_id IN " + InList(ids.size()) +
                          ") AND +r.type = ?" +
                          (conn.dialect() == db::Dialect::kSqlite ? "" : " ORDER BY r.rowid"),
-                     bindings, seen, with_patients, included, &included_rids));
+                     bindings, seen, with_patients, included, &included_rids, "resource r", "", {},
+                     &q.include_visible));
       }
     }
     if (included.size() >= kMaxIncluded) break;

@@ -475,6 +475,31 @@ TEST_P(AuthTest, StandalonePatientLaunchWithPkce) {
   // _revinclude and _include bring nothing of another patient.
   auto included = Fhir("GET", "Patient?_revinclude=Observation:subject", access);
   EXPECT_EQ(included.body.find("ob-lab"), std::string::npos);
+  // Nor do :iterate rounds through what the token may not see: the other patient's Encounter at
+  // the same Organization leads to no Location of theirs (a Location is shown by its type alone).
+  Put("Organization/org", R"({"resourceType":"Organization","id":"org","name":"Clinic"})");
+  for (const auto& [encounter, patient, location] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"ea", "pa", "loc-a"},
+                                                                      {"eb", "pb", "loc-b"}}) {
+    Put("Location/" + location,
+        R"({"resourceType":"Location","id":")" + location + R"(","name":")" + location + "\"}");
+    Put("Encounter/" + encounter,
+        R"({"resourceType":"Encounter","id":")" + encounter +
+            R"(","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/)" +
+            patient +
+            R"("},"serviceProvider":{"reference":"Organization/org"},"location":[{"location":{"reference":"Location/)" +
+            location + R"("}}]})");
+  }
+  auto iterated =
+      Fhir("GET",
+           "Encounter?_include=Encounter:service-provider&_revinclude:iterate=Encounter:"
+           "service-provider&_include:iterate=Encounter:location",
+           access);
+  ASSERT_EQ(iterated.status, 200) << iterated.body;
+  EXPECT_NE(iterated.body.find("Organization/org"), std::string::npos) << iterated.body;
+  EXPECT_NE(iterated.body.find("Location/loc-a"), std::string::npos) << iterated.body;
+  EXPECT_EQ(iterated.body.find("Location/loc-b"), std::string::npos) << iterated.body;
+  EXPECT_EQ(iterated.body.find("Encounter/eb"), std::string::npos) << iterated.body;
   // rs allows no writes.
   EXPECT_EQ(
       Fhir("PUT", "Patient/pa", access, R"({"resourceType":"Patient","id":"pa","gender":"female"})")

@@ -152,14 +152,19 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
   FHIRSTONE_RETURN_IF_ERROR(RestrictSearch(ctx, req, *registry, *query));
 
   query->with_patients = req.audit != nullptr;  // the audit log splits its records per patient
+  if (req.access) {
+    // Included resources are shown only when the access allows reading them; the store leaves
+    // out the others as it reads them, before an :iterate round follows their references.
+    query->include_visible = [&](std::string_view type, std::string_view body) {
+      store::ResourceVersion v;
+      v.type = type;
+      v.body = body;
+      return CheckStored(ctx, req, kPermRead, v) || CheckStored(ctx, req, kPermSearch, v);
+    };
+  }
   auto start = std::chrono::steady_clock::now();
   auto result = ctx.store.Search(*query);
   if (!result) return std::move(result).error();
-  if (req.access) {  // included resources are shown only when the access allows reading them
-    std::erase_if(result->included, [&](const store::ResourceVersion& v) {
-      return !CheckStored(ctx, req, kPermRead, v) && !CheckStored(ctx, req, kPermSearch, v);
-    });
-  }
   for (const auto& v : result->matches) NoteDisclosed(req, v);
   for (const auto& v : result->included) NoteDisclosed(req, v);
   if (req.audit) {
