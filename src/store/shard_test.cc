@@ -377,6 +377,32 @@ TEST_P(ShardTest, ReverseChainsOnPatientsGoThroughTheirShards) {
   EXPECT_EQ(patients("_has:Observation:patient:code", "1234-5"), Ids_{});
   // Not the shard parameter: the general form.
   EXPECT_EQ(patients("_has:Observation:performer:code", "8867-4"), (Ids_{"p3"}));
+  // A system search: one branch per type the reference may point to (a subquery each, not one
+  // per resource row).
+  auto everywhere = [&](const std::string& key, const std::string& value) {
+    auto q = search::ParseQuery(*holder_->Get(), {}, {{key, value}}, {});
+    EXPECT_TRUE(q) << q.error().message();
+    Ids_ ids;
+    if (!q) return ids;
+    auto found = store_->Search(*q);
+    EXPECT_TRUE(found) << found.error().message();
+    if (found)
+      for (const auto& m : found->matches) ids.push_back(m.type + "/" + m.id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  EXPECT_EQ(everywhere("_has:Observation:patient:code", "8867-4"),
+            (Ids_{"Patient/p1", "Patient/p2"}));
+  EXPECT_EQ(everywhere("_has:Observation:subject:code", "8867-4"),
+            (Ids_{"Group/g1", "Patient/p1", "Patient/p2"}));
+  EXPECT_EQ(everywhere("_has:Observation:performer:code", "8867-4"), (Ids_{"Patient/p3"}));
+  {
+    auto q = search::ParseQuery(*holder_->Get(), {}, {{"_has:Observation:subject:code", "x"}}, {});
+    ASSERT_TRUE(q);
+    auto plan = store_->ExplainSearch(*q);
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_EQ(plan->find("= r.type"), std::string::npos) << *plan;  // nothing per row
+  }
 
   auto plan = store_->ExplainSearch(Query("Patient", {{"_has:Observation:patient:code", "x"}}));
   ASSERT_TRUE(plan) << plan.error().message();

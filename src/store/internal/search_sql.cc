@@ -797,6 +797,24 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
               const std::optional<std::string>& alias_type, int& counter) {
   if (index == c.has.size()) return ChainSql(b, c, 0, alias, counter);
   const Criterion::Has& has = c.has[index];
+  if (!alias_type) {
+    // The row's type unknown (a system search, or several types): one branch per type the
+    // reference parameter may point to, each a subquery that runs once, not one correlated with
+    // every resource row (a system search read every row and, for each, the references).
+    const std::vector<std::string>& targets = has.reference->targets;
+    if (targets.empty())
+      return Error::Invalid("_has:" + has.type + ":" + has.reference->code +
+                            " may refer to any type: search one type, or name them in _type");
+    b.Add("(");
+    for (size_t i = 0; i < targets.size(); ++i) {
+      b.Add(std::string(i ? " OR " : "") + "(" + alias + ".type = ? AND ");
+      b.Bind(targets[i]);
+      FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index, alias, targets[i], counter));
+      b.Add(")");
+    }
+    b.Add(")");
+    return Ok();
+  }
   // The last link's resources are tested by their index rows alone when the criterion is a
   // positive one on a parameter of that type: index rows exist for live resources only and
   // their key names the type, so the resource rows need not be read.
