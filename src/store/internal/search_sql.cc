@@ -571,13 +571,16 @@ Status ValueCondition(Builder& b, const SearchParam& p, const std::string& modif
       return Ok();
     }
     case ParamType::kUri: {
-      if (modifier == "below") {
-        b.Add("uri LIKE ? ESCAPE '\\'");
-        b.Bind(EscapeLike(value) + "%");
-      } else if (modifier == "above") {
-        b.Add(
-            "? LIKE (replace(replace(replace(uri, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') "
-            "ESCAPE '\\'");
+      // Prefixes compared exactly, by characters, on both databases (SQLite's LIKE ignores the
+      // case of ASCII letters, PostgreSQL's does not).
+      if (modifier == "below") {  // the value starts the stored uri
+        int64_t characters = 0;
+        for (unsigned char c : value) characters += (c & 0xC0) != 0x80;
+        b.Add("substr(uri, 1, ?) = ?");
+        b.Bind(characters);
+        b.Bind(value);
+      } else if (modifier == "above") {  // the stored uri starts the value
+        b.Add("substr(?, 1, length(uri)) = uri");
         b.Bind(value);
       } else {
         b.Add("uri = ?");
