@@ -24,8 +24,8 @@ Status CheckModifier(const SearchParam& p, const std::string& modifier) {
       if (modifier == "exact" || modifier == "contains") return Ok();
       break;
     case ParamType::kToken:
+      if (p.code == "_id" && modifier != "not") return refuse("is not valid");  // an id has no text
       if (modifier == "text" || modifier == "not") return Ok();
-      if (p.code == "_id" && modifier != "not") return refuse("is not valid");
       if (modifier == "of-type") {
         // Identifier-valued parameters only (Patient.identifier, Specimen.accessionIdentifier...).
         if (AsciiLower(p.expression).find("identifier") == std::string::npos)
@@ -263,6 +263,10 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         if (!modifier.empty() && !fhir::IsResourceType(modifier))
           return Error::Invalid(
               "A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
+        if (!modifier.empty() && !p->targets.empty() &&
+            std::find(p->targets.begin(), p->targets.end(), modifier) == p->targets.end())
+          return Error::Invalid("'" + p->code + "' cannot refer to a " + modifier + ": the chain " +
+                                key + " can match nothing");
         auto targets = ChainTargets(registry, *p, modifier, links[i + 1]);
         if (targets.empty())
           return Error::Invalid("'" + std::string(links[i + 1]) +
@@ -301,9 +305,24 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           if (!text) return Error::Invalid(c.param->code + ": " + text.error().message());
         }
       }
-      if (c.modifier == "missing" && c.values.size() == 1 && c.values[0] != "true" &&
-          c.values[0] != "false")
-        return Error::Invalid(":missing takes true or false, not '" + c.values[0] + "'");
+      if (c.modifier == "missing") {
+        bool missing = false, present = false;
+        for (const auto& v : c.values) {
+          if (v == "true") {
+            missing = true;
+          } else if (v == "false") {
+            present = true;
+          } else {
+            return Error::Invalid(":missing takes true or false, not '" + v + "'");
+          }
+        }
+        // true,false: every resource, no criterion (the parameter is understood all the same).
+        if (missing && present) {
+          q.understood.emplace_back(key, value);
+          continue;
+        }
+        c.values = {missing ? "true" : "false"};
+      }
       q.criteria.push_back(std::move(c));
       if (static_cast<int>(q.criteria.size()) > options.max_values)
         return Error::Invalid("Too many search criteria");

@@ -727,6 +727,10 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
     return Ok();
   }
   if (p.code == "_lastUpdated") {
+    if (c.modifier == "missing") {  // every resource has one
+      b.Add(c.values[0] == "true" ? "1 = 0" : "1 = 1");
+      return Ok();
+    }
     b.Add("(");
     for (size_t i = 0; i < c.values.size(); ++i) {
       if (i) b.Add(" OR ");
