@@ -349,6 +349,36 @@ TEST_P(ShardTest, EveryPageStatesTheSameTotal) {
   EXPECT_EQ(beyond->total, 8);
 }
 
+// A chain or reverse chain whose last test is on the row itself (_id, _lastUpdated) or a
+// negation (:missing, :not) reads the rows of its type by the primary key, not every resource.
+TEST_P(ShardTest, ChainsEndingOnTheRowReadTheirTypeByItsKey) {
+  Put(R"({"resourceType":"Patient","id":"p1","gender":"female"})");
+  Put(R"({"resourceType":"Patient","id":"p2"})");
+  Put(Observation("o1", "Patient/p1"));
+  Put(Observation("o2", "Patient/p2"));
+  EXPECT_EQ(Ids("Observation", {{"subject:Patient.gender:missing", "true"}}),
+            std::vector<std::string>{"o2"});
+  EXPECT_EQ(Ids("Observation", {{"subject:Patient.gender:not", "female"}}),
+            std::vector<std::string>{"o2"});
+  EXPECT_EQ(Ids("Observation", {{"subject:Patient._lastUpdated", "gt2000"}}),
+            (std::vector<std::string>{"o1", "o2"}));
+  EXPECT_EQ(Ids("Patient", {{"_has:Observation:subject:_lastUpdated", "gt2000"}}),
+            (std::vector<std::string>{"p1", "p2"}));
+  if (db_->dialect() != db::Dialect::kSqlite) return;
+  for (const auto& [type, key] : std::vector<std::pair<std::string, std::string>>{
+           {"Observation", "subject:Patient.gender:missing"},
+           {"Observation", "subject:Patient._lastUpdated"},
+           {"Patient", "_has:Observation:subject:_lastUpdated"}}) {
+    auto plan =
+        store_->ExplainSearch(Query(type, {{key, key.ends_with("missing") ? "true" : "gt2000"}}));
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_EQ(plan->find("SCAN c"), std::string::npos) << *plan;  // no chain link's every row
+    EXPECT_EQ(plan->find("SCAN h"), std::string::npos) << *plan;
+    EXPECT_NE(plan->find("USING INDEX sqlite_autoindex_resource_1 (type=?)"), std::string::npos)
+        << *plan;
+  }
+}
+
 // Patient?_has:Observation:patient:code=x finds its patients through the shard keys of the
 // matching token rows, each patient checked by the reference of one of its matching rows; the
 // answer is the one the general form (through every matching resource's reference) gives.

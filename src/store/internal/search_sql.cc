@@ -779,17 +779,28 @@ Status TestSql(Builder& b, const Criterion& c, const std::string& alias) {
 }
 
 // Chain links from `index` on, over row `alias`.
+// Whether TestSql's condition on a row finds it by row id (`IN (SELECT rid ...)` over index
+// rows), rather than testing the row's own columns (_id, _lastUpdated) or negating (:missing,
+// :not, :not-in): for those, the rows of the type are read through the primary key (type, id),
+// which the `+type` of a row-id-driven subquery keeps SQLite from choosing.
+bool TestByRowIds(const Criterion& c) {
+  const SearchParam& p = *c.param;
+  return p.code != "_id" && p.code != "_lastUpdated" && c.modifier != "missing" &&
+         c.modifier != "not" && c.modifier != kNotCodes && c.modifier != "not-in";
+}
+
 Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
                 int& counter) {
   if (index == c.chain.size()) return TestSql(b, c, alias);
   const Criterion::Link& link = c.chain[index];
   std::string next = "c" + std::to_string(++counter);
+  const char* by_type = index + 1 == c.chain.size() && !TestByRowIds(c) ? "" : "+";
   bool sharded = b.shard && alias == "r";
   b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE " +
         (sharded ? "shard_key = ? AND " : ""));
   if (sharded) b.Bind(*b.shard);
   b.Add(ParamIs(*link.param, b.out.bindings) + " AND target_type = ? AND target_id IN (SELECT " +
-        next + ".id FROM resource " + next + " WHERE +" + next + ".type = ? AND " + next +
+        next + ".id FROM resource " + next + " WHERE " + by_type + next + ".type = ? AND " + next +
         ".deleted = 0 AND ");
   b.Bind(link.target_type);
   b.Bind(link.target_type);
@@ -858,9 +869,12 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
   std::string inner =
       "SELECT target_id FROM idx_reference WHERE " + ParamIs(*has.reference, reference_keys) +
       " AND target_type = " + std::string(alias_type ? "?" : alias + ".type") + " AND ";
-  if (!direct)
-    inner += "rid IN (SELECT " + next + ".rowid FROM resource " + next + " WHERE +" + next +
-             ".type = ? AND " + next + ".deleted = 0 AND ";
+  if (!direct) {
+    bool last = index + 1 == c.has.size() && c.chain.empty();
+    inner += "rid IN (SELECT " + next + ".rowid FROM resource " + next + " WHERE " +
+             (last && !TestByRowIds(c) ? "" : "+") + next + ".type = ? AND " + next +
+             ".deleted = 0 AND ";
+  }
   if (alias_type) {
     std::string t = "t" + std::to_string(++counter);
     b.Add(alias + ".rowid IN (SELECT " + t + ".rowid FROM resource " + t + " WHERE " + t +
