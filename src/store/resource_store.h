@@ -76,6 +76,9 @@ struct SearchResult {
   std::optional<std::string> next_page;  // opaque _page values for the links
   std::optional<std::string> previous_page;
   std::string plan;  // the SQL chosen, for diagnosing slow queries
+  // Why `included` may not hold every resource the _include/_revinclude parameters reach (its
+  // bound of resources or of :iterate rounds); empty when it does.
+  std::string included_cut;
 };
 
 // A resource's search index extracted ahead of its write (ResourceStore::PrepareIndex), outside

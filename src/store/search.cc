@@ -1517,6 +1517,13 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       FHIRSTONE_RETURN_IF_ERROR(IncludeRound(conn, q, true, sources, source_rids, seen,
                                              with_patients, result.included, included_rids));
     }
+    if (result.included.size() >= kMaxIncluded) {
+      result.included_cut = "The included resources stop at " + std::to_string(kMaxIncluded) +
+                            ", the most one page includes: narrow the search or its _count";
+    } else if (iterate && done < result.included.size()) {  // the last round added some
+      result.included_cut = ":iterate stops after " + std::to_string(kMaxIterations) +
+                            " rounds: resources further along the references are not included";
+    }
   }
   if (options.registry) {
     // The matches live in the query's shard (on PostgreSQL, read there only); includes may not.

@@ -247,6 +247,13 @@ Result<http::Response> HandleSearch(const ApiContext& ctx, const FhirRequest& re
         entries.Append(out, v, *resource, mode);
       }
     }
+    if (!result->included_cut.empty()) {  // says so, rather than look complete
+      out +=
+          ",{\"resource\":{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":"
+          "\"warning\",\"code\":\"incomplete\",\"diagnostics\":";
+      json::WriteString(result->included_cut, out);
+      out += "}]},\"search\":{\"mode\":\"outcome\"}}";
+    }
     out += "]";
   }
   out += "}";
