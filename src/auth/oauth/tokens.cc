@@ -66,6 +66,9 @@ struct TokenService::Impl {
 
   std::shared_mutex revoked_mu;
   std::unordered_set<std::string> revoked;
+  // Revoked here and not yet seen in a reload (id -> expiry): a reload whose read began before
+  // the revocation was written must not drop it.
+  std::unordered_map<std::string, int64_t> unconfirmed;
 
   std::shared_mutex cache_mu;
   std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> cache;
@@ -118,11 +121,21 @@ struct TokenService::Impl {
   }
 
   Status LoadRevoked() {
-    auto ids = store.ListRevoked(Now());
+    int64_t now = Now();
+    auto ids = store.ListRevoked(now);
     if (!ids) return std::move(ids).error();
+    std::unordered_set<std::string> loaded(std::make_move_iterator(ids->begin()),
+                                           std::make_move_iterator(ids->end()));
     std::unique_lock lock(revoked_mu);
-    revoked.clear();
-    for (auto& id : *ids) revoked.insert(std::move(id));
+    for (auto it = unconfirmed.begin(); it != unconfirmed.end();) {
+      if (loaded.count(it->first) || it->second <= now) {  // in the database now, or expired
+        it = unconfirmed.erase(it);
+      } else {
+        loaded.insert(it->first);
+        ++it;
+      }
+    }
+    revoked.swap(loaded);
     return Ok();
   }
 };
@@ -245,6 +258,7 @@ Status TokenService::Revoke(std::string_view id, int64_t expires) {
   {
     std::unique_lock lock(impl_->revoked_mu);
     impl_->revoked.insert(std::string(id));
+    impl_->unconfirmed[std::string(id)] = expires;
   }
   return impl_->store.Revoke(id, expires);
 }
