@@ -85,6 +85,27 @@ class ReindexTest : public ::testing::Test {
     return value;
   }
 
+  // The total of `query` once it is `expected` (a reindex running meanwhile), or the last one
+  // seen after `tries` attempts 50 ms apart.
+  int64_t TotalBecoming(test::Client& client, const std::string& query, int64_t expected,
+                        int tries = 200) {
+    int64_t total = -1;
+    for (int attempt = 0; attempt < tries && total != expected; ++attempt) {
+      total = Total(client, query);
+      if (total != expected) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return total;
+  }
+
+  // Runs `sql` on the test's database, as another process would.
+  void ExecuteOnDatabase(const std::string& sql) {
+    auto db = db::Database::Open(config_.db);
+    ASSERT_TRUE(db);
+    auto lease = (*db)->Acquire();
+    ASSERT_TRUE(lease);
+    ASSERT_TRUE((*lease)->Execute(sql)) << sql;
+  }
+
   fs::path dir_;
   server::ServeConfig config_;
 };
@@ -143,12 +164,7 @@ TEST_F(ReindexTest, ARunningServerTakesUpTheCliReindexsParameters) {
   EXPECT_EQ(Total(client, "birthplace=denver"), 30);  // unknown yet: ignored
   auto reindexed = server::Reindex(config_.db, (*app)->base_url());
   ASSERT_TRUE(reindexed) << reindexed.error().message();
-  int64_t total = -1;
-  for (int attempt = 0; attempt < 100 && total != 10; ++attempt) {
-    total = Total(client, "birthplace=denver");
-    if (total != 10) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 10);
+  EXPECT_EQ(TotalBecoming(client, "birthplace=denver", 10, 100), 10);
   ASSERT_EQ(Put(client, "/fhir/Patient/r1000", Patient(1000, "Denver")).status, 201);
   EXPECT_EQ(Total(client, "birthplace=denver"), 11);
   // The parameter deleted and the index rebuilt: the server forgets it (ignored again).
@@ -156,11 +172,7 @@ TEST_F(ReindexTest, ARunningServerTakesUpTheCliReindexsParameters) {
   ASSERT_TRUE(deleted);
   ASSERT_LT(deleted->status, 300);
   ASSERT_TRUE(server::Reindex(config_.db, (*app)->base_url()));
-  for (int attempt = 0; attempt < 100 && total != 31; ++attempt) {
-    total = Total(client, "birthplace=denver");
-    if (total != 31) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 31);
+  EXPECT_EQ(TotalBecoming(client, "birthplace=denver", 31, 100), 31);
 }
 
 TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
@@ -178,12 +190,7 @@ TEST_F(ReindexTest, RunningServerReindexesWhileWritesGoOn) {
   for (int i = 600; i < 700; ++i)
     EXPECT_EQ(Put(writer, "/fhir/Patient/r" + std::to_string(i), Patient(i, "Denver")).status, 201);
   // The job finishes (bounded wait); then every patient is found by the custom parameter.
-  int64_t total = -1;
-  for (int attempt = 0; attempt < 200 && total != 700; ++attempt) {
-    total = Total(client, "birthplace=denver&_summary=count");
-    if (total != 700) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 700);
+  EXPECT_EQ(TotalBecoming(client, "birthplace=denver&_summary=count", 700), 700);
 }
 
 // A schema migration that changes how values are stored leaves a note in store_state; the
@@ -202,23 +209,11 @@ TEST_F(ReindexTest, AnUpgradeThatAsksForAReindexGetsOneAtStart) {
     // Not indexed yet: the parameter is unknown, hence ignored (all 30 match).
     EXPECT_EQ(Total(client, "birthplace=denver&_summary=count"), 30);
   }
-  {
-    auto db = db::Database::Open(config_.db);
-    ASSERT_TRUE(db);
-    auto lease = (*db)->Acquire();
-    ASSERT_TRUE(lease);
-    ASSERT_TRUE(
-        (*lease)->Execute("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')"));
-  }
+  ExecuteOnDatabase("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')");
   auto app = server::App::Start(config_);
   ASSERT_TRUE(app) << app.error().message();
   test::Client client("127.0.0.1", (*app)->port());
-  int64_t total = -1;
-  for (int attempt = 0; attempt < 200 && total != 15; ++attempt) {
-    total = Total(client, "birthplace=denver&_summary=count");
-    if (total != 15) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 15);
+  EXPECT_EQ(TotalBecoming(client, "birthplace=denver&_summary=count", 15), 15);
   // Done once: the note is gone.
   auto db = db::Database::Open(config_.db);
   ASSERT_TRUE(db);
@@ -252,35 +247,16 @@ TEST_F(ReindexTest, AReindexThatDidNotFinishIsRunAgainAtStart) {
           201);
     ASSERT_EQ(Put(client, "/fhir/SearchParameter/birthplace", kBirthPlace).status, 201);
   }
-  {
-    auto db = db::Database::Open(config_.db);
-    ASSERT_TRUE(db);
-    auto lease = (*db)->Acquire();
-    ASSERT_TRUE(lease);
-    ASSERT_TRUE(
-        (*lease)->Execute("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')"));
-  }
+  ExecuteOnDatabase("INSERT INTO store_state (name, value) VALUES ('reindex', 'pending')");
   ASSERT_TRUE(server::Reindex(config_.db, "http://127.0.0.1:1"));
   EXPECT_EQ(Note(), "pending");  // the upgrade's, left to a server
-  {
-    auto db = db::Database::Open(config_.db);
-    ASSERT_TRUE(db);
-    auto lease = (*db)->Acquire();
-    ASSERT_TRUE(lease);
-    // As a reindex stopped after noting its parameters leaves it, the index without them.
-    ASSERT_TRUE(
-        (*lease)->Execute("UPDATE store_state SET value = 'incomplete 1' WHERE name = 'reindex'"));
-    ASSERT_TRUE((*lease)->Execute("DELETE FROM idx_string WHERE param = 'Patient.birthplace'"));
-  }
+  // As a reindex stopped after noting its parameters leaves it, the index without them.
+  ExecuteOnDatabase("UPDATE store_state SET value = 'incomplete 1' WHERE name = 'reindex'");
+  ExecuteOnDatabase("DELETE FROM idx_string WHERE param = 'Patient.birthplace'");
   auto app = server::App::Start(config_);
   ASSERT_TRUE(app) << app.error().message();
   test::Client client("127.0.0.1", (*app)->port());
-  int64_t total = -1;
-  for (int attempt = 0; attempt < 200 && total != 10; ++attempt) {
-    total = Total(client, "birthplace=denver&_summary=count");
-    if (total != 10) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(total, 10);
+  EXPECT_EQ(TotalBecoming(client, "birthplace=denver&_summary=count", 10), 10);
   std::optional<std::string> note = "?";
   for (int attempt = 0; attempt < 100 && note; ++attempt) {
     note = Note();
