@@ -423,38 +423,36 @@ Result<std::unique_ptr<Registry>> Registry::WithCustom(const std::vector<json::V
   std::stable_sort(ordered.begin(), ordered.end(), [](const json::Value* a, const json::Value* b) {
     return a->GetString("id") < b->GetString("id");
   });
-  std::map<std::string, std::string> chosen;  // "base.code" -> the name of the one used
-  for (const json::Value* sp : ordered) {
-    if (CheckCustom(*sp))
+  // Why a custom parameter cannot be used (empty: it can).
+  auto refusal = [&](const json::Value& sp) -> std::string {
+    if (auto status = CheckCustom(sp); !status) return status.error().message();
+    std::string_view code = sp.GetString("code");
+    if (code.starts_with("_"))
+      return "the code " + std::string(code) + " is one of the parameters of every resource";
+    for (const auto& base : sp.Find("base")->as_array()) {
+      std::string key = base.as_string() + "." + std::string(code);
+      if (compartment_keys.count(key))
+        return "it would replace " + key + ", which a compartment is made of";
+      if (shard_keys.count(key))
+        return "it would replace " + key + ", which decides the shard of a search by it";
+    }
+    return "";
+  };
+  std::map<std::string, std::string> chosen;  // "base.code" -> the id of the one used
+  for (const json::Value* sp : ordered)
+    if (refusal(*sp).empty())
       for (const auto& base : sp->Find("base")->as_array())
         chosen[base.as_string() + "." + std::string(sp->GetString("code"))] =
             std::string(sp->GetString("id"));
-  }
   for (const json::Value* one : ordered) {
     const json::Value& sp = *one;
     std::string name = std::string(sp.GetString("url"));
     if (name.empty()) name = std::string(sp.GetString("id"));
-    if (auto status = CheckCustom(sp); !status) {
-      if (skipped) skipped->push_back(name + ": " + status.error().message());
-      continue;
-    }
-    std::string refused;
-    std::string_view code = sp.GetString("code");
-    for (const auto& base : sp.Find("base")->as_array()) {
-      std::string key = base.as_string() + "." + std::string(code);
-      if (code.starts_with("_")) {
-        refused = "the code " + std::string(code) + " is one of the parameters of every resource";
-      } else if (compartment_keys.count(key)) {
-        refused = "it would replace " + key + ", which a compartment is made of";
-      } else if (shard_keys.count(key)) {
-        refused = "it would replace " + key + ", which decides the shard of a search by it";
-      }
-      if (!refused.empty()) break;
-    }
-    if (!refused.empty()) {
+    if (std::string refused = refusal(sp); !refused.empty()) {
       if (skipped) skipped->push_back(name + ": " + refused);
       continue;
     }
+    std::string_view code = sp.GetString("code");
     for (const auto& base : sp.Find("base")->as_array()) {
       std::string key = base.as_string() + "." + std::string(code);
       if (chosen[key] != sp.GetString("id")) {  // another of the same base and code is used

@@ -1103,22 +1103,21 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (std::any_of(q.sort.begin(), q.sort.end(),
                     [](const search::SortKey& k) { return k.param->code == "_lastUpdated"; }) &&
         (page->kind == 0 || page->history >= 0)) {
-      int64_t txid = page->history;
-      if (txid < 0) {
-        auto last = conn.Prepare("SELECT coalesce(max(txid), 0) FROM resource_history");
-        if (!last) return std::move(last).error();
-        auto row = (*last)->Step();
-        if (!row) return std::move(row).error();
-        txid = (*last)->ColumnInt(0);
-        (*last)->Reset();
-      }
-      auto entry = conn.Prepare("SELECT last_updated FROM resource_history WHERE txid = ?");
+      // The link's entry, or the snapshot's last one on a first page.
+      const bool given = page->history >= 0;
+      auto entry = conn.Prepare(
+          given ? "SELECT txid, last_updated FROM resource_history WHERE txid = ?"
+                : "SELECT txid, last_updated FROM resource_history ORDER BY txid DESC LIMIT 1");
       if (!entry) return std::move(entry).error();
-      (*entry)->BindInt(1, txid);
+      if (given) (*entry)->BindInt(1, page->history);
       auto row = (*entry)->Step();
-      if (!row) return std::move(row).error();
+      if (!row) {
+        (*entry)->Reset();
+        return std::move(row).error();
+      }
       // No entry (an empty store; a history entry gone): every version is later than none.
-      as_of = AsOf{.txid = txid, .since = *row ? (*entry)->ColumnInt(0) : 0};
+      as_of = *row ? AsOf{.txid = (*entry)->ColumnInt(0), .since = (*entry)->ColumnInt(1)}
+                   : AsOf{.txid = given ? page->history : 0, .since = 0};
       (*entry)->Reset();
     }
     std::string keys;
