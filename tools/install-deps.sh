@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(cmake ninja-build ccache g++ pkg-config python3 libboost1.81-dev libboost-url1.81-dev
       libsimdjson-dev libssl-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev libarchive-dev
-      libkainjow-mustache-dev libcjose-dev libjansson-dev libsodium-dev libpq-dev libmimalloc-dev
+      libkainjow-mustache-dev libcjose-dev libjansson-dev libsodium-dev libpq-dev libmimalloc-dev libxxhash-dev
       nodejs npm)
 case "$what" in
   test) pkgs+=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev curl sqlite3 procps chromium nodejs npm

@@ -75,6 +75,9 @@ std::string MakePage(char kind, int64_t position, int64_t snapshot) {
 // The columns of a resource row that ReadRow reads, in its order.
 constexpr std::string_view kRowColumns =
     "r.rowid, r.type, r.id, r.version, r.last_updated, r.body, r.patients";
+// The same where the type is known (ReadRow's `type`): not read from the row.
+constexpr std::string_view kRowColumnsTyped =
+    "r.rowid, NULL, r.id, r.version, r.last_updated, r.body, r.patients";
 
 // A resource row (kRowColumns) but its row id (the caller's, read first); its patients only when
 // asked for (`patients` not null). `type`, when not empty, is the row's (the statement's
@@ -430,7 +433,8 @@ Status ReadInto(db::Connection& conn, const std::string& condition,
                 std::vector<ResourceVersion>& out, std::vector<int64_t>* rids,
                 std::string_view from = "resource r", std::string_view with = "",
                 std::string_view type = {}, const Visible* visible = nullptr) {
-  auto stmt = conn.Prepare(std::string(with) + "SELECT " + std::string(kRowColumns) + " FROM " +
+  auto stmt = conn.Prepare(std::string(with) + "SELECT " +
+                           std::string(type.empty() ? kRowColumns : kRowColumnsTyped) + " FROM " +
                            std::string(from) + " WHERE r.deleted = 0 AND " + condition);
   if (!stmt) return std::move(stmt).error();
   db::Statement& s = **stmt;
@@ -479,6 +483,15 @@ std::string IdsValues(size_t n, size_t& slots) {
   while (slots < n) slots *= 2;
   std::string with = "WITH ids(k) AS (VALUES (?)";
   for (size_t i = 1; i < slots; ++i) with += ", (?)";
+  return with + ") ";
+}
+
+// "WITH ids(k1, k2) AS (VALUES (?, ?), ...) ": IdsValues for pairs (internal::ReferenceKey).
+std::string KeysValues(size_t n, size_t& slots) {
+  slots = 1;
+  while (slots < n) slots *= 2;
+  std::string with = "WITH ids(k1, k2) AS (VALUES (?, ?)";
+  for (size_t i = 1; i < slots; ++i) with += ", (?, ?)";
   return with + ") ";
 }
 
@@ -747,29 +760,37 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
       for (const auto& [type, ids] : ids_by_type) {
         const size_t first = included.size();
         if (conn.dialect() == db::Dialect::kSqlite) {
-          // SQLite: for each id (a VALUES list, IdsValues: no temporary B-tree of the ids as
-          // `IN (...)` builds; its padding is NULL, which no index row has), from its referring
-          // index rows to their resources (CROSS JOIN keeps that order; a
-          // resource referring to several of the ids is read once: `seen`), without the
-          // temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The round's rows
-          // then go in row id order, as that form reads them.
+          // SQLite: for each (parameter key, id), its key (internal::ReferenceKey: a VALUES
+          // list, KeysValues: no temporary B-tree of them as `IN (...)` builds; its padding is
+          // NULL, which no key row has), from its key rows to their resources (CROSS JOIN keeps
+          // that order; a resource referring to several of the ids is read once: `seen`),
+          // without the temporary B-tree of row ids that `rowid IN (SELECT ...)` builds. The
+          // round's rows then go in row id order, as that form reads them.
+          const std::vector<std::string> keys = StoredKeys(*inc.param);
           std::vector<Binding> bindings;
           size_t slots;
-          std::string with = IdsValues(ids.size(), slots);
-          for (size_t i = 0; i < slots; ++i) {
-            if (i < ids.size()) {
-              bindings.push_back(ids[i]);
-            } else {
-              bindings.push_back(nullptr);
+          std::string with = KeysValues(keys.size() * ids.size(), slots);
+          for (const std::string& key : keys)
+            for (const std::string& id : ids) {
+              ReferenceKey k = ReferenceKeyOf(key, type, id);
+              bindings.push_back(k.high);
+              bindings.push_back(k.low);
             }
+          while (bindings.size() < 2 * slots) bindings.push_back(nullptr);
+          // The rows of a parameter of the source type are that type's resources; one of
+          // Resource or DomainResource would have rows of every type (no reference parameter
+          // has such a base now: custom ones name resource types).
+          const std::string prefix = inc.source_type + ".";
+          bool typed = std::all_of(keys.begin(), keys.end(),
+                                   [&](const std::string& key) { return key.starts_with(prefix); });
+          std::string condition = "x.k1 = ids.k1 AND x.k2 = ids.k2";
+          if (!typed) {
+            condition += " AND +r.type = ?";
+            bindings.push_back(inc.source_type);
           }
-          std::string param = ParamIs(*inc.param, bindings, "", "x.param");
-          bindings.push_back(type);
-          bindings.push_back(inc.source_type);
           FHIRSTONE_RETURN_IF_ERROR(ReadInto(
-              conn, param + " AND x.target_type = ? AND x.target_id = ids.k AND +r.type = ?",
-              bindings, seen, with_patients, included, &included_rids,
-              "ids CROSS JOIN idx_reference x CROSS JOIN resource r ON r.rowid = x.rid", with,
+              conn, condition, bindings, seen, with_patients, included, &included_rids,
+              "ids CROSS JOIN idx_reference_key x CROSS JOIN resource r ON r.rowid = x.rid", with,
               inc.source_type, &q.include_visible));
           if (included.size() < kMaxIncluded) {
             SortByRowId(included, included_rids, first);

@@ -160,6 +160,14 @@ const std::vector<db::Migration>& Migrations() {
       // UCUM quantities are also indexed in their dimension's base unit (search/ucum.h): the
       // stored resources get those rows from a reindex.
       {17, "quantities in UCUM base units", std::string(kAskForReindex)},
+      // SQLite: the reference rows' targets keyed by a hash (internal::ReferenceKey), for
+      // _revinclude. The stored rows get theirs when the store opens (BackfillReferenceKeys).
+      {18, "reference keys",
+       "CREATE TABLE idx_reference_key (k1 INTEGER NOT NULL, k2 INTEGER NOT NULL,"
+       "  rid INTEGER NOT NULL, PRIMARY KEY (k1, k2, rid)) WITHOUT ROWID;"
+       "INSERT INTO store_state (name, value) SELECT 'reference_keys', 'pending' WHERE EXISTS "
+       "(SELECT 1 FROM idx_reference) ON CONFLICT (name) DO NOTHING",
+       "SELECT 1"},
   };
   return kMigrations;
 }
@@ -1806,6 +1814,17 @@ Result<std::unique_ptr<ResourceStore>> OpenSqlResourceStore(db::Database& db, Cl
   if (*keys && registry) {
     spdlog::info("giving shard keys to the stored resources (once, after an upgrade)");
     FHIRSTONE_RETURN_IF_ERROR(static_cast<SqlResourceStore&>(*store).BackfillShardKeys());
+  }
+  // SQLite: the key rows of the reference rows stored before migration 18.
+  if (db.dialect() == db::Dialect::kSqlite) {
+    auto references = pending("reference_keys");
+    if (!references) return std::move(references).error();
+    if (*references) {
+      spdlog::info("keying the stored references (once, after an upgrade)");
+      auto lease = db.Acquire();
+      if (!lease) return std::move(lease).error();
+      FHIRSTONE_RETURN_IF_ERROR(internal::BackfillReferenceKeys(**lease));
+    }
   }
   // The owners of the stored resources' shards (migration 15, and after the keys' backfill).
   auto owners = pending("shard_owners");

@@ -4,9 +4,12 @@
 // precision rules.
 #include "store/internal/search_sql.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -1342,10 +1345,130 @@ Status NoteShardOwner(db::Connection& conn, int64_t shard_key, std::string_view 
   return Ok();
 }
 
+ReferenceKey ReferenceKeyOf(std::string_view param_key, std::string_view target_type,
+                            std::string_view target_id) {
+  // "param\0type\0id": none of the three holds a NUL, so two different triples never make the
+  // same text.
+  thread_local std::string text;
+  text.assign(param_key);
+  text += '\0';
+  text += target_type;
+  text += '\0';
+  text += target_id;
+  XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
+  return {static_cast<int64_t>(h.high64), static_cast<int64_t>(h.low64)};
+}
+
+namespace {
+
+// Whether an index row of idx_reference has a key row: one with a target type and id.
+bool HasReferenceKey(std::string_view target_type, std::string_view target_id) {
+  return !target_type.empty() && !target_id.empty();
+}
+
+// Removes the key rows of resource `rid`'s reference rows (before those rows go).
+Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
+  auto old = conn.Prepare(
+      "SELECT param, target_type, target_id FROM idx_reference WHERE rid = ? AND target_id <> ''");
+  if (!old) return std::move(old).error();
+  db::Statement& s = **old;
+  s.BindInt(1, rid);
+  std::vector<ReferenceKey> keys;
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    if (HasReferenceKey(s.ColumnText(1), s.ColumnText(2)))
+      keys.push_back(ReferenceKeyOf(s.ColumnText(0), s.ColumnText(1), s.ColumnText(2)));
+  }
+  s.Reset();
+  if (keys.empty()) return Ok();
+  auto del = conn.Prepare("DELETE FROM idx_reference_key WHERE k1 = ? AND k2 = ? AND rid = ?");
+  if (!del) return std::move(del).error();
+  for (const ReferenceKey& key : keys) {
+    (*del)->BindInt(1, key.high);
+    (*del)->BindInt(2, key.low);
+    (*del)->BindInt(3, rid);
+    auto done = (*del)->Run();
+    if (!done) return std::move(done).error();
+  }
+  return Ok();
+}
+
+// Adds the key row of one reference row of `rid` (queued with the index rows, keyed: a repeated
+// one is kept once).
+Status AddReferenceKey(db::Connection& conn, int64_t rid, const ReferenceKey& key) {
+  const db::Value row[] = {rid, key.high, key.low};
+  if (conn.QueueRow("idx_reference_key", "rid, k1, k2", row, /*keyed=*/true)) return Ok();
+  auto insert =
+      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (rid, k1, k2) VALUES (?, ?, ?)");
+  if (!insert) return std::move(insert).error();
+  (*insert)->BindValues(row);
+  auto done = (*insert)->Run();
+  if (!done) return std::move(done).error();
+  return Ok();
+}
+
+}  // namespace
+
+Status BackfillReferenceKeys(db::Connection& conn) {
+  auto tx = db::Transaction::Begin(conn, /*write=*/true);
+  if (!tx) return std::move(tx).error();
+  // Done meanwhile by another process that opened the store: nothing left to do.
+  auto pending = conn.Prepare("SELECT 1 FROM store_state WHERE name = 'reference_keys'");
+  if (!pending) return std::move(pending).error();
+  auto found = (*pending)->Step();
+  (*pending)->Reset();
+  if (!found) return std::move(found).error();
+  if (!*found) return Ok();
+  struct Row {
+    ReferenceKey key;
+    int64_t rid;
+  };
+  std::vector<Row> rows;
+  auto read = conn.Prepare(
+      "SELECT rid, param, target_type, target_id FROM idx_reference WHERE target_id <> ''");
+  if (!read) return std::move(read).error();
+  db::Statement& s = **read;
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    if (!HasReferenceKey(s.ColumnText(2), s.ColumnText(3))) continue;
+    rows.push_back(
+        {ReferenceKeyOf(s.ColumnText(1), s.ColumnText(2), s.ColumnText(3)), s.ColumnInt(0)});
+  }
+  s.Reset();
+  // In the table's order: each insert lands next to the last.
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::tie(a.key.high, a.key.low, a.rid) < std::tie(b.key.high, b.key.low, b.rid);
+  });
+  FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM idx_reference_key"));
+  auto insert =
+      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (k1, k2, rid) VALUES (?, ?, ?)");
+  if (!insert) return std::move(insert).error();
+  for (const Row& r : rows) {
+    (*insert)->BindInt(1, r.key.high);
+    (*insert)->BindInt(2, r.key.low);
+    (*insert)->BindInt(3, r.rid);
+    auto done = (*insert)->Run();
+    if (!done) return std::move(done).error();
+  }
+  FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM store_state WHERE name = 'reference_keys'"));
+  return tx->Commit();
+}
+
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
                   int64_t shard_key, bool fresh) {
   bool postgres = conn.dialect() == db::Dialect::kPostgres;
   if (!fresh) {  // a new row has no index rows yet
+    if (!postgres) FHIRSTONE_RETURN_IF_ERROR(DeleteReferenceKeys(conn, rid));
     for (const char* table : IndexTables()) {
       auto del = conn.Prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?");
       if (!del) return std::move(del).error();
@@ -1388,12 +1511,17 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
         w.Row("idx_token", "code, system, text", *e.param,
               {std::string_view(e.code), std::string_view(e.system), std::string_view(e.text)},
               e.of_type ? kOfType : std::string_view()));
-  for (const auto& e : entries->references)
+  for (const auto& e : entries->references) {
     FHIRSTONE_RETURN_IF_ERROR(w.Row(
         "idx_reference", "target_id, target_type, version, url, id_system, id_value", *e.param,
         {std::string_view(e.target_id), std::string_view(e.target_type),
          std::string_view(e.version), std::string_view(e.url),
          std::string_view(e.identifier_system), std::string_view(e.identifier_value)}));
+    // Its key row, where it has a row (IndexWriter::Row) and a target.
+    if (!postgres && e.param->stored_as.empty() && HasReferenceKey(e.target_type, e.target_id))
+      FHIRSTONE_RETURN_IF_ERROR(AddReferenceKey(
+          conn, rid, ReferenceKeyOf(ParamKey(*e.param), e.target_type, e.target_id)));
+  }
   for (const auto& e : entries->dates)
     FHIRSTONE_RETURN_IF_ERROR(w.Row("idx_date", "low, high", *e.param, {e.low, e.high}));
   for (const auto& e : entries->numbers)

@@ -115,6 +115,23 @@ Status NoteShardOwner(db::Connection& conn, int64_t shard_key, std::string_view 
 Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries* entries,
                   int64_t shard_key, bool fresh = false);
 
+// SQLite's index of the reference rows' targets (idx_reference_key, migration 18): each row of
+// idx_reference with a target type and id has one there, keyed by the XXH3 128-bit hash of
+// (parameter key, target type, target id) and its row id. The rows referring to a resource
+// through a parameter are found by comparing integers, where idx_reference_target's keys are
+// strings sharing long prefixes ("Observation.", a time-ordered id's first digits): the
+// B-tree seeks of a `_revinclude` cost a tenth of what they did. 128 bits: two keys that differ
+// share a hash with a chance of 2^-128 a pair, as rare as two random UUIDs that are equal.
+struct ReferenceKey {
+  int64_t high = 0;
+  int64_t low = 0;
+};
+ReferenceKey ReferenceKeyOf(std::string_view param_key, std::string_view target_type,
+                            std::string_view target_id);
+// The key rows of the resources stored before idx_reference_key existed (once, when the store
+// opens after the upgrade; store_state 'reference_keys' says so). SQLite only.
+Status BackfillReferenceKeys(db::Connection& conn);
+
 // The index rows that migration 14 removes, as (table, parameter key): those of the built-in
 // parameters stored as others' (search::SearchParam::stored_as), Observation's combo-* and the
 // phonetic ones. store_test checks that the registry still says so.
