@@ -172,6 +172,34 @@ TEST_P(ReferenceKeyTest, StoredReferencesAreKeyedWhenTheStoreOpensAfterTheUpgrad
   (*state)->Reset();
 }
 
+// Keys out of step with the index (a former version wrote the store after the upgrade): a
+// reindex has them made again when the store next opens.
+TEST_P(ReferenceKeyTest, ReindexHasTheKeysMadeAgain) {
+  if (GetParam() != db::Dialect::kSqlite) GTEST_SKIP() << "the key table is SQLite's";
+  Put(R"({"resourceType":"Patient","id":"p1"})");
+  Put(R"({"resourceType":"Patient","id":"p2"})");
+  Put(Observation("o1", "Patient/p1"));
+  Put(Observation("o2", "Patient/p2"));
+  {
+    auto lease = db_->Acquire();
+    ASSERT_TRUE(lease);
+    // o1's keys gone, and o2 keyed as referring to p1 as well.
+    internal::ReferenceKey stale = internal::ReferenceKeyOf("Observation.subject", "Patient", "p1");
+    ASSERT_TRUE((*lease)->Execute(
+        "DELETE FROM idx_reference_key WHERE rid = (SELECT rowid FROM resource WHERE id = 'o1'); "
+        "INSERT INTO idx_reference_key (k1, k2, rid) SELECT " +
+        std::to_string(stale.high) + ", " + std::to_string(stale.low) +
+        ", rowid FROM resource WHERE id = 'o2'"));
+  }
+  EXPECT_EQ(Included("p1", "Observation:subject"), (Ids{"Observation/o2"}));  // as the keys say
+  auto reindexed = store_->Reindex();
+  ASSERT_TRUE(reindexed) << reindexed.error().message();
+  Open();
+  ExpectKeysMatchTheIndex();
+  EXPECT_EQ(Included("p1", "Observation:subject"), (Ids{"Observation/o1"}));
+  EXPECT_EQ(Included("p2", "Observation:subject"), (Ids{"Observation/o2"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, ReferenceKeyTest,
                          ::testing::Values(db::Dialect::kSqlite, db::Dialect::kPostgres),
                          [](const auto& info) { return test::DialectName(info.param); });

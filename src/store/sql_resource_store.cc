@@ -1277,6 +1277,13 @@ class SqlResourceStore : public ResourceStore {
       FHIRSTONE_RETURN_IF_ERROR(tx->Commit());
       after = batch.back().rid;
     }
+    // SQLite: the reference keys are built again from the index when the store next opens
+    // (internal::BackfillReferenceKeys), whatever wrote the index before (a former version
+    // run on the store after the upgrade keeps no keys).
+    if (conn.dialect() == db::Dialect::kSqlite)
+      FHIRSTONE_RETURN_IF_ERROR(
+          conn.Execute("INSERT INTO store_state (name, value) VALUES ('reference_keys', "
+                       "'pending') ON CONFLICT (name) DO NOTHING"));
     return count;
   }
 

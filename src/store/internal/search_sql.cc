@@ -1429,6 +1429,15 @@ Status BackfillReferenceKeys(db::Connection& conn) {
     int64_t rid;
   };
   std::vector<Row> rows;
+  {
+    // Reserved at their number: 24 bytes a row, 31 MB for the search benchmark's 1.3 million.
+    auto count = conn.Prepare("SELECT count(*) FROM idx_reference WHERE target_id <> ''");
+    if (!count) return std::move(count).error();
+    auto row = (*count)->Step();
+    if (!row) return std::move(row).error();
+    rows.reserve(static_cast<size_t>((*count)->ColumnInt(0)));
+    (*count)->Reset();
+  }
   auto read = conn.Prepare(
       "SELECT rid, param, target_type, target_id FROM idx_reference WHERE target_id <> ''");
   if (!read) return std::move(read).error();
