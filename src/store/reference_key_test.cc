@@ -47,7 +47,7 @@ class ReferenceKeyTest : public StoreFixture {
     return out;
   }
 
-  using Key = std::tuple<int64_t, int64_t, int64_t>;  // k1, k2, rid
+  using Key = std::tuple<int64_t, int64_t, int64_t>;  // k0, k1, rid
 
   // The key rows idx_reference implies (one per row with a target type and id), and those stored.
   std::pair<std::set<Key>, std::set<Key>> ExpectedAndStoredKeys() {
@@ -62,10 +62,10 @@ class ReferenceKeyTest : public StoreFixture {
     while (rows && *(*rows)->Step()) {
       internal::ReferenceKey k = internal::ReferenceKeyOf(
           (*rows)->ColumnText(1), (*rows)->ColumnText(2), (*rows)->ColumnText(3));
-      expected.insert({k.high, k.low, (*rows)->ColumnInt(0)});
+      expected.insert({k.place, k.hash, (*rows)->ColumnInt(0)});
     }
     if (rows) (*rows)->Reset();
-    auto keys = (*lease)->Prepare("SELECT k1, k2, rid FROM idx_reference_key");
+    auto keys = (*lease)->Prepare("SELECT k0, k1, rid FROM idx_reference_key");
     EXPECT_TRUE(keys);
     while (keys && *(*keys)->Step())
       stored.insert({(*keys)->ColumnInt(0), (*keys)->ColumnInt(1), (*keys)->ColumnInt(2)});
@@ -172,6 +172,32 @@ TEST_P(ReferenceKeyTest, StoredReferencesAreKeyedWhenTheStoreOpensAfterTheUpgrad
   (*state)->Reset();
 }
 
+// A key starts with its target id's leading bits, in the ids' order (time-ordered UUIDs: their
+// millisecond and sequence; other ids: their first ten characters), so that references to
+// resources made together land together; the parameter and type only tell keys of one target
+// apart, with the hash.
+TEST(ReferenceKeyOfTest, PlacedByTheTargetIdFirst) {
+  auto place = [](std::string_view param, std::string_view id) {
+    return internal::ReferenceKeyOf(param, "Patient", id).place;
+  };
+  const char* earlier = "01a22e49-489b-7ea2-a9b0-3e07f8e35dcc";
+  const char* same_ms_next = "01a22e49-489b-7eb0-8000-000000000000";
+  const char* later = "01a22e49-489c-7000-8000-000000000000";
+  EXPECT_LT(place("Observation.subject", earlier), place("Observation.subject", same_ms_next));
+  EXPECT_LT(place("Observation.subject", same_ms_next), place("Observation.subject", later));
+  // The parameter moves a key by less than the next id does.
+  EXPECT_LT(place("Encounter.patient", earlier), place("Observation.subject", same_ms_next));
+  EXPECT_EQ(place("Encounter.patient", earlier) >> 3, place("Observation.subject", earlier) >> 3);
+  EXPECT_LT(place("Observation.subject", "a-1"), place("Observation.subject", "a-2"));
+  EXPECT_LT(place("Observation.subject", "Z9"), place("Observation.subject", "a"));
+  // The same triple, the same key; another id or parameter, another hash.
+  internal::ReferenceKey k = internal::ReferenceKeyOf("Observation.subject", "Patient", "p1");
+  EXPECT_EQ(k.hash, internal::ReferenceKeyOf("Observation.subject", "Patient", "p1").hash);
+  EXPECT_NE(k.hash, internal::ReferenceKeyOf("Observation.subject", "Patient", "p2").hash);
+  EXPECT_NE(k.hash, internal::ReferenceKeyOf("Observation.patient", "Patient", "p1").hash);
+  EXPECT_NE(k.hash, internal::ReferenceKeyOf("Observation.subject", "Group", "p1").hash);
+}
+
 // Keys out of step with the index (a former version wrote the store after the upgrade): a
 // reindex has them made again when the store next opens.
 TEST_P(ReferenceKeyTest, ReindexHasTheKeysMadeAgain) {
@@ -187,8 +213,8 @@ TEST_P(ReferenceKeyTest, ReindexHasTheKeysMadeAgain) {
     internal::ReferenceKey stale = internal::ReferenceKeyOf("Observation.subject", "Patient", "p1");
     ASSERT_TRUE((*lease)->Execute(
         "DELETE FROM idx_reference_key WHERE rid = (SELECT rowid FROM resource WHERE id = 'o1'); "
-        "INSERT INTO idx_reference_key (k1, k2, rid) SELECT " +
-        std::to_string(stale.high) + ", " + std::to_string(stale.low) +
+        "INSERT INTO idx_reference_key (k0, k1, rid) SELECT " +
+        std::to_string(stale.place) + ", " + std::to_string(stale.hash) +
         ", rowid FROM resource WHERE id = 'o2'"));
   }
   EXPECT_EQ(Included("p1", "Observation:subject"), (Ids{"Observation/o2"}));  // as the keys say

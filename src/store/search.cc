@@ -486,11 +486,11 @@ std::string IdsValues(size_t n, size_t& slots) {
   return with + ") ";
 }
 
-// "WITH ids(k1, k2) AS (VALUES (?, ?), ...) ": IdsValues for pairs (internal::ReferenceKey).
+// "WITH ids(k0, k1) AS (VALUES (?, ?), ...) ": IdsValues for internal::ReferenceKey.
 std::string KeysValues(size_t n, size_t& slots) {
   slots = 1;
   while (slots < n) slots *= 2;
-  std::string with = "WITH ids(k1, k2) AS (VALUES (?, ?)";
+  std::string with = "WITH ids(k0, k1) AS (VALUES (?, ?)";
   for (size_t i = 1; i < slots; ++i) with += ", (?, ?)";
   return with + ") ";
 }
@@ -773,8 +773,8 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
           for (const std::string& key : keys)
             for (const std::string& id : ids) {
               ReferenceKey k = ReferenceKeyOf(key, type, id);
-              bindings.push_back(k.high);
-              bindings.push_back(k.low);
+              bindings.push_back(k.place);
+              bindings.push_back(k.hash);
             }
           while (bindings.size() < 2 * slots) bindings.push_back(nullptr);
           // The rows of a parameter of the source type are that type's resources; one of
@@ -783,7 +783,7 @@ Status IncludeRound(db::Connection& conn, const search::SearchQuery& q, bool ite
           const std::string prefix = inc.source_type + ".";
           bool typed = std::all_of(keys.begin(), keys.end(),
                                    [&](const std::string& key) { return key.starts_with(prefix); });
-          std::string condition = "x.k1 = ids.k1 AND x.k2 = ids.k2";
+          std::string condition = "x.k0 = ids.k0 AND x.k1 = ids.k1";
           if (!typed) {
             condition += " AND +r.type = ?";
             bindings.push_back(inc.source_type);

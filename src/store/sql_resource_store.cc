@@ -160,11 +160,11 @@ const std::vector<db::Migration>& Migrations() {
       // UCUM quantities are also indexed in their dimension's base unit (search/ucum.h): the
       // stored resources get those rows from a reindex.
       {17, "quantities in UCUM base units", std::string(kAskForReindex)},
-      // SQLite: the reference rows' targets keyed by a hash (internal::ReferenceKey), for
+      // SQLite: the reference rows' targets keyed by integers (internal::ReferenceKey), for
       // _revinclude. The stored rows get theirs when the store opens (BackfillReferenceKeys).
       {18, "reference keys",
-       "CREATE TABLE idx_reference_key (k1 INTEGER NOT NULL, k2 INTEGER NOT NULL,"
-       "  rid INTEGER NOT NULL, PRIMARY KEY (k1, k2, rid)) WITHOUT ROWID;"
+       "CREATE TABLE idx_reference_key (k0 INTEGER NOT NULL, k1 INTEGER NOT NULL,"
+       "  rid INTEGER NOT NULL, PRIMARY KEY (k0, k1, rid)) WITHOUT ROWID;"
        "INSERT INTO store_state (name, value) SELECT 'reference_keys', 'pending' WHERE EXISTS "
        "(SELECT 1 FROM idx_reference) ON CONFLICT (name) DO NOTHING",
        "SELECT 1"},

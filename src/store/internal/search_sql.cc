@@ -1345,6 +1345,50 @@ Status NoteShardOwner(db::Connection& conn, int64_t shard_key, std::string_view 
   return Ok();
 }
 
+namespace {
+
+// The leading 60 bits of an id, in its order: of a UUID, its first fifteen hex digits but the
+// version (the 13th); of another id, its first ten characters, six bits each in the order of their
+// codes (an id's characters are '-', '.', digits and letters: 64 in all; others count as '-').
+uint64_t IdPlace(std::string_view id) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  uint64_t place = 0;
+  bool uuid = id.size() == 36 && id[8] == '-' && id[13] == '-';
+  for (size_t i = 0; uuid && i < 18; ++i) {
+    if (i == 8 || i == 13 || i == 14) continue;  // dashes, version
+    int digit = hex(id[i]);
+    if (digit < 0) {
+      uuid = false;
+      break;
+    }
+    place = (place << 4) | static_cast<uint64_t>(digit);
+  }
+  if (uuid) return place;
+  place = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    unsigned char c = i < id.size() ? static_cast<unsigned char>(id[i]) : 0;
+    unsigned code = 0;
+    if (c == '.') {
+      code = 1;
+    } else if (c >= '0' && c <= '9') {
+      code = 2 + (c - '0');
+    } else if (c >= 'A' && c <= 'Z') {
+      code = 12 + (c - 'A');
+    } else if (c >= 'a' && c <= 'z') {
+      code = 38 + (c - 'a');
+    }
+    place = (place << 6) | code;
+  }
+  return place;
+}
+
+}  // namespace
+
 ReferenceKey ReferenceKeyOf(std::string_view param_key, std::string_view target_type,
                             std::string_view target_id) {
   // "param\0type\0id": none of the three holds a NUL, so two different triples never make the
@@ -1353,10 +1397,12 @@ ReferenceKey ReferenceKeyOf(std::string_view param_key, std::string_view target_
   text.assign(param_key);
   text += '\0';
   text += target_type;
+  size_t kind_size = text.size();
   text += '\0';
   text += target_id;
-  XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
-  return {static_cast<int64_t>(h.high64), static_cast<int64_t>(h.low64)};
+  uint64_t kind = XXH3_64bits(text.data(), kind_size) & 7;
+  return {static_cast<int64_t>((IdPlace(target_id) << 3) | kind),
+          static_cast<int64_t>(XXH3_64bits(text.data(), text.size()))};
 }
 
 namespace {
@@ -1386,11 +1432,11 @@ Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
   }
   s.Reset();
   if (keys.empty()) return Ok();
-  auto del = conn.Prepare("DELETE FROM idx_reference_key WHERE k1 = ? AND k2 = ? AND rid = ?");
+  auto del = conn.Prepare("DELETE FROM idx_reference_key WHERE k0 = ? AND k1 = ? AND rid = ?");
   if (!del) return std::move(del).error();
   for (const ReferenceKey& key : keys) {
-    (*del)->BindInt(1, key.high);
-    (*del)->BindInt(2, key.low);
+    (*del)->BindInt(1, key.place);
+    (*del)->BindInt(2, key.hash);
     (*del)->BindInt(3, rid);
     auto done = (*del)->Run();
     if (!done) return std::move(done).error();
@@ -1401,10 +1447,10 @@ Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
 // Adds the key row of one reference row of `rid` (queued with the index rows, keyed: a repeated
 // one is kept once).
 Status AddReferenceKey(db::Connection& conn, int64_t rid, const ReferenceKey& key) {
-  const db::Value row[] = {rid, key.high, key.low};
-  if (conn.QueueRow("idx_reference_key", "rid, k1, k2", row, /*keyed=*/true)) return Ok();
+  const db::Value row[] = {rid, key.place, key.hash};
+  if (conn.QueueRow("idx_reference_key", "rid, k0, k1", row, /*keyed=*/true)) return Ok();
   auto insert =
-      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (rid, k1, k2) VALUES (?, ?, ?)");
+      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (rid, k0, k1) VALUES (?, ?, ?)");
   if (!insert) return std::move(insert).error();
   (*insert)->BindValues(row);
   auto done = (*insert)->Run();
@@ -1456,15 +1502,15 @@ Status BackfillReferenceKeys(db::Connection& conn) {
   s.Reset();
   // In the table's order: each insert lands next to the last.
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    return std::tie(a.key.high, a.key.low, a.rid) < std::tie(b.key.high, b.key.low, b.rid);
+    return std::tie(a.key.place, a.key.hash, a.rid) < std::tie(b.key.place, b.key.hash, b.rid);
   });
   FHIRSTONE_RETURN_IF_ERROR(conn.Execute("DELETE FROM idx_reference_key"));
   auto insert =
-      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (k1, k2, rid) VALUES (?, ?, ?)");
+      conn.Prepare("INSERT OR IGNORE INTO idx_reference_key (k0, k1, rid) VALUES (?, ?, ?)");
   if (!insert) return std::move(insert).error();
   for (const Row& r : rows) {
-    (*insert)->BindInt(1, r.key.high);
-    (*insert)->BindInt(2, r.key.low);
+    (*insert)->BindInt(1, r.key.place);
+    (*insert)->BindInt(2, r.key.hash);
     (*insert)->BindInt(3, r.rid);
     auto done = (*insert)->Run();
     if (!done) return std::move(done).error();

@@ -116,15 +116,21 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
                   int64_t shard_key, bool fresh = false);
 
 // SQLite's index of the reference rows' targets (idx_reference_key, migration 18): each row of
-// idx_reference with a target type and id has one there, keyed by the XXH3 128-bit hash of
-// (parameter key, target type, target id) and its row id. The rows referring to a resource
-// through a parameter are found by comparing integers, where idx_reference_target's keys are
-// strings sharing long prefixes ("Observation.", a time-ordered id's first digits): the
-// B-tree seeks of a `_revinclude` cost a tenth of what they did. 128 bits: two keys that differ
-// share a hash with a chance of 2^-128 a pair, as rare as two random UUIDs that are equal.
+// idx_reference with a target type and id has one there, keyed by (`place`, `hash`) and its row
+// id, so that the rows referring to a resource through a parameter are found by comparing
+// integers, where idx_reference_target's keys are strings sharing long prefixes
+// ("Observation.", a time-ordered id's first digits). `place` is the target id's leading 60
+// bits (of a UUID, its first fifteen hex digits but the version: a time-ordered one's
+// millisecond and sequence; of another id, its first ten characters) and 3 bits of a hash of the
+// parameter and type: the references that writes make to resources made about the same time (a
+// new patient, its encounters) go into neighbouring pages, where a hash alone would scatter them
+// over the table, one page each (transactions of a Patient and an Observation: 10% fewer per
+// second with a hash alone). `hash` is the XXH3 64-bit hash of (parameter key, target type,
+// target id): two different triples share a key only with the same leading characters and the
+// same hash.
 struct ReferenceKey {
-  int64_t high = 0;
-  int64_t low = 0;
+  int64_t place = 0;
+  int64_t hash = 0;
 };
 ReferenceKey ReferenceKeyOf(std::string_view param_key, std::string_view target_type,
                             std::string_view target_id);
