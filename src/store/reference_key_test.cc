@@ -116,6 +116,23 @@ TEST_P(ReferenceKeyTest, RevincludeFollowsCreatesUpdatesAndDeletes) {
   ExpectKeysMatchTheIndex();
 }
 
+// Targets whose ids share their place (their first sixteen hex digits): told apart by the hash.
+TEST_P(ReferenceKeyTest, TargetsOfOnePlaceToldApart) {
+  const std::string a = "01a22e49-489b-7ea2-a9b0-3e07f8e35dcc";
+  const std::string b = "01a22e49-489b-7ea2-a9b0-3e07f8e35dcd";
+  ASSERT_EQ(internal::ReferenceKeyOf("Observation.subject", "Patient", a).place,
+            internal::ReferenceKeyOf("Observation.subject", "Patient", b).place);
+  Put(R"({"resourceType":"Patient","id":")" + a + R"("})");
+  Put(R"({"resourceType":"Patient","id":")" + b + R"("})");
+  Put(Observation("oa", "Patient/" + a));
+  Put(Observation("ob", "Patient/" + b));
+  EXPECT_EQ(Included(a, "Observation:subject"), (Ids{"Observation/oa"}));
+  EXPECT_EQ(Included(b, "Observation:subject"), (Ids{"Observation/ob"}));
+  EXPECT_EQ(Included(a + "," + b, "Observation:subject"),
+            (Ids{"Observation/oa", "Observation/ob"}));
+  ExpectKeysMatchTheIndex();
+}
+
 // Several writes of one resource in one transaction: the key rows are those of the last.
 TEST_P(ReferenceKeyTest, KeysOfTheLastWriteInATransaction) {
   Put(R"({"resourceType":"Patient","id":"p1"})");
@@ -185,11 +202,20 @@ TEST(ReferenceKeyOfTest, PlacedByTheTargetIdFirst) {
   const char* later = "01a22e49-489c-7000-8000-000000000000";
   EXPECT_LT(place("Observation.subject", earlier), place("Observation.subject", same_ms_next));
   EXPECT_LT(place("Observation.subject", same_ms_next), place("Observation.subject", later));
-  // The parameter moves a key by less than the next id does.
-  EXPECT_LT(place("Encounter.patient", earlier), place("Observation.subject", same_ms_next));
+  // The parameter and type set the last 3 bits only.
   EXPECT_EQ(place("Encounter.patient", earlier) >> 3, place("Observation.subject", earlier) >> 3);
+  // A UUID's version digit (the 13th) is left out, its hex digits read in either case; the
+  // 16th counts.
+  EXPECT_EQ(place("Observation.subject", "01a22e49-489b-7ea2-a9b0-3e07f8e35dcc"),
+            place("Observation.subject", "01A22E49-489B-4EA2-0000-000000000000"));
+  EXPECT_LT(place("Observation.subject", "01a22e49-489b-7ea2-a9b0-3e07f8e35dcc"),
+            place("Observation.subject", "01a22e49-489b-7ea3-0000-000000000000"));
+  // Other ids: their first ten characters in order.
   EXPECT_LT(place("Observation.subject", "a-1"), place("Observation.subject", "a-2"));
   EXPECT_LT(place("Observation.subject", "Z9"), place("Observation.subject", "a"));
+  EXPECT_LT(place("Observation.subject", "observatio"), place("Observation.subject", "observatip"));
+  EXPECT_EQ(place("Observation.subject", "observation-1"),
+            place("Observation.subject", "observation-2"));
   // The same triple, the same key; another id or parameter, another hash.
   internal::ReferenceKey k = internal::ReferenceKeyOf("Observation.subject", "Patient", "p1");
   EXPECT_EQ(k.hash, internal::ReferenceKeyOf("Observation.subject", "Patient", "p1").hash);

@@ -120,14 +120,16 @@ Status WriteIndex(db::Connection& conn, int64_t rid, const search::IndexEntries*
 // id, so that the rows referring to a resource through a parameter are found by comparing
 // integers, where idx_reference_target's keys are strings sharing long prefixes
 // ("Observation.", a time-ordered id's first digits). `place` is the target id's leading 60
-// bits (of a UUID, its first fifteen hex digits but the version: a time-ordered one's
-// millisecond and sequence; of another id, its first ten characters) and 3 bits of a hash of the
-// parameter and type: the references that writes make to resources made about the same time (a
-// new patient, its encounters) go into neighbouring pages, where a hash alone would scatter them
-// over the table, one page each (transactions of a Patient and an Observation: 10% fewer per
-// second with a hash alone). `hash` is the XXH3 64-bit hash of (parameter key, target type,
-// target id): two different triples share a key only with the same leading characters and the
-// same hash.
+// bits (of a UUID, 15 of its first 16 hex digits, all but the version digit: a time-ordered
+// one's millisecond and sequence; of another id, its first ten characters, six bits each) and 3
+// bits of a hash of the parameter and type: the references that writes make to resources made
+// about the same time (a new patient, its encounters) go into neighbouring pages, where a hash
+// alone would scatter them over the table, one page each (transactions of a Patient and an
+// Observation: 10% fewer per second with a hash alone). `hash` is the XXH3 64-bit hash of
+// (parameter key, target type, target id). Two different triples share a key only when both
+// parts are equal: among N triples with the same place (ids with the same first ten
+// characters, say), a pair does with a chance of about N^2 / 2^65, and then one triple's
+// `_revinclude` would bring the other's referrers too.
 struct ReferenceKey {
   int64_t place = 0;
   int64_t hash = 0;
