@@ -202,6 +202,11 @@ Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
       auto grant = Authorize(req, link.target_type, kPermSearch);
       if (!grant) return std::move(grant).error();
     }
+    for (const auto& path : c.any_of)  // a chain through several types: every path's
+      for (const auto& link : path.chain) {
+        auto grant = Authorize(req, link.target_type, kPermSearch);
+        if (!grant) return std::move(grant).error();
+      }
     for (const auto& has : c.has) {
       auto grant = Authorize(req, has.type, kPermSearch);
       if (!grant) return std::move(grant).error();

@@ -248,61 +248,90 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
       if (static_cast<int>(links.size()) > options.max_chain_depth + 1)
         return Error::Invalid("Chains are limited to " + std::to_string(options.max_chain_depth) +
                               " links");
+      // The paths of the chain: one, or one per target type where a link's reference may point
+      // to several types that have the next link's parameter (DiagnosticReport?subject.name=x
+      // reads Patient, Group, Device... names: search.html#chaining).
+      struct Path {
+        std::vector<Criterion::Link> chain;
+        std::string type;
+      };
+      std::vector<Path> paths{{{}, type}};
       bool unknown = false;
-      for (size_t i = 0; i + 1 < links.size(); ++i) {
-        auto found = FindParam(registry, type, links[i]);
-        if (!found) {
-          unknown = true;
-          break;
+      for (size_t i = 0; i + 1 < links.size() && !unknown; ++i) {
+        std::vector<Path> next_paths;
+        for (const Path& path : paths) {
+          auto found = FindParam(registry, path.type, links[i]);
+          if (!found) {  // the first link's only (the next ones' were checked with their types)
+            unknown = true;
+            break;
+          }
+          auto [p, modifier] = *found;
+          if (p->type != ParamType::kReference)
+            return Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
+                                  std::string(ParamTypeName(p->type)) +
+                                  " parameter, not a reference");
+          if (!modifier.empty() && !fhir::IsResourceType(modifier))
+            return Error::Invalid(
+                "A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
+          if (!modifier.empty() && !p->targets.empty() &&
+              std::find(p->targets.begin(), p->targets.end(), modifier) == p->targets.end())
+            return Error::Invalid("'" + p->code + "' cannot refer to a " + modifier +
+                                  ": the chain " + key + " can match nothing");
+          for (std::string& target : ChainTargets(registry, *p, modifier, links[i + 1])) {
+            Path next = path;
+            next.chain.push_back({p, target});
+            next.type = std::move(target);
+            next_paths.push_back(std::move(next));
+          }
         }
-        auto [p, modifier] = *found;
-        if (p->type != ParamType::kReference)
-          return Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
-                                std::string(ParamTypeName(p->type)) +
-                                " parameter, not a reference");
-        if (!modifier.empty() && !fhir::IsResourceType(modifier))
-          return Error::Invalid(
-              "A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
-        if (!modifier.empty() && !p->targets.empty() &&
-            std::find(p->targets.begin(), p->targets.end(), modifier) == p->targets.end())
-          return Error::Invalid("'" + p->code + "' cannot refer to a " + modifier + ": the chain " +
-                                key + " can match nothing");
-        auto targets = ChainTargets(registry, *p, modifier, links[i + 1]);
-        if (targets.empty())
+        if (unknown) break;
+        if (next_paths.empty())
           return Error::Invalid("'" + std::string(links[i + 1]) +
-                                "' is not a parameter of any type '" + p->code + "' refers to");
-        if (targets.size() > 1)
-          return Error::Invalid("The chain through '" + p->code + "' is ambiguous (" +
-                                std::to_string(targets.size()) + " target types): name one, e.g. " +
-                                p->code + ":" + targets[0] + "." + std::string(links[i + 1]));
-        c.chain.push_back({p, targets[0]});
-        type = targets[0];
+                                "' is not a parameter of any type the chain " + key +
+                                " reaches there");
+        if (static_cast<int>(next_paths.size()) > options.max_chain_paths)
+          return Error::Invalid("The chain " + key + " reaches " +
+                                std::to_string(next_paths.size()) + " types (at most " +
+                                std::to_string(options.max_chain_paths) +
+                                "): name the types, e.g. " +
+                                next_paths[0].chain.back().param->code + ":" + next_paths[0].type);
+        paths = std::move(next_paths);
       }
       if (unknown) {
         if (options.strict) return Error::Invalid("Unknown search parameter '" + key + "'");
         continue;
       }
-      auto found = FindParam(registry, type, links.back());
-      if (!found) {
-        if (options.strict) return Error::Invalid(found.error().message());
-        continue;  // ignored, left out of the self link
+      std::vector<Criterion> alternatives;
+      for (const Path& path : paths) {
+        auto found = FindParam(registry, path.type, links.back());
+        if (!found) {
+          if (options.strict) return Error::Invalid(found.error().message());
+          break;  // ignored, left out of the self link
+        }
+        Criterion alternative = c;
+        alternative.chain = path.chain;
+        alternative.param = found->first;
+        alternative.modifier = found->second;
+        alternative.type = path.type;
+        FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*alternative.param, alternative.modifier));
+        if (alternative.param->type == ParamType::kSpecial && alternative.param->code != "near")
+          return Error::NotSupported(
+              "Searching on the " + std::string(ParamTypeName(alternative.param->type)) +
+              " parameter '" + alternative.param->code + "' is not supported yet");
+        alternatives.push_back(std::move(alternative));
       }
-      c.param = found->first;
-      c.modifier = found->second;
-      c.type = type;
-      FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*c.param, c.modifier));
-      if (c.param->type == ParamType::kSpecial && c.param->code != "near")
-        return Error::NotSupported("Searching on the " + std::string(ParamTypeName(c.param->type)) +
-                                   " parameter '" + c.param->code + "' is not supported yet");
+      if (alternatives.size() != paths.size()) continue;
+      c = alternatives[0];
       c.values = SplitValues(value);
       if (static_cast<int>(c.values.size()) > options.max_values)
         return Error::Invalid("Too many values in '" + key + "' (at most " +
                               std::to_string(options.max_values) + ")");
       for (const auto& v : c.values) {
         if (v.empty()) return Error::Invalid("Empty value in '" + key + "'");
-        if (IsFullText(*c.param)) {  // checked here, translated by the store
+        for (const Criterion& alternative : alternatives) {
+          if (!IsFullText(*alternative.param)) continue;  // checked here, translated by the store
           auto text = TranslateTextQuery(v, TextSyntax::kFts5);
-          if (!text) return Error::Invalid(c.param->code + ": " + text.error().message());
+          if (!text) return Error::Invalid(alternative.param->code + ": " + text.error().message());
         }
       }
       if (c.modifier == "missing") {
@@ -322,6 +351,10 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           continue;
         }
         c.values = {missing ? "true" : "false"};
+      }
+      if (alternatives.size() > 1) {
+        for (Criterion& alternative : alternatives) alternative.values = c.values;
+        c.any_of = std::move(alternatives);
       }
       q.criteria.push_back(std::move(c));
       if (static_cast<int>(q.criteria.size()) > options.max_values)

@@ -44,6 +44,11 @@ struct Criterion {
   std::string modifier;  // "", "exact", "contains", "missing", "not", "text", "above", "below",
                          // "identifier", "of-type", or a resource type for a reference
   std::vector<std::string> values;  // OR'ed, with FHIR escapes (\, \$ \|) resolved
+  // A chain through a reference to several types (DiagnosticReport?subject.name=x, `subject`
+  // reaching Patient, Group, Device... that have `name`): one fully typed criterion per path,
+  // the criterion matching what any of them matches. Empty otherwise. The fields above are
+  // then the first path's.
+  std::vector<Criterion> any_of;
 };
 
 struct SortKey {
@@ -98,6 +103,8 @@ struct ParseOptions {
   int default_count = 50;
   int max_count = 1000;
   int max_chain_depth = 4;
+  int max_chain_paths =
+      16;                // the types a chain without type modifiers may reach (Criterion::any_of)
   int max_values = 100;  // OR values in one parameter, and criteria in a query
   int max_sort_keys = 8;
   int max_includes = 32;  // _include and _revinclude parameters, a wildcard's expanded

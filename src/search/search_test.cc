@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -308,8 +309,51 @@ TEST(QueryTest, RefusesMalformedParameters) {
   refuse({{"name:missing", "maybe"}});
   refuse({{"name", ","}});
   refuse({{"_total", "some"}});
-  refuse({{"general-practitioner.name",
-           "x"}});  // ambiguous: Practitioner, Organization, PractitionerRole
+  refuse({{"general-practitioner.birthdate", "x"}});  // a parameter of none of its targets
+}
+
+// A chain through a reference to several types with the next parameter reads all of them
+// (search.html#chaining): one typed path each (Criterion::any_of), the types that have the
+// parameter only; a type modifier keeps one.
+TEST(QueryTest, ChainsThroughSeveralTypesReadEachOfThem) {
+  auto q = ParseQuery(TheRegistry(), {"Patient"}, {{"general-practitioner.name", "x"}}, {});
+  ASSERT_TRUE(q) << q.error().message();
+  ASSERT_EQ(q->criteria.size(), 1u);
+  const Criterion& c = q->criteria[0];
+  std::vector<std::string> types;
+  for (const Criterion& path : c.any_of) {
+    ASSERT_EQ(path.chain.size(), 1u);
+    EXPECT_EQ(path.chain[0].target_type, path.type);
+    EXPECT_EQ(path.param->code, "name");
+    EXPECT_EQ(path.param->base, path.type);
+    EXPECT_EQ(path.values, std::vector<std::string>{"x"});
+    types.push_back(path.type);
+  }
+  // Patient.generalPractitioner: Organization, Practitioner, PractitionerRole; the last has no
+  // `name`.
+  std::sort(types.begin(), types.end());
+  EXPECT_EQ(types, (std::vector<std::string>{"Organization", "Practitioner"}));
+  EXPECT_EQ(c.chain[0].target_type, c.any_of[0].type);  // the first path's fields
+
+  auto typed =
+      ParseQuery(TheRegistry(), {"Patient"}, {{"general-practitioner:Practitioner.name", "x"}}, {});
+  ASSERT_TRUE(typed) << typed.error().message();
+  EXPECT_TRUE(typed->criteria[0].any_of.empty());
+
+  // Two ambiguous links: every combination that reaches a type with the last parameter.
+  auto deep = ParseQuery(TheRegistry(), {"Observation"}, {{"subject.organization.name", "x"}}, {});
+  ASSERT_TRUE(deep) << deep.error().message();
+  for (const Criterion& path : deep->criteria[0].any_of) {
+    ASSERT_EQ(path.chain.size(), 2u);
+    EXPECT_EQ(path.type, "Organization");
+  }
+  // A parameter none of the targets has: refused; so are more paths than the bound.
+  EXPECT_FALSE(ParseQuery(TheRegistry(), {"Patient"}, {{"general-practitioner.nonsense", "x"}},
+                          {.strict = true}));
+  ParseOptions narrow;
+  narrow.max_chain_paths = 1;
+  EXPECT_FALSE(
+      ParseQuery(TheRegistry(), {"Patient"}, {{"general-practitioner.name", "x"}}, narrow));
 }
 
 TEST(QueryTest, QueryPatientIsTheOnePatientAQueryNamesAlone) {

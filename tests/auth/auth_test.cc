@@ -779,6 +779,25 @@ TEST_P(AuthTest, ScopeLettersOneByOne) {
   EXPECT_EQ(Fhir("DELETE", "Observation/oa-vital", token).status, 204);
 }
 
+// A chain reads the types it passes through: every type, for a chain through a reference that
+// may point to several (Patient.general-practitioner: Practitioner and Organization have `name`).
+TEST_P(AuthTest, ChainsNeedSearchAccessToEveryTypeTheyRead) {
+  json::Value t =
+      Login("ada", "ada-password-1", "launch/patient patient/Patient.rs patient/Practitioner.rs");
+  std::string token(t.GetString("access_token"));
+  ASSERT_FALSE(token.empty()) << json::Write(t);
+  auto typed = Fhir("GET", "Patient?general-practitioner:Practitioner.name=smith", token);
+  EXPECT_EQ(typed.status, 200) << typed.body;
+  auto untyped = Fhir("GET", "Patient?general-practitioner.name=smith", token);
+  EXPECT_EQ(untyped.status, 403) << untyped.body;
+  EXPECT_NE(untyped.body.find("Organization"), std::string::npos) << untyped.body;
+  t = Login("ada", "ada-password-1",
+            "launch/patient patient/Patient.rs patient/Practitioner.rs patient/Organization.rs");
+  token = std::string(t.GetString("access_token"));
+  auto both = Fhir("GET", "Patient?general-practitioner.name=smith", token);
+  EXPECT_EQ(both.status, 200) << both.body;
+}
+
 TEST_P(AuthTest, QueryRestrictedScopes) {
   json::Value t = Login("ada", "ada-password-1",
                         "launch/patient patient/Observation.rs?category=http://"

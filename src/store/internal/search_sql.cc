@@ -793,13 +793,17 @@ bool TestByRowIds(const Criterion& c) {
 }
 
 Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
-                int& counter) {
-  if (index == c.chain.size()) return TestSql(b, c, alias);
+                int& counter);
+
+// The row ids of the resources whose link `index` of chain `c` (from row `alias`) leads to
+// resources that match the rest: "SELECT rid FROM idx_reference WHERE ...".
+Status LinkRidsSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
+                   int& counter) {
   const Criterion::Link& link = c.chain[index];
   std::string next = "c" + std::to_string(++counter);
   const char* by_type = index + 1 == c.chain.size() && !TestByRowIds(c) ? "" : "+";
   bool sharded = b.shard && alias == "r";
-  b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE " +
+  b.Add(std::string("SELECT rid FROM idx_reference WHERE ") +
         (sharded ? "shard_key = ? AND " : ""));
   if (sharded) b.Bind(*b.shard);
   b.Add(ParamIs(*link.param, b.out.bindings) + " AND target_type = ? AND target_id IN (SELECT " +
@@ -808,7 +812,16 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
   b.Bind(link.target_type);
   b.Bind(link.target_type);
   FHIRSTONE_RETURN_IF_ERROR(ChainSql(b, c, index + 1, next, counter));
-  b.Add("))");
+  b.Add(")");
+  return Ok();
+}
+
+Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
+                int& counter) {
+  if (index == c.chain.size()) return TestSql(b, c, alias);
+  b.Add(alias + ".rowid IN (");
+  FHIRSTONE_RETURN_IF_ERROR(LinkRidsSql(b, c, index, alias, counter));
+  b.Add(")");
   return Ok();
 }
 
@@ -1029,7 +1042,30 @@ Result<Sql> CriterionSql(const Criterion& c, const std::string& alias, int& alia
   b.shard = shard;
   b.dialect = dialect;
   b.filter = filter && c.chain.empty() && c.has.empty();
-  FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias_type, alias_counter));
+  if (c.any_of.empty()) {
+    FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, 0, alias, alias_type, alias_counter));
+    return std::move(b.out);
+  }
+  // A chain through a reference to several types: the rows any of its paths finds. Without
+  // _has, one row id subquery of their union (an access path, as one path's is); with it, each
+  // path's condition.
+  if (c.has.empty()) {
+    b.Add(alias + ".rowid IN (");
+    for (size_t i = 0; i < c.any_of.size(); ++i) {
+      if (i) b.Add(" UNION ALL ");
+      FHIRSTONE_RETURN_IF_ERROR(LinkRidsSql(b, c.any_of[i], 0, alias, alias_counter));
+    }
+    b.Add(")");
+    return std::move(b.out);
+  }
+  b.Add("(");
+  for (size_t i = 0; i < c.any_of.size(); ++i) {
+    if (i) b.Add(" OR ");
+    b.Add("(");
+    FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c.any_of[i], 0, alias, alias_type, alias_counter));
+    b.Add(")");
+  }
+  b.Add(")");
   return std::move(b.out);
 }
 
@@ -1667,6 +1703,12 @@ Status ExpandValueSets(db::Connection& conn, std::vector<search::Criterion>& cri
                        std::string_view local_base) {
   constexpr size_t kMaxCodes = 1000;  // per criterion, all its values together
   for (search::Criterion& c : criteria) {
+    if (!c.any_of.empty()) {  // its paths', then the first's values for its own fields
+      FHIRSTONE_RETURN_IF_ERROR(ExpandValueSets(conn, c.any_of, local_base));
+      c.modifier = c.any_of[0].modifier;
+      c.values = c.any_of[0].values;
+      continue;
+    }
     bool subsumption = (c.modifier == "above" || c.modifier == "below") && c.param &&
                        c.param->type == ParamType::kToken;
     if (!subsumption && c.modifier != "in" && c.modifier != "not-in") continue;
