@@ -1214,19 +1214,30 @@ std::optional<GeneratedQuery> QueryGenerator::Chain() {
     q.type = chain.source;
     q.features = c->features;
     q.features.push_back("chain");
-    // Each link names its target type when the reference parameter has several target types
-    // with the next parameter (the chain would be ambiguous), and sometimes when it need not.
+    // A link names its target type sometimes when the reference parameter has one target type
+    // with the next parameter, and when it has several, unless it is the last link and the
+    // final parameter is of one type on all of them: then half the time it leaves the type out,
+    // and the chain reads them all (the oracle's union).
     std::string key, type = chain.source;
     for (size_t i = 0; i < links.size(); ++i) {
       std::string next = i + 1 < links.size() ? links[i + 1]->key : c->key;
       next = next.substr(0, next.find(':'));
       const search::SearchParam* p = registry_.Find(type, links[i]->key);
       int candidates = 0;
+      bool one_kind = i + 1 == links.size() && !next.starts_with("_");
+      const search::SearchParam* chosen = registry_.Find(links[i]->target, next);
       if (p)
-        for (const std::string& t : p->targets)
-          if (next.starts_with("_") || registry_.Find(t, next)) ++candidates;
+        for (const std::string& t : p->targets) {
+          const search::SearchParam* q_param = registry_.Find(t, next);
+          if (!next.starts_with("_") && !q_param) continue;
+          ++candidates;
+          if (!chosen || !q_param || q_param->type != chosen->type) one_kind = false;
+        }
       key += links[i]->key;
-      if (candidates != 1 || Chance(25)) {
+      bool untyped = candidates > 1 && one_kind && Chance(50);
+      if (untyped) {
+        q.features.push_back("chain:several-types");
+      } else if (candidates != 1 || Chance(25)) {
         key += std::string(":") + links[i]->target;
         q.features.push_back("chain:typed");
       }
