@@ -256,9 +256,22 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         std::string type;
       };
       std::vector<Path> paths{{{}, type}};
+      // With several paths, one that cannot take the rest of the chain (its parameter no
+      // reference, of no type the next link names, without the modifier) is dropped; the query
+      // is refused only when none is left, with the first path's reason.
+      std::optional<Error> refused;
+      auto refuse = [&](Error e, size_t paths_now) -> bool {  // true: refuse the query now
+        if (paths_now <= 1) {
+          refused = std::move(e);
+          return true;
+        }
+        if (!refused) refused = std::move(e);
+        return false;
+      };
       bool unknown = false;
       for (size_t i = 0; i + 1 < links.size() && !unknown; ++i) {
         std::vector<Path> next_paths;
+        refused.reset();
         for (const Path& path : paths) {
           auto found = FindParam(registry, path.type, links[i]);
           if (!found) {  // the first link's only (the next ones' were checked with their types)
@@ -266,17 +279,25 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
             break;
           }
           auto [p, modifier] = *found;
-          if (p->type != ParamType::kReference)
-            return Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
-                                  std::string(ParamTypeName(p->type)) +
-                                  " parameter, not a reference");
           if (!modifier.empty() && !fhir::IsResourceType(modifier))
             return Error::Invalid(
                 "A chained parameter takes a resource type as modifier, not ':" + modifier + "'");
+          if (p->type != ParamType::kReference) {
+            if (refuse(Error::Invalid("Cannot chain on '" + p->code + "': it is a " +
+                                      std::string(ParamTypeName(p->type)) +
+                                      " parameter, not a reference"),
+                       paths.size()))
+              return *refused;
+            continue;
+          }
           if (!modifier.empty() && !p->targets.empty() &&
-              std::find(p->targets.begin(), p->targets.end(), modifier) == p->targets.end())
-            return Error::Invalid("'" + p->code + "' cannot refer to a " + modifier +
-                                  ": the chain " + key + " can match nothing");
+              std::find(p->targets.begin(), p->targets.end(), modifier) == p->targets.end()) {
+            if (refuse(Error::Invalid("'" + p->code + "' cannot refer to a " + modifier +
+                                      ": the chain " + key + " can match nothing"),
+                       paths.size()))
+              return *refused;
+            continue;
+          }
           for (std::string& target : ChainTargets(registry, *p, modifier, links[i + 1])) {
             Path next = path;
             next.chain.push_back({p, target});
@@ -285,10 +306,12 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
           }
         }
         if (unknown) break;
-        if (next_paths.empty())
+        if (next_paths.empty()) {
+          if (refused) return *refused;
           return Error::Invalid("'" + std::string(links[i + 1]) +
                                 "' is not a parameter of any type the chain " + key +
                                 " reaches there");
+        }
         if (static_cast<int>(next_paths.size()) > options.max_chain_paths)
           return Error::Invalid("The chain " + key + " reaches " +
                                 std::to_string(next_paths.size()) + " types (at most " +
@@ -302,25 +325,40 @@ Result<SearchQuery> ParseQuery(const Registry& registry, std::vector<std::string
         continue;
       }
       std::vector<Criterion> alternatives;
+      refused.reset();
+      bool ignored = false;
       for (const Path& path : paths) {
         auto found = FindParam(registry, path.type, links.back());
         if (!found) {
+          if (paths.size() > 1) continue;  // ChainTargets kept the types with the code
           if (options.strict) return Error::Invalid(found.error().message());
-          break;  // ignored, left out of the self link
+          ignored = true;  // ignored, left out of the self link
+          break;
         }
         Criterion alternative = c;
         alternative.chain = path.chain;
         alternative.param = found->first;
         alternative.modifier = found->second;
         alternative.type = path.type;
-        FHIRSTONE_RETURN_IF_ERROR(CheckModifier(*alternative.param, alternative.modifier));
-        if (alternative.param->type == ParamType::kSpecial && alternative.param->code != "near")
-          return Error::NotSupported(
+        if (Status checked = CheckModifier(*alternative.param, alternative.modifier); !checked) {
+          if (refuse(checked.error(), paths.size())) return *refused;
+          continue;
+        }
+        if (alternative.param->type == ParamType::kSpecial && alternative.param->code != "near") {
+          Error unsupported = Error::NotSupported(
               "Searching on the " + std::string(ParamTypeName(alternative.param->type)) +
               " parameter '" + alternative.param->code + "' is not supported yet");
+          if (refuse(unsupported, paths.size())) return *refused;
+          continue;
+        }
         alternatives.push_back(std::move(alternative));
       }
-      if (alternatives.size() != paths.size()) continue;
+      if (ignored) continue;
+      if (alternatives.empty()) {
+        if (refused) return *refused;
+        return Error::Invalid("'" + std::string(links.back()) +
+                              "' is not a parameter of any type the chain " + key + " reaches");
+      }
       c = alternatives[0];
       c.values = SplitValues(value);
       if (static_cast<int>(c.values.size()) > options.max_values)

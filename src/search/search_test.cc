@@ -347,6 +347,27 @@ TEST(QueryTest, ChainsThroughSeveralTypesReadEachOfThem) {
     ASSERT_EQ(path.chain.size(), 2u);
     EXPECT_EQ(path.type, "Organization");
   }
+  // A path that cannot take the rest is dropped, the others kept: Group.member reaches Device
+  // and Medication; Device's `manufacturer` is a string, Medication's a reference.
+  auto member = ParseQuery(TheRegistry(), {"Group"}, {{"member.manufacturer.name", "Acme"}}, {});
+  ASSERT_TRUE(member) << member.error().message();
+  EXPECT_TRUE(member->criteria[0].any_of.empty());
+  ASSERT_EQ(member->criteria[0].chain.size(), 2u);
+  EXPECT_EQ(member->criteria[0].chain[0].target_type, "Medication");
+  auto exact = ParseQuery(TheRegistry(), {"Group"}, {{"member.manufacturer:exact", "Acme"}}, {});
+  ASSERT_TRUE(exact) << exact.error().message();
+  EXPECT_EQ(exact->criteria[0].type, "Device");
+  // A later link's type modifier: the paths whose reference may be to that type.
+  auto based =
+      ParseQuery(TheRegistry(), {"Observation"}, {{"based-on.subject:Location.name", "x"}}, {});
+  ASSERT_TRUE(based) << based.error().message();
+  std::vector<std::string> via;
+  for (const Criterion& path : based->criteria[0].any_of) {
+    EXPECT_EQ(path.type, "Location");
+    via.push_back(path.chain[0].target_type);
+  }
+  std::sort(via.begin(), via.end());
+  EXPECT_EQ(via, (std::vector<std::string>{"DeviceRequest", "ServiceRequest"}));
   // A parameter none of the targets has: refused; so are more paths than the bound.
   EXPECT_FALSE(ParseQuery(TheRegistry(), {"Patient"}, {{"general-practitioner.nonsense", "x"}},
                           {.strict = true}));

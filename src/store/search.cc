@@ -848,11 +848,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // :in and :not-in name value sets, token :above and :below codes of a code system: their
   // codes, read in the same snapshot.
   std::optional<search::SearchQuery> expanded;
+  auto terminology = [](const search::Criterion& c) {
+    return c.modifier == "in" || c.modifier == "not-in" ||
+           ((c.modifier == "above" || c.modifier == "below") && c.param &&
+            c.param->type == search::ParamType::kToken);
+  };
   for (const auto& c : query.criteria) {
-    bool terminology = c.modifier == "in" || c.modifier == "not-in" ||
-                       ((c.modifier == "above" || c.modifier == "below") && c.param &&
-                        c.param->type == search::ParamType::kToken);
-    if (!terminology) continue;
+    // A chain through several types: any path's parameter (they may differ in type).
+    if (!terminology(c) && std::none_of(c.any_of.begin(), c.any_of.end(), terminology)) continue;
     expanded = query;
     FHIRSTONE_RETURN_IF_ERROR(ExpandValueSets(conn, expanded->criteria, local_base));
     break;
