@@ -193,10 +193,10 @@ Status CheckConditional(const FhirRequest& req, std::string_view type) {
                          " need user- or system-level search access without restriction");
 }
 
-Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
-                      const search::Registry& registry, search::SearchQuery& query) {
-  if (!req.access) return Ok();
-  // Chains and reverse chains read the types they pass through.
+namespace {
+
+// Chains and reverse chains read the types they pass through: search access to each.
+Status AuthorizeCriteriaTypes(const FhirRequest& req, const search::SearchQuery& query) {
   for (const auto& c : query.criteria) {
     for (const auto& link : c.chain) {
       auto grant = Authorize(req, link.target_type, kPermSearch);
@@ -212,6 +212,28 @@ Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
       if (!grant) return std::move(grant).error();
     }
   }
+  return Ok();
+}
+
+}  // namespace
+
+Status CheckConditional(const ApiContext& ctx, const FhirRequest& req, std::string_view type,
+                        std::string_view criteria) {
+  if (!req.access) return Ok();
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, type));
+  if (criteria.starts_with("?")) criteria.remove_prefix(1);
+  auto target = ParseTarget("/?" + std::string(criteria));
+  if (!target) return Ok();  // refused as malformed where it is run
+  std::shared_ptr<const search::Registry> registry = ctx.registry.Get();
+  auto query = search::ParseQuery(*registry, {std::string(type)}, target->params, {});
+  if (!query) return Ok();  // refused where it is run, with the reason
+  return AuthorizeCriteriaTypes(req, *query);
+}
+
+Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
+                      const search::Registry& registry, search::SearchQuery& query) {
+  if (!req.access) return Ok();
+  FHIRSTONE_RETURN_IF_ERROR(AuthorizeCriteriaTypes(req, query));
   if (query.types.size() != 1) {
     std::vector<std::string> types = query.types;
     if (types.empty()) types.push_back("*");

@@ -798,6 +798,40 @@ TEST_P(AuthTest, ChainsNeedSearchAccessToEveryTypeTheyRead) {
   EXPECT_EQ(both.status, 200) << both.body;
 }
 
+// Conditional operations and conditional references search too: the types their criteria's
+// chains and reverse chains read need search access as well.
+TEST_P(AuthTest, ConditionalCriteriaNeedSearchAccessToTheTypesTheyRead) {
+  auto issued = Post("/auth/token",
+                     Form({{"grant_type", "client_credentials"},
+                           {"scope",
+                            "system/Patient.cruds system/Practitioner.rs "
+                            "system/Observation.c"}}),
+                     {{"Authorization", Basic("admin", admin_secret_)}});
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  std::string token(ParseJson(issued.body).GetString("access_token"));
+  const std::string patient = R"({"resourceType":"Patient","name":[{"family":"Kay"}]})";
+  // Through Organization (general-practitioner may be one), which the token may not search.
+  auto untyped = Fhir("PUT", "Patient?general-practitioner.name=smith", token, patient);
+  EXPECT_EQ(untyped.status, 403) << untyped.body;
+  auto typed = Fhir("PUT", "Patient?general-practitioner:Practitioner.name=nobody", token, patient);
+  EXPECT_TRUE(typed.status == 200 || typed.status == 201) << typed.body;
+  auto has = Send("POST", "/fhir/Patient", patient,
+                  {{"Authorization", "Bearer " + token},
+                   {"Content-Type", "application/fhir+json"},
+                   {"If-None-Exist", "_has:Condition:patient:code=x"}});
+  EXPECT_EQ(has.status, 403) << has.body;
+  auto deleted = Fhir("DELETE", "Patient?general-practitioner.name=smith", token);
+  EXPECT_EQ(deleted.status, 403) << deleted.body;
+  // A conditional reference in a transaction.
+  auto bundle =
+      Fhir("POST", "", token,
+           R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":)"
+           R"("Observation","status":"final","code":{"text":"x"},"subject":{"reference":)"
+           R"("Patient?general-practitioner.name=smith"}},"request":{"method":"POST","url":)"
+           R"("Observation"}}]})");
+  EXPECT_EQ(bundle.status, 403) << bundle.body;
+}
+
 TEST_P(AuthTest, QueryRestrictedScopes) {
   json::Value t = Login("ada", "ada-password-1",
                         "launch/patient patient/Observation.rs?category=http://"

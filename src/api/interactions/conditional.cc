@@ -30,7 +30,7 @@ Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const Fhir
   auto if_match = IfMatch(req, status);
   if (!status) return std::move(status).error();
   FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermUpdate));
-  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(ctx, req, req.type, req.http->Query()));
   auto resource = ParseResourceBody(req, req.type);
   if (!resource) return std::move(resource).error();
   FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermUpdate, *resource));
@@ -76,7 +76,7 @@ Result<http::Response> HandleConditionalUpdate(const ApiContext& ctx, const Fhir
 
 Result<http::Response> HandleConditionalDelete(const ApiContext& ctx, const FhirRequest& req) {
   FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermDelete));
-  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(ctx, req, req.type, req.http->Query()));
   int deleted = 0;
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(
       [&](store::StoreTransaction& tx) -> Status {

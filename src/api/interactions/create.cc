@@ -29,7 +29,7 @@ Result<http::Response> HandleCreate(const ApiContext& ctx, const FhirRequest& re
     return WriteResponse(201, *created, req, ctx,
                          "Created " + created->type + "/" + created->id + " version 1");
   }
-  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
+  FHIRSTONE_RETURN_IF_ERROR(CheckConditional(ctx, req, req.type, if_none_exist));
   store::ResourceVersion result;
   bool created = false;
   FHIRSTONE_RETURN_IF_ERROR(ctx.store.InTransaction(

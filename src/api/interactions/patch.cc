@@ -28,7 +28,8 @@ Result<json::Value> PatchedResource(const json::Value& current, const json::Valu
 
 Result<http::Response> HandlePatch(const ApiContext& ctx, const FhirRequest& req) {
   FHIRSTONE_RETURN_IF_ERROR(Authorize(req, req.type, kPermUpdate));
-  if (req.id.empty()) FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, req.type));
+  if (req.id.empty())
+    FHIRSTONE_RETURN_IF_ERROR(CheckConditional(ctx, req, req.type, req.http->Query()));
   std::string_view content_type = req.http->Header("Content-Type");
   std::string media = AsciiLower(Trim(content_type.substr(0, content_type.find(';'))));
   if (media != "application/json-patch+json" && media != "application/fhir+json" &&

@@ -328,7 +328,8 @@ Status Perform(const ApiContext& ctx, const FhirRequest& req, store::StoreTransa
                             : e.verb == Verb::kPost ? kPermCreate
                                                     : kPermUpdate;
     FHIRSTONE_RETURN_IF_ERROR(Authorize(req, e.type, permission));
-    if (!e.criteria.empty()) FHIRSTONE_RETURN_IF_ERROR(CheckConditional(req, e.type));
+    if (!e.criteria.empty())
+      FHIRSTONE_RETURN_IF_ERROR(CheckConditional(ctx, req, e.type, e.criteria));
     if (e.verb == Verb::kPost && !e.version)
       FHIRSTONE_RETURN_IF_ERROR(CheckResource(ctx, req, kPermCreate, e.resource));
     if (e.verb == Verb::kPut)
@@ -636,13 +637,28 @@ Result<http::Response> HandleBundle(const ApiContext& ctx, const FhirRequest& re
     }
   }
 
-  if (req.access) {  // conditional entries search first: they need unrestricted search
+  if (req.access) {  // conditional entries and references search first: they need unrestricted
+                     // search, on every type their criteria read
     for (size_t i = 0; i < entries.size(); ++i) {
       const Entry& e = entries[i];
-      if (errors[i] || (e.if_none_exist.empty() && e.criteria.empty())) continue;
-      if (auto status = CheckConditional(req, e.type); !status) {
-        if (transaction) return AtEntry(status.error(), e.index);
-        errors[i] = std::move(status).error();
+      if (errors[i]) continue;
+      std::vector<std::pair<std::string, std::string>> searched;  // type, criteria
+      if (!e.if_none_exist.empty()) searched.emplace_back(e.type, e.if_none_exist);
+      if (!e.criteria.empty()) searched.emplace_back(e.type, e.criteria);
+      if (e.verb == Verb::kPost || e.verb == Verb::kPut) {
+        std::set<std::string> references;
+        CollectConditionalReferences(e.resource, references);
+        for (const std::string& ref : references) {
+          size_t q = ref.find('?');
+          searched.emplace_back(ref.substr(0, q), ref.substr(q + 1));
+        }
+      }
+      for (const auto& [type, criteria] : searched) {
+        if (auto status = CheckConditional(ctx, req, type, criteria); !status) {
+          if (transaction) return AtEntry(status.error(), e.index);
+          errors[i] = std::move(status).error();
+          break;
+        }
       }
     }
   }

@@ -169,6 +169,10 @@ Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
                       const search::Registry& registry, search::SearchQuery& query);
 // Conditional operations search before they write: they need unrestricted search on the type.
 Status CheckConditional(const FhirRequest& req, std::string_view type);
+// The same, and search access to the types the criteria's chains and reverse chains read
+// (criteria that do not parse are refused where they run).
+Status CheckConditional(const ApiContext& ctx, const FhirRequest& req, std::string_view type,
+                        std::string_view criteria);
 
 // The CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html): exactly what is
 // implemented. Built once at start-up.
