@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -140,6 +141,21 @@ bool MayExport(const api::AccessContext* access, std::string_view type) {
     return true;
   }
   return false;
+}
+
+// The types a query's chains (every path of one through several types) and reverse chains read.
+std::vector<std::string> TypesRead(const search::SearchQuery& q) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& t) {
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  };
+  for (const auto& c : q.criteria) {
+    for (const auto& link : c.chain) add(link.target_type);
+    for (const auto& path : c.any_of)
+      for (const auto& link : path.chain) add(link.target_type);
+    for (const auto& has : c.has) add(has.type);
+  }
+  return out;
 }
 
 // gzip (RFC 1952) of `data`.
@@ -284,6 +300,13 @@ struct BulkExport::Impl {
         if (!parsed)
           return Outcome(400, ErrorCode::kInvalid,
                          "_typeFilter " + type + "?" + f + ": " + parsed.error().message());
+        // Its chains and reverse chains read other types: the caller must be able to export
+        // them too.
+        for (const std::string& read : TypesRead(*parsed))
+          if (!MayExport(access, read))
+            return Outcome(403, ErrorCode::kForbidden,
+                           "_typeFilter " + type + "?" + f + " reads " + read +
+                               " resources, which the access token does not allow to export");
       }
     }
     if (!group_id.empty()) {

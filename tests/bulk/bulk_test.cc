@@ -201,6 +201,19 @@ TEST_P(BulkTest, KickOffIsValidated) {
   auto refused = KickOff("/fhir/$export?_type=Patient", narrow);
   EXPECT_EQ(refused.status, 403);
   EXPECT_NE(refused.body.find("OperationOutcome"), std::string::npos);
+  // A filter's chain or reverse chain reads another type: one the token may not export.
+  auto chained = KickOff(
+      "/fhir/$export?_type=Observation&_typeFilter=Observation%3Fsubject:Patient.name%3Dx", narrow);
+  EXPECT_EQ(chained.status, 403) << chained.body;
+  auto reverse = KickOff(
+      "/fhir/$export?_type=Observation&_typeFilter=Observation%3F_has:Provenance:target:agent%3Dx",
+      narrow);
+  EXPECT_EQ(reverse.status, 403) << reverse.body;
+  EXPECT_EQ(
+      KickOff("/fhir/$export?_type=Observation&_typeFilter=Observation%3Fsubject:Patient.name%3Dx",
+              token)
+          .status,
+      202);
 }
 
 TEST_P(BulkTest, SystemExportManifestAndFiles) {
