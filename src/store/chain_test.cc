@@ -15,13 +15,6 @@ namespace {
 
 class ChainTest : public StoreFixture {
  protected:
-  void Put(const std::string& text) {
-    auto v = json::Parse(text);
-    ASSERT_TRUE(v) << text;
-    auto written = store_->Update(std::move(v).value(), std::nullopt);
-    ASSERT_TRUE(written) << written.error().message();
-  }
-
   std::vector<std::string> Ids(const std::string& type, const search::QueryParams& params) {
     std::vector<std::string> out;
     auto q = search::ParseQuery(*holder_->Get(), {type}, params, {});

@@ -18,13 +18,6 @@ namespace {
 
 class ReferenceKeyTest : public StoreFixture {
  protected:
-  void Put(const std::string& text) {
-    auto v = json::Parse(text);
-    ASSERT_TRUE(v) << text;
-    auto written = store_->Update(std::move(v).value(), std::nullopt);
-    ASSERT_TRUE(written) << written.error().message();
-  }
-
   static std::string Observation(const std::string& id, const std::string& subject,
                                  const std::string& encounter = "") {
     return R"({"resourceType":"Observation","id":")" + id +

@@ -19,13 +19,6 @@ namespace {
 
 class SortTest : public StoreFixture {
  protected:
-  void Put(const std::string& text) {
-    auto v = json::Parse(text);
-    ASSERT_TRUE(v) << text;
-    auto written = store_->Update(std::move(v).value(), std::nullopt);
-    ASSERT_TRUE(written) << written.error().message();
-  }
-
   // The ids of every page of the search, `count` per page, following the next links; each
   // page's total is checked against `total`. The previous links from the last page are checked
   // to give the same pages back.

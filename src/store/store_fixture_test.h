@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/json.h"
 #include "search/registry.h"
 #include "store/sql_resource_store.h"
 #include "support/databases.h"
@@ -37,6 +38,14 @@ class StoreFixture : public ::testing::TestWithParam<db::Dialect> {
     auto store = OpenSqlResourceStore(*db_, clock_, ids_, holder_.get(), base);
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(store).value();
+  }
+
+  // Writes the resource `text` (JSON, with its id) as an update would.
+  void Put(const std::string& text) {
+    auto v = json::Parse(text);
+    ASSERT_TRUE(v) << text;
+    auto written = store_->Update(std::move(v).value(), std::nullopt);
+    ASSERT_TRUE(written) << written.error().message();
   }
 
   void TearDown() override {

@@ -50,13 +50,6 @@ class UnionParamTest : public StoreFixture {
            R"("},"effectiveDateTime":")" + date + "\"" + value + components + "}";
   }
 
-  void Put(const std::string& text) {
-    auto v = json::Parse(text);
-    ASSERT_TRUE(v) << text;
-    auto written = store_->Update(std::move(v).value(), std::nullopt);
-    ASSERT_TRUE(written) << written.error().message();
-  }
-
   // The ids found, in the search's order (sorted by id when `sorted`), and the total.
   std::vector<std::string> Find(search::QueryParams params, bool sorted = true,
                                 int64_t* total = nullptr, const std::string& type = "Observation") {
