@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -1449,13 +1450,16 @@ bool HasReferenceKey(std::string_view target_type, std::string_view target_id) {
 }
 
 // Removes the key rows of resource `rid`'s reference rows (before those rows go).
-Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
-  auto old = conn.Prepare(
-      "SELECT param, target_type, target_id FROM idx_reference WHERE rid = ? AND target_id <> ''");
-  if (!old) return std::move(old).error();
-  db::Statement& s = **old;
-  s.BindInt(1, rid);
-  std::vector<ReferenceKey> keys;
+// Calls `each` with the row id and key of every idx_reference row with a target (of resource
+// `rid` alone, when given).
+Status ReadReferenceKeys(db::Connection& conn, std::optional<int64_t> rid,
+                         const std::function<void(int64_t, const ReferenceKey&)>& each) {
+  auto read = conn.Prepare(std::string("SELECT rid, param, target_type, target_id FROM "
+                                       "idx_reference WHERE ") +
+                           (rid ? "rid = ? AND " : "") + "target_id <> ''");
+  if (!read) return std::move(read).error();
+  db::Statement& s = **read;
+  if (rid) s.BindInt(1, *rid);
   while (true) {
     auto row = s.Step();
     if (!row) {
@@ -1463,10 +1467,17 @@ Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
       return std::move(row).error();
     }
     if (!*row) break;
-    if (HasReferenceKey(s.ColumnText(1), s.ColumnText(2)))
-      keys.push_back(ReferenceKeyOf(s.ColumnText(0), s.ColumnText(1), s.ColumnText(2)));
+    if (HasReferenceKey(s.ColumnText(2), s.ColumnText(3)))
+      each(s.ColumnInt(0), ReferenceKeyOf(s.ColumnText(1), s.ColumnText(2), s.ColumnText(3)));
   }
   s.Reset();
+  return Ok();
+}
+
+Status DeleteReferenceKeys(db::Connection& conn, int64_t rid) {
+  std::vector<ReferenceKey> keys;
+  FHIRSTONE_RETURN_IF_ERROR(
+      ReadReferenceKeys(conn, rid, [&](int64_t, const ReferenceKey& key) { keys.push_back(key); }));
   if (keys.empty()) return Ok();
   auto del = conn.Prepare("DELETE FROM idx_reference_key WHERE k0 = ? AND k1 = ? AND rid = ?");
   if (!del) return std::move(del).error();
@@ -1520,22 +1531,10 @@ Status BackfillReferenceKeys(db::Connection& conn) {
     rows.reserve(static_cast<size_t>((*count)->ColumnInt(0)));
     (*count)->Reset();
   }
-  auto read = conn.Prepare(
-      "SELECT rid, param, target_type, target_id FROM idx_reference WHERE target_id <> ''");
-  if (!read) return std::move(read).error();
-  db::Statement& s = **read;
-  while (true) {
-    auto row = s.Step();
-    if (!row) {
-      s.Reset();
-      return std::move(row).error();
-    }
-    if (!*row) break;
-    if (!HasReferenceKey(s.ColumnText(2), s.ColumnText(3))) continue;
-    rows.push_back(
-        {ReferenceKeyOf(s.ColumnText(1), s.ColumnText(2), s.ColumnText(3)), s.ColumnInt(0)});
-  }
-  s.Reset();
+  FHIRSTONE_RETURN_IF_ERROR(
+      ReadReferenceKeys(conn, std::nullopt, [&](int64_t rid, const ReferenceKey& key) {
+        rows.push_back({key, rid});
+      }));
   // In the table's order: each insert lands next to the last.
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     return std::tie(a.key.place, a.key.hash, a.rid) < std::tie(b.key.place, b.key.hash, b.rid);
