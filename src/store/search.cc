@@ -13,6 +13,7 @@
 
 #include "common/strings.h"
 #include "store/internal/search_sql.h"
+#include "store/internal/snapshot_keys.h"
 #include "store/resource_store.h"
 
 namespace fhirstone::store::internal {
@@ -30,8 +31,8 @@ struct PageToken {
   char kind = 0;
   int64_t position = 0;  // the rowid, or the offset
   int64_t snapshot = 0;
-  // 'k' and 'j' of a sort on _lastUpdated: the last history entry (txid) of the first page's
-  // snapshot, whose versions give the keys (internal::AsOf); -1 when the token has none.
+  // 'k' and 'j': the last history entry (txid) of the first page's snapshot, whose versions give
+  // the keys (internal::KeysAsOf); -1 when the token has none (links of earlier versions).
   int64_t history = -1;
   std::string keys;  // 'k' and 'j': the sort keys, encoded (EncodeKeys)
 };
@@ -864,13 +865,26 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
 
   SearchResult result;
   int64_t snapshot = page->snapshot;
+  // Sorted: the last history entry of the first page's snapshot (the links carry it), and the
+  // number of matches whose keys are taken as of it (KeysAsOf).
+  std::optional<int64_t> history;
+  size_t keys_changed = 0;
   if (page->kind == 0) {
-    auto max = conn.Prepare("SELECT coalesce(max(rowid), 0) FROM resource");
+    auto max = conn.Prepare(q.sort.empty() ? "SELECT coalesce(max(rowid), 0) FROM resource"
+                                           : "SELECT coalesce(max(rowid), 0), (SELECT "
+                                             "coalesce(max(txid), 0) FROM resource_history) FROM "
+                                             "resource");
     if (!max) return std::move(max).error();
     auto row = (*max)->Step();
-    if (!row) return std::move(row).error();
+    if (!row) {
+      (*max)->Reset();
+      return std::move(row).error();
+    }
     snapshot = (*max)->ColumnInt(0);
+    if (!q.sort.empty()) history = (*max)->ColumnInt(1);
     (*max)->Reset();
+  } else if (!q.sort.empty() && page->history >= 0) {
+    history = page->history;
   }
 
   // WHERE: live resources of the types asked, within the snapshot, matching every criterion.
@@ -1060,7 +1074,6 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
   // and sort it in two temporary B-trees: 40% of the SQL of a sorted page of 147 matches.
   // PostgreSQL sorts in SQL, in its own collation.
   const bool sort_in_memory = !q.sort.empty() && conn.dialect() == db::Dialect::kSqlite;
-  std::optional<AsOf> as_of;     // a sort on _lastUpdated (SortSql)
   std::optional<size_t> folded;  // the criterion folded into the sort key's join (see below)
   // SQLite, the folded key of one code's candidates in a patient's shard: the candidates' row ids
   // (`rows`), then the shard's date rows of the key's parameter in row id order (`dates`: row id,
@@ -1121,36 +1134,44 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       if (!cursor) return Error::Invalid("Invalid paging position for this sort");
       backwards = page->kind == 'j';
     }
-    // A sort on _lastUpdated takes each match's time in the first page's snapshot (its last
-    // history entry, in the links), not its current one: an update moves no match from page to
-    // page. Links of earlier versions, without it, take the current times.
-    if (std::any_of(q.sort.begin(), q.sort.end(),
-                    [](const search::SortKey& k) { return k.param->code == "_lastUpdated"; }) &&
-        (page->kind == 0 || page->history >= 0)) {
-      // The link's entry, or the snapshot's last one on a first page.
-      const bool given = page->history >= 0;
-      auto entry = conn.Prepare(
-          given ? "SELECT txid, last_updated FROM resource_history WHERE txid = ?"
-                : "SELECT txid, last_updated FROM resource_history ORDER BY txid DESC LIMIT 1");
-      if (!entry) return std::move(entry).error();
-      if (given) (*entry)->BindInt(1, page->history);
-      auto row = (*entry)->Step();
-      if (!row) {
-        (*entry)->Reset();
-        return std::move(row).error();
+    // Each match's keys as of the first page's snapshot (its last history entry, which the links
+    // carry): a match updated since keeps its place (KeysAsOf), and no page repeats or skips
+    // it. Links of earlier versions without that entry take the current keys.
+    std::vector<Sql> key_sql;
+    std::vector<std::string_view> sql_types;
+    for (const search::SortKey& key : q.sort) {
+      key_sql.push_back(SortSql(key, "r", index_shard));
+      switch (KindOf(key)) {
+        case SortKind::kText:
+          sql_types.push_back("TEXT");
+          break;
+        case SortKind::kInteger:
+          sql_types.push_back("BIGINT");
+          break;
+        case SortKind::kReal:
+          sql_types.push_back("DOUBLE PRECISION");
+          break;
+        case SortKind::kNull:
+          sql_types.push_back({});
+          break;
       }
-      // No entry (an empty store; a history entry gone): every version is later than none.
-      as_of = *row ? AsOf{.txid = (*entry)->ColumnInt(0), .since = (*entry)->ColumnInt(1)}
-                   : AsOf{.txid = given ? page->history : 0, .since = 0};
-      (*entry)->Reset();
+    }
+    if (page->kind != 0 && history) {
+      auto as_of = KeysAsOf(conn, q.sort, std::move(key_sql), sql_types, q.types, snapshot,
+                            *history, local_base);
+      if (!as_of) return std::move(as_of).error();
+      key_sql = std::move(as_of->keys);
+      keys_changed = as_of->changed;
+      if (keys_changed > 0)
+        plan_notes += "\n(the sort keys of " + std::to_string(keys_changed) +
+                      " resources updated since the first page are those of their versions then)";
     }
     std::string keys;
     std::vector<Binding> key_bindings;
-    for (size_t i = 0; i < q.sort.size(); ++i) {
-      const search::SortKey& key = q.sort[i];
-      Sql s = SortSql(key, "r", index_shard, as_of ? &*as_of : nullptr);
-      keys += ", " + s.text + " AS s" + std::to_string(i);
-      key_bindings.insert(key_bindings.end(), s.bindings.begin(), s.bindings.end());
+    for (size_t i = 0; i < key_sql.size(); ++i) {
+      keys += ", " + key_sql[i].text + " AS s" + std::to_string(i);
+      key_bindings.insert(key_bindings.end(), key_sql[i].bindings.begin(),
+                          key_sql[i].bindings.end());
     }
     // A text key the link carried in part: the whole key is the cursor row's, when it still
     // starts so (a row updated or deleted since leaves the part, the cursor then just before
@@ -1181,8 +1202,9 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       // The date criterion on the sort key's own parameter, when there is one: the key and the
       // criterion come from one join on the date rows (a candidate's rows, each with whether
       // it matches), instead of a lookup for each.
+      // Not with keys as of the snapshot: the join reads the current date rows.
       if (q.sort.size() == 1 && q.sort[0].param->type == search::ParamType::kDate &&
-          q.sort[0].param->code != "_lastUpdated") {
+          q.sort[0].param->code != "_lastUpdated" && keys_changed == 0) {
         const search::SearchParam& key = *q.sort[0].param;
         for (size_t i = 0; i < q.criteria.size() && !folded; ++i) {
           const search::Criterion& c = q.criteria[i];
@@ -1507,14 +1529,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
     if (has_previous && !rids.empty()) result.previous_page = MakePage('b', rids.front(), snapshot);
   } else if (!rids.empty() && page_keys.size() == rids.size()) {
     // After the last match, before the first, by their keys and row ids: a match deleted or
-    // added meanwhile moves no other from page to page (one whose key changed may, but for
-    // _lastUpdated, taken as of the first page's snapshot: AsOf).
+    // added meanwhile moves no other from page to page, nor does one whose keys changed (keys as
+    // of the first page's snapshot: KeysAsOf).
     std::vector<SortKind> kinds;
     for (const auto& k : q.sort) kinds.push_back(KindOf(k));
     auto link = [&](char kind, size_t i) {
       return std::string(1, kind) + EncodeKeys(page_keys[i], kinds) + "~" +
              std::to_string(rids[i]) + ".s" + std::to_string(snapshot) +
-             (as_of ? "h" + std::to_string(as_of->txid) : "");
+             (history ? "h" + std::to_string(*history) : "");
     };
     bool has_next = backwards ? true : more;
     bool has_previous = backwards ? more : page->kind == 'o' ? offset > 0 : page->kind != 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "search/query.h"
+#include "store/internal/snapshot_keys.h"
 #include "store/store_fixture_test.h"
 
 namespace fhirstone::store {
@@ -234,6 +235,126 @@ TEST_P(SortTest, PagesByLastUpdatedKeepTheirOrderWhileMatchesAreUpdated) {
                 },
                 &previous),
             (std::vector<Ids>{{"o1", "o3"}, {"o4", "o5"}, {"o2", "o6"}}));
+}
+
+// Sorted by keys that updates change (string, token, date, quantity, reference; several keys;
+// either direction): the pages after the first take each match's keys in the first page's
+// snapshot, the keys of its version then, so that a match updated meanwhile is neither shown again
+// (its key moved past the cursor) nor skipped (moved before it). A key's values gone, or several
+// of them (the least or greatest counts), are taken as they were too; the previous links from the
+// last page give the same pages back.
+TEST_P(SortTest, PagesKeepTheFirstPagesOrderWhileSortKeysChange) {
+  // Resource i with keys of rank r: code c<r>, value r, date in year 1900 + r, subject p<r>,
+  // family n<r> (and a second name that sorts after it), birth year 1900 + r; rank < 0: none.
+  auto observation = [](int i, int r) {
+    std::string rank = std::to_string(r + 10);
+    std::string keys = r < 0 ? ""
+                             : R"(,"code":{"coding":[{"system":"urn:s","code":"c)" + rank +
+                                   R"("}]},"valueQuantity":{"value":)" + rank +
+                                   R"(},"effectiveDateTime":"19)" + rank +
+                                   R"(","subject":{"reference":"Patient/p)" + rank + "\"}";
+    return R"({"resourceType":"Observation","id":"o)" + std::to_string(i) +
+           R"(","status":"final")" + keys + "}";
+  };
+  auto patient = [](int i, int r) {
+    std::string rank = std::to_string(r + 10);
+    std::string keys = r < 0 ? ""
+                             : R"(,"name":[{"family":"n)" + rank + R"("},{"family":"z)" + rank +
+                                   R"("}],"birthDate":"19)" + rank + "\"";
+    return R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + "\"" + keys + "}";
+  };
+  const int n = 10;
+  for (int i = 0; i < n; ++i) {
+    Put(observation(i, i));
+    Put(patient(i, i));
+  }
+  struct Case {
+    std::string type, sort;
+  };
+  for (const Case& c : std::vector<Case>{{"Observation", "code"},
+                                         {"Observation", "-value-quantity"},
+                                         {"Observation", "date"},
+                                         {"Observation", "-subject"},
+                                         {"Observation", "status,-date"},
+                                         {"Patient", "family"},
+                                         {"Patient", "-family"},
+                                         {"Patient", "-birthdate,_id"}}) {
+    SCOPED_TRACE(c.type + "?_sort=" + c.sort);
+    auto make = c.type == "Patient" ? std::function<std::string(int, int)>(patient)
+                                    : std::function<std::string(int, int)>(observation);
+    for (int i = 0; i < n; ++i) Put(make(i, i));  // the keys of rank i again
+    const bool descending = c.sort.find('-') != std::string::npos;
+    Ids before = Pages(c.type, {{"_sort", c.sort}}, n, n);
+    ASSERT_EQ(before.size(), static_cast<size_t>(n));
+
+    auto q =
+        search::ParseQuery(*holder_->Get(), {c.type}, {{"_sort", c.sort}, {"_count", "3"}}, {});
+    ASSERT_TRUE(q) << q.error().message();
+    Ids seen;
+    std::optional<std::string> previous;
+    Ids last;
+    for (int page = 0; page < 10; ++page) {
+      auto found = store_->Search(*q);
+      ASSERT_TRUE(found) << found.error().message();
+      EXPECT_EQ(found->total, n);
+      last.clear();
+      for (const auto& m : found->matches) {
+        seen.push_back(m.id);
+        last.push_back(m.id);
+      }
+      if (page == 0) {
+        // A match shown moves to the end of the order, one not shown yet to its start, another
+        // one loses its keys, a fourth is updated but not its keys.
+        auto rank_of = [&](const std::string& id) { return std::stoi(id.substr(1)); };
+        Put(make(rank_of(seen[1]), descending ? -3 : 90));
+        Put(make(rank_of(before[6]), descending ? 90 : -3));
+        Put(make(rank_of(before[4]), -1));
+        Put(make(rank_of(before[8]), rank_of(before[8])));
+      }
+      previous = found->previous_page;
+      if (!found->next_page) break;
+      q->page = found->next_page;
+    }
+    EXPECT_EQ(seen, before);
+    // Back from the last page by the previous links: the same pages.
+    Ids back = last;
+    for (int page = 0; previous && page < 10; ++page) {
+      q->page = previous;
+      auto found = store_->Search(*q);
+      ASSERT_TRUE(found) << found.error().message();
+      Ids ids;
+      for (const auto& m : found->matches) ids.push_back(m.id);
+      back.insert(back.begin(), ids.begin(), ids.end());
+      previous = found->previous_page;
+    }
+    EXPECT_EQ(back, before);
+    // A new search takes the keys as they are now.
+    EXPECT_NE(Pages(c.type, {{"_sort", c.sort}}, n, n), before);
+  }
+}
+
+// A page link of a search whose matches' keys changed in more resources than the bound since its
+// first page is gone (410), not answered in an order it can no longer keep.
+TEST_P(SortTest, PagesOfASearchWhoseKeysChangedPastTheBoundAreGone) {
+  auto patient = [](int i, const std::string& family) {
+    return R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + R"(","name":[{"family":")" +
+           family + "\"}]}";
+  };
+  const int n = static_cast<int>(internal::kMaxKeysChangedSinceSnapshot) + 1;
+  for (int i = 0; i < n; ++i) Put(patient(i, "a" + std::to_string(i)));
+  auto q =
+      search::ParseQuery(*holder_->Get(), {"Patient"}, {{"_sort", "family"}, {"_count", "5"}}, {});
+  ASSERT_TRUE(q);
+  auto first = store_->Search(*q);
+  ASSERT_TRUE(first && first->next_page);
+  q->page = first->next_page;
+  for (int i = 0; i < n - 1; ++i) Put(patient(i, "b" + std::to_string(i)));
+  auto second = store_->Search(*q);  // at the bound: still answered
+  ASSERT_TRUE(second) << second.error().message();
+  Put(patient(n - 1, "b"));
+  auto past = store_->Search(*q);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().code(), ErrorCode::kGone) << past.error().message();
 }
 
 // A text key longer than a link carries (256 bytes): the link has its start, the next page reads

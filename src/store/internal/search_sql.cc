@@ -1076,22 +1076,11 @@ Result<Sql> ValuesConditionSql(const Criterion& c, bool with_param) {
   return std::move(b.out);
 }
 
-Sql SortSql(const search::SortKey& key, const std::string& alias, std::optional<int64_t> shard,
-            const AsOf* as_of) {
+Sql SortSql(const search::SortKey& key, const std::string& alias, std::optional<int64_t> shard) {
   const SearchParam& p = *key.param;
   Sql sql;
   if (p.code == "_id") {
     sql.text = alias + ".id";
-  } else if (p.code == "_lastUpdated" && as_of) {
-    // The version of the snapshot: the row's newest history entry up to its last one (a row
-    // created later is outside the snapshot's row ids).
-    sql.text = "CASE WHEN " + alias + ".last_updated < ? THEN " + alias +
-               ".last_updated ELSE coalesce((SELECT h.last_updated FROM resource_history h "
-               "WHERE h.type = " +
-               alias + ".type AND h.id = " + alias + ".id AND h.txid <= ? ORDER BY h.version " +
-               "DESC LIMIT 1), " + alias + ".last_updated) END";
-    sql.bindings.push_back(as_of->since);
-    sql.bindings.push_back(as_of->txid);
   } else if (p.code == "_lastUpdated") {
     sql.text = alias + ".last_updated";
   } else {

@@ -81,19 +81,10 @@ Result<Sql> CriterionSql(const search::Criterion& c, const std::string& alias, i
 Result<Sql> ValuesConditionSql(const search::Criterion& c, bool with_param = true);
 // How selective a criterion usually is (higher: fewer matches); the most selective drives.
 int Selectivity(const search::Criterion& c);
-// The versions a sort by _lastUpdated takes its keys from: those of the first page's snapshot,
-// so that a resource updated while its search is paged through keeps its place.
-struct AsOf {
-  int64_t txid = 0;   // the last history entry (resource_history.txid) of the snapshot
-  int64_t since = 0;  // that entry's last_updated: rows updated before keep their own
-};
-
-// An ORDER BY expression for one sort key over row `alias`. With `as_of`, the key of
-// _lastUpdated is the time of the row's version in that snapshot: rows whose last_updated is
-// `since` or later (written at the snapshot's last entry or after, or by a clock behind) are
-// looked up in resource_history.
+// An ORDER BY expression for one sort key over row `alias`: its value in the current index
+// (KeysAsOf gives a later page's keys as of its first page's snapshot).
 Sql SortSql(const search::SortKey& key, const std::string& alias,
-            std::optional<int64_t> shard = std::nullopt, const AsOf* as_of = nullptr);
+            std::optional<int64_t> shard = std::nullopt);
 
 void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
 
