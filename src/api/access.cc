@@ -195,22 +195,68 @@ Status CheckConditional(const FhirRequest& req, std::string_view type) {
 
 namespace {
 
-// Chains and reverse chains read the types they pass through: search access to each.
-Status AuthorizeCriteriaTypes(const FhirRequest& req, const search::SearchQuery& query) {
-  for (const auto& c : query.criteria) {
-    for (const auto& link : c.chain) {
-      auto grant = Authorize(req, link.target_type, kPermSearch);
-      if (!grant) return std::move(grant).error();
+// The one allowance of `grant` (not unrestricted, on `type`) that a search applies: the most
+// permissive one when several would; Forbidden when their restrictions differ.
+Result<const Allowance*> ChooseAllowance(const FhirRequest& req, const Grant& grant,
+                                         std::string_view type) {
+  const Allowance* chosen = nullptr;
+  for (const auto& a : grant.allowances) {
+    bool broader =
+        !chosen || (chosen->query && !chosen->query->empty() && (!a.query || a.query->empty()) &&
+                    (a.patient_context == chosen->patient_context || !a.patient_context));
+    if (broader) chosen = &a;
+  }
+  for (const auto& a : grant.allowances) {
+    if (&a == chosen) continue;
+    bool covered = (!chosen->query || chosen->query->empty()) &&
+                   (!chosen->patient_context || a.patient_context);
+    if (!covered)
+      return Denied(req, "The granted scopes on " + std::string(type) +
+                             " carry different restrictions; one search cannot combine them");
+  }
+  if (!chosen) return Denied(req, "The access token does not allow to search " + std::string(type));
+  return chosen;
+}
+
+// Chains and reverse chains read the types they pass through: search access to each. With
+// `registry`, the resources each link reads are confined to what that access allows (the
+// patient's compartment, the scope's query restriction), as a search of the type itself would
+// be; without, the access must be unrestricted (conditional operations).
+Status AuthorizeCriteriaTypes(const FhirRequest& req, const search::Registry* registry,
+                              search::SearchQuery& query) {
+  auto confine = [&](const std::string& type,
+                     std::shared_ptr<const search::Confinement>& confined) -> Status {
+    auto grant = Authorize(req, type, kPermSearch);
+    if (!grant) return std::move(grant).error();
+    if (grant->unrestricted) return Ok();
+    if (!registry)
+      return Denied(req, "Conditional operations need unrestricted search access to " + type +
+                             ", which their criteria read");
+    auto chosen = ChooseAllowance(req, *grant, type);
+    if (!chosen) return std::move(chosen).error();
+    auto c = std::make_shared<search::Confinement>();
+    if ((*chosen)->patient_context && InCompartmentType(*registry, type)) {
+      c->patient = req.access->patient;
+      if (c->patient.empty())
+        return Denied(req, "No patient is in context for patient-level access");
+      if (type != "Patient") c->compartment = registry->CompartmentParams("Patient", type);
     }
-    for (const auto& path : c.any_of)  // a chain through several types: every path's
-      for (const auto& link : path.chain) {
-        auto grant = Authorize(req, link.target_type, kPermSearch);
-        if (!grant) return std::move(grant).error();
-      }
-    for (const auto& has : c.has) {
-      auto grant = Authorize(req, has.type, kPermSearch);
-      if (!grant) return std::move(grant).error();
+    if ((*chosen)->query && !(*chosen)->query->empty()) {
+      search::ParseOptions options;
+      options.strict = true;
+      auto restriction = search::ParseQuery(*registry, {type}, *(*chosen)->query, options);
+      if (!restriction) return std::move(restriction).error();
+      c->criteria = std::move(restriction->criteria);
     }
+    if (!c->patient.empty() || !c->criteria.empty()) confined = std::move(c);
+    return Ok();
+  };
+  for (auto& c : query.criteria) {
+    for (auto& link : c.chain) FHIRSTONE_RETURN_IF_ERROR(confine(link.target_type, link.confined));
+    for (auto& path : c.any_of)  // a chain through several types: every path's
+      for (auto& link : path.chain)
+        FHIRSTONE_RETURN_IF_ERROR(confine(link.target_type, link.confined));
+    for (auto& has : c.has) FHIRSTONE_RETURN_IF_ERROR(confine(has.type, has.confined));
   }
   return Ok();
 }
@@ -227,13 +273,13 @@ Status CheckConditional(const ApiContext& ctx, const FhirRequest& req, std::stri
   std::shared_ptr<const search::Registry> registry = ctx.registry.Get();
   auto query = search::ParseQuery(*registry, {std::string(type)}, target->params, {});
   if (!query) return Ok();  // refused where it is run, with the reason
-  return AuthorizeCriteriaTypes(req, *query);
+  return AuthorizeCriteriaTypes(req, nullptr, *query);
 }
 
 Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
                       const search::Registry& registry, search::SearchQuery& query) {
   if (!req.access) return Ok();
-  FHIRSTONE_RETURN_IF_ERROR(AuthorizeCriteriaTypes(req, query));
+  FHIRSTONE_RETURN_IF_ERROR(AuthorizeCriteriaTypes(req, &registry, query));
   if (query.types.size() != 1) {
     std::vector<std::string> types = query.types;
     if (types.empty()) types.push_back("*");
@@ -252,21 +298,9 @@ Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
   if (!grant) return std::move(grant).error();
   if (grant->unrestricted) return Ok();
   // One allowance applies: the most permissive one when several would, else refuse to guess.
-  const Allowance* chosen = nullptr;
-  for (const auto& a : grant->allowances) {
-    bool broader =
-        !chosen || (chosen->query && !chosen->query->empty() && (!a.query || a.query->empty()) &&
-                    (a.patient_context == chosen->patient_context || !a.patient_context));
-    if (broader) chosen = &a;
-  }
-  for (const auto& a : grant->allowances) {
-    if (&a == chosen) continue;
-    bool covered = (!chosen->query || chosen->query->empty()) &&
-                   (!chosen->patient_context || a.patient_context);
-    if (!covered)
-      return Denied(req, "The granted scopes on " + type +
-                             " carry different restrictions; one search cannot combine them");
-  }
+  auto allowance = ChooseAllowance(req, *grant, type);
+  if (!allowance) return std::move(allowance).error();
+  const Allowance* chosen = *allowance;
   bool in_compartment = InCompartmentType(registry, type);
   if (chosen->patient_context && in_compartment) {
     const std::string& patient = req.access->patient;

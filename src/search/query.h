@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,12 +20,16 @@ namespace fhirstone::search {
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
+struct Confinement;
+
 struct Criterion {
   // Chained parameters (subject:Patient.name=x): each link is a reference parameter followed to
   // `target_type`; `param` then applies to the last target type.
   struct Link {
     const SearchParam* param;
     std::string target_type;
+    // The resources of `target_type` the link may reach (null: any). Set by access control.
+    std::shared_ptr<const Confinement> confined = nullptr;
   };
   // Reverse chains (_has:Observation:patient:code=x): resources of `type` whose `reference`
   // points at the resource; applied outermost first.
@@ -35,6 +40,8 @@ struct Criterion {
     // (Registry::IsShardParam): one that refers to a patient through it has that patient's
     // shard key.
     bool shard = false;
+    // The resources of `type` the reverse chain may read (null: any). Set by access control.
+    std::shared_ptr<const Confinement> confined = nullptr;
   };
   std::vector<Has> has;
   std::vector<Link> chain;
@@ -69,6 +76,17 @@ enum class SummaryMode { kNone, kTrue, kText, kData, kCount, kFalse };
 
 // Compartment search (https://hl7.org/fhir/R4/compartmentdefinition.html): resources whose
 // `params` refer to compartment type/id.
+// What a restricted access lets a chain or a reverse chain read of one type (not parsed: the
+// API's access control sets it on the links): when `patient` is not empty, only the resources in
+// that patient's compartment (for type Patient, that patient itself; otherwise those whose
+// `compartment` parameters, the type's Patient compartment ones, refer to the patient), and only
+// those that match every one of `criteria` (a scope's query restriction).
+struct Confinement {
+  std::string patient;
+  std::vector<const SearchParam*> compartment;
+  std::vector<Criterion> criteria;
+};
+
 struct Compartment {
   std::string type;
   std::string id;

@@ -1157,14 +1157,14 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       }
     }
     if (page->kind != 0 && history) {
-      auto as_of = KeysAsOf(conn, q.sort, std::move(key_sql), sql_types, q.types, snapshot,
-                            *history, local_base);
+      auto as_of = KeysAsOf(conn, q.sort, std::move(key_sql), sql_types, q.types,
+                            Sql{where, bindings}, snapshot, *history, local_base);
       if (!as_of) return std::move(as_of).error();
       key_sql = std::move(as_of->keys);
       keys_changed = as_of->changed;
       if (keys_changed > 0)
         plan_notes += "\n(the sort keys of " + std::to_string(keys_changed) +
-                      " resources updated since the first page are those of their versions then)";
+                      " matches updated since the first page are those of their versions then)";
     }
     std::string keys;
     std::vector<Binding> key_bindings;

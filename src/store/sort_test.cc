@@ -334,27 +334,39 @@ TEST_P(SortTest, PagesKeepTheFirstPagesOrderWhileSortKeysChange) {
 }
 
 // A page link of a search whose matches' keys changed in more resources than the bound since its
-// first page is gone (410), not answered in an order it can no longer keep.
+// first page is gone (410), not answered in an order it can no longer keep. Updates of resources
+// that are not matches do not count.
 TEST_P(SortTest, PagesOfASearchWhoseKeysChangedPastTheBoundAreGone) {
-  auto patient = [](int i, const std::string& family) {
-    return R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + R"(","name":[{"family":")" +
-           family + "\"}]}";
+  auto patient = [](int i, const std::string& family, const std::string& gender) {
+    return R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + R"(","gender":")" + gender +
+           R"(","name":[{"family":")" + family + "\"}]}";
   };
   const int n = static_cast<int>(internal::kMaxKeysChangedSinceSnapshot) + 1;
-  for (int i = 0; i < n; ++i) Put(patient(i, "a" + std::to_string(i)));
-  auto q =
-      search::ParseQuery(*holder_->Get(), {"Patient"}, {{"_sort", "family"}, {"_count", "5"}}, {});
-  ASSERT_TRUE(q);
-  auto first = store_->Search(*q);
-  ASSERT_TRUE(first && first->next_page);
-  q->page = first->next_page;
-  for (int i = 0; i < n - 1; ++i) Put(patient(i, "b" + std::to_string(i)));
-  auto second = store_->Search(*q);  // at the bound: still answered
-  ASSERT_TRUE(second) << second.error().message();
-  Put(patient(n - 1, "b"));
-  auto past = store_->Search(*q);
+  for (int i = 0; i < n; ++i) Put(patient(i, "a" + std::to_string(i), "female"));
+  for (int i = n; i < n + 8; ++i) Put(patient(i, "a" + std::to_string(i), "male"));
+  auto second_page = [&](search::QueryParams params) {
+    params.emplace_back("_sort", "family");
+    params.emplace_back("_count", "5");
+    auto q = search::ParseQuery(*holder_->Get(), {"Patient"}, params, {});
+    EXPECT_TRUE(q);
+    auto first = store_->Search(*q);
+    EXPECT_TRUE(first && first->next_page);
+    q->page = first->next_page;
+    return *q;
+  };
+  search::SearchQuery all = second_page({});
+  search::SearchQuery men = second_page({{"gender", "male"}});
+  for (int i = 0; i < n - 1; ++i) Put(patient(i, "b" + std::to_string(i), "female"));
+  auto at_bound = store_->Search(all);
+  ASSERT_TRUE(at_bound) << at_bound.error().message();
+  Put(patient(n - 1, "b", "female"));
+  auto past = store_->Search(all);
   ASSERT_FALSE(past);
   EXPECT_EQ(past.error().code(), ErrorCode::kGone) << past.error().message();
+  auto other = store_->Search(men);  // no match of its own changed
+  ASSERT_TRUE(other) << other.error().message();
+  ASSERT_EQ(other->matches.size(), 3u);
+  EXPECT_EQ(other->matches[0].id, "p" + std::to_string(n + 5));
 }
 
 // A text key longer than a link carries (256 bytes): the link has its start, the next page reads

@@ -798,6 +798,52 @@ TEST_P(AuthTest, ChainsNeedSearchAccessToEveryTypeTheyRead) {
   EXPECT_EQ(both.status, 200) << both.body;
 }
 
+// A chain or reverse chain through a type the token may search only in part reads only that
+// part: the patient's compartment, the scope's query restriction. Otherwise a match would tell
+// what another patient's resources hold.
+TEST_P(AuthTest, ChainsReadOnlyWhatTheScopesOfTheirTypesAllow) {
+  // In Ada's compartment (she performed it) but about Grace.
+  Put("Observation/about-b",
+      R"({"resourceType":"Observation","id":"about-b","status":"final","code":{"text":"x"},)"
+      R"("subject":{"reference":"Patient/pb"},"performer":[{"reference":"Patient/pa"}]})");
+  // Grace's, by a practitioner of her own.
+  Put("Practitioner/dr2",
+      R"({"resourceType":"Practitioner","id":"dr2","name":[{"family":"Jones"}]})");
+  Put("Observation/ob-2",
+      R"({"resourceType":"Observation","id":"ob-2","status":"final","code":{"text":"x"},)"
+      R"("subject":{"reference":"Patient/pb"},"performer":[{"reference":"Practitioner/dr2"}]})");
+  json::Value t = Login("ada", "ada-password-1", "launch/patient patient/*.rs");
+  std::string token(t.GetString("access_token"));
+  ASSERT_FALSE(token.empty()) << json::Write(t);
+  auto ids = [&](const std::string& query) {
+    auto r = Fhir("GET", query, token);
+    EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+    std::vector<std::string> out;
+    json::Value bundle = ParseJson(r.body);
+    if (const json::Value* entries = bundle.Find("entry"); entries && entries->is_array())
+      for (const auto& e : entries->as_array())
+        if (const json::Value* resource = e.Find("resource"))
+          out.emplace_back(resource->GetString("id"));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  // Ada may read the observation, not Grace's name through it; her own name is chained as before.
+  EXPECT_EQ(ids("Observation?_id=about-b"), Ids{"about-b"});
+  EXPECT_EQ(ids("Observation?subject:Patient.name=Hopper"), Ids{});
+  EXPECT_EQ(ids("Observation?subject:Patient.name=Lovelace"), (Ids{"oa-lab", "oa-vital"}));
+  // Any Practitioner may be searched, but only through Ada's observations.
+  EXPECT_EQ(ids("Practitioner?_has:Observation:performer:status=final"), Ids{"dr"});
+  EXPECT_EQ(ids("Practitioner?_id=dr2&_has:Observation:performer:subject=Patient/pb"), Ids{});
+  // A query restriction on the type read.
+  t = Login("ada", "ada-password-1",
+            "launch/patient patient/Patient.rs patient/Observation.rs?category=http://"
+            "terminology.hl7.org/CodeSystem/observation-category|laboratory");
+  token = std::string(t.GetString("access_token"));
+  EXPECT_EQ(ids("Patient?_has:Observation:patient:category=laboratory"), Ids{"pa"});
+  EXPECT_EQ(ids("Patient?_has:Observation:patient:category=vital-signs"), Ids{});
+}
+
 // Conditional operations and conditional references search too: the types their criteria's
 // chains and reverse chains read need search access as well.
 TEST_P(AuthTest, ConditionalCriteriaNeedSearchAccessToTheTypesTheyRead) {

@@ -798,6 +798,39 @@ Status ChainSql(Builder& b, const Criterion& c, size_t index, const std::string&
 
 // The row ids of the resources whose link `index` of chain `c` (from row `alias`) leads to
 // resources that match the rest: "SELECT rid FROM idx_reference WHERE ...".
+// `alias.rowid IN (...) AND ...`: the conditions that row `alias`, of type `type`, is one that
+// `confined` lets a chain or reverse chain read, each followed by AND. Nothing when null.
+Status ConfineSql(Builder& b, const search::Confinement* confined, const std::string& alias,
+                  const std::string& type, int& counter) {
+  if (!confined) return Ok();
+  if (!confined->patient.empty()) {
+    if (type == "Patient") {
+      b.Add(alias + ".id = ? AND ");
+      b.Bind(confined->patient);
+    } else if (confined->compartment.empty()) {
+      b.Add("1 = 0 AND ");
+    } else {
+      std::vector<std::string> keys;
+      for (const SearchParam* p : confined->compartment)
+        for (std::string& key : StoredKeys(*p)) keys.push_back(std::move(key));
+      b.Add(alias + ".rowid IN (SELECT rid FROM idx_reference WHERE param IN (");
+      for (size_t i = 0; i < keys.size(); ++i) {
+        b.Add(i ? ", ?" : "?");
+        b.Bind(std::move(keys[i]));
+      }
+      b.Add(") AND target_type = 'Patient' AND target_id = ?) AND ");
+      b.Bind(confined->patient);
+    }
+  }
+  for (const Criterion& c : confined->criteria) {
+    auto sql = CriterionSql(c, alias, counter, b.local_base, type, /*filter=*/true, b.dialect);
+    if (!sql) return std::move(sql).error();
+    b.Add("(" + sql->text + ") AND ");
+    for (Binding& binding : sql->bindings) b.Bind(std::move(binding));
+  }
+  return Ok();
+}
+
 Status LinkRidsSql(Builder& b, const Criterion& c, size_t index, const std::string& alias,
                    int& counter) {
   const Criterion::Link& link = c.chain[index];
@@ -812,6 +845,7 @@ Status LinkRidsSql(Builder& b, const Criterion& c, size_t index, const std::stri
         ".deleted = 0 AND ");
   b.Bind(link.target_type);
   b.Bind(link.target_type);
+  FHIRSTONE_RETURN_IF_ERROR(ConfineSql(b, link.confined.get(), next, link.target_type, counter));
   FHIRSTONE_RETURN_IF_ERROR(ChainSql(b, c, index + 1, next, counter));
   b.Add(")");
   return Ok();
@@ -854,10 +888,12 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
   // positive one on a parameter of that type: index rows exist for live resources only and
   // their key names the type, so the resource rows need not be read.
   const search::SearchParam& p = *c.param;
-  bool direct = index + 1 == c.has.size() && c.chain.empty() && p.base == has.type &&
-                p.code != "_id" && p.code != "_lastUpdated" && !search::IsFullText(p) &&
-                p.type != ParamType::kSpecial && c.modifier != "not" && c.modifier != "missing" &&
-                c.modifier != kNotCodes && c.modifier != "not-in" && c.modifier != "in";
+  // (Not when the resources read are confined: their rows' conditions need the resource row.)
+  bool direct = index + 1 == c.has.size() && c.chain.empty() && !has.confined &&
+                p.base == has.type && p.code != "_id" && p.code != "_lastUpdated" &&
+                !search::IsFullText(p) && p.type != ParamType::kSpecial && c.modifier != "not" &&
+                c.modifier != "missing" && c.modifier != kNotCodes && c.modifier != "not-in" &&
+                c.modifier != "in";
   std::string next = "h" + std::to_string(++counter);
   if (direct && has.shard && p.type == ParamType::kToken && alias_type == "Patient") {
     // The resources that refer to a patient through their shard parameter carry its shard key
@@ -909,6 +945,7 @@ Status HasSql(Builder& b, const Criterion& c, size_t index, const std::string& a
     b.out = std::move(tested.out);
   } else {
     b.Bind(has.type);
+    FHIRSTONE_RETURN_IF_ERROR(ConfineSql(b, has.confined.get(), next, has.type, counter));
     FHIRSTONE_RETURN_IF_ERROR(HasSql(b, c, index + 1, next, has.type, counter));
     b.Add(")");
   }

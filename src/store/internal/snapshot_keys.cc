@@ -59,42 +59,59 @@ std::vector<Binding> ColumnValues(const search::SortKey& key, const search::Inde
   return out;
 }
 
-// One version's values of each sort key (nullopt: a key that never changes, or has no values).
+// Whether any sort key is one that the resource's body gives (not _id nor _lastUpdated).
+bool NeedsBodies(const std::vector<search::SortKey>& sort,
+                 const std::vector<std::string_view>& sql_types) {
+  for (size_t i = 0; i < sort.size(); ++i)
+    if (!sql_types[i].empty() && sort[i].param->code != "_id" &&
+        sort[i].param->code != "_lastUpdated")
+      return true;
+  return false;
+}
+
+// One version of a resource: its time and parsed body (none when not read or not parsed).
 struct Version {
   int64_t last_updated = 0;
   std::optional<json::Value> body;
 };
 
-std::vector<std::optional<std::vector<Binding>>> KeyValues(
-    const std::vector<search::SortKey>& sort, const std::vector<std::string_view>& sql_types,
-    const Version& v, std::string_view local_base) {
-  std::vector<std::optional<std::vector<Binding>>> out(sort.size());
+// Each sort key's value for a version: the least of its column values (the greatest when
+// descending), as SortSql's MIN / MAX over the index rows gives it (text compared byte-wise, as
+// SQLite's BINARY and PostgreSQL's COLLATE "C" do); NULL when there is none. nullopt: a key that
+// never changes (_id) or has no values (special parameters).
+std::vector<std::optional<Binding>> KeyValues(const std::vector<search::SortKey>& sort,
+                                              const std::vector<std::string_view>& sql_types,
+                                              const Version& v, std::string_view local_base) {
+  std::vector<std::optional<Binding>> out(sort.size());
   for (size_t i = 0; i < sort.size(); ++i) {
     const search::SearchParam& p = *sort[i].param;
     if (p.code == "_id" || sql_types[i].empty()) continue;
     if (p.code == "_lastUpdated") {
-      out[i] = std::vector<Binding>{v.last_updated};
+      out[i] = v.last_updated;
       continue;
     }
-    if (!v.body) continue;
-    std::vector<const search::SearchParam*> params;
-    if (p.stored_as.empty()) {
-      params.push_back(&p);
-    } else {
-      params.assign(p.stored_as.begin(), p.stored_as.end());
+    std::vector<Binding> values;
+    if (v.body) {
+      std::vector<const search::SearchParam*> params;
+      if (p.stored_as.empty()) {
+        params.push_back(&p);
+      } else {
+        params.assign(p.stored_as.begin(), p.stored_as.end());
+      }
+      values = ColumnValues(sort[i], search::ExtractIndex(params, *v.body, local_base));
     }
-    out[i] = ColumnValues(sort[i], search::ExtractIndex(params, *v.body, local_base));
+    if (values.empty()) {
+      out[i] = nullptr;
+    } else {
+      out[i] = sort[i].descending ? values.back() : values.front();
+    }
   }
   return out;
 }
 
-// A version's row: its time and parsed body (none when it does not parse).
-Version ReadVersion(db::Statement& s, int time_column, int body_column) {
-  Version v;
-  v.last_updated = s.ColumnInt(time_column);
-  auto parsed = json::Parse(s.ColumnText(body_column));
-  if (parsed) v.body = std::move(parsed).value();
-  return v;
+Error Fail(db::Statement& s, Error e) {
+  s.Reset();
+  return e;
 }
 
 std::string Placeholders(size_t n) {
@@ -103,77 +120,142 @@ std::string Placeholders(size_t n) {
   return s;
 }
 
+// `n` rounded up to a power of two (at least 8): the number of placeholders of a list of `n`
+// values, the rest bound NULL, so that a handful of statement texts is prepared and cached.
+size_t Slots(size_t n) {
+  size_t slots = 8;
+  while (slots < n) slots *= 2;
+  return slots;
+}
+
+Error TooManyChanges(const std::string& what) {
+  return Error::Gone(what + " since this search's first page: its order can no longer be kept. " +
+                     "Search again from the first page");
+}
+
 }  // namespace
 
 Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::SortKey>& sort,
                               std::vector<Sql> current,
                               const std::vector<std::string_view>& sql_types,
-                              const std::vector<std::string>& types, int64_t snapshot, int64_t txid,
-                              std::string_view local_base, const std::string& alias) {
+                              const std::vector<std::string>& types, const Sql& matching,
+                              int64_t snapshot, int64_t txid, std::string_view local_base,
+                              const std::string& alias) {
   SnapshotKeys out;
   out.keys = std::move(current);
   const bool pg = conn.dialect() == db::Dialect::kPostgres;
-  // The resources of the searched types updated since: the history entries after the snapshot's
-  // last, in txid order (resource_history_type, or the primary key for every type).
-  std::set<std::pair<std::string, std::string>> updated;
+  const std::string type_in =
+      types.empty() ? "" : " AND h.type IN (" + Placeholders(types.size()) + ")";
+  auto bind_since = [&](db::Statement& s, int& index) {
+    s.BindInt(index++, txid);
+    for (const std::string& t : types) s.BindText(index++, t);
+  };
+
+  // The writes to the searched types since (history entries after the snapshot's last, through
+  // resource_history_type or the primary key), at most so many.
   {
-    std::string sql = "SELECT type, id, version FROM resource_history WHERE txid > ?";
-    if (!types.empty()) sql += " AND type IN (" + Placeholders(types.size()) + ")";
-    sql += " LIMIT " + std::to_string(kMaxWritesSinceSnapshot + 1);
-    auto stmt = conn.Prepare(sql);
+    auto stmt =
+        conn.Prepare("SELECT count(*) FROM (SELECT 1 FROM resource_history h WHERE h.txid > ?" +
+                     type_in + " LIMIT " + std::to_string(kMaxWritesSinceSnapshot + 1) + ") AS w");
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
     int index = 1;
-    s.BindInt(index++, txid);
-    for (const std::string& t : types) s.BindText(index++, t);
-    int64_t read = 0;
+    bind_since(s, index);
+    auto row = s.Step();
+    if (!row) return Fail(s, std::move(row).error());
+    int64_t writes = *row ? s.ColumnInt(0) : 0;
+    s.Reset();
+    if (writes == 0) return out;
+    if (writes > kMaxWritesSinceSnapshot)
+      return TooManyChanges("More than " + std::to_string(kMaxWritesSinceSnapshot) +
+                            " writes to the types searched");
+  }
+
+  // The resources of the snapshot (row id up to its last) updated since and live.
+  std::vector<int64_t> updated;
+  {
+    auto stmt = conn.Prepare(
+        "SELECT DISTINCT x.rowid FROM resource_history h JOIN resource x ON x.type = h.type AND "
+        "x.id = h.id WHERE h.txid > ?" +
+        type_in + " AND h.version > 1 AND x.rowid <= ? AND x.deleted = 0");
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    int index = 1;
+    bind_since(s, index);
+    s.BindInt(index, snapshot);
     while (true) {
       auto row = s.Step();
-      if (!row) {
-        s.Reset();
-        return std::move(row).error();
-      }
+      if (!row) return Fail(s, std::move(row).error());
       if (!*row) break;
-      if (++read > kMaxWritesSinceSnapshot) {
-        s.Reset();
-        return Error::Gone("More than " + std::to_string(kMaxWritesSinceSnapshot) +
-                           " writes to the types searched since this search's first page: its "
-                           "order can no longer be kept. Search again from the first page");
-      }
-      if (s.ColumnInt(2) > 1) updated.emplace(s.ColumnText(0), s.ColumnText(1));
+      updated.push_back(s.ColumnInt(0));
     }
     s.Reset();
   }
   if (updated.empty()) return out;
 
-  auto now = conn.Prepare(
-      "SELECT rowid, last_updated, body FROM resource WHERE type = ? AND id = ? AND deleted = 0 "
-      "AND rowid <= ?");
+  // Those that match the search (`matching`), read by row id in lists of a fixed size.
+  std::vector<int64_t> matches;
+  {
+    constexpr size_t kChunk = 256;
+    auto stmt = conn.Prepare("SELECT r.rowid FROM resource r WHERE r.rowid IN (" +
+                             Placeholders(kChunk) + ") AND " + matching.text);
+    if (!stmt) return std::move(stmt).error();
+    db::Statement& s = **stmt;
+    for (size_t from = 0; from < updated.size(); from += kChunk) {
+      int index = 1;
+      for (size_t i = from; i < from + kChunk; ++i) {
+        if (i < updated.size()) {
+          s.BindInt(index++, updated[i]);
+        } else {
+          s.BindNull(index++);
+        }
+      }
+      Bind(s, index, matching.bindings);
+      while (true) {
+        auto row = s.Step();
+        if (!row) return Fail(s, std::move(row).error());
+        if (!*row) break;
+        matches.push_back(s.ColumnInt(0));
+      }
+      s.Reset();
+      if (matches.size() > kMaxMatchesUpdatedSinceSnapshot)
+        return TooManyChanges("More than " + std::to_string(kMaxMatchesUpdatedSinceSnapshot) +
+                              " matches updated");
+    }
+  }
+  if (matches.empty()) return out;
+
+  // Each match's keys now and in the snapshot (its newest version up to the snapshot's last
+  // entry; none, or a deletion: it was not in the snapshot, its current keys stand).
+  const bool bodies = NeedsBodies(sort, sql_types);
+  auto now =
+      conn.Prepare(bodies ? "SELECT type, id, last_updated, body FROM resource WHERE rowid = ?"
+                          : "SELECT type, id, last_updated FROM resource WHERE rowid = ?");
   if (!now) return std::move(now).error();
   auto then = conn.Prepare(
-      "SELECT last_updated, method, body FROM resource_history WHERE type = ? AND id = ? AND "
-      "txid <= ? ORDER BY version DESC LIMIT 1");
+      std::string("SELECT last_updated, method") + (bodies ? ", body" : "") +
+      " FROM resource_history WHERE type = ? AND id = ? AND txid <= ? ORDER BY version DESC "
+      "LIMIT 1");
   if (!then) return std::move(then).error();
-  // For each key, the rows whose values in the snapshot differ from their current ones: row id
-  // and those values.
-  std::vector<std::map<int64_t, std::vector<Binding>>> changed(sort.size());
+  // For each key, the matches whose key in the snapshot differs from their current one: row id
+  // and that key.
+  std::vector<std::map<int64_t, Binding>> changed(sort.size());
   std::set<int64_t> rows_changed;
-  for (const auto& [type, id] : updated) {
+  for (int64_t rid : matches) {
     db::Statement& n = **now;
-    n.BindText(1, type);
-    n.BindText(2, id);
-    n.BindInt(3, snapshot);
+    n.BindInt(1, rid);
     auto row = n.Step();
-    if (!row) {
-      n.Reset();
-      return std::move(row).error();
-    }
-    if (!*row) {  // deleted, or created after the snapshot: no match to place
+    if (!row) return Fail(n, std::move(row).error());
+    if (!*row) {
       n.Reset();
       continue;
     }
-    const int64_t rid = n.ColumnInt(0);
-    Version current_version = ReadVersion(n, 1, 2);
+    std::string type(n.ColumnText(0)), id(n.ColumnText(1));
+    Version current_version;
+    current_version.last_updated = n.ColumnInt(2);
+    if (bodies)
+      if (auto parsed = json::Parse(n.ColumnText(3)); parsed)
+        current_version.body = std::move(parsed).value();
     n.Reset();
 
     db::Statement& t = **then;
@@ -181,62 +263,53 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
     t.BindText(2, id);
     t.BindInt(3, txid);
     row = t.Step();
-    if (!row) {
-      t.Reset();
-      return std::move(row).error();
-    }
-    // No version in the snapshot (a history entry gone), or a deleted one (the resource was not
-    // in it): its current keys.
+    if (!row) return Fail(t, std::move(row).error());
     if (!*row || t.ColumnText(1) == "D") {
       t.Reset();
       continue;
     }
-    Version snapshot_version = ReadVersion(t, 0, 2);
+    Version snapshot_version;
+    snapshot_version.last_updated = t.ColumnInt(0);
+    if (bodies)
+      if (auto parsed = json::Parse(t.ColumnText(2)); parsed)
+        snapshot_version.body = std::move(parsed).value();
     t.Reset();
 
     auto old_values = KeyValues(sort, sql_types, snapshot_version, local_base);
     auto new_values = KeyValues(sort, sql_types, current_version, local_base);
     for (size_t i = 0; i < sort.size(); ++i) {
       if (!old_values[i] || old_values[i] == new_values[i]) continue;
-      changed[i][rid] = std::move(*old_values[i]);
+      changed[i].emplace(rid, std::move(*old_values[i]));
       rows_changed.insert(rid);
     }
     if (rows_changed.size() > kMaxKeysChangedSinceSnapshot)
-      return Error::Gone("The sort keys of more than " +
-                         std::to_string(kMaxKeysChangedSinceSnapshot) +
-                         " resources changed since this search's first page: its order can no "
-                         "longer be kept. Search again from the first page");
+      return TooManyChanges("The sort keys of more than " +
+                            std::to_string(kMaxKeysChangedSinceSnapshot) + " matches changed");
   }
   out.changed = rows_changed.size();
+  if (rows_changed.empty()) return out;
 
+  // Every key's lists padded to one size: a handful of statement texts whatever the changes.
+  size_t slots = 0;
+  for (const auto& c : changed) slots = std::max(slots, Slots(c.size()));
   for (size_t i = 0; i < sort.size(); ++i) {
     if (changed[i].empty()) continue;
-    // PostgreSQL's TEXT columns compare in code point order (COLLATE "C", as SQLite's): so do
-    // these values (the database layer writes TEXT so only in a column's type).
+    // PostgreSQL's TEXT columns compare in code point order (COLLATE "C", as SQLite's): so does
+    // this value (the database layer writes TEXT so only in a column's type).
     const bool text = sql_types[i] == "TEXT";
-    const std::string collate = text && pg ? " COLLATE \"C\"" : "";
     const std::string type = text && pg ? "text" : std::string(sql_types[i]);
-    const std::string cast_open = "CAST(? AS " + type + ")" + collate;
+    const std::string value = "CAST(? AS " + type + ")" + (text && pg ? " COLLATE \"C\"" : "");
     Sql s;
-    s.text = "CASE WHEN " + alias + ".rowid IN (" + Placeholders(changed[i].size()) +
-             ") THEN CASE " + alias + ".rowid";
+    s.text = "CASE WHEN " + alias + ".rowid IN (" + Placeholders(slots) + ") THEN CASE " + alias +
+             ".rowid";
     for (const auto& entry : changed[i]) s.bindings.push_back(entry.first);
-    for (auto& [rid, values] : changed[i]) {
-      s.text += " WHEN ? THEN ";
+    s.bindings.resize(slots, nullptr);
+    for (size_t j = 0; j < slots; ++j) s.text += " WHEN ? THEN " + value;
+    for (auto& [rid, key] : changed[i]) {
       s.bindings.push_back(rid);
-      if (values.empty()) {
-        s.text += "CAST(NULL AS " + type + ")" + collate;
-      } else if (values.size() == 1) {
-        s.text += cast_open;
-      } else {
-        // The least (greatest) of them, compared as the database compares the index's.
-        s.text += std::string("(SELECT ") + (sort[i].descending ? "MAX" : "MIN") + "(v) FROM (";
-        for (size_t j = 0; j < values.size(); ++j)
-          s.text += (j ? " UNION ALL SELECT " : "SELECT ") + cast_open + (j ? "" : " AS v");
-        s.text += ") AS o)";
-      }
-      for (Binding& b : values) s.bindings.push_back(std::move(b));
+      s.bindings.push_back(std::move(key));
     }
+    s.bindings.resize(3 * slots, nullptr);
     s.text += " END ELSE " + out.keys[i].text + " END";
     s.bindings.insert(s.bindings.end(), out.keys[i].bindings.begin(), out.keys[i].bindings.end());
     out.keys[i] = std::move(s);

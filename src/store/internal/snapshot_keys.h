@@ -14,10 +14,12 @@
 
 namespace fhirstone::store::internal {
 
-// The most history entries of the searched types read after the snapshot (their writes): a link
-// of a search whose types had more writes since its first page is gone (Error::Gone).
+// The bounds of a later page's work (past them its link is gone, Error::Gone: the search starts
+// again from its first page): the writes to the searched types since the first page (history
+// entries read), the matches updated since (each one's versions read), and the matches whose keys
+// changed (each one a value bound in the page's SQL).
 constexpr int64_t kMaxWritesSinceSnapshot = 50000;
-// The most resources whose keys changed since the snapshot (same error past it).
+constexpr size_t kMaxMatchesUpdatedSinceSnapshot = 2000;
 constexpr size_t kMaxKeysChangedSinceSnapshot = 1000;
 
 struct SnapshotKeys {
@@ -28,17 +30,19 @@ struct SnapshotKeys {
 // The sort keys of the resources of `types` (all types: empty) as of the snapshot whose last
 // history entry is `txid` and whose last resource row is `snapshot`. `current[i]` is key i's
 // expression over the current index (SortSql); `sql_types[i]` the SQL type of its values (TEXT,
-// BIGINT, DOUBLE PRECISION; empty: a key without values). A live resource of the snapshot updated
-// since (a history entry after `txid`) whose key's values differ from those of its version in the
-// snapshot gets that version's values (extracted from its body, as the index would hold them;
-// _lastUpdated: its time) in key i's expression: `CASE WHEN alias.rowid IN (...) THEN ... ELSE
-// current END`. The database takes the least (greatest, descending) of them as it does of index
-// rows (text in code point order on either database). `local_base`: the server's base URL
-// (references under it are local).
+// BIGINT, DOUBLE PRECISION; empty: a key without values). `matching`: the search's condition on
+// resource row `r` (its matches). A match of the snapshot updated since (a history entry after
+// `txid`) whose key differs from that of its version in the snapshot (extracted from its body as
+// the index would hold it; _lastUpdated: its time) gets that key in key i's expression:
+// `CASE WHEN alias.rowid IN (...) THEN CASE alias.rowid WHEN ... END ELSE current END`.
+// `local_base`: the server's base URL (references under it are local). Both versions are read
+// with the current parameters: a parameter changed since the snapshot (before `fhirstone
+// reindex` rewrote the index) may place a match by keys the index did not hold then.
 Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::SortKey>& sort,
                               std::vector<Sql> current,
                               const std::vector<std::string_view>& sql_types,
-                              const std::vector<std::string>& types, int64_t snapshot, int64_t txid,
-                              std::string_view local_base, const std::string& alias = "r");
+                              const std::vector<std::string>& types, const Sql& matching,
+                              int64_t snapshot, int64_t txid, std::string_view local_base,
+                              const std::string& alias = "r");
 
 }  // namespace fhirstone::store::internal
