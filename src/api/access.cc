@@ -218,6 +218,32 @@ Result<const Allowance*> ChooseAllowance(const FhirRequest& req, const Grant& gr
   return chosen;
 }
 
+// The criteria of a scope's query restriction on `type` (`?category=...`), as a search of that
+// type. A restriction that chains or reverse-chains is refused (it would read other types
+// unchecked), as one whose values need expanding where it confines a chain's link (`in_link`: the
+// store expands the criteria of a search, not those of its links).
+Result<std::vector<search::Criterion>> RestrictionCriteria(
+    const FhirRequest& req, const search::Registry& registry, std::string_view type,
+    const std::vector<std::pair<std::string, std::string>>& restriction, bool in_link) {
+  search::ParseOptions options;
+  options.strict = true;
+  auto parsed = search::ParseQuery(registry, {std::string(type)}, restriction, options);
+  if (!parsed) return std::move(parsed).error();
+  for (const auto& c : parsed->criteria) {
+    if (!c.chain.empty() || !c.has.empty() || !c.any_of.empty())
+      return Denied(req, "The access token's query restriction on " + std::string(type) +
+                             " chains to other types: it cannot confine a search");
+    bool expanded = c.modifier == "in" || c.modifier == "not-in" ||
+                    ((c.modifier == "above" || c.modifier == "below") && c.param &&
+                     c.param->type == search::ParamType::kToken);
+    if (in_link && expanded)
+      return Denied(req, "The access token's query restriction on " + std::string(type) + " (:" +
+                             c.modifier + ") cannot confine a chain or reverse chain through " +
+                             std::string(type) + ": search " + std::string(type) + " itself");
+  }
+  return std::move(parsed->criteria);
+}
+
 // Chains and reverse chains read the types they pass through: search access to each. With
 // `registry`, the resources each link reads are confined to what that access allows (the
 // patient's compartment, the scope's query restriction), as a search of the type itself would
@@ -242,20 +268,20 @@ Status AuthorizeCriteriaTypes(const FhirRequest& req, const search::Registry* re
       if (type != "Patient") c->compartment = registry->CompartmentParams("Patient", type);
     }
     if ((*chosen)->query && !(*chosen)->query->empty()) {
-      search::ParseOptions options;
-      options.strict = true;
-      auto restriction = search::ParseQuery(*registry, {type}, *(*chosen)->query, options);
-      if (!restriction) return std::move(restriction).error();
-      c->criteria = std::move(restriction->criteria);
+      auto criteria = RestrictionCriteria(req, *registry, type, *(*chosen)->query, true);
+      if (!criteria) return std::move(criteria).error();
+      c->criteria = std::move(criteria).value();
     }
     if (!c->patient.empty() || !c->criteria.empty()) confined = std::move(c);
     return Ok();
   };
   for (auto& c : query.criteria) {
     for (auto& link : c.chain) FHIRSTONE_RETURN_IF_ERROR(confine(link.target_type, link.confined));
-    for (auto& path : c.any_of)  // a chain through several types: every path's
+    for (auto& path : c.any_of) {  // a chain through several types: every path's
       for (auto& link : path.chain)
         FHIRSTONE_RETURN_IF_ERROR(confine(link.target_type, link.confined));
+      for (auto& has : path.has) FHIRSTONE_RETURN_IF_ERROR(confine(has.type, has.confined));
+    }
     for (auto& has : c.has) FHIRSTONE_RETURN_IF_ERROR(confine(has.type, has.confined));
   }
   return Ok();
@@ -321,11 +347,9 @@ Status RestrictSearch(const ApiContext& ctx, const FhirRequest& req,
     }
   }
   if (chosen->query && !chosen->query->empty()) {
-    search::ParseOptions options;
-    options.strict = true;
-    auto restriction = search::ParseQuery(registry, {type}, *chosen->query, options);
-    if (!restriction) return std::move(restriction).error();
-    for (auto& c : restriction->criteria) query.criteria.push_back(std::move(c));
+    auto criteria = RestrictionCriteria(req, registry, type, *chosen->query, false);
+    if (!criteria) return std::move(criteria).error();
+    for (auto& c : *criteria) query.criteria.push_back(std::move(c));
   }
   return Ok();
 }

@@ -1157,8 +1157,24 @@ Result<SearchResult> RunSearch(db::Connection& conn, const search::SearchQuery& 
       }
     }
     if (page->kind != 0 && history) {
-      auto as_of = KeysAsOf(conn, q.sort, std::move(key_sql), sql_types, q.types,
-                            Sql{where, bindings}, snapshot, *history, local_base);
+      // The search's condition as a check of one row: every criterion in its filter form.
+      auto matching = [&]() -> Result<Sql> {
+        Sql m{row_where, row_bindings};
+        int aliases = counter;
+        for (size_t i = 0; i < q.criteria.size(); ++i) {
+          if (criteria_sql[i].text.empty()) continue;  // implied
+          auto c = CriterionSql(
+              q.criteria[i], "r", aliases, local_base,
+              q.types.size() == 1 ? std::optional<std::string>(q.types[0]) : std::nullopt,
+              /*filter=*/true, conn.dialect(), index_shard);
+          if (!c) return std::move(c).error();
+          m.text += " AND " + c->text;
+          m.bindings.insert(m.bindings.end(), c->bindings.begin(), c->bindings.end());
+        }
+        return m;
+      };
+      auto as_of = KeysAsOf(conn, q.sort, std::move(key_sql), sql_types, q.types, matching,
+                            snapshot, *history, local_base);
       if (!as_of) return std::move(as_of).error();
       key_sql = std::move(as_of->keys);
       keys_changed = as_of->changed;

@@ -270,12 +270,14 @@ TEST_P(SortTest, PagesKeepTheFirstPagesOrderWhileSortKeysChange) {
   }
   struct Case {
     std::string type, sort;
+    search::QueryParams criteria = {};
   };
   for (const Case& c : std::vector<Case>{{"Observation", "code"},
                                          {"Observation", "-value-quantity"},
                                          {"Observation", "date"},
                                          {"Observation", "-subject"},
                                          {"Observation", "status,-date"},
+                                         {"Observation", "-date", {{"status", "final"}}},
                                          {"Patient", "family"},
                                          {"Patient", "-family"},
                                          {"Patient", "-birthdate,_id"}}) {
@@ -284,11 +286,14 @@ TEST_P(SortTest, PagesKeepTheFirstPagesOrderWhileSortKeysChange) {
                                     : std::function<std::string(int, int)>(observation);
     for (int i = 0; i < n; ++i) Put(make(i, i));  // the keys of rank i again
     const bool descending = c.sort.find('-') != std::string::npos;
-    Ids before = Pages(c.type, {{"_sort", c.sort}}, n, n);
+    search::QueryParams sorted = c.criteria;
+    sorted.emplace_back("_sort", c.sort);
+    Ids before = Pages(c.type, sorted, n, n);
     ASSERT_EQ(before.size(), static_cast<size_t>(n));
 
-    auto q =
-        search::ParseQuery(*holder_->Get(), {c.type}, {{"_sort", c.sort}, {"_count", "3"}}, {});
+    search::QueryParams paged = sorted;
+    paged.emplace_back("_count", "3");
+    auto q = search::ParseQuery(*holder_->Get(), {c.type}, paged, {});
     ASSERT_TRUE(q) << q.error().message();
     Ids seen;
     std::optional<std::string> previous;
@@ -329,7 +334,7 @@ TEST_P(SortTest, PagesKeepTheFirstPagesOrderWhileSortKeysChange) {
     }
     EXPECT_EQ(back, before);
     // A new search takes the keys as they are now.
-    EXPECT_NE(Pages(c.type, {{"_sort", c.sort}}, n, n), before);
+    EXPECT_NE(Pages(c.type, sorted, n, n), before);
   }
 }
 

@@ -835,6 +835,14 @@ TEST_P(AuthTest, ChainsReadOnlyWhatTheScopesOfTheirTypesAllow) {
   // Any Practitioner may be searched, but only through Ada's observations.
   EXPECT_EQ(ids("Practitioner?_has:Observation:performer:status=final"), Ids{"dr"});
   EXPECT_EQ(ids("Practitioner?_id=dr2&_has:Observation:performer:subject=Patient/pb"), Ids{});
+  // Through a chain to several types (Observation.subject: Patient, Group, Device, Location), the
+  // reverse chain's observations are Ada's too: not one about a Location by another practitioner.
+  Put("Location/ward", R"({"resourceType":"Location","id":"ward","name":"Ward"})");
+  Put("Observation/at-ward",
+      R"({"resourceType":"Observation","id":"at-ward","status":"final","code":{"text":"x"},)"
+      R"("subject":{"reference":"Location/ward"},"performer":[{"reference":"Practitioner/dr2"}]})");
+  EXPECT_EQ(ids("Location?name=Ward"), Ids{"ward"});
+  EXPECT_EQ(ids("Practitioner?_has:Observation:performer:subject.name=Ward"), Ids{});
   // A query restriction on the type read.
   t = Login("ada", "ada-password-1",
             "launch/patient patient/Patient.rs patient/Observation.rs?category=http://"
@@ -842,6 +850,14 @@ TEST_P(AuthTest, ChainsReadOnlyWhatTheScopesOfTheirTypesAllow) {
   token = std::string(t.GetString("access_token"));
   EXPECT_EQ(ids("Patient?_has:Observation:patient:category=laboratory"), Ids{"pa"});
   EXPECT_EQ(ids("Patient?_has:Observation:patient:category=vital-signs"), Ids{});
+  // A restriction that chains would read another type unchecked: refused.
+  t = Login("ada", "ada-password-1",
+            "launch/patient patient/Patient.rs patient/Observation.rs?subject:Patient.name=Ada");
+  token = std::string(t.GetString("access_token"));
+  ASSERT_NE(t.GetString("scope").find("subject:Patient.name"), std::string_view::npos)
+      << json::Write(t);
+  auto chained = Fhir("GET", "Observation", token);
+  EXPECT_EQ(chained.status, 403) << chained.body;
 }
 
 // Conditional operations and conditional references search too: the types their criteria's

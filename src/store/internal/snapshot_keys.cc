@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/json.h"
+#include "common/strings.h"
 #include "search/extract.h"
 
 namespace fhirstone::store::internal {
@@ -24,7 +25,8 @@ bool Less(const Binding& a, const Binding& b) {
 
 // The values of key `key`'s column (SortSql's) in the index rows of `entries`: those the
 // database takes the least or greatest of. Sorted, each once.
-std::vector<Binding> ColumnValues(const search::SortKey& key, const search::IndexEntries& e) {
+std::vector<Binding> ColumnValues(const search::SortKey& key, const search::IndexEntries& e,
+                                  bool pg) {
   std::vector<Binding> out;
   const bool high = key.descending;
   switch (key.param->type) {
@@ -54,6 +56,9 @@ std::vector<Binding> ColumnValues(const search::SortKey& key, const search::Inde
     default:
       break;
   }
+  if (pg)  // text as PostgreSQL stores it (a NUL or an invalid byte replaced)
+    for (Binding& b : out)
+      if (auto* text = std::get_if<std::string>(&b)) MakeValidUtf8(*text);
   std::sort(out.begin(), out.end(), Less);
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -81,7 +86,8 @@ struct Version {
 // never changes (_id) or has no values (special parameters).
 std::vector<std::optional<Binding>> KeyValues(const std::vector<search::SortKey>& sort,
                                               const std::vector<std::string_view>& sql_types,
-                                              const Version& v, std::string_view local_base) {
+                                              const Version& v, std::string_view local_base,
+                                              bool pg) {
   std::vector<std::optional<Binding>> out(sort.size());
   for (size_t i = 0; i < sort.size(); ++i) {
     const search::SearchParam& p = *sort[i].param;
@@ -90,16 +96,15 @@ std::vector<std::optional<Binding>> KeyValues(const std::vector<search::SortKey>
       out[i] = v.last_updated;
       continue;
     }
-    std::vector<Binding> values;
-    if (v.body) {
-      std::vector<const search::SearchParam*> params;
-      if (p.stored_as.empty()) {
-        params.push_back(&p);
-      } else {
-        params.assign(p.stored_as.begin(), p.stored_as.end());
-      }
-      values = ColumnValues(sort[i], search::ExtractIndex(params, *v.body, local_base));
+    if (!v.body) continue;  // not parsed: the key is not known
+    std::vector<const search::SearchParam*> params;
+    if (p.stored_as.empty()) {
+      params.push_back(&p);
+    } else {
+      params.assign(p.stored_as.begin(), p.stored_as.end());
     }
+    std::vector<Binding> values =
+        ColumnValues(sort[i], search::ExtractIndex(params, *v.body, local_base), pg);
     if (values.empty()) {
       out[i] = nullptr;
     } else {
@@ -138,9 +143,9 @@ Error TooManyChanges(const std::string& what) {
 Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::SortKey>& sort,
                               std::vector<Sql> current,
                               const std::vector<std::string_view>& sql_types,
-                              const std::vector<std::string>& types, const Sql& matching,
-                              int64_t snapshot, int64_t txid, std::string_view local_base,
-                              const std::string& alias) {
+                              const std::vector<std::string>& types,
+                              const std::function<Result<Sql>()>& matching, int64_t snapshot,
+                              int64_t txid, std::string_view local_base, const std::string& alias) {
   SnapshotKeys out;
   out.keys = std::move(current);
   const bool pg = conn.dialect() == db::Dialect::kPostgres;
@@ -193,24 +198,32 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
   }
   if (updated.empty()) return out;
 
-  // Those that match the search (`matching`), read by row id in lists of a fixed size.
+  // Those that match the search (`matching`): the row ids (a VALUES list padded to a power of
+  // two, at most 4096 a statement) joined to their rows, each checked by the search's condition
+  // (in its filter form: index lookups for the row, not subqueries over every match).
   std::vector<int64_t> matches;
   {
-    constexpr size_t kChunk = 256;
-    auto stmt = conn.Prepare("SELECT r.rowid FROM resource r WHERE r.rowid IN (" +
-                             Placeholders(kChunk) + ") AND " + matching.text);
+    auto condition = matching();
+    if (!condition) return std::move(condition).error();
+    constexpr size_t kChunk = 4096;
+    const size_t slots = std::min(kChunk, Slots(updated.size()));
+    std::string sql = "WITH ids(k) AS (VALUES (CAST(? AS BIGINT))";
+    for (size_t i = 1; i < slots; ++i) sql += ", (?)";
+    sql += std::string(") SELECT r.rowid FROM ids ") + (pg ? "JOIN" : "CROSS JOIN") +
+           " resource r ON r.rowid = ids.k WHERE " + condition->text;
+    auto stmt = conn.Prepare(sql);
     if (!stmt) return std::move(stmt).error();
     db::Statement& s = **stmt;
-    for (size_t from = 0; from < updated.size(); from += kChunk) {
+    for (size_t from = 0; from < updated.size(); from += slots) {
       int index = 1;
-      for (size_t i = from; i < from + kChunk; ++i) {
+      for (size_t i = from; i < from + slots; ++i) {
         if (i < updated.size()) {
           s.BindInt(index++, updated[i]);
         } else {
           s.BindNull(index++);
         }
       }
-      Bind(s, index, matching.bindings);
+      Bind(s, index, condition->bindings);
       while (true) {
         auto row = s.Step();
         if (!row) return Fail(s, std::move(row).error());
@@ -275,8 +288,8 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
         snapshot_version.body = std::move(parsed).value();
     t.Reset();
 
-    auto old_values = KeyValues(sort, sql_types, snapshot_version, local_base);
-    auto new_values = KeyValues(sort, sql_types, current_version, local_base);
+    auto old_values = KeyValues(sort, sql_types, snapshot_version, local_base, pg);
+    auto new_values = KeyValues(sort, sql_types, current_version, local_base, pg);
     for (size_t i = 0; i < sort.size(); ++i) {
       if (!old_values[i] || old_values[i] == new_values[i]) continue;
       changed[i].emplace(rid, std::move(*old_values[i]));
@@ -289,11 +302,15 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
   out.changed = rows_changed.size();
   if (rows_changed.empty()) return out;
 
-  // Every key's lists padded to one size: a handful of statement texts whatever the changes.
-  size_t slots = 0;
-  for (const auto& c : changed) slots = std::max(slots, Slots(c.size()));
+  // Each key's lists padded to a power of two: a handful of statement texts whatever the
+  // changes. Their placeholders stay well within both databases' limits.
+  size_t placeholders = 0;
+  for (const auto& c : changed) placeholders += c.empty() ? 0 : 3 * Slots(c.size());
+  if (placeholders > kMaxKeyPlaceholders)
+    return TooManyChanges("Too many sort keys of matches changed");
   for (size_t i = 0; i < sort.size(); ++i) {
     if (changed[i].empty()) continue;
+    const size_t slots = Slots(changed[i].size());
     // PostgreSQL's TEXT columns compare in code point order (COLLATE "C", as SQLite's): so does
     // this value (the database layer writes TEXT so only in a column's type).
     const bool text = sql_types[i] == "TEXT";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,9 @@ namespace fhirstone::store::internal {
 constexpr int64_t kMaxWritesSinceSnapshot = 50000;
 constexpr size_t kMaxMatchesUpdatedSinceSnapshot = 2000;
 constexpr size_t kMaxKeysChangedSinceSnapshot = 1000;
+// The most placeholders the changed keys take (three for each of a key's changed matches, its
+// list padded to a power of two): SQLite allows 32,766 in a statement, the search's own included.
+constexpr size_t kMaxKeyPlaceholders = 16384;
 
 struct SnapshotKeys {
   std::vector<Sql> keys;  // each sort key's expression over row `alias`
@@ -30,19 +34,21 @@ struct SnapshotKeys {
 // The sort keys of the resources of `types` (all types: empty) as of the snapshot whose last
 // history entry is `txid` and whose last resource row is `snapshot`. `current[i]` is key i's
 // expression over the current index (SortSql); `sql_types[i]` the SQL type of its values (TEXT,
-// BIGINT, DOUBLE PRECISION; empty: a key without values). `matching`: the search's condition on
-// resource row `r` (its matches). A match of the snapshot updated since (a history entry after
-// `txid`) whose key differs from that of its version in the snapshot (extracted from its body as
-// the index would hold it; _lastUpdated: its time) gets that key in key i's expression:
-// `CASE WHEN alias.rowid IN (...) THEN CASE alias.rowid WHEN ... END ELSE current END`.
-// `local_base`: the server's base URL (references under it are local). Both versions are read
-// with the current parameters: a parameter changed since the snapshot (before `fhirstone
-// reindex` rewrote the index) may place a match by keys the index did not hold then.
+// BIGINT, DOUBLE PRECISION; empty: a key without values). `matching` gives the search's condition
+// on resource row `r` (its matches), in the form that checks one row (not driven by an index). A
+// match of the snapshot updated since (a history entry after `txid`) whose key differs from that of
+// its version in the snapshot (extracted from its body as the index would hold it; _lastUpdated:
+// its time) gets that key in key i's expression: `CASE WHEN alias.rowid IN (...) THEN CASE
+// alias.rowid WHEN ... END ELSE current END`. `local_base`: the server's base URL (references under
+// it are local). Both versions are read with the current parameters: a parameter changed since the
+// snapshot (before `fhirstone reindex` rewrote the index) may place a match by keys the index did
+// not hold then.
 Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::SortKey>& sort,
                               std::vector<Sql> current,
                               const std::vector<std::string_view>& sql_types,
-                              const std::vector<std::string>& types, const Sql& matching,
-                              int64_t snapshot, int64_t txid, std::string_view local_base,
+                              const std::vector<std::string>& types,
+                              const std::function<Result<Sql>()>& matching, int64_t snapshot,
+                              int64_t txid, std::string_view local_base,
                               const std::string& alias = "r");
 
 }  // namespace fhirstone::store::internal
