@@ -98,6 +98,7 @@ class PreparedTransactionTest : public store::StoreFixture {
  protected:
   void SetUp() override {
     StoreFixture::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
     interposing_ = std::make_unique<InterposingStore>(*store_);
     api_ = std::make_unique<FhirApi>(*interposing_, clock_, ids_, *holder_, ApiOptions{});
   }

@@ -496,26 +496,6 @@ std::string KeysValues(size_t n, size_t& slots) {
   return with + ") ";
 }
 
-// The integers of the first column of `sql`'s rows, appended to `out`.
-Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& out) {
-  auto stmt = conn.Prepare(sql.text);
-  if (!stmt) return std::move(stmt).error();
-  db::Statement& s = **stmt;
-  int index = 1;
-  Bind(s, index, sql.bindings);
-  while (true) {
-    auto row = s.Step();
-    if (!row) {
-      s.Reset();
-      return std::move(row).error();
-    }
-    if (!*row) break;
-    out.push_back(s.ColumnInt(0));
-  }
-  s.Reset();
-  return Ok();
-}
-
 // The rows of `rids` (distinct row ids), appended to `out` in that order (their row ids to
 // `out_rids`): one statement, the row ids as a VALUES list joined to the resource rows, instead of
 // one lookup each (half the SQL for a page of 50; `rowid IN (...)` sorts the list in a temporary

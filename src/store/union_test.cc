@@ -20,7 +20,7 @@ class UnionParamTest : public StoreFixture {
  protected:
   void SetUp() override {
     StoreFixture::SetUp();
-    if (HasFatalFailure()) return;
+    if (HasFatalFailure() || IsSkipped()) return;
     Put(R"({"resourceType":"Patient","id":"p1"})");
     Put(R"({"resourceType":"Patient","id":"p2"})");
     // o1: code A with 5 mg. o2: code B, a component A with 7 mg. o3: code C, a component D with

@@ -1171,6 +1171,25 @@ void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings) {
   }
 }
 
+Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& out) {
+  auto stmt = conn.Prepare(sql.text);
+  if (!stmt) return std::move(stmt).error();
+  db::Statement& s = **stmt;
+  int index = 1;
+  Bind(s, index, sql.bindings);
+  while (true) {
+    auto row = s.Step();
+    if (!row) {
+      s.Reset();
+      return std::move(row).error();
+    }
+    if (!*row) break;
+    out.push_back(s.ColumnInt(0));
+  }
+  s.Reset();
+  return Ok();
+}
+
 const std::vector<std::pair<const char*, const char*>>& UnionRowsDropped() {
   static const std::vector<std::pair<const char*, const char*>> kRows = {
       {"idx_token", "Observation.combo-code"},

@@ -87,6 +87,8 @@ Sql SortSql(const search::SortKey& key, const std::string& alias,
             std::optional<int64_t> shard = std::nullopt);
 
 void Bind(db::Statement& s, int& index, const std::vector<Binding>& bindings);
+// The integers of the first column of `sql`'s rows (row ids, a count), appended to `out`.
+Status ReadRowIds(db::Connection& conn, const Sql& sql, std::vector<int64_t>& out);
 
 // The condition that the time range [low_column, high_column) matches one date search value
 // (prefix and FHIR precision rules), e.g. "ge2026-01"; Invalid when malformed.

@@ -149,92 +149,64 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
   SnapshotKeys out;
   out.keys = std::move(current);
   const bool pg = conn.dialect() == db::Dialect::kPostgres;
-  const std::string type_in =
-      types.empty() ? "" : " AND h.type IN (" + Placeholders(types.size()) + ")";
-  auto bind_since = [&](db::Statement& s, int& index) {
-    s.BindInt(index++, txid);
-    for (const std::string& t : types) s.BindText(index++, t);
-  };
+  // The history entries after the snapshot's last, of the searched types (through
+  // resource_history_type, or the primary key for every type).
+  std::string after = "h.txid > ?";
+  std::vector<Binding> after_bindings{txid};
+  if (!types.empty()) after += " AND h.type IN (" + Placeholders(types.size()) + ")";
+  after_bindings.insert(after_bindings.end(), types.begin(), types.end());
 
-  // The writes to the searched types since (history entries after the snapshot's last, through
-  // resource_history_type or the primary key), at most so many.
-  {
-    auto stmt =
-        conn.Prepare("SELECT count(*) FROM (SELECT 1 FROM resource_history h WHERE h.txid > ?" +
-                     type_in + " LIMIT " + std::to_string(kMaxWritesSinceSnapshot + 1) + ") AS w");
-    if (!stmt) return std::move(stmt).error();
-    db::Statement& s = **stmt;
-    int index = 1;
-    bind_since(s, index);
-    auto row = s.Step();
-    if (!row) return Fail(s, std::move(row).error());
-    int64_t writes = *row ? s.ColumnInt(0) : 0;
-    s.Reset();
-    if (writes == 0) return out;
-    if (writes > kMaxWritesSinceSnapshot)
-      return TooManyChanges("More than " + std::to_string(kMaxWritesSinceSnapshot) +
-                            " writes to the types searched");
-  }
+  // The writes to the searched types since, at most so many.
+  std::vector<int64_t> writes;
+  FHIRSTONE_RETURN_IF_ERROR(
+      ReadRowIds(conn,
+                 Sql{"SELECT count(*) FROM (SELECT 1 FROM resource_history h WHERE " + after +
+                         " LIMIT " + std::to_string(kMaxWritesSinceSnapshot + 1) + ") AS w",
+                     after_bindings},
+                 writes));
+  if (writes.empty() || writes[0] == 0) return out;
+  if (writes[0] > kMaxWritesSinceSnapshot)
+    return TooManyChanges("More than " + std::to_string(kMaxWritesSinceSnapshot) +
+                          " writes to the types searched");
 
   // The resources of the snapshot (row id up to its last) updated since and live.
   std::vector<int64_t> updated;
-  {
-    auto stmt = conn.Prepare(
-        "SELECT DISTINCT x.rowid FROM resource_history h JOIN resource x ON x.type = h.type AND "
-        "x.id = h.id WHERE h.txid > ?" +
-        type_in + " AND h.version > 1 AND x.rowid <= ? AND x.deleted = 0");
-    if (!stmt) return std::move(stmt).error();
-    db::Statement& s = **stmt;
-    int index = 1;
-    bind_since(s, index);
-    s.BindInt(index, snapshot);
-    while (true) {
-      auto row = s.Step();
-      if (!row) return Fail(s, std::move(row).error());
-      if (!*row) break;
-      updated.push_back(s.ColumnInt(0));
-    }
-    s.Reset();
-  }
+  Sql since{
+      "SELECT DISTINCT x.rowid FROM resource_history h JOIN resource x ON x.type = h.type "
+      "AND x.id = h.id WHERE " +
+          after + " AND h.version > 1 AND x.rowid <= ? AND x.deleted = 0",
+      after_bindings};
+  since.bindings.push_back(snapshot);
+  FHIRSTONE_RETURN_IF_ERROR(ReadRowIds(conn, since, updated));
   if (updated.empty()) return out;
 
   // Those that match the search (`matching`): the row ids (a VALUES list padded to a power of
   // two, at most 4096 a statement) joined to their rows, each checked by the search's condition
   // (in its filter form: index lookups for the row, not subqueries over every match).
   std::vector<int64_t> matches;
-  {
-    auto condition = matching();
-    if (!condition) return std::move(condition).error();
-    constexpr size_t kChunk = 4096;
-    const size_t slots = std::min(kChunk, Slots(updated.size()));
-    std::string sql = "WITH ids(k) AS (VALUES (CAST(? AS BIGINT))";
-    for (size_t i = 1; i < slots; ++i) sql += ", (?)";
-    sql += std::string(") SELECT r.rowid FROM ids ") + (pg ? "JOIN" : "CROSS JOIN") +
-           " resource r ON r.rowid = ids.k WHERE " + condition->text;
-    auto stmt = conn.Prepare(sql);
-    if (!stmt) return std::move(stmt).error();
-    db::Statement& s = **stmt;
-    for (size_t from = 0; from < updated.size(); from += slots) {
-      int index = 1;
-      for (size_t i = from; i < from + slots; ++i) {
-        if (i < updated.size()) {
-          s.BindInt(index++, updated[i]);
-        } else {
-          s.BindNull(index++);
-        }
+  auto condition = matching();
+  if (!condition) return std::move(condition).error();
+  constexpr size_t kChunk = 4096;
+  const size_t slots = std::min(kChunk, Slots(updated.size()));
+  Sql chunk{"WITH ids(k) AS (VALUES (CAST(? AS BIGINT))", {}};
+  for (size_t i = 1; i < slots; ++i) chunk.text += ", (?)";
+  chunk.text += std::string(") SELECT r.rowid FROM ids ") + (pg ? "JOIN" : "CROSS JOIN") +
+                " resource r ON r.rowid = ids.k WHERE " + condition->text;
+  for (size_t from = 0; from < updated.size(); from += slots) {
+    chunk.bindings.clear();
+    for (size_t i = from; i < from + slots; ++i) {
+      if (i < updated.size()) {
+        chunk.bindings.push_back(updated[i]);
+      } else {
+        chunk.bindings.push_back(nullptr);
       }
-      Bind(s, index, condition->bindings);
-      while (true) {
-        auto row = s.Step();
-        if (!row) return Fail(s, std::move(row).error());
-        if (!*row) break;
-        matches.push_back(s.ColumnInt(0));
-      }
-      s.Reset();
-      if (matches.size() > kMaxMatchesUpdatedSinceSnapshot)
-        return TooManyChanges("More than " + std::to_string(kMaxMatchesUpdatedSinceSnapshot) +
-                              " matches updated");
     }
+    chunk.bindings.insert(chunk.bindings.end(), condition->bindings.begin(),
+                          condition->bindings.end());
+    FHIRSTONE_RETURN_IF_ERROR(ReadRowIds(conn, chunk, matches));
+    if (matches.size() > kMaxMatchesUpdatedSinceSnapshot)
+      return TooManyChanges("More than " + std::to_string(kMaxMatchesUpdatedSinceSnapshot) +
+                            " matches updated");
   }
   if (matches.empty()) return out;
 
