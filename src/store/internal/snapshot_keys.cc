@@ -114,6 +114,16 @@ std::vector<std::optional<Binding>> KeyValues(const std::vector<search::SortKey>
   return out;
 }
 
+// The version in the current row of `s`: its time (column `time`) and, when `body` is set, its
+// body parsed (column `*body`; none when it does not parse: its keys are then not known).
+Version ReadVersion(db::Statement& s, int time, std::optional<int> body) {
+  Version v;
+  v.last_updated = s.ColumnInt(time);
+  if (body)
+    if (auto parsed = json::Parse(s.ColumnText(*body)); parsed) v.body = std::move(parsed).value();
+  return v;
+}
+
 Error Fail(db::Statement& s, Error e) {
   s.Reset();
   return e;
@@ -236,11 +246,7 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
       continue;
     }
     std::string type(n.ColumnText(0)), id(n.ColumnText(1));
-    Version current_version;
-    current_version.last_updated = n.ColumnInt(2);
-    if (bodies)
-      if (auto parsed = json::Parse(n.ColumnText(3)); parsed)
-        current_version.body = std::move(parsed).value();
+    Version current_version = ReadVersion(n, 2, bodies ? std::optional<int>(3) : std::nullopt);
     n.Reset();
 
     db::Statement& t = **then;
@@ -253,11 +259,7 @@ Result<SnapshotKeys> KeysAsOf(db::Connection& conn, const std::vector<search::So
       t.Reset();
       continue;
     }
-    Version snapshot_version;
-    snapshot_version.last_updated = t.ColumnInt(0);
-    if (bodies)
-      if (auto parsed = json::Parse(t.ColumnText(2)); parsed)
-        snapshot_version.body = std::move(parsed).value();
+    Version snapshot_version = ReadVersion(t, 0, bodies ? std::optional<int>(2) : std::nullopt);
     t.Reset();
 
     auto old_values = KeyValues(sort, sql_types, snapshot_version, local_base, pg);
